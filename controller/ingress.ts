@@ -1,0 +1,238 @@
+// Ingress (networking.k8s.io/v1) -> routes. Class selection, validation, path rules and the
+// "oldest wins" conflict rule live here; backend resolution is in backends.ts.
+
+import type { RouteIR } from '../router/types.ts';
+import type { BackendIndex, ServicePortRef } from './backends.ts';
+import { asArray, asRecord, asString, compareAge, isRecord, type KubeObject, type Problem } from './objects.ts';
+import type { TableBuilder } from './table-builder.ts';
+
+export const INGRESS_CONTROLLER_NAME = 'portico.dev/ingress-controller';
+export const DEFAULT_CLASS_ANNOTATION = 'ingressclass.kubernetes.io/is-default-class';
+export const LEGACY_CLASS_ANNOTATION = 'kubernetes.io/ingress.class';
+export const TIMEOUT_ANNOTATION = 'portico.dev/proxy-read-timeout';
+
+const PATH_TYPES = new Set(['Exact', 'Prefix', 'ImplementationSpecific']);
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+
+export interface IngressClassSelection {
+  /** The class Portico serves (`--ingress-class`), when an IngressClass of that name names our controller. */
+  readonly className: string;
+  readonly classFound: boolean;
+  readonly isDefault: boolean;
+  readonly problems: Problem[];
+}
+
+export function selectIngressClass(objects: readonly KubeObject[], className: string): IngressClassSelection {
+  const problems: Problem[] = [];
+  const cls = objects.find((o) => o.kind === 'IngressClass' && o.metadata.name === className);
+  if (!cls) {
+    problems.push({ severity: 'warning', kind: 'IngressClass', name: className, message: `IngressClass ${className} not found; no Ingress is served until it exists with spec.controller ${INGRESS_CONTROLLER_NAME}` });
+    return { className, classFound: false, isDefault: false, problems };
+  }
+  const controller = asString(asRecord(cls.spec).controller);
+  if (controller !== INGRESS_CONTROLLER_NAME) {
+    problems.push({ severity: 'warning', kind: 'IngressClass', name: className, message: `IngressClass ${className} has spec.controller ${controller ?? '(none)'}, not ${INGRESS_CONTROLLER_NAME}; its Ingresses are not served` });
+    return { className, classFound: false, isDefault: false, problems };
+  }
+  return { className, classFound: true, isDefault: cls.metadata.annotations?.[DEFAULT_CLASS_ANNOTATION] === 'true', problems };
+}
+
+/** The class an Ingress asks for: spec.ingressClassName, else the legacy annotation. */
+export function ingressClassOf(ing: KubeObject): string | undefined {
+  return asString(asRecord(ing.spec).ingressClassName) || ing.metadata.annotations?.[LEGACY_CLASS_ANNOTATION] || undefined;
+}
+
+export function isServedIngress(ing: KubeObject, sel: IngressClassSelection): boolean {
+  if (!sel.classFound || ing.kind !== 'Ingress') return false;
+  const cls = ingressClassOf(ing);
+  return cls === undefined ? sel.isDefault : cls === sel.className;
+}
+
+/** A hostname as Ingress allows it: DNS-1123 name, optionally `*.` + name; never an IP. */
+export function validIngressHost(host: string): boolean {
+  if (host.length > 253) return false;
+  const name = host.startsWith('*.') ? host.slice(2) : host;
+  const labels = name.split('.');
+  if (labels.length < (host.startsWith('*.') ? 2 : 1)) return false;
+  if (labels.every((l) => /^[0-9]+$/.test(l))) return false;
+  return labels.every((l) => l.length <= 63 && DNS_LABEL.test(l));
+}
+
+interface IngressPath {
+  host: string;
+  pathType: 'Exact' | 'Prefix';
+  path: string;
+  service: string;
+  port: ServicePortRef;
+  ruleIndex: number;
+  pathIndex: number;
+}
+
+interface ParsedIngress {
+  paths: IngressPath[];
+  defaultBackend?: { service: string; port: ServicePortRef };
+  timeoutMs?: number;
+  /** Errors that make this version of the object invalid. */
+  errors: string[];
+}
+
+function parseBackend(v: unknown, where: string, errors: string[]): { service: string; port: ServicePortRef } | undefined {
+  if (!isRecord(v)) {
+    errors.push(`${where}: missing backend`);
+    return undefined;
+  }
+  if (v.resource !== undefined) {
+    errors.push(`${where}: resource backends are not supported`);
+    return undefined;
+  }
+  const svc = asRecord(v.service);
+  const name = asString(svc.name);
+  if (!name) {
+    errors.push(`${where}: backend.service.name is required`);
+    return undefined;
+  }
+  const port = asRecord(svc.port);
+  const number = port.number;
+  const portName = asString(port.name);
+  if (typeof number === 'number' && Number.isInteger(number) && number > 0 && number < 65536 && !portName) return { service: name, port: { number } };
+  if (portName && number === undefined) return { service: name, port: { name: portName } };
+  errors.push(`${where}: backend.service.port needs exactly one of number (1-65535) or name`);
+  return undefined;
+}
+
+/** Reads an Ingress's spec, collecting every validation error instead of stopping at the first. */
+export function parseIngress(ing: KubeObject): ParsedIngress {
+  const errors: string[] = [];
+  const spec = asRecord(ing.spec);
+  const paths: IngressPath[] = [];
+  let defaultBackend: ParsedIngress['defaultBackend'];
+  if (spec.defaultBackend !== undefined) defaultBackend = parseBackend(spec.defaultBackend, 'spec.defaultBackend', errors);
+  const rules = asArray(spec.rules);
+  if (rules.length === 0 && spec.defaultBackend === undefined) errors.push('spec needs rules or a defaultBackend');
+  rules.forEach((rule, ruleIndex) => {
+    const r = asRecord(rule);
+    const rawHost = asString(r.host) ?? '';
+    const host = rawHost.toLowerCase();
+    if (host !== '' && !validIngressHost(host)) {
+      errors.push(`spec.rules[${ruleIndex}].host ${JSON.stringify(rawHost)} is not a valid hostname`);
+      return;
+    }
+    asArray(asRecord(r.http).paths).forEach((p, pathIndex) => {
+      const where = `spec.rules[${ruleIndex}].http.paths[${pathIndex}]`;
+      const pr = asRecord(p);
+      const pathType = asString(pr.pathType);
+      if (!pathType || !PATH_TYPES.has(pathType)) {
+        errors.push(`${where}: pathType ${JSON.stringify(pr.pathType ?? null)} must be Exact, Prefix or ImplementationSpecific`);
+        return;
+      }
+      let path = asString(pr.path) ?? '';
+      if (path === '' && pathType === 'ImplementationSpecific') path = '/';
+      if (!path.startsWith('/')) {
+        errors.push(`${where}: path ${JSON.stringify(path)} must be absolute`);
+        return;
+      }
+      if (/[?#\s]/.test(path)) {
+        errors.push(`${where}: path ${JSON.stringify(path)} must not contain '?', '#' or whitespace`);
+        return;
+      }
+      const backend = parseBackend(pr.backend, where, errors);
+      if (!backend) return;
+      // ImplementationSpecific is served as Prefix (documented in README); Prefix ignores a trailing slash.
+      const type = pathType === 'Exact' ? 'Exact' : 'Prefix';
+      const normalized = type === 'Prefix' ? path.replace(/\/+$/, '') || '/' : path;
+      paths.push({ host, pathType: type, path: normalized, service: backend.service, port: backend.port, ruleIndex, pathIndex });
+    });
+  });
+  let timeoutMs: number | undefined;
+  const t = ing.metadata.annotations?.[TIMEOUT_ANNOTATION];
+  if (t !== undefined) {
+    const seconds = Number(t);
+    if (Number.isFinite(seconds) && seconds > 0) timeoutMs = Math.round(seconds * 1000);
+    else errors.push(`annotation ${TIMEOUT_ANNOTATION}: ${JSON.stringify(t)} is not a positive number of seconds`);
+  }
+  return { paths, defaultBackend, timeoutMs, errors };
+}
+
+export interface IngressTranslation {
+  /** Ingresses that Portico owns (their current version), for status. */
+  readonly served: KubeObject[];
+  readonly problems: Problem[];
+}
+
+/**
+ * Adds the routes of every served Ingress to the builder. `lastGood` holds, per Ingress, the last
+ * version that had no errors: an invalid edit keeps that version serving instead of dropping routes.
+ */
+export function translateIngresses(
+  ingresses: readonly { object: KubeObject; origin: string }[],
+  index: BackendIndex,
+  builder: TableBuilder,
+  lastGood: Map<string, KubeObject>,
+): IngressTranslation {
+  const problems: Problem[] = [];
+  const served: KubeObject[] = [];
+  const live = new Set<string>();
+  const chosen: { object: KubeObject; current: KubeObject; origin: string; parsed: ParsedIngress }[] = [];
+
+  for (const { object, origin } of ingresses) {
+    const key = `${object.metadata.namespace}/${object.metadata.name}`;
+    live.add(key);
+    const parsed = parseIngress(object);
+    const ns = object.metadata.namespace ?? 'default';
+    const refs = [...parsed.paths.map((p) => ({ service: p.service, at: `${p.host || '*'}${p.path}` })), ...(parsed.defaultBackend ? [{ service: parsed.defaultBackend.service, at: 'spec.defaultBackend' }] : [])];
+    const missing = refs.filter((r) => !index.hasService(ns, r.service)).map((r) => `Service ${ns}/${r.service} not found (${r.at})`);
+    const errors = [...parsed.errors, ...missing];
+    const report = (message: string, severity: Problem['severity'] = 'error'): void => {
+      problems.push({ severity, kind: 'Ingress', namespace: object.metadata.namespace, name: object.metadata.name, origin, message });
+    };
+    if (errors.length === 0) {
+      lastGood.set(key, object);
+      chosen.push({ object, current: object, origin, parsed });
+      continue;
+    }
+    const previous = lastGood.get(key);
+    if (previous && previous.metadata.generation !== object.metadata.generation) {
+      for (const e of errors) report(`generation ${object.metadata.generation} is invalid: ${e}; still serving generation ${previous.metadata.generation}`);
+      chosen.push({ object: previous, current: object, origin, parsed: parseIngress(previous) });
+    } else {
+      // No earlier good version: serve what is valid; routes to a missing Service answer 503.
+      for (const e of errors) report(e);
+      chosen.push({ object, current: object, origin, parsed });
+    }
+  }
+  for (const key of [...lastGood.keys()]) if (!live.has(key)) lastGood.delete(key);
+
+  chosen.sort((a, b) => compareAge(a.object, b.object));
+  const claimed = new Map<string, string>();
+  for (const { object, current, origin, parsed } of chosen) {
+    const ns = object.metadata.namespace ?? 'default';
+    const owner = `${ns}/${object.metadata.name}`;
+    const source = { kind: 'Ingress', namespace: ns, name: object.metadata.name };
+    served.push(current);
+    const routeFor = (id: string, pathType: RouteIR['pathType'], path: string, service: string, port: ServicePortRef): RouteIR => {
+      const resolved = index.resolve(ns, service, port);
+      builder.addBackend(resolved.key, resolved.backend);
+      return { id, pathType, path, backends: [{ backend: resolved.key, weight: 1 }], source, ...(parsed.timeoutMs ? { timeoutMs: parsed.timeoutMs } : {}) };
+    };
+    for (const p of parsed.paths) {
+      const claimKey = `${p.host || '*'} ${p.pathType} ${p.path}`;
+      const holder = claimed.get(claimKey);
+      if (holder !== undefined) {
+        problems.push({ severity: 'error', kind: 'Ingress', namespace: ns, name: object.metadata.name, origin, message: `${p.pathType} path ${p.path} on host ${p.host || '*'} is already served by the older Ingress ${holder}; this one is not served` });
+        continue;
+      }
+      claimed.set(claimKey, owner);
+      builder.addRoute(p.host || '*', routeFor(`${owner}#${p.ruleIndex}.${p.pathIndex}`, p.pathType, p.path, p.service, p.port));
+    }
+    if (parsed.defaultBackend) {
+      const route = routeFor(`${owner}#default`, 'Prefix', '/', parsed.defaultBackend.service, parsed.defaultBackend.port);
+      const hosts = new Set(parsed.paths.map((p) => p.host || '*'));
+      for (const host of hosts) builder.setFallback(host, route);
+      const holder = builder.setDefaultRoute(route);
+      if (holder !== undefined && holder !== route) {
+        problems.push({ severity: 'warning', kind: 'Ingress', namespace: ns, name: object.metadata.name, origin, message: `spec.defaultBackend serves only this Ingress's hosts; the older Ingress ${holder.source.namespace}/${holder.source.name} holds the default for unmatched hosts` });
+      }
+    }
+  }
+  return { served, problems };
+}

@@ -1,0 +1,278 @@
+// Compiles a RoutingIR into a frozen RoutingTable. The primary compiles each IR once to validate
+// it; every worker compiles the same IR again (functions and Maps do not cross IPC).
+
+import { hostKey } from './host.ts';
+import { needsNormalizing, normalizePath, pathEnd } from './path.ts';
+import { PathNode, findChild, freezeTrie, getOrAddChild, splitSegments } from './trie.ts';
+import type { BackendIR, RouteIR, RoutingIR, ValueMatchIR, VirtualHostIR } from './types.ts';
+
+/** What a route's extra conditions may read from a request. Only called when a route has some. */
+export interface RequestAttributes {
+  readonly method: string;
+  /** Header value by lower-case name; several values joined with ', '. */
+  header(name: string): string | undefined;
+  queryParam(name: string): string | undefined;
+}
+
+export interface CompiledEndpoint {
+  readonly address: string;
+  readonly port: number;
+  /** `http://10.0.0.1:8080`, `http://[fd00::1]:80`: the connection-pool key. */
+  readonly origin: string;
+}
+
+export interface CompiledBackend {
+  readonly name: string;
+  readonly protocol: 'http' | 'https' | 'h2c';
+  readonly endpoints: readonly CompiledEndpoint[];
+  readonly unavailableReason: string | undefined;
+  /** Round-robin position: run-time state, the one mutable part of a table. */
+  readonly cursor: Uint32Array;
+}
+
+interface CompiledValueMatch {
+  readonly name: string;
+  readonly test: (value: string | undefined) => boolean;
+}
+
+export interface CompiledRoute {
+  readonly ir: RouteIR;
+  readonly id: string;
+  readonly method: string | undefined;
+  readonly headers: readonly CompiledValueMatch[] | undefined;
+  readonly queryParams: readonly CompiledValueMatch[] | undefined;
+  readonly backends: readonly { readonly backend: CompiledBackend; readonly weight: number }[];
+  readonly totalWeight: number;
+}
+
+export interface VirtualHost {
+  readonly hostname: string;
+  readonly root: PathNode<CompiledRoute>;
+  readonly fallback: CompiledRoute | undefined;
+}
+
+export class CompileError extends Error {}
+
+function compileValueMatch(m: ValueMatchIR, lowerName: boolean): CompiledValueMatch {
+  const name = lowerName ? m.name.toLowerCase() : m.name;
+  if (m.type === 'Exact') {
+    const want = m.value;
+    return { name, test: (v) => v === want };
+  }
+  let re: RegExp;
+  try {
+    re = new RegExp(`^(?:${m.value})$`);
+  } catch (err) {
+    throw new CompileError(`invalid regular expression ${JSON.stringify(m.value)}: ${(err as Error).message}`);
+  }
+  return { name, test: (v) => v !== undefined && re.test(v) };
+}
+
+function compileBackend(b: BackendIR): CompiledBackend {
+  return {
+    name: b.name,
+    protocol: b.protocol,
+    endpoints: b.endpoints.map((e) => {
+      if (!Number.isInteger(e.port) || e.port < 1 || e.port > 65535) throw new CompileError(`backend ${b.name}: bad port ${e.port}`);
+      const host = e.address.includes(':') ? `[${e.address}]` : e.address;
+      const scheme = b.protocol === 'https' ? 'https' : 'http';
+      return Object.freeze({ address: e.address, port: e.port, origin: `${scheme}://${host}:${e.port}` });
+    }),
+    unavailableReason: b.unavailableReason,
+    cursor: new Uint32Array(1),
+  };
+}
+
+function compileRoute(r: RouteIR, backends: Map<string, CompiledBackend>): CompiledRoute {
+  if (r.path.charCodeAt(0) !== 47) throw new CompileError(`route ${r.id}: path must start with '/'`);
+  const refs = r.backends.map((ref) => {
+    const backend = backends.get(ref.backend);
+    if (backend === undefined) throw new CompileError(`route ${r.id}: unknown backend ${ref.backend}`);
+    if (!(ref.weight >= 0)) throw new CompileError(`route ${r.id}: bad weight ${ref.weight}`);
+    return Object.freeze({ backend, weight: ref.weight });
+  });
+  return Object.freeze({
+    ir: r,
+    id: r.id,
+    method: r.method,
+    headers: r.headers?.length ? Object.freeze(r.headers.map((h) => compileValueMatch(h, true))) : undefined,
+    queryParams: r.queryParams?.length ? Object.freeze(r.queryParams.map((q) => compileValueMatch(q, false))) : undefined,
+    backends: Object.freeze(refs),
+    totalWeight: refs.reduce((sum, ref) => sum + ref.weight, 0),
+  });
+}
+
+// Among routes ending at the same node, more specific conditions come first (the Gateway API's
+// precedence: method, then header count, then query count); IR order breaks ties, and the
+// translator puts older objects first.
+function specificity(r: CompiledRoute): number {
+  return (r.method ? 1 << 20 : 0) + (r.headers?.length ?? 0) * 1024 + (r.queryParams?.length ?? 0);
+}
+
+function compileVirtualHost(vh: VirtualHostIR, backends: Map<string, CompiledBackend>): VirtualHost {
+  const root = new PathNode<CompiledRoute>('');
+  const exact = new Map<PathNode<CompiledRoute>, CompiledRoute[]>();
+  const prefix = new Map<PathNode<CompiledRoute>, CompiledRoute[]>();
+  for (const r of vh.routes) {
+    const route = compileRoute(r, backends);
+    const path = r.pathType === 'Prefix' && r.path.length > 1 && r.path.endsWith('/') ? r.path.replace(/\/+$/, '') || '/' : r.path;
+    let node = root;
+    for (const seg of splitSegments(path)) node = getOrAddChild(node, seg);
+    const bucket = r.pathType === 'Exact' ? exact : prefix;
+    const list = bucket.get(node) ?? [];
+    list.push(route);
+    bucket.set(node, list);
+  }
+  for (const [node, list] of exact) node.exact = Object.freeze(stableSortBySpecificity(list));
+  for (const [node, list] of prefix) node.prefix = Object.freeze(stableSortBySpecificity(list));
+  freezeTrie(root);
+  return Object.freeze({ hostname: vh.hostname, root, fallback: vh.fallback ? compileRoute(vh.fallback, backends) : undefined });
+}
+
+function stableSortBySpecificity(list: CompiledRoute[]): CompiledRoute[] {
+  return list
+    .map((route, index) => ({ route, index, s: specificity(route) }))
+    .sort((a, b) => b.s - a.s || a.index - b.index)
+    .map((x) => x.route);
+}
+
+function conditionsMatch(route: CompiledRoute, req: RequestAttributes | undefined): boolean {
+  if (route.method === undefined && route.headers === undefined && route.queryParams === undefined) return true;
+  if (req === undefined) return false;
+  if (route.method !== undefined && route.method !== req.method) return false;
+  if (route.headers !== undefined) for (const h of route.headers) if (!h.test(req.header(h.name))) return false;
+  if (route.queryParams !== undefined) for (const q of route.queryParams) if (!q.test(req.queryParam(q.name))) return false;
+  return true;
+}
+
+function firstMatching(list: Candidates | undefined, req: RequestAttributes | undefined): CompiledRoute | undefined {
+  if (list === undefined) return undefined;
+  for (let i = 0; i < list.length; i++) if (conditionsMatch(list[i], req)) return list[i];
+  return undefined;
+}
+type Candidates = readonly CompiledRoute[];
+
+// Prefix terminals seen on the way down, deepest last. Lookups are synchronous, so one array
+// serves every lookup in the process; it only grows, and only for unusually deep paths.
+const prefixStack: PathNode<CompiledRoute>[] = new Array(32);
+
+function matchPath(vh: VirtualHost, path: string, end: number, req: RequestAttributes | undefined): CompiledRoute | undefined {
+  let node = vh.root;
+  let depth = 0;
+  if (node.prefix !== undefined) prefixStack[depth++] = node;
+  let complete = true;
+  if (end > 1) {
+    let pos = 1;
+    for (;;) {
+      let segEnd = path.indexOf('/', pos);
+      if (segEnd === -1 || segEnd > end) segEnd = end;
+      const child = findChild(node, path, pos, segEnd);
+      if (child === undefined) {
+        complete = false;
+        break;
+      }
+      node = child;
+      if (node.prefix !== undefined) prefixStack[depth++] = node;
+      if (segEnd >= end) break;
+      pos = segEnd + 1;
+    }
+  }
+  // Exact beats Prefix: an exact match covers the whole path, longer than any prefix.
+  if (complete) {
+    const route = firstMatching(node.exact, req);
+    if (route !== undefined) return route;
+  }
+  for (let i = depth - 1; i >= 0; i--) {
+    const route = firstMatching(prefixStack[i].prefix, req);
+    if (route !== undefined) return route;
+  }
+  return undefined;
+}
+
+export class RoutingTable {
+  readonly version: number;
+  readonly ir: RoutingIR;
+  readonly backends: ReadonlyMap<string, CompiledBackend>;
+  private readonly exactHosts: ReadonlyMap<string, VirtualHost>;
+  private readonly wildcardHosts: ReadonlyMap<string, VirtualHost>;
+  private readonly catchAll: VirtualHost | undefined;
+  private readonly defaultRoute: CompiledRoute | undefined;
+
+  constructor(ir: RoutingIR, version: number) {
+    this.version = version;
+    this.ir = ir;
+    const backends = new Map<string, CompiledBackend>();
+    for (const [key, b] of Object.entries(ir.backends)) backends.set(key, Object.freeze(compileBackend(b)));
+    const exactHosts = new Map<string, VirtualHost>();
+    const wildcardHosts = new Map<string, VirtualHost>();
+    let catchAll: VirtualHost | undefined;
+    for (const vh of ir.virtualHosts) {
+      const compiled = compileVirtualHost(vh, backends);
+      const name = vh.hostname.toLowerCase();
+      if (name === '*' || name === '') {
+        if (catchAll) throw new CompileError('more than one catch-all virtual host');
+        catchAll = compiled;
+      } else if (name.startsWith('*.')) {
+        if (wildcardHosts.has(name.slice(2))) throw new CompileError(`duplicate virtual host ${name}`);
+        wildcardHosts.set(name.slice(2), compiled);
+      } else {
+        if (exactHosts.has(name)) throw new CompileError(`duplicate virtual host ${name}`);
+        exactHosts.set(name, compiled);
+      }
+    }
+    this.backends = backends;
+    this.exactHosts = exactHosts;
+    this.wildcardHosts = wildcardHosts;
+    this.catchAll = catchAll;
+    this.defaultRoute = ir.defaultRoute ? compileRoute(ir.defaultRoute, backends) : undefined;
+    Object.freeze(this);
+  }
+
+  /** The virtual host a Host header selects: exact name, then one-label wildcard, then catch-all. */
+  virtualHost(rawHost: string | undefined): VirtualHost | undefined {
+    const key = hostKey(rawHost);
+    return this.exactHosts.get(key.name) ?? (key.wildcardSuffix !== '' ? this.wildcardHosts.get(key.wildcardSuffix) : undefined) ?? this.catchAll;
+  }
+
+  /**
+   * The route for a request, or undefined (404). `target` is the request target as received
+   * (path and query); `req` is needed only when some route has method/header/query conditions.
+   */
+  match(rawHost: string | undefined, target: string, req?: RequestAttributes): CompiledRoute | undefined {
+    const vh = this.virtualHost(rawHost);
+    if (vh === undefined) return this.defaultRoute;
+    let path = target;
+    let end = pathEnd(target);
+    if (needsNormalizing(target, end)) {
+      path = normalizePath(target, end);
+      end = path.length;
+    }
+    return matchPath(vh, path, end, req) ?? vh.fallback ?? this.defaultRoute;
+  }
+}
+
+/** Compile and freeze; throws CompileError on an inconsistent IR. */
+export function compileTable(ir: RoutingIR, version: number): RoutingTable {
+  return new RoutingTable(ir, version);
+}
+
+/** Choose a backend of a route by weight; undefined when every weight is 0. */
+export function pickBackend(route: CompiledRoute): CompiledBackend | undefined {
+  const refs = route.backends;
+  if (refs.length === 1) return refs[0].weight > 0 ? refs[0].backend : undefined;
+  if (route.totalWeight <= 0) return undefined;
+  let r = Math.random() * route.totalWeight;
+  for (let i = 0; i < refs.length; i++) {
+    r -= refs[i].weight;
+    if (r < 0) return refs[i].backend;
+  }
+  return refs[refs.length - 1].backend;
+}
+
+/** Round-robin over a backend's endpoints. */
+export function pickEndpoint(backend: CompiledBackend): CompiledEndpoint | undefined {
+  const eps = backend.endpoints;
+  if (eps.length === 0) return undefined;
+  const i = backend.cursor[0]++ % eps.length;
+  return eps[i];
+}

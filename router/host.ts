@@ -1,0 +1,40 @@
+// Host header normalisation: lower-case, port and trailing dot removed.
+// Requests repeat the same few Host values, so results are cached: after the first request for a
+// host, a lookup allocates nothing.
+
+export interface HostKey {
+  /** Normalised hostname, e.g. `api.example.com` or `[::1]`. */
+  readonly name: string;
+  /** What a one-label wildcard `*.X` must have as X: everything after the first label, or '' if none. */
+  readonly wildcardSuffix: string;
+}
+
+const EMPTY: HostKey = Object.freeze({ name: '', wildcardSuffix: '' });
+const MAX_CACHED = 4096;
+let cache = new Map<string, HostKey>();
+
+export function normalizeHostname(raw: string): string {
+  let host = raw;
+  if (host.charCodeAt(0) === 91 /* [ */) {
+    const close = host.indexOf(']');
+    host = close === -1 ? host : host.slice(0, close + 1);
+  } else {
+    const colon = host.indexOf(':');
+    if (colon !== -1) host = host.slice(0, colon);
+  }
+  if (host.endsWith('.')) host = host.slice(0, -1);
+  return host.toLowerCase();
+}
+
+export function hostKey(raw: string | undefined): HostKey {
+  if (raw === undefined || raw === '') return EMPTY;
+  const hit = cache.get(raw);
+  if (hit !== undefined) return hit;
+  const name = normalizeHostname(raw);
+  const dot = name.indexOf('.');
+  const key: HostKey = Object.freeze({ name, wildcardSuffix: dot === -1 || name.charCodeAt(0) === 91 ? '' : name.slice(dot + 1) });
+  // Clients control the Host header: bound the cache so random hosts cannot grow it without limit.
+  if (cache.size >= MAX_CACHED) cache = new Map();
+  cache.set(raw, key);
+  return key;
+}

@@ -1,0 +1,76 @@
+// The routing IR: plain, JSON-safe data that the primary builds and ships to workers over IPC.
+// Each worker compiles it into a RoutingTable (see compile.ts). Nothing here holds functions,
+// so the same IR serves golden tests, /debug/routes and the wire.
+
+export type PathMatchType = 'Exact' | 'Prefix';
+
+/** Where a route came from, so status, logs and metrics can name the object. */
+export interface RouteSource {
+  readonly kind: string;
+  readonly namespace: string;
+  readonly name: string;
+}
+
+/** A header or query-parameter condition. Ingress uses none; the Gateway API adds them. */
+export interface ValueMatchIR {
+  readonly name: string;
+  readonly type: 'Exact' | 'RegularExpression';
+  readonly value: string;
+}
+
+/** A per-rule request/response transformation. Kept open so the Gateway API can add kinds. */
+export interface FilterIR {
+  readonly type: string;
+  readonly [key: string]: unknown;
+}
+
+export interface WeightedBackendIR {
+  /** Key into RoutingIR.backends. */
+  readonly backend: string;
+  readonly weight: number;
+}
+
+export interface RouteIR {
+  /** Stable, unique within the table: used as the metrics/access-log route label. */
+  readonly id: string;
+  readonly pathType: PathMatchType;
+  /** Normalised: starts with '/', no trailing slash for Prefix except the root. */
+  readonly path: string;
+  readonly method?: string;
+  readonly headers?: readonly ValueMatchIR[];
+  readonly queryParams?: readonly ValueMatchIR[];
+  readonly filters?: readonly FilterIR[];
+  readonly backends: readonly WeightedBackendIR[];
+  /** Upstream response-header timeout for this route, in milliseconds. */
+  readonly timeoutMs?: number;
+  readonly source: RouteSource;
+}
+
+export interface VirtualHostIR {
+  /** Lower-case hostname, `*.suffix` for a one-label wildcard, or '*' for every host. */
+  readonly hostname: string;
+  readonly routes: readonly RouteIR[];
+  /** Served when the host matches but no route does (an Ingress's spec.defaultBackend). */
+  readonly fallback?: RouteIR;
+}
+
+export interface EndpointIR {
+  readonly address: string;
+  readonly port: number;
+}
+
+export interface BackendIR {
+  /** `namespace/service:port`, as users name it. */
+  readonly name: string;
+  readonly protocol: 'http' | 'https' | 'h2c';
+  readonly endpoints: readonly EndpointIR[];
+  /** Why the backend has no endpoints, for the 503 body and logs. */
+  readonly unavailableReason?: string;
+}
+
+export interface RoutingIR {
+  readonly virtualHosts: readonly VirtualHostIR[];
+  readonly backends: Readonly<Record<string, BackendIR>>;
+  /** Served when no virtual host matches at all. */
+  readonly defaultRoute?: RouteIR;
+}

@@ -1,0 +1,60 @@
+// The admin server, in the primary: health, readiness, metrics of all workers, status, routes.
+
+import http from 'node:http';
+import type client from 'prom-client';
+import type { Logger } from './log.ts';
+import type { ServeOptions } from './options.ts';
+import type { PrimaryState } from './primary.ts';
+
+function json(res: http.ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body, null, 2) + '\n';
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' });
+  res.end(text);
+}
+
+function text(res: http.ServerResponse, status: number, body: string, type = 'text/plain; charset=utf-8'): void {
+  res.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' });
+  res.end(body);
+}
+
+export async function startAdminServer(options: ServeOptions, state: PrimaryState, aggregator: client.AggregatorRegistry<client.RegistryContentType>, log: Logger): Promise<http.Server> {
+  const server = http.createServer(async (req, res) => {
+    const path = (req.url ?? '/').split('?')[0];
+    try {
+      if (req.method !== 'GET' && req.method !== 'HEAD') return text(res, 405, 'method not allowed\n');
+      switch (path) {
+        case '/healthz':
+          return text(res, 200, 'ok\n');
+        case '/readyz':
+          return state.ready() ? text(res, 200, 'ready\n') : text(res, 503, 'not ready: waiting for every worker to serve a routing table\n');
+        case '/metrics': {
+          let workers = '';
+          try {
+            workers = await aggregator.clusterMetrics();
+          } catch (err) {
+            log.warn({ err: (err as Error).message }, 'could not collect worker metrics');
+          }
+          const own = await state.registry.metrics();
+          return text(res, 200, `${own}\n${workers}`, state.registry.contentType);
+        }
+        case '/status':
+          return json(res, 200, { items: state.statuses(), problems: state.problems() });
+        case '/debug/routes': {
+          const t = state.table();
+          return json(res, 200, t ? { version: t.version, ...t.ir } : { version: 0, virtualHosts: [], backends: {} });
+        }
+        default:
+          return text(res, 404, 'not found\n');
+      }
+    } catch (err) {
+      log.error({ err: (err as Error).message, path }, 'admin request failed');
+      if (!res.headersSent) text(res, 500, 'internal error\n');
+    }
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.adminPort, options.adminAddress, () => resolve());
+  });
+  log.info({ port: options.adminPort, address: options.adminAddress }, 'admin server ready');
+  return server;
+}

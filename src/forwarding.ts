@@ -1,0 +1,80 @@
+// Request headers sent upstream: the client's, minus hop-by-hop headers (RFC 9110 7.6.1) and
+// minus forwarding headers Portico does not believe, plus Portico's own X-Forwarded-* set.
+
+/** Hop-by-hop headers: they describe one connection and never go further. */
+const HOP_BY_HOP = new Set([
+  'connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization',
+  'te', 'trailer', 'transfer-encoding', 'upgrade',
+]);
+
+/** Forwarding headers a client could forge; the proxy writes its own. */
+export function isForwardingHeader(lowerName: string): boolean {
+  const n = lowerName.includes('_') ? lowerName.replaceAll('_', '-') : lowerName;
+  return n === 'x-forwarded-for' || n === 'x-forwarded-proto' || n === 'x-forwarded-host' || n === 'x-forwarded-port' || n === 'x-real-ip' || n === 'forwarded';
+}
+
+/** Names listed in the Connection header are hop-by-hop too. */
+export function connectionTokens(value: string | undefined): Set<string> | undefined {
+  if (value === undefined || value === '') return undefined;
+  const set = new Set<string>();
+  for (const t of value.split(',')) {
+    const name = t.trim().toLowerCase();
+    if (name !== '' && name !== 'close' && name !== 'keep-alive') set.add(name);
+  }
+  return set.size > 0 ? set : undefined;
+}
+
+export function isHopByHop(lowerName: string, listed: Set<string> | undefined): boolean {
+  return HOP_BY_HOP.has(lowerName) || (listed !== undefined && listed.has(lowerName));
+}
+
+/** The forwarding values a request goes upstream with (decided by the real-IP layer). */
+export interface ForwardedValues {
+  readonly clientIp: string;
+  /** X-Forwarded-For as sent upstream. */
+  readonly forwardedFor: string;
+  readonly proto: string;
+  readonly host: string;
+  readonly port: string;
+  /** Client headers to keep although they are forwarding headers (from trusted hops). */
+  readonly keep?: ReadonlySet<string>;
+}
+
+/**
+ * Builds the upstream header list from Node's rawHeaders (flat name/value array), keeping the
+ * client's spelling and order. Host is kept as the client sent it.
+ */
+export function upstreamHeaders(rawHeaders: readonly string[], connection: string | undefined, fwd: ForwardedValues): string[] {
+  const listed = connectionTokens(connection);
+  const out: string[] = [];
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i];
+    const lower = name.toLowerCase();
+    if (isHopByHop(lower, listed)) continue;
+    if (isForwardingHeader(lower) && !(fwd.keep !== undefined && fwd.keep.has(lower))) continue;
+    out.push(name, rawHeaders[i + 1]);
+  }
+  out.push('x-forwarded-for', fwd.forwardedFor, 'x-real-ip', fwd.clientIp);
+  if (fwd.keep === undefined || !fwd.keep.has('x-forwarded-proto')) out.push('x-forwarded-proto', fwd.proto);
+  if (fwd.keep === undefined || !fwd.keep.has('x-forwarded-host')) out.push('x-forwarded-host', fwd.host);
+  if (fwd.keep === undefined || !fwd.keep.has('x-forwarded-port')) out.push('x-forwarded-port', fwd.port);
+  return out;
+}
+
+/** Response headers from upstream, minus hop-by-hop ones (Node sets its own framing). */
+export function downstreamHeaders(headers: Record<string, string | string[] | undefined>): Record<string, string | string[]> {
+  const conn = headers.connection;
+  const listed = connectionTokens(Array.isArray(conn) ? conn.join(',') : conn);
+  const out: Record<string, string | string[]> = {};
+  for (const name in headers) {
+    const v = headers[name];
+    if (v === undefined || isHopByHop(name, listed)) continue;
+    out[name] = v;
+  }
+  return out;
+}
+
+/** `::ffff:1.2.3.4` -> `1.2.3.4`: one spelling per client in logs, headers and allowlists. */
+export function unmapIpv4(ip: string): string {
+  return ip.startsWith('::ffff:') && ip.includes('.') ? ip.slice(7) : ip;
+}

@@ -1,0 +1,107 @@
+// `portico serve` options: the command-line contract, parsed and validated in one place.
+
+import { availableParallelism } from 'node:os';
+import { parseArgs } from 'node:util';
+
+export interface ServeOptions {
+  readonly manifests: string;
+  readonly bindAddress: string;
+  readonly httpPort: number;
+  readonly httpsPort: number;
+  readonly adminPort: number;
+  readonly adminAddress: string;
+  readonly workers: number;
+  readonly ingressClass: string;
+  readonly logLevel: string;
+  readonly publishStatusAddresses: readonly string[];
+  /** Upstream response-header timeout, ms (504 when exceeded). */
+  readonly upstreamTimeoutMs: number;
+  readonly upstreamConnectTimeoutMs: number;
+  readonly maxHeaderSize: number;
+  readonly headersTimeoutMs: number;
+  readonly requestTimeoutMs: number;
+  readonly keepAliveTimeoutMs: number;
+  readonly maxConnections: number;
+  readonly shutdownGraceMs: number;
+}
+
+interface FlagSpec {
+  readonly name: string;
+  readonly value: string;
+  readonly help: string;
+}
+
+export const SERVE_FLAGS: readonly FlagSpec[] = [
+  { name: 'manifests', value: 'DIR', help: 'directory of Kubernetes YAML/JSON manifests to serve (watched; required)' },
+  { name: 'http-port', value: '80', help: 'plain HTTP listener port' },
+  { name: 'https-port', value: '443', help: 'HTTPS listener port' },
+  { name: 'bind-address', value: '0.0.0.0', help: 'address the traffic listeners bind to' },
+  { name: 'admin-port', value: '10254', help: 'admin server port: /healthz /readyz /metrics /status /debug/routes' },
+  { name: 'admin-address', value: '0.0.0.0', help: 'address the admin server binds to' },
+  { name: 'workers', value: 'CPUs', help: 'number of worker processes (default: number of CPUs)' },
+  { name: 'ingress-class', value: 'portico', help: 'IngressClass to serve' },
+  { name: 'log-level', value: 'info', help: 'trace|debug|info|warn|error|fatal|silent (access logs are info)' },
+  { name: 'publish-status-address', value: '', help: 'comma-separated IPs/hostnames written to status (loadBalancer.ingress)' },
+  { name: 'upstream-timeout', value: '60', help: 'seconds to wait for upstream response headers (504 after)' },
+  { name: 'upstream-connect-timeout', value: '5', help: 'seconds to wait for an upstream connection (502 after)' },
+  { name: 'max-header-size', value: '16384', help: 'largest request head in bytes (431 above)' },
+  { name: 'headers-timeout', value: '20', help: 'seconds a client has to send the request head (408 after)' },
+  { name: 'request-timeout', value: '300', help: 'seconds a client has to send a whole request (408 after; 0 = none)' },
+  { name: 'keepalive-timeout', value: '60', help: 'seconds an idle keep-alive connection stays open' },
+  { name: 'max-connections', value: '10000', help: 'open client connections per worker; more are closed at once' },
+  { name: 'shutdown-grace', value: '10', help: 'seconds to finish in-flight requests on SIGTERM' },
+];
+
+export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
+
+export class UsageError extends Error {}
+
+function num(values: Record<string, unknown>, name: string, fallback: number, min: number, max: number): number {
+  const raw = values[name];
+  if (raw === undefined) return fallback;
+  const n = Number(raw);
+  if (typeof raw !== 'string' || raw.trim() === '' || !Number.isFinite(n) || n < min || n > max) {
+    throw new UsageError(`--${name}: ${JSON.stringify(raw)} is not a number between ${min} and ${max}`);
+  }
+  return n;
+}
+
+export function serveUsage(): string {
+  const lines = SERVE_FLAGS.map((f) => `  --${f.name} ${f.value}`.padEnd(34) + f.help);
+  return `Usage: portico serve --manifests DIR [flags]\n\nFlags:\n${lines.join('\n')}\n  --help                          show this help\n`;
+}
+
+export function parseServeOptions(argv: readonly string[]): ServeOptions {
+  let values: Record<string, unknown>;
+  try {
+    const options: Record<string, { type: 'string' }> = {};
+    for (const f of SERVE_FLAGS) options[f.name] = { type: 'string' };
+    ({ values } = parseArgs({ args: [...argv], options, strict: true, allowPositionals: false }));
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  const manifests = values.manifests;
+  if (typeof manifests !== 'string' || manifests === '') throw new UsageError('--manifests DIR is required');
+  const logLevel = (values['log-level'] as string | undefined) ?? 'info';
+  if (!LOG_LEVELS.includes(logLevel)) throw new UsageError(`--log-level: must be one of ${LOG_LEVELS.join(', ')}`);
+  return {
+    manifests,
+    bindAddress: (values['bind-address'] as string | undefined) ?? '0.0.0.0',
+    httpPort: num(values, 'http-port', 80, 0, 65535),
+    httpsPort: num(values, 'https-port', 443, 0, 65535),
+    adminPort: num(values, 'admin-port', 10254, 0, 65535),
+    adminAddress: (values['admin-address'] as string | undefined) ?? '0.0.0.0',
+    workers: Math.floor(num(values, 'workers', availableParallelism(), 1, 256)),
+    ingressClass: (values['ingress-class'] as string | undefined) ?? 'portico',
+    logLevel,
+    publishStatusAddresses: ((values['publish-status-address'] as string | undefined) ?? '').split(',').map((a) => a.trim()).filter(Boolean),
+    upstreamTimeoutMs: num(values, 'upstream-timeout', 60, 0.001, 86400) * 1000,
+    upstreamConnectTimeoutMs: num(values, 'upstream-connect-timeout', 5, 0.001, 3600) * 1000,
+    maxHeaderSize: Math.floor(num(values, 'max-header-size', 16384, 1024, 1 << 20)),
+    headersTimeoutMs: num(values, 'headers-timeout', 20, 0.001, 3600) * 1000,
+    requestTimeoutMs: num(values, 'request-timeout', 300, 0, 86400) * 1000,
+    keepAliveTimeoutMs: num(values, 'keepalive-timeout', 60, 0.001, 3600) * 1000,
+    maxConnections: Math.floor(num(values, 'max-connections', 10000, 1, 1e7)),
+    shutdownGraceMs: num(values, 'shutdown-grace', 10, 0, 3600) * 1000,
+  };
+}

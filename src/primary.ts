@@ -1,0 +1,171 @@
+// The primary process: source -> translate -> compile -> publish to workers. It owns the worker
+// cluster (respawning workers that die), the admin server and the controller's status.
+
+import cluster, { type Worker } from 'node:cluster';
+import { fileURLToPath } from 'node:url';
+import client from 'prom-client';
+import { ManifestSource } from '../controller/manifests.ts';
+import type { Problem, SourceSnapshot } from '../controller/objects.ts';
+import type { StatusItem } from '../controller/status.ts';
+import { newTranslatorState, translate } from '../controller/translate.ts';
+import { compileTable } from '../router/index.ts';
+import type { RoutingIR } from '../router/types.ts';
+import { startAdminServer } from './admin.ts';
+import { isMessage, type AckMessage, type TableMessage } from './ipc.ts';
+import { createLogger, type Logger } from './log.ts';
+import type { ServeOptions } from './options.ts';
+
+interface Published {
+  readonly version: number;
+  readonly ir: RoutingIR;
+  readonly json: string;
+}
+
+/** What the admin server reads from the primary. */
+export interface PrimaryState {
+  ready(): boolean;
+  statuses(): readonly StatusItem[];
+  problems(): readonly Problem[];
+  table(): Published | undefined;
+  registry: client.Registry;
+}
+
+export async function runPrimary(options: ServeOptions): Promise<void> {
+  const log = createLogger(options.logLevel, { component: 'primary', pid: process.pid });
+  const registry = new client.Registry();
+  const aggregator = new client.AggregatorRegistry();
+  const problemsGauge = new client.Gauge({ name: 'portico_config_problems', help: 'Problems found in the current configuration, by severity', labelNames: ['severity'], registers: [registry] });
+  const translationsTotal = new client.Counter({ name: 'portico_translations_total', help: 'Configuration changes translated, by result', labelNames: ['result'], registers: [registry] });
+  const primaryVersion = new client.Gauge({ name: 'portico_published_table_version', help: 'Latest routing table version the primary published', registers: [registry] });
+  const workerRestarts = new client.Counter({ name: 'portico_worker_restarts_total', help: 'Workers respawned after exiting', registers: [registry] });
+
+  let published: Published | undefined;
+  let statuses: StatusItem[] = [];
+  let problems: Problem[] = [];
+  let version = 0;
+  let stopping = false;
+  const acked = new Map<number, number>(); // worker id -> served version
+  const state = newTranslatorState();
+  const reported = new Set<string>();
+
+  cluster.setupPrimary({ exec: fileURLToPath(new URL('./worker-main.ts', import.meta.url)), execArgv: process.execArgv, silent: false });
+
+  const sendTable = (w: Worker): void => {
+    if (published === undefined || !w.isConnected()) return;
+    const msg: TableMessage = { type: 'portico:table', version: published.version, ir: published.ir };
+    w.send(msg);
+  };
+
+  const logProblems = (list: Problem[]): void => {
+    // Log each distinct problem once while it lasts, not on every change.
+    const now = new Set<string>();
+    for (const p of list) {
+      const key = JSON.stringify(p);
+      now.add(key);
+      if (reported.has(key)) continue;
+      const obj = p.kind ? `${p.kind} ${p.namespace ? p.namespace + '/' : ''}${p.name}` : undefined;
+      log[p.severity === 'error' ? 'error' : 'warn']({ object: obj, file: p.origin }, p.message);
+    }
+    reported.clear();
+    for (const k of now) reported.add(k);
+  };
+
+  const onSnapshot = (snapshot: SourceSnapshot): void => {
+    let t;
+    try {
+      t = translate(snapshot, { ingressClass: options.ingressClass, publishAddresses: options.publishStatusAddresses }, state);
+    } catch (err) {
+      // A translator bug must not take down serving: keep the last table.
+      translationsTotal.labels('error').inc();
+      log.error({ err: (err as Error).stack }, 'translation failed; keeping the last good table');
+      return;
+    }
+    problems = t.problems;
+    statuses = t.statuses;
+    problemsGauge.reset();
+    for (const sev of ['error', 'warning'] as const) problemsGauge.labels(sev).set(problems.filter((p) => p.severity === sev).length);
+    logProblems(problems);
+    const json = JSON.stringify(t.ir);
+    if (published !== undefined && json === published.json) {
+      translationsTotal.labels('unchanged').inc();
+      return;
+    }
+    try {
+      compileTable(t.ir, version + 1);
+    } catch (err) {
+      translationsTotal.labels('error').inc();
+      log.error({ err: (err as Error).message }, 'routing table does not compile; keeping the last good table');
+      return;
+    }
+    version++;
+    published = { version, ir: t.ir, json };
+    primaryVersion.set(version);
+    translationsTotal.labels('published').inc();
+    log.info({ version, virtualHosts: t.ir.virtualHosts.length, backends: Object.keys(t.ir.backends).length }, 'publishing routing table');
+    for (const w of Object.values(cluster.workers ?? {})) if (w) sendTable(w);
+  };
+
+  const fork = (): void => {
+    const w = cluster.fork({ PORTICO_OPTIONS: JSON.stringify(options) });
+    w.on('message', (msg: unknown) => {
+      if (isMessage(msg, 'portico:hello')) sendTable(w);
+      else if (isMessage<AckMessage>(msg, 'portico:ack')) {
+        if (msg.error) log.error({ worker: w.id, err: msg.error }, 'worker rejected a routing table');
+        acked.set(w.id, Math.max(acked.get(w.id) ?? 0, msg.version));
+      }
+    });
+  };
+
+  let recentDeaths: number[] = [];
+  cluster.on('exit', (w, code, signal) => {
+    acked.delete(w.id);
+    if (stopping) return;
+    log.error({ worker: w.id, pid: w.process.pid, code, signal }, 'worker exited; respawning');
+    workerRestarts.inc();
+    // Back off when workers die in a loop (e.g. the port is taken) instead of spinning.
+    const now = Date.now();
+    recentDeaths = recentDeaths.filter((t) => now - t < 10_000);
+    recentDeaths.push(now);
+    setTimeout(fork, recentDeaths.length > options.workers * 3 ? 2000 : 0);
+  });
+
+  const primaryState: PrimaryState = {
+    ready: () => {
+      if (published === undefined) return false;
+      const workers = Object.values(cluster.workers ?? {});
+      return workers.length >= options.workers && workers.every((w) => w !== undefined && (acked.get(w.id) ?? 0) >= 1);
+    },
+    statuses: () => statuses,
+    problems: () => problems,
+    table: () => published,
+    registry,
+  };
+  const admin = await startAdminServer(options, primaryState, aggregator, log);
+
+  const source = new ManifestSource({ dir: options.manifests });
+  await source.start(onSnapshot);
+  for (let i = 0; i < options.workers; i++) fork();
+
+  const stop = (signal: string): void => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'shutting down: finishing in-flight requests');
+    source.stop();
+    for (const w of Object.values(cluster.workers ?? {})) w?.send({ type: 'portico:shutdown', graceMs: options.shutdownGraceMs });
+    const exitWhenDone = setInterval(() => {
+      if (Object.keys(cluster.workers ?? {}).length === 0) {
+        admin.close();
+        process.exit(0);
+      }
+    }, 50);
+    setTimeout(() => {
+      clearInterval(exitWhenDone);
+      for (const w of Object.values(cluster.workers ?? {})) w?.kill('SIGKILL');
+      process.exit(0);
+    }, options.shutdownGraceMs + 2000).unref();
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}
+
+export type { Logger };

@@ -1,0 +1,2 @@
+// Entry point of a worker process (node:cluster runs this file).
+import './worker.ts';

@@ -1,0 +1,101 @@
+// A worker process: receives routing tables from the primary, swaps them in, serves traffic.
+// Routing changes swap one reference; listeners and connections are never touched by them.
+
+import type { IncomingMessage, Server } from 'node:http';
+import { compileTable, type RoutingTable } from '../router/index.ts';
+import { unmapIpv4, type ForwardedValues } from './forwarding.ts';
+import { isMessage, type AckMessage, type ShutdownMessage, type TableMessage } from './ipc.ts';
+import { createHttpServer, listen } from './listeners.ts';
+import { createLogger } from './log.ts';
+import { tableSwaps, tableVersion } from './metrics.ts';
+import type { ServeOptions } from './options.ts';
+import { UpstreamPools, createRequestHandler } from './proxy.ts';
+
+const options = JSON.parse(process.env.PORTICO_OPTIONS ?? '{}') as ServeOptions;
+const log = createLogger(options.logLevel ?? 'info', { component: 'worker', pid: process.pid }, false);
+
+let current: RoutingTable | undefined;
+let servers: Server[] = [];
+let listening: Promise<void> | undefined;
+const pools = new UpstreamPools(options);
+
+function send(msg: AckMessage | { type: 'portico:hello' }): void {
+  if (process.connected) process.send?.(msg);
+}
+
+// Until the real-IP layer is configured, the socket peer is the client and no incoming
+// forwarding header is believed.
+function forwardingFor(req: IncomingMessage): ForwardedValues {
+  const clientIp = unmapIpv4(req.socket.remoteAddress ?? '');
+  return {
+    clientIp,
+    forwardedFor: clientIp,
+    proto: 'http',
+    host: req.headers.host ?? '',
+    port: String(req.socket.localPort ?? ''),
+  };
+}
+
+const handler = createRequestHandler({ table: () => current, pools, log, options, forwarding: forwardingFor });
+
+async function startListeners(): Promise<void> {
+  const http = createHttpServer('http', options, log, handler);
+  servers = [http];
+  await listen(http, options.httpPort, options.bindAddress);
+  log.info({ port: options.httpPort, address: options.bindAddress }, 'HTTP listener ready');
+}
+
+async function onTable(msg: TableMessage): Promise<void> {
+  let table: RoutingTable;
+  try {
+    table = compileTable(msg.ir, msg.version);
+  } catch (err) {
+    log.error({ err: (err as Error).message, version: msg.version }, 'rejected routing table; keeping the current one');
+    send({ type: 'portico:ack', version: current?.version ?? 0, error: (err as Error).message });
+    return;
+  }
+  if (current !== undefined && msg.version <= current.version) return;
+  current = table;
+  tableSwaps.inc();
+  tableVersion.set(table.version);
+  pools.retainOnly(table);
+  if (listening === undefined) {
+    listening = startListeners();
+    try {
+      await listening;
+    } catch (err) {
+      log.fatal({ err: (err as Error).message }, 'cannot listen');
+      process.exit(1);
+    }
+  } else {
+    await listening;
+  }
+  send({ type: 'portico:ack', version: table.version });
+}
+
+function shutdown(msg: ShutdownMessage): void {
+  const deadline = setTimeout(() => process.exit(0), msg.graceMs);
+  deadline.unref();
+  let open = servers.length;
+  if (open === 0) process.exit(0);
+  for (const s of servers) {
+    s.close(() => {
+      if (--open === 0) void pools.closeAll().finally(() => process.exit(0));
+    });
+    s.closeIdleConnections();
+  }
+}
+
+process.on('message', (msg: unknown) => {
+  if (isMessage<TableMessage>(msg, 'portico:table')) void onTable(msg);
+  else if (isMessage<ShutdownMessage>(msg, 'portico:shutdown')) shutdown(msg);
+});
+// The primary decides when a worker stops; a signal to the process group must not race it.
+process.on('SIGTERM', () => undefined);
+process.on('SIGINT', () => undefined);
+process.on('disconnect', () => process.exit(0));
+process.on('uncaughtException', (err) => {
+  log.fatal({ err: err.stack ?? err.message }, 'uncaught exception; worker exits and the primary respawns it');
+  process.exit(1);
+});
+send({ type: 'portico:hello' });
