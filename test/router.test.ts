@@ -1,0 +1,198 @@
+import { describe, expect, it } from 'vitest';
+import { compileTable, normalizePath, type RouteIR, type RoutingIR, type VirtualHostIR } from '../router/index.ts';
+
+const source = { kind: 'Ingress', namespace: 'default', name: 'test' };
+
+function route(id: string, pathType: 'Exact' | 'Prefix', path: string, extra: Partial<RouteIR> = {}): RouteIR {
+  return { id, pathType, path, backends: [{ backend: 'b', weight: 1 }], source, ...extra };
+}
+
+function table(virtualHosts: VirtualHostIR[], defaultRoute?: RouteIR): ReturnType<typeof compileTable> {
+  const ir: RoutingIR = { virtualHosts, backends: { b: { name: 'b', protocol: 'http', endpoints: [{ address: '127.0.0.1', port: 1 }] } }, ...(defaultRoute ? { defaultRoute } : {}) };
+  return compileTable(ir, 1);
+}
+
+// The examples table of the Kubernetes Ingress documentation ("Examples" under "Path types"),
+// row by row: the paths an Ingress defines, a request path, and which path (if any) matches.
+const KUBERNETES_EXAMPLES: { kind: string; paths: [string, 'Exact' | 'Prefix'][]; request: string; match: string | null }[] = [
+  { kind: 'Prefix', paths: [['/', 'Prefix']], request: '/anything/at/all', match: '/' },
+  { kind: 'Exact', paths: [['/foo', 'Exact']], request: '/foo', match: '/foo' },
+  { kind: 'Exact', paths: [['/foo', 'Exact']], request: '/bar', match: null },
+  { kind: 'Exact', paths: [['/foo', 'Exact']], request: '/foo/', match: null },
+  { kind: 'Exact', paths: [['/foo/', 'Exact']], request: '/foo', match: null },
+  { kind: 'Prefix', paths: [['/foo', 'Prefix']], request: '/foo', match: '/foo' },
+  { kind: 'Prefix', paths: [['/foo', 'Prefix']], request: '/foo/', match: '/foo' },
+  { kind: 'Prefix', paths: [['/foo/', 'Prefix']], request: '/foo', match: '/foo/' },
+  { kind: 'Prefix', paths: [['/foo/', 'Prefix']], request: '/foo/', match: '/foo/' },
+  { kind: 'Prefix', paths: [['/aaa/bb', 'Prefix']], request: '/aaa/bbb', match: null },
+  { kind: 'Prefix', paths: [['/aaa/bbb', 'Prefix']], request: '/aaa/bbb', match: '/aaa/bbb' },
+  { kind: 'Prefix', paths: [['/aaa/bbb/', 'Prefix']], request: '/aaa/bbb', match: '/aaa/bbb/' },
+  { kind: 'Prefix', paths: [['/aaa/bbb', 'Prefix']], request: '/aaa/bbb/', match: '/aaa/bbb' },
+  { kind: 'Prefix', paths: [['/aaa/bbb', 'Prefix']], request: '/aaa/bbb/ccc', match: '/aaa/bbb' },
+  { kind: 'Prefix', paths: [['/aaa/bbb', 'Prefix']], request: '/aaa/bbbxyz', match: null },
+  { kind: 'Prefix', paths: [['/', 'Prefix'], ['/aaa', 'Prefix']], request: '/aaa/ccc', match: '/aaa' },
+  { kind: 'Prefix', paths: [['/', 'Prefix'], ['/aaa', 'Prefix'], ['/aaa/bbb', 'Prefix']], request: '/aaa/bbb', match: '/aaa/bbb' },
+  { kind: 'Prefix', paths: [['/', 'Prefix'], ['/aaa', 'Prefix'], ['/aaa/bbb', 'Prefix']], request: '/ccc', match: '/' },
+  { kind: 'Prefix', paths: [['/aaa', 'Prefix']], request: '/ccc', match: null },
+  { kind: 'Mixed', paths: [['/foo', 'Prefix'], ['/foo', 'Exact']], request: '/foo', match: '/foo Exact' },
+];
+
+describe('Kubernetes Ingress path examples', () => {
+  for (const row of KUBERNETES_EXAMPLES) {
+    const label = `${row.kind} ${row.paths.map(([p, t]) => `${p}(${t})`).join(', ')} with request ${row.request}`;
+    it(label, () => {
+      const routes = row.paths.map(([p, t]) => route(row.kind === 'Mixed' ? `${p} ${t}` : p, t, t === 'Prefix' && p !== '/' ? p.replace(/\/$/, '') : p));
+      const t = table([{ hostname: '*', routes }]);
+      expect(t.match('example.com', row.request)?.id ?? null).toBe(row.match);
+    });
+  }
+});
+
+describe('path matching', () => {
+  const t = table([{ hostname: '*', routes: [route('exact-root', 'Exact', '/'), route('api', 'Prefix', '/api'), route('api-v1', 'Prefix', '/api/v1'), route('login', 'Exact', '/api/login')] }]);
+
+  it('the longest prefix wins, exact beats prefix', () => {
+    expect(t.match('h', '/')?.id).toBe('exact-root');
+    expect(t.match('h', '/api')?.id).toBe('api');
+    expect(t.match('h', '/api/v1/users')?.id).toBe('api-v1');
+    expect(t.match('h', '/api/v2')?.id).toBe('api');
+    expect(t.match('h', '/api/login')?.id).toBe('login');
+    expect(t.match('h', '/api/login/x')?.id).toBe('api');
+    expect(t.match('h', '/apix')).toBeUndefined();
+    expect(t.match('h', '/other')).toBeUndefined();
+  });
+
+  it('ignores the query string and fragment', () => {
+    expect(t.match('h', '/api/login?x=/api/v1')?.id).toBe('login');
+    expect(t.match('h', '/api?x')?.id).toBe('api');
+  });
+
+  it('normalises dot segments, repeated slashes and escaped unreserved characters before matching', () => {
+    expect(t.match('h', '/static/../api/login')?.id).toBe('login');
+    expect(t.match('h', '//api//v1')?.id).toBe('api-v1');
+    expect(t.match('h', '/%61pi/v1')?.id).toBe('api-v1');
+    expect(t.match('h', '/../../api')?.id).toBe('api');
+    // An escaped slash stays part of a segment.
+    expect(t.match('h', '/api%2Fv1')).toBeUndefined();
+  });
+
+  it('normalizePath keeps trailing slashes and never climbs above the root', () => {
+    expect(normalizePath('/a/b/../c/')).toBe('/a/c/');
+    expect(normalizePath('/a/./b/.')).toBe('/a/b/');
+    expect(normalizePath('/..')).toBe('/');
+    expect(normalizePath('/a//b///')).toBe('/a/b/');
+    expect(normalizePath('relative')).toBe('/relative');
+  });
+
+  it('paths are case-sensitive', () => {
+    expect(t.match('h', '/API')).toBeUndefined();
+  });
+});
+
+describe('hosts', () => {
+  const t = table(
+    [
+      { hostname: 'foo.bar.com', routes: [route('exact', 'Prefix', '/')] },
+      { hostname: '*.bar.com', routes: [route('wildcard', 'Prefix', '/')] },
+      { hostname: '*', routes: [route('any', 'Prefix', '/')] },
+    ],
+  );
+
+  it('exact host first, then one-label wildcard, then the catch-all', () => {
+    expect(t.match('foo.bar.com', '/')?.id).toBe('exact');
+    expect(t.match('baz.bar.com', '/')?.id).toBe('wildcard');
+    expect(t.match('bar.com', '/')?.id).toBe('any');
+    expect(t.match('a.baz.bar.com', '/')?.id).toBe('any');
+    expect(t.match('other.example', '/')?.id).toBe('any');
+    expect(t.match(undefined, '/')?.id).toBe('any');
+  });
+
+  it('compares case-insensitively and ignores the port and a trailing dot', () => {
+    expect(t.match('FOO.Bar.COM', '/')?.id).toBe('exact');
+    expect(t.match('foo.bar.com:8080', '/')?.id).toBe('exact');
+    expect(t.match('foo.bar.com.', '/')?.id).toBe('exact');
+    expect(t.match('X.BAR.com:443', '/')?.id).toBe('wildcard');
+  });
+
+  it('a host with routes does not fall through to the catch-all host on a path miss', () => {
+    const t2 = table([{ hostname: 'a.com', routes: [route('a-api', 'Prefix', '/api')] }, { hostname: '*', routes: [route('any', 'Prefix', '/')] }]);
+    expect(t2.match('a.com', '/api')?.id).toBe('a-api');
+    expect(t2.match('a.com', '/')).toBeUndefined();
+  });
+
+  it('IPv6 literals keep their brackets', () => {
+    const t2 = table([{ hostname: '*', routes: [route('any', 'Prefix', '/')] }]);
+    expect(t2.virtualHost('[::1]:8080')?.hostname).toBe('*');
+  });
+});
+
+describe('default backends', () => {
+  it('the host fallback serves unmatched paths of that host; the table default serves unmatched hosts', () => {
+    const t = table(
+      [{ hostname: 'a.com', routes: [route('a', 'Prefix', '/a')], fallback: route('a-default', 'Prefix', '/') }, { hostname: 'b.com', routes: [route('b', 'Exact', '/b')] }],
+      route('global-default', 'Prefix', '/'),
+    );
+    expect(t.match('a.com', '/a/1')?.id).toBe('a');
+    expect(t.match('a.com', '/zzz')?.id).toBe('a-default');
+    expect(t.match('b.com', '/zzz')?.id).toBe('global-default');
+    expect(t.match('c.com', '/')?.id).toBe('global-default');
+  });
+});
+
+describe('route conditions (the Gateway API uses these)', () => {
+  const req = (method: string, headers: Record<string, string>, query: Record<string, string> = {}) => ({
+    method,
+    header: (n: string) => headers[n],
+    queryParam: (n: string) => query[n],
+  });
+  const t = table([
+    {
+      hostname: '*',
+      routes: [
+        route('plain', 'Prefix', '/'),
+        route('hdr', 'Prefix', '/', { headers: [{ name: 'X-Env', type: 'Exact', value: 'canary' }] }),
+        route('two-hdr', 'Prefix', '/', { headers: [{ name: 'x-env', type: 'Exact', value: 'canary' }, { name: 'x-user', type: 'RegularExpression', value: 'adm.*' }] }),
+        route('post', 'Prefix', '/', { method: 'POST' }),
+        route('q', 'Prefix', '/api', { queryParams: [{ name: 'v', type: 'Exact', value: '2' }] }),
+      ],
+    },
+  ]);
+
+  it('more specific conditions win at the same path; a longer path still wins first', () => {
+    expect(t.match('h', '/', req('GET', {}))?.id).toBe('plain');
+    expect(t.match('h', '/', req('GET', { 'x-env': 'canary' }))?.id).toBe('hdr');
+    expect(t.match('h', '/', req('GET', { 'x-env': 'canary', 'x-user': 'admin' }))?.id).toBe('two-hdr');
+    expect(t.match('h', '/', req('POST', { 'x-env': 'canary' }))?.id).toBe('post');
+    expect(t.match('h', '/api', req('GET', {}, { v: '2' }))?.id).toBe('q');
+    expect(t.match('h', '/api', req('GET', {}, { v: '3' }))?.id).toBe('plain');
+  });
+
+  it('without request attributes, conditional routes never match', () => {
+    expect(t.match('h', '/')?.id).toBe('plain');
+  });
+});
+
+describe('compiled tables', () => {
+  it('are frozen', () => {
+    const t = table([{ hostname: '*', routes: [route('r', 'Prefix', '/')] }]);
+    expect(Object.isFrozen(t)).toBe(true);
+    const r = t.match('x', '/');
+    expect(Object.isFrozen(r)).toBe(true);
+    expect(() => {
+      (r as unknown as { id: string }).id = 'changed';
+    }).toThrow();
+  });
+
+  it('reject inconsistent input', () => {
+    expect(() => compileTable({ virtualHosts: [{ hostname: '*', routes: [{ ...route('r', 'Prefix', '/'), backends: [{ backend: 'missing', weight: 1 }] }] }], backends: {} }, 1)).toThrow(/unknown backend/);
+    expect(() => table([{ hostname: 'a.com', routes: [] }, { hostname: 'A.com', routes: [] }])).toThrow(/duplicate/);
+    expect(() => table([{ hostname: '*', routes: [route('r', 'Prefix', '/', { headers: [{ name: 'x', type: 'RegularExpression', value: '(' }] })] }])).toThrow(/regular expression/);
+  });
+
+  it('many sibling routes: every one is found (hash buckets with collisions)', () => {
+    const routes = Array.from({ length: 5000 }, (_, i) => route(`r${i}`, 'Prefix', `/svc-${i}`));
+    const t = table([{ hostname: '*', routes }]);
+    for (let i = 0; i < 5000; i += 7) expect(t.match('h', `/svc-${i}/x`)?.id).toBe(`r${i}`);
+    expect(t.match('h', '/svc-5000')).toBeUndefined();
+  });
+});
