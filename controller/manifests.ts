@@ -14,6 +14,7 @@ const MANIFEST_EXTENSIONS = ['.yaml', '.yml', '.json'];
 interface FileState {
   mtimeMs: number;
   size: number;
+  ino: number;
   /** Objects of the last version of the file that parsed. */
   objects: KubeObject[];
   problems: Problem[];
@@ -177,7 +178,7 @@ export class ManifestSource {
         continue; // removed between readdir and stat
       }
       const prev = this.files.get(path);
-      if (prev && prev.mtimeMs === st.mtimeMs && prev.size === st.size) continue;
+      if (prev && prev.mtimeMs === st.mtimeMs && prev.size === st.size && prev.ino === st.ino) continue;
       let text: string;
       try {
         text = await readFile(path, 'utf8');
@@ -189,7 +190,7 @@ export class ManifestSource {
       // A file that no longer parses keeps serving what it last said.
       const objects = parsed.syntaxError && prev ? prev.objects : parsed.objects;
       const problems = parsed.syntaxError && prev ? parsed.problems.map((p) => ({ ...p, message: `${p.message}; keeping its last good contents` })) : parsed.problems;
-      this.files.set(path, { mtimeMs: st.mtimeMs, size: st.size, objects, problems });
+      this.files.set(path, { mtimeMs: st.mtimeMs, size: st.size, ino: st.ino, objects, problems });
       changed = true;
     }
     if (changed) this.publish();

@@ -3,8 +3,22 @@ import pino, { type Logger } from 'pino';
 
 export type { Logger };
 
-export function createLogger(level: string, bindings: Record<string, unknown>, sync = true): Logger {
-  // Workers write access logs on the hot path: an asynchronous destination keeps writes off it.
-  const destination = pino.destination({ dest: 1, sync, minLength: sync ? 0 : 4096 });
-  return pino({ level, base: bindings, timestamp: pino.stdTimeFunctions.isoTime }, destination);
+/**
+ * `buffered` is for workers, which write access logs on the hot path: lines are batched and
+ * written asynchronously, flushed at least every 250 ms and on exit.
+ */
+export function createLogger(level: string, bindings: Record<string, unknown>, buffered = false): Logger {
+  const destination = pino.destination({ dest: 1, sync: !buffered, minLength: buffered ? 8192 : 0 });
+  const log = pino({ level, base: bindings, timestamp: pino.stdTimeFunctions.isoTime }, destination);
+  if (buffered) {
+    setInterval(() => destination.flush(), 250).unref();
+    process.on('exit', () => {
+      try {
+        destination.flushSync();
+      } catch {
+        // nothing more can be done for logs at exit
+      }
+    });
+  }
+  return log;
 }

@@ -12,7 +12,7 @@ import type { ServeOptions } from './options.ts';
 import { UpstreamPools, createRequestHandler } from './proxy.ts';
 
 const options = JSON.parse(process.env.PORTICO_OPTIONS ?? '{}') as ServeOptions;
-const log = createLogger(options.logLevel ?? 'info', { component: 'worker', pid: process.pid }, false);
+const log = createLogger(options.logLevel ?? 'info', { component: 'worker', pid: process.pid }, true);
 
 let current: RoutingTable | undefined;
 let servers: Server[] = [];

@@ -1,0 +1,177 @@
+import http from 'node:http';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startEchoBackend, type EchoBackend } from '../examples/quickstart/echo-backend.ts';
+import { request } from './helpers/http.ts';
+import { endpointSlice, ingress, ingressClass, service, toYaml } from './helpers/manifests.ts';
+import { freePort, startPortico, waitFor, type Portico } from './helpers/portico.ts';
+
+let portico: Portico;
+let a1: EchoBackend;
+let a2: EchoBackend;
+let b: EchoBackend;
+let slow: http.Server;
+let slowPort: number;
+let deadPort: number;
+
+beforeAll(async () => {
+  a1 = await startEchoBackend('a1', '127.0.0.2', 0);
+  a2 = await startEchoBackend('a2', '127.0.0.2', 0);
+  b = await startEchoBackend('b', '127.0.0.3', 0);
+  slow = http.createServer((req, res) => setTimeout(() => res.end('late\n'), 3000));
+  slowPort = await freePort('127.0.0.4');
+  await new Promise<void>((r) => slow.listen(slowPort, '127.0.0.4', r));
+  deadPort = await freePort('127.0.0.5');
+  portico = await startPortico({
+    files: {
+      'class.yaml': toYaml(ingressClass()),
+      'services.yaml': toYaml(
+        service('a'), endpointSlice('a', [`127.0.0.2:${a1.port}`]),
+        service('a2'), endpointSlice('a2', [`127.0.0.2:${a2.port}`]),
+        service('b'), endpointSlice('b', [`127.0.0.3:${b.port}`]),
+        service('slow'), endpointSlice('slow', [`127.0.0.4:${slowPort}`]),
+        service('dead'), endpointSlice('dead', [`127.0.0.5:${deadPort}`]),
+        service('empty'), endpointSlice('empty', [{ at: '127.0.0.9:80', ready: false, serving: false }]),
+      ),
+      'ingress.yaml': toYaml(
+        ingress('app', 'app.test', [{ path: '/', service: 'a' }, { path: '/b', service: 'b' }, { path: '/exact', pathType: 'Exact', service: 'b' }]),
+        ingress('errors', 'errors.test', [{ path: '/missing', service: 'nope' }, { path: '/empty', service: 'empty' }, { path: '/dead', service: 'dead' }]),
+        ingress('slow', 'errors.test', [{ path: '/slow', service: 'slow' }], { annotations: { 'portico.dev/proxy-read-timeout': '0.5' } }),
+        ingress('wild', '*.wild.test', [{ path: '/', service: 'a2' }]),
+      ),
+    },
+  });
+}, 60_000);
+
+afterAll(async () => {
+  await portico?.stop();
+  await Promise.all([a1?.close(), a2?.close(), b?.close()]);
+  slow?.closeAllConnections();
+  slow?.close();
+});
+
+const echo = (r: { body: string }) => JSON.parse(r.body) as { backend: string; url: string; headers: Record<string, string>; bodyBytes: number; method: string };
+
+describe('proxying Ingress traffic', () => {
+  it('routes by host and path to real backends', async () => {
+    expect(echo(await request(portico.httpPort, '/', { host: 'app.test' })).backend).toBe('a1');
+    expect(echo(await request(portico.httpPort, '/b/c?q=1', { host: 'APP.test:8080' }))).toMatchObject({ backend: 'b', url: '/b/c?q=1' });
+    expect(echo(await request(portico.httpPort, '/exact', { host: 'app.test' })).backend).toBe('b');
+    expect(echo(await request(portico.httpPort, '/exact/x', { host: 'app.test' })).backend).toBe('a1');
+    expect(echo(await request(portico.httpPort, '/', { host: 'x.wild.test' })).backend).toBe('a2');
+  });
+
+  it('keeps Host, sets X-Forwarded-*, X-Real-IP, and strips hop-by-hop and forged headers', async () => {
+    const r = echo(await request(portico.httpPort, '/h', {
+      host: 'app.test',
+      localAddress: '127.0.0.7',
+      headers: { connection: 'keep-alive, X-Secret-Hop', 'x-secret-hop': '1', 'keep-alive': 'timeout=5', 'proxy-connection': 'keep-alive', te: 'gzip', 'x-forwarded-for': '6.6.6.6', 'x-real-ip': '6.6.6.6', x_forwarded_for: '6.6.6.6', 'x-custom': 'kept' },
+    }));
+    expect(r.headers.host).toBe('app.test');
+    expect(r.headers['x-forwarded-for']).toBe('127.0.0.7');
+    expect(r.headers['x-real-ip']).toBe('127.0.0.7');
+    expect(r.headers['x-forwarded-proto']).toBe('http');
+    expect(r.headers['x-forwarded-host']).toBe('app.test');
+    expect(r.headers['x-forwarded-port']).toBe(String(portico.httpPort));
+    expect(r.headers['x-custom']).toBe('kept');
+    for (const h of ['x-secret-hop', 'keep-alive', 'proxy-connection', 'te', 'x_forwarded_for']) expect(r.headers[h]).toBeUndefined();
+  });
+
+  it('passes request bodies and methods through', async () => {
+    const r = echo(await request(portico.httpPort, '/upload', { host: 'app.test', method: 'POST', body: 'x'.repeat(100_000), headers: { 'content-type': 'text/plain' } }));
+    expect(r).toMatchObject({ method: 'POST', bodyBytes: 100_000 });
+    const chunked = echo(await request(portico.httpPort, '/upload', { host: 'app.test', method: 'PUT', headers: { 'transfer-encoding': 'chunked' }, body: 'abc' }));
+    expect(chunked).toMatchObject({ method: 'PUT', bodyBytes: 3 });
+  });
+
+  it('round-robins across ready endpoints', async () => {
+    const port = await freePort('127.0.0.10');
+    const r1 = await startEchoBackend('r1', '127.0.0.10', port);
+    const r2 = await startEchoBackend('r2', '127.0.0.11', port);
+    try {
+      portico.write('rr.yaml', toYaml(service('rr'), endpointSlice('rr', [`127.0.0.10:${port}`, `127.0.0.11:${port}`]), ingress('rr', 'rr.test', [{ path: '/', service: 'rr' }])));
+      await waitFor('rr route', async () => (await request(portico.httpPort, '/', { host: 'rr.test' })).status === 200);
+      // One keep-alive connection pins one worker, whose cursor alternates.
+      const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+      const seen: string[] = [];
+      for (let i = 0; i < 6; i++) seen.push(echo(await request(portico.httpPort, '/', { host: 'rr.test', agent })).backend);
+      agent.destroy();
+      expect(seen.filter((s) => s === 'r1')).toHaveLength(3);
+      expect(seen.filter((s) => s === 'r2')).toHaveLength(3);
+    } finally {
+      await Promise.all([r1.close(), r2.close()]);
+    }
+  });
+});
+
+describe('errors', () => {
+  it('404 when no route matches', async () => {
+    const r = await request(portico.httpPort, '/', { host: 'unknown.test' });
+    expect(r.status).toBe(404);
+    expect(r.body).toMatch(/no route/);
+  });
+
+  it('503 for a Service that does not exist or has no ready endpoints', async () => {
+    const missing = await request(portico.httpPort, '/missing', { host: 'errors.test' });
+    expect(missing.status).toBe(503);
+    expect(missing.body).toMatch(/Service default\/nope not found/);
+    const empty = await request(portico.httpPort, '/empty', { host: 'errors.test' });
+    expect(empty.status).toBe(503);
+    expect(empty.body).toMatch(/no ready endpoints/);
+  });
+
+  it('502 when the endpoint refuses the connection', async () => {
+    const r = await request(portico.httpPort, '/dead', { host: 'errors.test' });
+    expect(r.status).toBe(502);
+    expect(r.body).toMatch(/upstream connect error/);
+  });
+
+  it('504 when the upstream does not answer in time', async () => {
+    const started = Date.now();
+    const r = await request(portico.httpPort, '/slow', { host: 'errors.test' });
+    expect(r.status).toBe(504);
+    expect(r.body).toMatch(/timed out/);
+    expect(Date.now() - started).toBeLessThan(2900);
+  });
+
+  it('reports the missing Service in /status, naming the file', async () => {
+    const status = await portico.json('/status');
+    expect(status.problems).toContainEqual(expect.objectContaining({ kind: 'Ingress', name: 'errors', origin: expect.stringContaining('ingress.yaml'), message: expect.stringContaining('Service default/nope not found') }));
+    expect(status.items.map((i: { metadata: { name: string } }) => i.metadata.name)).toEqual(expect.arrayContaining(['app', 'errors', 'slow', 'wild']));
+  });
+});
+
+describe('observability', () => {
+  it('writes one JSON access log line per request', async () => {
+    await request(portico.httpPort, '/logged-path', { host: 'app.test' });
+    const line = await waitFor('access log', () => portico.logs.find((l) => l.includes('/logged-path')), 5000);
+    expect(JSON.parse(line)).toMatchObject({ type: 'access', method: 'GET', host: 'app.test', path: '/logged-path', status: 200, route: 'default/app#0.0' });
+  });
+
+  it('exposes Prometheus metrics aggregated over workers', async () => {
+    await request(portico.httpPort, '/', { host: 'app.test' });
+    expect(await portico.metric('portico_requests_total', { code_class: '2xx', route: 'default/app#0.0' })).toBeGreaterThan(0);
+    expect(await portico.metric('portico_table_version')).toBeGreaterThanOrEqual(1);
+    expect(await portico.metric('portico_table_swaps_total')).toBeGreaterThanOrEqual(2);
+    const text = await (await portico.admin('/metrics')).text();
+    expect(text).toMatch(/portico_upstream_response_seconds_bucket/);
+  });
+
+  it('serves health, readiness and the route table', async () => {
+    expect((await portico.admin('/healthz')).status).toBe(200);
+    expect((await portico.admin('/readyz')).status).toBe(200);
+    const routes = await portico.json('/debug/routes');
+    expect(routes.version).toBeGreaterThanOrEqual(1);
+    expect(routes.virtualHosts.map((v: { hostname: string }) => v.hostname)).toContain('app.test');
+  });
+
+  it('--log-level warn silences access logs', async () => {
+    const quiet = await startPortico({ files: { 'all.yaml': toYaml(ingressClass(), service('a'), endpointSlice('a', [`127.0.0.2:${a1.port}`]), ingress('q', 'q.test', [{ path: '/', service: 'a' }])) }, logLevel: 'warn', workers: 1 });
+    try {
+      expect((await request(quiet.httpPort, '/quiet', { host: 'q.test' })).status).toBe(200);
+      await new Promise((r) => setTimeout(r, 500));
+      expect(quiet.logs.filter((l) => l.includes('/quiet'))).toEqual([]);
+    } finally {
+      await quiet.stop();
+    }
+  });
+});

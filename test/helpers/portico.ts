@@ -1,0 +1,135 @@
+// Runs `portico serve` as a real process tree (primary + workers) on a temporary manifest
+// directory, for end-to-end tests.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync, renameSync, unlinkSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const BIN = fileURLToPath(new URL('../../bin/portico.js', import.meta.url));
+
+export async function freePort(host = '127.0.0.1'): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, host, () => {
+      const port = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 10_000, everyMs = 50): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const v = await fn();
+      if (v !== undefined && v !== false) return v as T;
+    } catch (err) {
+      last = err;
+    }
+    await sleep(everyMs);
+  }
+  throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
+}
+
+export interface Portico {
+  readonly dir: string;
+  readonly httpPort: number;
+  readonly adminPort: number;
+  readonly proc: ChildProcess;
+  readonly logs: string[];
+  readonly url: string;
+  write(file: string, content: string): void;
+  remove(file: string): void;
+  admin(path: string): Promise<Response>;
+  json<T = any>(path: string): Promise<T>;
+  metric(name: string, labels?: Record<string, string>): Promise<number | undefined>;
+  workerPids(): Promise<number[]>;
+  waitReady(): Promise<void>;
+  waitVersion(min: number): Promise<number>;
+  stop(): Promise<void>;
+}
+
+export interface StartOptions {
+  files?: Record<string, string>;
+  workers?: number;
+  args?: string[];
+  logLevel?: string;
+  ready?: boolean;
+}
+
+export async function startPortico(opts: StartOptions = {}): Promise<Portico> {
+  const dir = mkdtempSync(join(tmpdir(), 'portico-test-'));
+  const write = (file: string, content: string) => {
+    // Write-then-rename, as editors and ConfigMap mounts do, so no half-written file is read.
+    const tmp = join(dir, `.${file}.tmp`);
+    writeFileSync(tmp, content);
+    renameSync(tmp, join(dir, file));
+  };
+  for (const [f, c] of Object.entries(opts.files ?? {})) write(f, c);
+  const httpPort = await freePort();
+  const adminPort = await freePort();
+  const args = [BIN, 'serve', '--manifests', dir, '--http-port', String(httpPort), '--admin-port', String(adminPort), '--bind-address', '127.0.0.1', '--admin-address', '127.0.0.1', '--workers', String(opts.workers ?? 2), '--log-level', opts.logLevel ?? 'info', ...(opts.args ?? [])];
+  const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const logs: string[] = [];
+  const collect = (chunk: Buffer) => {
+    for (const line of chunk.toString().split('\n')) if (line) logs.push(line);
+    if (logs.length > 20000) logs.splice(0, logs.length - 20000);
+  };
+  proc.stdout!.on('data', collect);
+  proc.stderr!.on('data', collect);
+  const base = `http://127.0.0.1:${adminPort}`;
+  const p: Portico = {
+    dir,
+    httpPort,
+    adminPort,
+    proc,
+    logs,
+    url: `http://127.0.0.1:${httpPort}`,
+    write,
+    remove: (file) => unlinkSync(join(dir, file)),
+    admin: (path) => fetch(base + path),
+    json: async (path) => (await (await fetch(base + path)).json()) as any,
+    metric: async (name, labels = {}) => {
+      const text = await (await fetch(base + '/metrics')).text();
+      for (const line of text.split('\n')) {
+        if (!line.startsWith(name)) continue;
+        const m = /^([a-z_]+)(?:\{(.*)\})? (\S+)$/.exec(line);
+        if (!m || m[1] !== name) continue;
+        const have = Object.fromEntries([...(m[2] ?? '').matchAll(/(\w+)="([^"]*)"/g)].map((x) => [x[1], x[2]]));
+        if (Object.entries(labels).every(([k, v]) => have[k] === v)) return Number(m[3]);
+      }
+      return undefined;
+    },
+    workerPids: async () => {
+      const { execFileSync } = await import('node:child_process');
+      const out = execFileSync('ps', ['-o', 'pid=', '--ppid', String(proc.pid)]).toString();
+      return out.split('\n').map((s) => Number(s.trim())).filter((n) => n > 0);
+    },
+    waitReady: async () => {
+      await waitFor('portico /readyz', async () => {
+        if (proc.exitCode !== null) throw new Error(`portico exited with ${proc.exitCode}:\n${logs.slice(-20).join('\n')}`);
+        return (await fetch(base + '/readyz')).status === 200;
+      }, 20_000);
+    },
+    waitVersion: async (min) => waitFor(`table version >= ${min}`, async () => {
+      const v = ((await (await fetch(base + "/debug/routes")).json()) as { version: number }).version;
+      return v >= min ? v : undefined;
+    }),
+    stop: async () => {
+      if (proc.exitCode === null) {
+        proc.kill('SIGTERM');
+        await Promise.race([new Promise((r) => proc.once('exit', r)), sleep(8000)]);
+        if (proc.exitCode === null) proc.kill('SIGKILL');
+      }
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+  if (opts.ready !== false) await p.waitReady();
+  return p;
+}
