@@ -28,8 +28,9 @@ interface Identity {
   resourceVersion: number;
 }
 
-async function listManifestFiles(dir: string, out: string[] = [], depth = 0): Promise<string[]> {
+async function listManifestFiles(dir: string, out: string[] = [], dirs: string[] = [], depth = 0): Promise<string[]> {
   if (depth > 32) return out;
+  dirs.push(dir);
   let entries;
   try {
     entries = await readdir(dir, { withFileTypes: true });
@@ -39,7 +40,7 @@ async function listManifestFiles(dir: string, out: string[] = [], depth = 0): Pr
   for (const e of entries) {
     if (e.name.startsWith('.')) continue; // editors' swap files and hidden dirs (e.g. ..data of ConfigMap mounts)
     const p = join(dir, e.name);
-    if (e.isDirectory()) await listManifestFiles(p, out, depth + 1);
+    if (e.isDirectory()) await listManifestFiles(p, out, dirs, depth + 1);
     else if (e.isFile() && MANIFEST_EXTENSIONS.some((ext) => e.name.endsWith(ext))) out.push(p);
   }
   return out;
@@ -103,7 +104,8 @@ export class ManifestSource {
   private readonly files = new Map<string, FileState>();
   private readonly identities = new Map<string, Identity>();
   private resourceVersion = 0;
-  private watcher: FSWatcher | undefined;
+  /** One watcher per directory: Node's recursive watch on Linux misses rename-into events. */
+  private readonly watchers = new Map<string, FSWatcher>();
   private timer: NodeJS.Timeout | undefined;
   private rescanTimer: NodeJS.Timeout | undefined;
   private scanning: Promise<void> | undefined;
@@ -121,18 +123,13 @@ export class ManifestSource {
   async start(onChange: (s: SourceSnapshot) => void): Promise<void> {
     this.listener = onChange;
     await this.scan(true);
-    try {
-      this.watcher = watch(this.dir, { recursive: true }, () => this.schedule());
-      this.watcher.on('error', () => this.schedule());
-    } catch {
-      // No recursive watch here: the periodic rescan still finds changes.
-    }
     this.rescanTimer = setInterval(() => this.schedule(), this.rescanMs);
     this.rescanTimer.unref();
   }
 
   stop(): void {
-    this.watcher?.close();
+    for (const w of this.watchers.values()) w.close();
+    this.watchers.clear();
     clearTimeout(this.timer);
     clearInterval(this.rescanTimer);
     this.listener = undefined;
@@ -161,7 +158,9 @@ export class ManifestSource {
   }
 
   private async scan(initial: boolean): Promise<void> {
-    const paths = await listManifestFiles(this.dir);
+    const dirs: string[] = [];
+    const paths = await listManifestFiles(this.dir, [], dirs);
+    this.watchDirectories(dirs);
     const seen = new Set(paths);
     let changed = initial;
     for (const path of [...this.files.keys()]) {
@@ -194,6 +193,30 @@ export class ManifestSource {
       changed = true;
     }
     if (changed) this.publish();
+  }
+
+  private watchDirectories(dirs: string[]): void {
+    if (this.listener === undefined) return;
+    const keep = new Set(dirs);
+    for (const [dir, w] of this.watchers) {
+      if (keep.has(dir)) continue;
+      w.close();
+      this.watchers.delete(dir);
+    }
+    for (const dir of dirs) {
+      if (this.watchers.has(dir)) continue;
+      try {
+        const w = watch(dir, () => this.schedule());
+        w.on('error', () => {
+          w.close();
+          this.watchers.delete(dir);
+          this.schedule();
+        });
+        this.watchers.set(dir, w);
+      } catch {
+        // Not watchable (gone, or out of inotify watches): the periodic rescan still finds changes.
+      }
+    }
   }
 
   private publish(): void {

@@ -120,7 +120,7 @@ export async function startPortico(opts: StartOptions = {}): Promise<Portico> {
     waitVersion: async (min) => waitFor(`table version >= ${min}`, async () => {
       const v = ((await (await fetch(base + "/debug/routes")).json()) as { version: number }).version;
       return v >= min ? v : undefined;
-    }),
+    }, 10_000, 10),
     stop: async () => {
       if (proc.exitCode === null) {
         proc.kill('SIGTERM');

@@ -1,0 +1,120 @@
+import http from 'node:http';
+import { readFileSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startEchoBackend, type EchoBackend } from '../examples/quickstart/echo-backend.ts';
+import { request } from './helpers/http.ts';
+import { endpointSlice, ingress, ingressClass, service, toYaml } from './helpers/manifests.ts';
+import { sleep, startPortico, waitFor, type Portico } from './helpers/portico.ts';
+
+let backend: EchoBackend;
+let portico: Portico;
+
+beforeAll(async () => {
+  backend = await startEchoBackend('stable', '127.0.0.2', 0);
+  portico = await startPortico({
+    workers: 2,
+    logLevel: 'warn',
+    files: {
+      'base.yaml': toYaml(ingressClass(), service('app'), endpointSlice('app', [`127.0.0.2:${backend.port}`]), ingress('stable', 'swap.test', [{ path: '/stable', service: 'app' }])),
+      'dynamic.yaml': toYaml(ingress('dynamic', 'swap.test', [{ path: '/v0', service: 'app' }])),
+    },
+  });
+}, 60_000);
+
+afterAll(async () => {
+  await portico?.stop();
+  await backend?.close();
+});
+
+describe('hot swap', () => {
+  it('serves every request while the manifest directory changes 200+ times', async () => {
+    const startVersion = (await portico.json('/debug/routes')).version as number;
+    const swapsBefore = (await portico.metric('portico_table_swaps_total')) ?? 0;
+    let ok = 0;
+    const failures: string[] = [];
+    let running = true;
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 8 });
+    const client = async () => {
+      for (let i = 0; running && i < 1_000_000; i++) {
+        try {
+          const r = await request(portico.httpPort, '/stable', { host: 'swap.test', agent });
+          if (r.status === 200) ok++;
+          else failures.push(`status ${r.status}: ${r.body}`);
+        } catch (err) {
+          failures.push((err as Error).message);
+        }
+      }
+    };
+    const clients = Array.from({ length: 8 }, client);
+
+    const SWAPS = 210;
+    for (let i = 1; i <= SWAPS; i++) {
+      portico.write('dynamic.yaml', toYaml(ingress('dynamic', 'swap.test', [{ path: `/v${i}`, service: 'app' }])));
+      await portico.waitVersion(startVersion + i);
+    }
+    running = false;
+    await Promise.all(clients);
+    agent.destroy();
+
+    const version = (await portico.json('/debug/routes')).version as number;
+    expect(version).toBeGreaterThanOrEqual(startVersion + SWAPS);
+    // Every worker swapped in every version (the counter sums workers).
+    await waitFor('workers to ack', async () => ((await portico.metric('portico_table_swaps_total')) ?? 0) - swapsBefore >= 2 * SWAPS);
+    expect(failures).toEqual([]);
+    expect(ok).toBeGreaterThan(200);
+    // The last change is what is served; earlier ones are gone.
+    expect((await request(portico.httpPort, `/v${SWAPS}`, { host: 'swap.test' })).status).toBe(200);
+    expect((await request(portico.httpPort, '/v1', { host: 'swap.test' })).status).toBe(404);
+  }, 120_000);
+
+  it('a change is served within one second, without restarting workers', async () => {
+    const pids = await portico.workerPids();
+    const started = Date.now();
+    portico.write('fast.yaml', toYaml(ingress('fast', 'fast.test', [{ path: '/', service: 'app' }])));
+    await waitFor('new route', async () => (await request(portico.httpPort, '/', { host: 'fast.test' })).status === 200, 5000, 10);
+    expect(Date.now() - started).toBeLessThan(1000);
+    expect((await portico.workerPids()).sort()).toEqual(pids.sort());
+  });
+
+  it('a request in flight finishes on the table it started with', async () => {
+    const slow = http.createServer((req, res) => setTimeout(() => res.end('slow done\n'), 800));
+    await new Promise<void>((r) => slow.listen(0, '127.0.0.3', r));
+    const port = (slow.address() as { port: number }).port;
+    try {
+      portico.write('inflight.yaml', toYaml(service('slow'), endpointSlice('slow', [`127.0.0.3:${port}`]), ingress('inflight', 'inflight.test', [{ path: '/', service: 'slow' }])));
+      await waitFor('route', async () => (await portico.json('/debug/routes')).virtualHosts.some((v: { hostname: string }) => v.hostname === 'inflight.test'));
+      const pending = request(portico.httpPort, '/', { host: 'inflight.test' });
+      await sleep(200);
+      portico.remove('inflight.yaml');
+      await waitFor('route removed', async () => (await request(portico.httpPort, '/', { host: 'inflight.test' })).status === 404);
+      const r = await pending;
+      expect(r.status).toBe(200);
+      expect(r.body).toBe('slow done\n');
+    } finally {
+      slow.closeAllConnections();
+      slow.close();
+    }
+  });
+});
+
+describe('workers', () => {
+  it('a killed worker is respawned, given the current table, and serves', async () => {
+    const before = await portico.workerPids();
+    expect(before).toHaveLength(2);
+    const version = (await portico.json('/debug/routes')).version as number;
+    process.kill(before[0], 'SIGKILL');
+    const after = await waitFor('respawned worker', async () => {
+      const pids = await portico.workerPids();
+      return pids.length === 2 && !pids.includes(before[0]) ? pids : undefined;
+    }, 10_000);
+    await portico.waitReady();
+    const fresh = after.find((p) => !before.includes(p))!;
+    // Many requests on new connections reach both workers, including the new one.
+    const results = await Promise.all(Array.from({ length: 40 }, () => request(portico.httpPort, '/stable', { host: 'swap.test' })));
+    expect(results.every((r) => r.status === 200)).toBe(true);
+    expect(await portico.metric('portico_worker_restarts_total')).toBeGreaterThanOrEqual(1);
+    expect(await portico.metric('portico_table_version')).toBeGreaterThanOrEqual(version);
+    const status = readFileSync(`/proc/${fresh}/status`, 'utf8');
+    expect(status).toMatch(/State:\s+[SR]/);
+  }, 30_000);
+});
