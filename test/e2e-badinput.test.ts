@@ -1,0 +1,89 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startEchoBackend, type EchoBackend } from '../examples/quickstart/echo-backend.ts';
+import { request } from './helpers/http.ts';
+import { endpointSlice, ingress, ingressClass, service, toYaml } from './helpers/manifests.ts';
+import { sleep, startPortico, waitFor, type Portico } from './helpers/portico.ts';
+
+let backend: EchoBackend;
+let portico: Portico;
+const get = (host: string, path = '/') => request(portico.httpPort, path, { host });
+const problems = async () => (await portico.json('/status')).problems as { origin?: string; message: string; name?: string }[];
+
+beforeAll(async () => {
+  backend = await startEchoBackend('app', '127.0.0.2', 0);
+  portico = await startPortico({
+    workers: 2,
+    files: {
+      'base.yaml': toYaml(ingressClass(), service('app'), endpointSlice('app', [`127.0.0.2:${backend.port}`])),
+      'site.yaml': toYaml(ingress('site', 'site.test', [{ path: '/', service: 'app' }])),
+    },
+  });
+}, 60_000);
+
+afterAll(async () => {
+  await portico?.stop();
+  await backend?.close();
+});
+
+describe('bad input never stops serving', () => {
+  it('a new file with a YAML syntax error is reported with its name; routes keep serving', async () => {
+    portico.write('broken.yaml', 'apiVersion: v1\nkind: [oops\n');
+    const p = await waitFor('problem', async () => (await problems()).find((x) => x.origin?.endsWith('broken.yaml')));
+    expect(p.message).toMatch(/YAML syntax error/);
+    expect((await get('site.test')).status).toBe(200);
+    expect(portico.logs.some((l) => l.includes('broken.yaml') && l.includes('YAML syntax error'))).toBe(true);
+    portico.remove('broken.yaml');
+  });
+
+  it('breaking the file that defines a route keeps the route served from its last good contents', async () => {
+    const version = (await portico.json('/debug/routes')).version;
+    portico.write('site.yaml', 'apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {name: site\n  spec: ][');
+    await waitFor('problem', async () => (await problems()).find((x) => x.origin?.endsWith('site.yaml') && /last good/.test(x.message)));
+    expect((await get('site.test')).status).toBe(200);
+    expect((await portico.json('/debug/routes')).version).toBe(version);
+    portico.write('site.yaml', toYaml(ingress('site', 'site.test', [{ path: '/', service: 'app' }])));
+    await waitFor('problem cleared', async () => !(await problems()).some((x) => x.origin?.endsWith('site.yaml')));
+  });
+
+  it('an invalid edit (bad pathType) keeps the previous generation serving', async () => {
+    portico.write('edit.yaml', toYaml(ingress('edit', 'edit.test', [{ path: '/old', service: 'app' }])));
+    await waitFor('route', async () => (await get('edit.test', '/old')).status === 200);
+    portico.write('edit.yaml', toYaml(ingress('edit', 'edit.test', [{ path: '/new', pathType: 'Sometimes', service: 'app' }])));
+    const p = await waitFor('problem', async () => (await problems()).find((x) => x.name === 'edit'));
+    expect(p.message).toMatch(/generation 2 is invalid.*pathType "Sometimes".*still serving generation 1/);
+    expect((await get('edit.test', '/old')).status).toBe(200);
+    expect((await get('edit.test', '/new')).status).toBe(404);
+    const status = await portico.json('/status');
+    expect(status.items.find((i: { metadata: { name: string } }) => i.metadata.name === 'edit').metadata.generation).toBe(2);
+  });
+
+  it('an edit to a Service that does not exist keeps serving the old backend; a new Ingress to it gets 503', async () => {
+    portico.write('svc.yaml', toYaml(ingress('svc', 'svc.test', [{ path: '/', service: 'app' }])));
+    await waitFor('route', async () => (await get('svc.test')).status === 200);
+    portico.write('svc.yaml', toYaml(ingress('svc', 'svc.test', [{ path: '/', service: 'typo' }])));
+    await waitFor('problem', async () => (await problems()).find((x) => x.name === 'svc' && /typo not found/.test(x.message)));
+    expect((await get('svc.test')).status).toBe(200);
+    portico.write('fresh.yaml', toYaml(ingress('fresh', 'fresh.test', [{ path: '/', service: 'typo' }])));
+    await waitFor('503', async () => (await get('fresh.test')).status === 503);
+  });
+
+  it('documents without kind or name, and garbage files, are skipped and reported', async () => {
+    portico.write('garbage.yaml', '---\nfoo: bar\n---\n"just a string"\n---\n' + toYaml(ingress('ok-after-garbage', 'garbage.test', [{ path: '/', service: 'app' }])));
+    portico.write('binary.json', '\u0000\u0001{{{');
+    await waitFor('route', async () => (await get('garbage.test')).status === 200);
+    const list = await problems();
+    expect(list.filter((x) => x.origin?.endsWith('garbage.yaml'))).toHaveLength(2);
+    expect(list.some((x) => x.origin?.endsWith('binary.json'))).toBe(true);
+  });
+
+  it('deleting a file removes its routes', async () => {
+    portico.remove('garbage.yaml');
+    await waitFor('404', async () => (await get('garbage.test')).status === 404);
+  });
+
+  it('the process survived all of it with no worker restart', async () => {
+    await sleep(100);
+    expect(await portico.metric('portico_worker_restarts_total')).toBe(0);
+    expect((await portico.admin('/readyz')).status).toBe(200);
+  });
+});
