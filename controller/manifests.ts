@@ -40,8 +40,20 @@ async function listManifestFiles(dir: string, out: string[] = [], dirs: string[]
   for (const e of entries) {
     if (e.name.startsWith('.')) continue; // editors' swap files and hidden dirs (e.g. ..data of ConfigMap mounts)
     const p = join(dir, e.name);
-    if (e.isDirectory()) await listManifestFiles(p, out, dirs, depth + 1);
-    else if (e.isFile() && MANIFEST_EXTENSIONS.some((ext) => e.name.endsWith(ext))) out.push(p);
+    let isDir = e.isDirectory();
+    let isFile = e.isFile();
+    if (e.isSymbolicLink()) {
+      // ConfigMap volumes are symlinks into a `..data` directory that is swapped on update.
+      try {
+        const st = await stat(p);
+        isDir = st.isDirectory();
+        isFile = st.isFile();
+      } catch {
+        continue; // dangling link
+      }
+    }
+    if (isDir) await listManifestFiles(p, out, dirs, depth + 1);
+    else if (isFile && MANIFEST_EXTENSIONS.some((ext) => e.name.endsWith(ext))) out.push(p);
   }
   return out;
 }

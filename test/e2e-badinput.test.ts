@@ -87,3 +87,26 @@ describe('bad input never stops serving', () => {
     expect((await portico.admin('/readyz')).status).toBe(200);
   });
 });
+
+describe('manifest directory layout', () => {
+  it('reads nested directories and ConfigMap-style symlinks, and follows a swapped ..data link', async () => {
+    const { mkdirSync, writeFileSync, symlinkSync, renameSync } = await import('node:fs');
+    const { join } = await import('node:path');
+    mkdirSync(join(portico.dir, 'nested/deeper'), { recursive: true });
+    writeFileSync(join(portico.dir, 'nested/deeper/n.yml'), toYaml(ingress('nested', 'nested.test', [{ path: '/', service: 'app' }])));
+    await waitFor('nested route', async () => (await get('nested.test')).status === 200);
+    // A ConfigMap mount: cm/x.yaml -> ..data/x.yaml, ..data -> ..v1; an update swaps ..data.
+    const cm = join(portico.dir, 'cm');
+    mkdirSync(join(cm, '..v1'), { recursive: true });
+    writeFileSync(join(cm, '..v1/cm.yaml'), toYaml(ingress('cm', 'cm.test', [{ path: '/one', service: 'app' }])));
+    symlinkSync('..v1', join(cm, '..data'));
+    symlinkSync('..data/cm.yaml', join(cm, 'cm.yaml'));
+    await waitFor('cm route', async () => (await get('cm.test', '/one')).status === 200);
+    mkdirSync(join(cm, '..v2'));
+    writeFileSync(join(cm, '..v2/cm.yaml'), toYaml(ingress('cm', 'cm.test', [{ path: '/two', service: 'app' }])));
+    symlinkSync('..v2', join(cm, '..data_tmp'));
+    renameSync(join(cm, '..data_tmp'), join(cm, '..data'));
+    await waitFor('cm update', async () => (await get('cm.test', '/two')).status === 200, 5000);
+    expect((await get('cm.test', '/one')).status).toBe(404);
+  });
+});
