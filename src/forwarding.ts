@@ -47,13 +47,22 @@ export interface ForwardedValues {
 export function upstreamHeaders(rawHeaders: readonly string[], connection: string | undefined, fwd: ForwardedValues): string[] {
   const listed = connectionTokens(connection);
   const out: string[] = [];
+  let hasHost = false;
   for (let i = 0; i < rawHeaders.length; i += 2) {
     const name = rawHeaders[i];
+    // HTTP/2 pseudo-headers: :authority becomes Host below, the rest are in the request line.
+    if (name.charCodeAt(0) === 58 /* : */) continue;
     const lower = name.toLowerCase();
-    if (isHopByHop(lower, listed)) continue;
+    if (lower === 'host') hasHost = true;
+    if (isHopByHop(lower, listed)) {
+      // gRPC needs `TE: trailers` end to end; it is the one TE value that is not about this hop.
+      if (lower === 'te' && rawHeaders[i + 1].trim().toLowerCase() === 'trailers') out.push(name, 'trailers');
+      continue;
+    }
     if (isForwardingHeader(lower) && !(fwd.keep !== undefined && fwd.keep.has(lower))) continue;
     out.push(name, rawHeaders[i + 1]);
   }
+  if (!hasHost && fwd.host !== '') out.push('host', fwd.host);
   out.push('x-forwarded-for', fwd.forwardedFor, 'x-real-ip', fwd.clientIp);
   if (fwd.keep === undefined || !fwd.keep.has('x-forwarded-proto')) out.push('x-forwarded-proto', fwd.proto);
   if (fwd.keep === undefined || !fwd.keep.has('x-forwarded-host')) out.push('x-forwarded-host', fwd.host);

@@ -1,10 +1,17 @@
 // Client-facing listeners and their limits. Each worker binds its own socket with SO_REUSEPORT
 // (Linux), so the kernel spreads connections and the primary stays off the data path.
+//
+// A listener is a plain `net.Server` in front: it accepts, applies the connection limit, lets a
+// per-connection step run first (PROXY protocol, TLS passthrough), then hands the socket to the
+// HTTP server that speaks its protocol: HTTP/1.1, or HTTP/2 with prior knowledge (h2c).
 
 import http from 'node:http';
-import type { Socket } from 'node:net';
+import http2 from 'node:http2';
+import net from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { Logger } from './log.ts';
 import { openConnections } from './metrics.ts';
+import type { RequestHandler } from './proxy.ts';
 
 export interface ListenerLimits {
   readonly maxHeaderSize: number;
@@ -17,24 +24,19 @@ export interface ListenerLimits {
 const REASONS: Record<number, string> = { 400: 'Bad Request', 408: 'Request Timeout', 431: 'Request Header Fields Too Large' };
 
 /** Answers a connection whose request cannot be parsed, then closes it. */
-export function rejectClient(err: Error & { code?: string }, socket: Socket, log: Logger): void {
+export function rejectClient(err: Error & { code?: string }, socket: Duplex, log: Logger): void {
   if (err.code === 'ECONNRESET' || err.code === 'EPIPE' || !socket.writable || socket.destroyed) {
     socket.destroy();
     return;
   }
   const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
   const body = `${REASONS[status]}\n`;
-  log.debug({ code: err.code, remote: socket.remoteAddress }, 'rejected malformed request');
+  log.debug({ code: err.code }, 'rejected malformed request');
   socket.end(`HTTP/1.1 ${status} ${REASONS[status]}\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${body.length}\r\n\r\n${body}`);
-  socket.destroySoon?.();
 }
 
-export function createHttpServer(
-  name: string,
-  limits: ListenerLimits,
-  log: Logger,
-  handler: (req: http.IncomingMessage, res: http.ServerResponse) => void,
-): http.Server {
+/** The HTTP/1.1 server behind a listener: it never listens itself, sockets are handed to it. */
+export function createHttp1Server(limits: ListenerLimits, log: Logger, handler: RequestHandler, onUpgrade: (req: http.IncomingMessage, socket: Duplex, head: Buffer) => void): http.Server {
   const server = http.createServer(
     {
       maxHeaderSize: limits.maxHeaderSize,
@@ -42,23 +44,108 @@ export function createHttpServer(
       requestTimeout: limits.requestTimeoutMs,
       keepAliveTimeout: limits.keepAliveTimeoutMs,
       connectionsCheckingInterval: Math.min(1000, Math.max(100, Math.floor(limits.headersTimeoutMs / 4))),
-      // Large uploads stream through; the socket timeout is the idle guard.
       highWaterMark: 64 * 1024,
     },
-    handler,
+    handler as unknown as http.RequestListener,
   );
-  server.maxConnections = limits.maxConnections;
-  server.on('clientError', (err: Error & { code?: string }, socket: Socket) => rejectClient(err, socket, log));
-  const gauge = openConnections.labels(name);
-  server.on('connection', (socket: Socket) => {
-    gauge.inc();
-    socket.once('close', () => gauge.dec());
-  });
-  server.on('drop', () => log.warn({ listener: name, max: limits.maxConnections }, 'connection limit reached; dropping connection'));
+  server.on('clientError', (err: Error & { code?: string }, socket: Duplex) => rejectClient(err, socket, log));
+  server.on('upgrade', onUpgrade);
+  // Node starts its headers/request timeout checks when a server starts listening; this one never
+  // listens (sockets are handed to it), so start them the same way.
+  server.emit('listening');
   return server;
 }
 
-export function listen(server: http.Server, port: number, host: string): Promise<void> {
+export const H2_SETTINGS: http2.Settings = { maxConcurrentStreams: 250, initialWindowSize: 1 << 20, maxHeaderListSize: 65536 };
+
+/** HTTP/2 with prior knowledge on the plain listener (h2c), for gRPC and h2 clients. */
+export function createH2cServer(limits: ListenerLimits, handler: RequestHandler): http2.Http2Server {
+  const server = http2.createServer({ settings: { ...H2_SETTINGS, maxHeaderListSize: limits.maxHeaderSize }, maxSessionMemory: 32 }, handler as unknown as (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void);
+  closeIdleSessions(server, limits.keepAliveTimeoutMs);
+  return server;
+}
+
+/** HTTP/2 sessions idle longer than the keep-alive timeout are closed (GOAWAY), as HTTP/1.1 ones are. */
+export function closeIdleSessions(server: http2.Http2Server | http2.Http2SecureServer, ms: number): void {
+  server.on('session', (session: http2.ServerHttp2Session) => session.setTimeout(ms, () => session.close()));
+}
+
+const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
+
+/**
+ * Reads until the connection either starts with the HTTP/2 preface or cannot, then puts the bytes
+ * back. Most connections decide on their first byte ('P' starts only PRI, POST, PUT, PATCH).
+ */
+export function sniffH2Preface(socket: net.Socket, timeoutMs: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    let buffered: Buffer = Buffer.alloc(0);
+    const done = (isH2: boolean) => {
+      clearTimeout(timer);
+      socket.off('data', onData);
+      socket.off('end', onEnd);
+      socket.pause();
+      if (buffered.length > 0) socket.unshift(buffered);
+      resolve(isH2);
+    };
+    const onData = (chunk: Buffer) => {
+      buffered = buffered.length === 0 ? chunk : Buffer.concat([buffered, chunk]);
+      const n = Math.min(buffered.length, H2_PREFACE.length);
+      if (buffered.compare(H2_PREFACE, 0, n, 0, n) !== 0) return done(false);
+      if (n === H2_PREFACE.length) return done(true);
+    };
+    const onEnd = () => done(false);
+    const timer = setTimeout(() => done(false), timeoutMs);
+    socket.on('data', onData);
+    socket.on('end', onEnd);
+  });
+}
+
+export interface TrafficListenerOptions {
+  readonly name: string;
+  readonly port: number;
+  readonly host: string;
+  readonly limits: ListenerLimits;
+  readonly log: Logger;
+  /** Hands an accepted (and possibly pre-processed) socket to the protocol servers. */
+  readonly serve: (socket: net.Socket) => void;
+  /** Runs first on every accepted socket; calls `next` to continue, or closes the socket. */
+  readonly accept?: (socket: net.Socket, next: (socket: net.Socket) => void) => void;
+}
+
+/** The front `net.Server` of a listener: connection limits, gauges, then `accept` and `serve`. */
+export function createTrafficListener(o: TrafficListenerOptions): net.Server {
+  const gauge = openConnections.labels(o.name);
+  const server = net.createServer({ noDelay: true, pauseOnConnect: false }, (socket) => {
+    gauge.inc();
+    socket.once('close', () => gauge.dec());
+    socket.on('error', () => undefined);
+    if (o.accept) o.accept(socket, o.serve);
+    else o.serve(socket);
+  });
+  server.maxConnections = o.limits.maxConnections;
+  let lastDropLog = 0;
+  server.on('drop', () => {
+    const now = Date.now();
+    if (now - lastDropLog > 10_000) {
+      lastDropLog = now;
+      o.log.warn({ listener: o.name, max: o.limits.maxConnections }, 'connection limit reached; dropping connections');
+    }
+  });
+  return server;
+}
+
+/** Plain HTTP: HTTP/1.1, or h2c when the client opens with the HTTP/2 preface. */
+export function plainHttpServe(http1: http.Server, h2c: http2.Http2Server, headersTimeoutMs: number): (socket: net.Socket) => void {
+  return (socket) => {
+    void sniffH2Preface(socket, headersTimeoutMs).then((isH2) => {
+      if (socket.destroyed) return;
+      (isH2 ? h2c : http1).emit('connection', socket);
+      socket.resume();
+    });
+  };
+}
+
+export function listen(server: net.Server, port: number, host: string): Promise<void> {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
     // exclusive: this worker binds its own socket; reusePort: the kernel balances between them.

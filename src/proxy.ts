@@ -3,12 +3,35 @@
 // never buffered whole. Errors map to 404/503/502/504 with short text bodies.
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import { Pool, type Dispatcher } from 'undici';
-import type { CompiledEndpoint, CompiledRoute, RequestAttributes, RoutingTable } from '../router/index.ts';
+import type { CompiledBackend, CompiledEndpoint, CompiledRoute, RequestAttributes, RoutingTable } from '../router/index.ts';
 import { pickBackend, pickEndpoint } from '../router/index.ts';
 import { downstreamHeaders, upstreamHeaders, type ForwardedValues } from './forwarding.ts';
 import type { Logger } from './log.ts';
 import { countRequest, observeUpstreamLatency, upstreamErrors } from './metrics.ts';
+
+/**
+ * A client request and response: HTTP/1.1, or HTTP/2 through Node's compatibility API, which
+ * offers the same members used here. Typed as the HTTP/1.1 classes; HTTP/2 differences are
+ * handled where they matter (isHttp2, responseGone).
+ */
+export type DownstreamRequest = IncomingMessage;
+export type DownstreamResponse = ServerResponse;
+export type RequestHandler = (req: DownstreamRequest, res: DownstreamResponse) => void;
+
+/** The request's authority: Host for HTTP/1.1, :authority for HTTP/2. */
+export function requestHost(req: DownstreamRequest): string | undefined {
+  return req.headers.host ?? (req.headers[':authority'] as string | undefined);
+}
+
+function isHttp2(req: DownstreamRequest): boolean {
+  return req.httpVersionMajor === 2;
+}
+
+function responseGone(res: DownstreamResponse): boolean {
+  return 'destroyed' in res ? res.destroyed : (res as unknown as Http2ServerResponse).stream.destroyed;
+}
 
 export interface ProxyOptions {
   readonly upstreamTimeoutMs: number;
@@ -16,7 +39,7 @@ export interface ProxyOptions {
 }
 
 /** Per-request facts from the listener and real-IP layers. */
-export type ForwardingResolver = (req: IncomingMessage) => ForwardedValues;
+export type ForwardingResolver = (req: DownstreamRequest) => ForwardedValues;
 
 /** Keep-alive connection pools, one per endpoint origin, kept across table swaps. */
 export class UpstreamPools {
@@ -27,18 +50,23 @@ export class UpstreamPools {
     this.options = options;
   }
 
-  get(origin: string): Pool {
-    let pool = this.pools.get(origin);
+  get(endpoint: CompiledEndpoint, protocol: CompiledBackend['protocol']): Pool {
+    const key = protocol === 'h2c' ? `h2c+${endpoint.origin}` : endpoint.origin;
+    let pool = this.pools.get(key);
     if (pool === undefined) {
-      pool = new Pool(origin, {
-        connections: 256,
-        pipelining: 1,
+      pool = new Pool(endpoint.origin, {
+        connections: protocol === 'h2c' ? 4 : 256,
+        pipelining: protocol === 'h2c' ? 100 : 1,
         keepAliveTimeout: 4_000,
         keepAliveMaxTimeout: 60_000,
         connectTimeout: this.options.upstreamConnectTimeoutMs,
+        // Backends behind an Ingress use cluster-internal certificates: like ingress-nginx's
+        // backend-protocol HTTPS, the connection is encrypted but the certificate not verified.
         connect: { timeout: this.options.upstreamConnectTimeoutMs, rejectUnauthorized: false },
-      });
-      this.pools.set(origin, pool);
+        allowH2: false,
+        useH2c: protocol === 'h2c',
+      } as Pool.Options);
+      this.pools.set(key, pool);
     }
     return pool;
   }
@@ -46,10 +74,10 @@ export class UpstreamPools {
   /** Close pools whose origin the new table no longer uses, once their requests are done. */
   retainOnly(table: RoutingTable): void {
     const live = new Set<string>();
-    for (const b of table.backends.values()) for (const e of b.endpoints) live.add(e.origin);
-    for (const [origin, pool] of this.pools) {
-      if (live.has(origin)) continue;
-      this.pools.delete(origin);
+    for (const b of table.backends.values()) for (const e of b.endpoints) live.add(b.protocol === 'h2c' ? `h2c+${e.origin}` : e.origin);
+    for (const [key, pool] of this.pools) {
+      if (live.has(key)) continue;
+      this.pools.delete(key);
       pool.close().catch(() => undefined);
     }
   }
@@ -65,25 +93,28 @@ const CONNECT_ERRORS = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', '
 const TIMEOUT_ERRORS = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']);
 const MAX_CONNECT_ATTEMPTS = 3;
 
-export function sendError(res: ServerResponse, status: number, message: string): void {
+export function sendError(res: DownstreamResponse, status: number, message: string): void {
   if (res.headersSent) {
     res.destroy();
     return;
   }
+  if (responseGone(res)) return;
   const body = `${message}\n`;
   res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' });
   res.end(body);
 }
 
-function hasRequestBody(req: IncomingMessage): boolean {
+function hasRequestBody(req: DownstreamRequest): boolean {
+  if (isHttp2(req)) return !(req as unknown as Http2ServerRequest).stream.endAfterHeaders;
   const cl = req.headers['content-length'];
   return req.headers['transfer-encoding'] !== undefined || (cl !== undefined && cl !== '0');
 }
 
 /** One proxied request: an undici dispatch handler writing into the client's response. */
 class Exchange implements Dispatcher.DispatchHandler {
-  readonly req: IncomingMessage;
-  readonly res: ServerResponse;
+  readonly req: DownstreamRequest;
+  readonly res: DownstreamResponse;
+  readonly backend: CompiledBackend;
   readonly route: CompiledRoute;
   readonly headers: string[];
   readonly hasBody: boolean;
@@ -95,8 +126,9 @@ class Exchange implements Dispatcher.DispatchHandler {
   responseStarted = false;
   done = false;
 
-  constructor(ctx: ProxyContext, req: IncomingMessage, res: ServerResponse, route: CompiledRoute, endpoint: CompiledEndpoint, headers: string[]) {
+  constructor(ctx: ProxyContext, req: DownstreamRequest, res: DownstreamResponse, route: CompiledRoute, backend: CompiledBackend, endpoint: CompiledEndpoint, headers: string[]) {
     this.ctx = ctx;
+    this.backend = backend;
     this.req = req;
     this.res = res;
     this.route = route;
@@ -110,7 +142,7 @@ class Exchange implements Dispatcher.DispatchHandler {
     this.sentAt = performance.now();
     res_locals.set(this.res, this);
     const timeout = this.route.ir.timeoutMs ?? this.ctx.options.upstreamTimeoutMs;
-    this.ctx.pools.get(this.endpoint.origin).dispatch(
+    this.ctx.pools.get(this.endpoint, this.backend.protocol).dispatch(
       {
         path: this.req.url ?? '/',
         method: this.req.method ?? 'GET',
@@ -137,15 +169,17 @@ class Exchange implements Dispatcher.DispatchHandler {
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
     this.controller = controller;
-    if (this.res.destroyed) controller.abort(new Error('client closed the connection'));
+    if (responseGone(this.res)) controller.abort(new Error('client closed the connection'));
   }
 
   onResponseStart(_c: Dispatcher.DispatchController, statusCode: number, headers: Record<string, string | string[] | undefined>, statusMessage?: string): void {
     this.responseStarted = true;
     observeUpstreamLatency(this.route.id, (performance.now() - this.sentAt) / 1000);
-    if (this.res.destroyed) return;
+    if (responseGone(this.res)) return;
     try {
-      this.res.writeHead(statusCode, statusMessage || undefined, downstreamHeaders(headers));
+      // HTTP/2 has no reason phrase.
+      if (isHttp2(this.req)) this.res.writeHead(statusCode, downstreamHeaders(headers));
+      else this.res.writeHead(statusCode, statusMessage || undefined, downstreamHeaders(headers));
     } catch (err) {
       // A header Node refuses to send (bad characters from upstream) is the upstream's fault.
       this.ctx.log.warn({ err: (err as Error).message, upstream: this.endpoint.origin }, 'invalid upstream response header');
@@ -154,7 +188,7 @@ class Exchange implements Dispatcher.DispatchHandler {
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
-    if (this.res.destroyed) return;
+    if (responseGone(this.res)) return;
     if (!this.res.write(chunk)) {
       controller.pause();
       this.res.once('drain', this.resume);
@@ -163,7 +197,7 @@ class Exchange implements Dispatcher.DispatchHandler {
 
   onResponseEnd(_c: Dispatcher.DispatchController, trailers: Record<string, string | string[] | undefined>): void {
     this.done = true;
-    if (trailers && Object.keys(trailers).length > 0 && !this.res.destroyed) {
+    if (trailers && Object.keys(trailers).length > 0 && !responseGone(this.res)) {
       try {
         this.res.addTrailers(trailers as Record<string, string>);
       } catch {
@@ -174,10 +208,10 @@ class Exchange implements Dispatcher.DispatchHandler {
   }
 
   onResponseError(_c: Dispatcher.DispatchController, err: Error & { code?: string }): void {
-    if (this.done && this.res.destroyed) return;
+    if (this.done && responseGone(this.res)) return;
     const code = err.code ?? '';
     const connectFailure = CONNECT_ERRORS.has(code);
-    if (connectFailure && !this.responseStarted && !this.hasBody && this.attempts < MAX_CONNECT_ATTEMPTS && !this.res.destroyed) {
+    if (connectFailure && !this.responseStarted && !this.hasBody && this.attempts < MAX_CONNECT_ATTEMPTS && !responseGone(this.res)) {
       // As nginx's proxy_next_upstream: a request not yet sent can try another endpoint.
       const backend = this.nextBackendEndpoint();
       if (backend !== undefined) {
@@ -195,7 +229,7 @@ class Exchange implements Dispatcher.DispatchHandler {
       this.res.destroy(err);
       return;
     }
-    if (this.res.destroyed) return;
+    if (responseGone(this.res)) return;
     res_errors.set(this.res, `${code || err.name}: ${err.message}`);
     if (kind === 'timeout') sendError(this.res, 504, 'upstream timed out');
     else sendError(this.res, 502, kind === 'connect' ? 'upstream connect error' : 'upstream connection error');
@@ -215,8 +249,8 @@ class Exchange implements Dispatcher.DispatchHandler {
 }
 
 // Access-log facts attached to a response without widening Node's types.
-const res_locals = new WeakMap<ServerResponse, Exchange>();
-const res_errors = new WeakMap<ServerResponse, string>();
+const res_locals = new WeakMap<DownstreamResponse, Exchange>();
+const res_errors = new WeakMap<DownstreamResponse, string>();
 
 export interface ProxyContext {
   /** The table to route this request on: read once, at the start of the request. */
@@ -230,9 +264,9 @@ export interface ProxyContext {
 // Route conditions (method, headers, query) read the request through this adapter. Lookups are
 // synchronous, so one adapter serves every request and routing allocates nothing for it.
 class RequestView implements RequestAttributes {
-  req: IncomingMessage | undefined;
+  req: DownstreamRequest | undefined;
   private query: URLSearchParams | undefined;
-  private queryOf: IncomingMessage | undefined;
+  private queryOf: DownstreamRequest | undefined;
 
   get method(): string {
     return this.req?.method ?? 'GET';
@@ -255,7 +289,7 @@ class RequestView implements RequestAttributes {
 }
 const requestView = new RequestView();
 
-export function createRequestHandler(ctx: ProxyContext): (req: IncomingMessage, res: ServerResponse) => void {
+export function createRequestHandler(ctx: ProxyContext): RequestHandler {
   const accessLog = ctx.log.isLevelEnabled('info');
   return (req, res) => {
     const startedAt = performance.now();
@@ -270,7 +304,7 @@ export function createRequestHandler(ctx: ProxyContext): (req: IncomingMessage, 
         type: 'access',
         client: fwd.clientIp,
         method: req.method,
-        host: req.headers.host,
+        host: requestHost(req),
         path: req.url,
         proto: `HTTP/${req.httpVersion}`,
         status: res.statusCode,
@@ -287,7 +321,7 @@ export function createRequestHandler(ctx: ProxyContext): (req: IncomingMessage, 
       return;
     }
     requestView.req = req;
-    const route = table.match(req.headers.host, req.url ?? '/', requestView);
+    const route = table.match(requestHost(req), req.url ?? '/', requestView);
     requestView.req = undefined;
     if (route === undefined) {
       sendError(res, 404, 'no route for this host and path');
@@ -303,6 +337,6 @@ export function createRequestHandler(ctx: ProxyContext): (req: IncomingMessage, 
       return;
     }
     const headers = upstreamHeaders(req.rawHeaders, req.headers.connection, fwd);
-    new Exchange(ctx, req, res, route, endpoint, headers).start();
+    new Exchange(ctx, req, res, route, backend, endpoint, headers).start();
   };
 }

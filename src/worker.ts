@@ -1,15 +1,16 @@
 // A worker process: receives routing tables from the primary, swaps them in, serves traffic.
 // Routing changes swap one reference; listeners and connections are never touched by them.
 
-import type { IncomingMessage, Server } from 'node:http';
+import type { Server } from 'node:net';
 import { compileTable, type RoutingTable } from '../router/index.ts';
 import { unmapIpv4, type ForwardedValues } from './forwarding.ts';
 import { isMessage, type AckMessage, type ShutdownMessage, type TableMessage } from './ipc.ts';
-import { createHttpServer, listen } from './listeners.ts';
+import { createH2cServer, createHttp1Server, createTrafficListener, listen, plainHttpServe } from './listeners.ts';
 import { createLogger } from './log.ts';
 import { tableSwaps, tableVersion } from './metrics.ts';
 import type { ServeOptions } from './options.ts';
-import { UpstreamPools, createRequestHandler } from './proxy.ts';
+import { UpstreamPools, createRequestHandler, requestHost, type DownstreamRequest } from './proxy.ts';
+import { createUpgradeHandler } from './upgrade.ts';
 
 const options = JSON.parse(process.env.PORTICO_OPTIONS ?? '{}') as ServeOptions;
 const log = createLogger(options.logLevel ?? 'info', { component: 'worker', pid: process.pid }, true);
@@ -25,25 +26,32 @@ function send(msg: AckMessage | { type: 'portico:hello' }): void {
 
 // Until the real-IP layer is configured, the socket peer is the client and no incoming
 // forwarding header is believed.
-function forwardingFor(req: IncomingMessage): ForwardedValues {
+function forwardingFor(req: DownstreamRequest): ForwardedValues {
   const clientIp = unmapIpv4(req.socket.remoteAddress ?? '');
   return {
     clientIp,
     forwardedFor: clientIp,
     proto: 'http',
-    host: req.headers.host ?? '',
+    host: requestHost(req) ?? '',
     port: String(req.socket.localPort ?? ''),
   };
 }
 
-const handler = createRequestHandler({ table: () => current, pools, log, options, forwarding: forwardingFor });
+const table = () => current;
+const handler = createRequestHandler({ table, pools, log, options, forwarding: forwardingFor });
+// WebSocket tunnels are long-lived; an hour of silence ends one (nginx's default is a minute).
+const upgrade = createUpgradeHandler({ table, forwarding: forwardingFor, log, connectTimeoutMs: options.upstreamConnectTimeoutMs, idleTimeoutMs: 3_600_000 });
 
 async function startListeners(): Promise<void> {
-  const http = createHttpServer('http', options, log, handler);
-  servers = [http];
-  await listen(http, options.httpPort, options.bindAddress);
+  const http1 = createHttp1Server(options, log, handler, upgrade);
+  const h2c = createH2cServer(options, handler);
+  const plain = createTrafficListener({ name: 'http', port: options.httpPort, host: options.bindAddress, limits: options, log, serve: plainHttpServe(http1, h2c, options.headersTimeoutMs) });
+  servers = [plain];
+  shutdownHooks.push(() => http1.closeIdleConnections(), () => h2c.close());
+  await listen(plain, options.httpPort, options.bindAddress);
   log.info({ port: options.httpPort, address: options.bindAddress }, 'HTTP listener ready');
 }
+const shutdownHooks: (() => void)[] = [];
 
 async function onTable(msg: TableMessage): Promise<void> {
   let table: RoutingTable;
@@ -82,8 +90,8 @@ function shutdown(msg: ShutdownMessage): void {
     s.close(() => {
       if (--open === 0) void pools.closeAll().finally(() => process.exit(0));
     });
-    s.closeIdleConnections();
   }
+  for (const hook of shutdownHooks) hook();
 }
 
 process.on('message', (msg: unknown) => {

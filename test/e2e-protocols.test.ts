@@ -1,0 +1,108 @@
+import http2 from 'node:http2';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startEchoBackend, type EchoBackend } from '../examples/quickstart/echo-backend.ts';
+import { request } from './helpers/http.ts';
+import { endpointSlice, ingress, ingressClass, service, toYaml } from './helpers/manifests.ts';
+import { startPortico, waitFor, type Portico } from './helpers/portico.ts';
+import { startWebSocketEcho } from './helpers/websocket.ts';
+
+let portico: Portico;
+let backend: EchoBackend;
+let ws: Awaited<ReturnType<typeof startWebSocketEcho>>;
+
+beforeAll(async () => {
+  backend = await startEchoBackend('app', '127.0.0.2', 0);
+  ws = await startWebSocketEcho('127.0.0.3');
+  portico = await startPortico({
+    workers: 2,
+    files: {
+      'all.yaml': toYaml(
+        ingressClass(),
+        service('app'), endpointSlice('app', [`127.0.0.2:${backend.port}`]),
+        service('ws'), endpointSlice('ws', [`127.0.0.3:${ws.port}`]),
+        ingress('app', 'app.test', [{ path: '/', service: 'app' }]),
+        // Browsers' WebSocket cannot set Host: the socket route is on the catch-all host.
+        ingress('sockets', undefined, [{ path: '/ws', service: 'ws' }]),
+      ),
+    },
+  });
+}, 60_000);
+
+afterAll(async () => {
+  await portico?.stop();
+  await backend?.close();
+  ws?.server.closeAllConnections();
+  ws?.server.close();
+});
+
+function h2cRequest(port: number, path: string, authority: string, opts: { method?: string; body?: string } = {}): Promise<{ status: number; headers: http2.IncomingHttpHeaders; body: string }> {
+  return new Promise((resolve, reject) => {
+    const session = http2.connect(`http://127.0.0.1:${port}`);
+    session.on('error', reject);
+    const req = session.request({ ':path': path, ':authority': authority, ':method': opts.method ?? 'GET' });
+    let body = '';
+    let headers: http2.IncomingHttpHeaders = {};
+    req.on('response', (h) => (headers = h));
+    req.on('data', (c) => (body += c));
+    req.on('end', () => {
+      session.close();
+      resolve({ status: Number(headers[':status']), headers, body });
+    });
+    req.on('error', reject);
+    req.end(opts.body);
+  });
+}
+
+describe('HTTP/2 with prior knowledge (h2c) on the plain listener', () => {
+  it('routes, forwards headers and bodies like HTTP/1.1', async () => {
+    const r = await h2cRequest(portico.httpPort, '/h2?x=1', 'app.test', { method: 'POST', body: 'hello' });
+    expect(r.status).toBe(200);
+    const seen = JSON.parse(r.body);
+    expect(seen).toMatchObject({ backend: 'app', method: 'POST', url: '/h2?x=1', bodyBytes: 5 });
+    expect(seen.headers.host).toBe('app.test');
+    expect(seen.headers['x-forwarded-for']).toBe('127.0.0.1');
+    expect(seen.headers['x-forwarded-proto']).toBe('http');
+  });
+
+  it('answers errors the same way', async () => {
+    expect((await h2cRequest(portico.httpPort, '/', 'nowhere.test')).status).toBe(404);
+  });
+
+  it('HTTP/1.1 still works on the same port', async () => {
+    expect((await request(portico.httpPort, '/', { host: 'app.test' })).status).toBe(200);
+  });
+});
+
+describe('WebSocket', () => {
+  it('tunnels a real WebSocket both ways, and a table swap does not close it', async () => {
+    const sock = new WebSocket(`ws://127.0.0.1:${portico.httpPort}/ws/chat`);
+    const messages: string[] = [];
+    let closed = false;
+    sock.addEventListener('message', (e) => messages.push(String(e.data)));
+    sock.addEventListener('close', () => (closed = true));
+    await waitFor('open', () => sock.readyState === WebSocket.OPEN, 5000, 10);
+    sock.send('one');
+    await waitFor('echo one', () => messages.includes('echo: one'), 5000, 10);
+
+    const version = (await portico.json('/debug/routes')).version;
+    portico.write('more.yaml', toYaml(ingress('more', 'more.test', [{ path: '/', service: 'app' }])));
+    await portico.waitVersion(version + 1);
+    portico.remove('more.yaml');
+    await portico.waitVersion(version + 2);
+
+    sock.send('two');
+    await waitFor('echo two', () => messages.includes('echo: two'), 5000, 10);
+    expect(closed).toBe(false);
+    sock.close();
+    await waitFor('closed', () => closed, 5000, 10);
+    const h = ws.headers.at(-1)!;
+    expect(h.host).toBe(`127.0.0.1:${portico.httpPort}`);
+    expect(h['x-forwarded-for']).toBe('127.0.0.1');
+  });
+
+  it('an upgrade with no route gets 404', async () => {
+    const { rawExchange } = await import('./helpers/http.ts');
+    const r = await rawExchange(portico.httpPort, 'GET /nope HTTP/1.1\r\nHost: nowhere.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n');
+    expect(r.text).toMatch(/^HTTP\/1\.1 404/);
+  });
+});
