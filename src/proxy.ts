@@ -125,6 +125,7 @@ class Exchange implements Dispatcher.DispatchHandler {
   sentAt = 0;
   responseStarted = false;
   done = false;
+  trailersOnly: Record<string, string | string[] | number> | undefined;
 
   constructor(ctx: ProxyContext, req: DownstreamRequest, res: DownstreamResponse, route: CompiledRoute, backend: CompiledBackend, endpoint: CompiledEndpoint, headers: string[]) {
     this.ctx = ctx;
@@ -178,8 +179,15 @@ class Exchange implements Dispatcher.DispatchHandler {
     if (responseGone(this.res)) return;
     try {
       // HTTP/2 has no reason phrase.
-      if (isHttp2(this.req)) this.res.writeHead(statusCode, downstreamHeaders(headers));
-      else this.res.writeHead(statusCode, statusMessage || undefined, downstreamHeaders(headers));
+      if (isHttp2(this.req)) {
+        // A gRPC "trailers-only" response carries grpc-status in its only HEADERS frame, which
+        // must end the stream: send it at the end, in one frame.
+        if (headers['grpc-status'] !== undefined) {
+          this.trailersOnly = { ':status': statusCode, ...downstreamHeaders(headers) };
+          return;
+        }
+        this.res.writeHead(statusCode, downstreamHeaders(headers));
+      } else this.res.writeHead(statusCode, statusMessage || undefined, downstreamHeaders(headers));
     } catch (err) {
       // A header Node refuses to send (bad characters from upstream) is the upstream's fault.
       this.ctx.log.warn({ err: (err as Error).message, upstream: this.endpoint.origin }, 'invalid upstream response header');
@@ -189,6 +197,12 @@ class Exchange implements Dispatcher.DispatchHandler {
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
     if (responseGone(this.res)) return;
+    if (this.trailersOnly !== undefined) {
+      // Not trailers-only after all: send the held headers before the body.
+      const { ':status': status, ...rest } = this.trailersOnly;
+      this.trailersOnly = undefined;
+      this.res.writeHead(status as number, rest as Record<string, string | string[]>);
+    }
     if (!this.res.write(chunk)) {
       controller.pause();
       this.res.once('drain', this.resume);
@@ -197,6 +211,12 @@ class Exchange implements Dispatcher.DispatchHandler {
 
   onResponseEnd(_c: Dispatcher.DispatchController, trailers: Record<string, string | string[] | undefined>): void {
     this.done = true;
+    if (this.trailersOnly !== undefined && !responseGone(this.res)) {
+      const stream = (this.res as unknown as Http2ServerResponse).stream;
+      this.res.statusCode = this.trailersOnly[':status'] as number;
+      stream.respond({ ...this.trailersOnly, ...(trailers as Record<string, string>) }, { endStream: true });
+      return;
+    }
     if (trailers && Object.keys(trailers).length > 0 && !responseGone(this.res)) {
       try {
         this.res.addTrailers(trailers as Record<string, string>);
