@@ -118,3 +118,26 @@ describe('workers', () => {
     expect(status).toMatch(/State:\s+[SR]/);
   }, 30_000);
 });
+
+describe('shutdown', () => {
+  it('SIGTERM stops accepting, finishes in-flight requests, then exits', async () => {
+    const slow = http.createServer((req, res) => setTimeout(() => res.end('finished\n'), 700));
+    await new Promise<void>((r) => slow.listen(0, '127.0.0.3', r));
+    const port = (slow.address() as { port: number }).port;
+    const p = await startPortico({ workers: 1, files: { 'all.yaml': toYaml(ingressClass(), service('slow'), endpointSlice('slow', [`127.0.0.3:${port}`]), ingress('slow', 'slow.test', [{ path: '/', service: 'slow' }])) } });
+    try {
+      const pending = request(p.httpPort, '/', { host: 'slow.test' });
+      await sleep(200);
+      p.proc.kill('SIGTERM');
+      const r = await pending;
+      expect(r.status).toBe(200);
+      expect(r.body).toBe('finished\n');
+      await waitFor('exit', () => p.proc.exitCode !== null, 10_000);
+      expect(p.proc.exitCode).toBe(0);
+    } finally {
+      await p.stop();
+      slow.closeAllConnections();
+      slow.close();
+    }
+  });
+});
