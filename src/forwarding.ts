@@ -15,7 +15,7 @@ export function isForwardingHeader(lowerName: string): boolean {
 
 /** Names listed in the Connection header are hop-by-hop too. */
 export function connectionTokens(value: string | undefined): Set<string> | undefined {
-  if (value === undefined || value === '') return undefined;
+  if (value === undefined || value === '' || value === 'keep-alive' || value === 'close' || value === 'Keep-Alive') return undefined;
   const set = new Set<string>();
   for (const t of value.split(',')) {
     const name = t.trim().toLowerCase();
@@ -50,8 +50,15 @@ export function upstreamHeaders(rawHeaders: readonly string[], connection: strin
   let hasHost = false;
   for (let i = 0; i < rawHeaders.length; i += 2) {
     const name = rawHeaders[i];
+    const first = name.charCodeAt(0) | 0x20;
+    // Fast path: a header whose first letter starts no hop-by-hop or forwarding name, and that
+    // Connection does not list, goes through without being lower-cased.
+    if (listed === undefined && !MAYBE_SPECIAL[first]) {
+      out.push(name, rawHeaders[i + 1]);
+      continue;
+    }
     // HTTP/2 pseudo-headers: :authority becomes Host below, the rest are in the request line.
-    if (name.charCodeAt(0) === 58 /* : */) continue;
+    if (first === 0x3a /* : */) continue;
     const lower = name.toLowerCase();
     if (lower === 'host') hasHost = true;
     if (isHopByHop(lower, listed)) {
@@ -69,6 +76,15 @@ export function upstreamHeaders(rawHeaders: readonly string[], connection: strin
   if (fwd.keep === undefined || !fwd.keep.has('x-forwarded-port')) out.push('x-forwarded-port', fwd.port);
   return out;
 }
+
+// First letters (lower-cased, and ':') of the names upstreamHeaders must look at: hop-by-hop
+// (connection, keep-alive, proxy-*, te, trailer, transfer-encoding, upgrade), forwarding
+// (x-*, forwarded), host, and HTTP/2 pseudo-headers.
+const MAYBE_SPECIAL: boolean[] = (() => {
+  const t: boolean[] = new Array(128).fill(false);
+  for (const c of 'ckptuxfh:') t[c.charCodeAt(0)] = true;
+  return t;
+})();
 
 /** Response headers from upstream, minus hop-by-hop ones (Node sets its own framing). */
 export function downstreamHeaders(headers: Record<string, string | string[] | undefined>): Record<string, string | string[]> {

@@ -110,40 +110,71 @@ function hasRequestBody(req: DownstreamRequest): boolean {
   return req.headers['transfer-encoding'] !== undefined || (cl !== undefined && cl !== '0');
 }
 
-/** One proxied request: an undici dispatch handler writing into the client's response. */
+const kExchange = Symbol('portico.exchange');
+type TrackedResponse = DownstreamResponse & { [kExchange]?: Exchange };
+
+// One listener function for every response (EventEmitter calls it with the response as `this`),
+// so a request costs no closure for it.
+function onResponseClose(this: TrackedResponse): void {
+  this[kExchange]?.closed();
+}
+
+function onResponseDrain(this: TrackedResponse): void {
+  this[kExchange]?.controller?.resume();
+}
+
+/**
+ * One client request, from arrival to close: the undici dispatch handler that writes the
+ * upstream response into the client's, and the record the access log and metrics read.
+ */
 class Exchange implements Dispatcher.DispatchHandler {
-  readonly req: DownstreamRequest;
-  readonly res: DownstreamResponse;
-  readonly backend: CompiledBackend;
-  readonly route: CompiledRoute;
-  readonly headers: string[];
-  readonly hasBody: boolean;
   readonly ctx: ProxyContext;
-  endpoint: CompiledEndpoint;
+  readonly req: DownstreamRequest;
+  readonly res: TrackedResponse;
+  readonly startedAt: number;
+  readonly fwd: ForwardedValues;
+  routeId = '-';
+  route: CompiledRoute | undefined;
+  backend: CompiledBackend | undefined;
+  endpoint: CompiledEndpoint | undefined;
+  headers: string[] = [];
+  hasBody = false;
   attempts = 1;
   controller: Dispatcher.DispatchController | undefined;
   sentAt = 0;
   responseStarted = false;
   done = false;
+  error: string | undefined;
   trailersOnly: Record<string, string | string[] | number> | undefined;
 
-  constructor(ctx: ProxyContext, req: DownstreamRequest, res: DownstreamResponse, route: CompiledRoute, backend: CompiledBackend, endpoint: CompiledEndpoint, headers: string[]) {
+  constructor(ctx: ProxyContext, req: DownstreamRequest, res: DownstreamResponse) {
     this.ctx = ctx;
-    this.backend = backend;
     this.req = req;
-    this.res = res;
-    this.route = route;
-    this.endpoint = endpoint;
-    this.headers = headers;
-    this.hasBody = hasRequestBody(req);
-    res.on('close', this.onClientClose);
+    this.res = res as TrackedResponse;
+    this.startedAt = performance.now();
+    this.fwd = ctx.forwarding(req);
+    this.res[kExchange] = this;
+    res.on('close', onResponseClose);
   }
 
-  start(): void {
+  /** Reply without going upstream (404, 503). */
+  reply(status: number, message: string): void {
+    sendError(this.res, status, message);
+  }
+
+  proxy(route: CompiledRoute, backend: CompiledBackend, endpoint: CompiledEndpoint): void {
+    this.route = route;
+    this.backend = backend;
+    this.endpoint = endpoint;
+    this.hasBody = hasRequestBody(this.req);
+    this.headers = upstreamHeaders(this.req.rawHeaders, this.req.headers.connection, this.fwd);
+    this.dispatch();
+  }
+
+  private dispatch(): void {
     this.sentAt = performance.now();
-    res_locals.set(this.res, this);
-    const timeout = this.route.ir.timeoutMs ?? this.ctx.options.upstreamTimeoutMs;
-    this.ctx.pools.get(this.endpoint, this.backend.protocol).dispatch(
+    const timeout = this.route!.ir.timeoutMs ?? this.ctx.options.upstreamTimeoutMs;
+    this.ctx.pools.get(this.endpoint!, this.backend!.protocol).dispatch(
       {
         path: this.req.url ?? '/',
         method: this.req.method ?? 'GET',
@@ -157,25 +188,41 @@ class Exchange implements Dispatcher.DispatchHandler {
     );
   }
 
-  private onClientClose = (): void => {
+  /** The client's response closed: finished, or the client went away mid-way. */
+  closed(): void {
     if (!this.done && this.controller !== undefined && !this.controller.aborted) {
       this.done = true;
       this.controller.abort(new Error('client closed the connection'));
     }
-  };
-
-  private resume = (): void => {
-    this.controller?.resume();
-  };
+    const res = this.res;
+    countRequest(this.routeId, res.statusCode);
+    const log = this.ctx.log;
+    if (!this.ctx.accessLog) return;
+    const req = this.req;
+    log.info({
+      type: 'access',
+      client: this.fwd.clientIp,
+      method: req.method,
+      host: requestHost(req),
+      path: req.url,
+      proto: `HTTP/${req.httpVersion}`,
+      status: res.statusCode,
+      duration_ms: Math.round((performance.now() - this.startedAt) * 1000) / 1000,
+      route: this.routeId,
+      upstream: this.endpoint?.origin,
+      aborted: res.writableFinished ? undefined : true,
+      error: this.error,
+      user_agent: req.headers['user-agent'],
+    });
+  }
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
     this.controller = controller;
     if (responseGone(this.res)) controller.abort(new Error('client closed the connection'));
   }
-
   onResponseStart(_c: Dispatcher.DispatchController, statusCode: number, headers: Record<string, string | string[] | undefined>, statusMessage?: string): void {
     this.responseStarted = true;
-    observeUpstreamLatency(this.route.id, (performance.now() - this.sentAt) / 1000);
+    observeUpstreamLatency(this.routeId, (performance.now() - this.sentAt) / 1000);
     if (responseGone(this.res)) return;
     try {
       // HTTP/2 has no reason phrase.
@@ -190,7 +237,7 @@ class Exchange implements Dispatcher.DispatchHandler {
       } else this.res.writeHead(statusCode, statusMessage || undefined, downstreamHeaders(headers));
     } catch (err) {
       // A header Node refuses to send (bad characters from upstream) is the upstream's fault.
-      this.ctx.log.warn({ err: (err as Error).message, upstream: this.endpoint.origin }, 'invalid upstream response header');
+      this.ctx.log.warn({ err: (err as Error).message, upstream: this.endpoint?.origin }, 'invalid upstream response header');
       this.controller?.abort(err as Error);
     }
   }
@@ -205,7 +252,7 @@ class Exchange implements Dispatcher.DispatchHandler {
     }
     if (!this.res.write(chunk)) {
       controller.pause();
-      this.res.once('drain', this.resume);
+      this.res.once('drain', onResponseDrain);
     }
   }
 
@@ -238,7 +285,7 @@ class Exchange implements Dispatcher.DispatchHandler {
         this.attempts++;
         this.endpoint = backend;
         this.controller = undefined;
-        this.start();
+        this.dispatch();
         return;
       }
     }
@@ -250,15 +297,15 @@ class Exchange implements Dispatcher.DispatchHandler {
       return;
     }
     if (responseGone(this.res)) return;
-    res_errors.set(this.res, `${code || err.name}: ${err.message}`);
+    this.error = `${code || err.name}: ${err.message}`;
     if (kind === 'timeout') sendError(this.res, 504, 'upstream timed out');
     else sendError(this.res, 502, kind === 'connect' ? 'upstream connect error' : 'upstream connection error');
   }
 
   private nextBackendEndpoint(): CompiledEndpoint | undefined {
-    for (const { backend } of this.route.backends) {
+    for (const { backend } of this.route!.backends) {
       if (backend.endpoints.length < 2) continue;
-      if (!backend.endpoints.includes(this.endpoint)) continue;
+      if (this.endpoint === undefined || !backend.endpoints.includes(this.endpoint)) continue;
       for (let i = 0; i < backend.endpoints.length; i++) {
         const ep = pickEndpoint(backend);
         if (ep !== undefined && ep !== this.endpoint) return ep;
@@ -268,9 +315,6 @@ class Exchange implements Dispatcher.DispatchHandler {
   }
 }
 
-// Access-log facts attached to a response without widening Node's types.
-const res_locals = new WeakMap<DownstreamResponse, Exchange>();
-const res_errors = new WeakMap<DownstreamResponse, string>();
 
 export interface ProxyContext {
   /** The table to route this request on: read once, at the start of the request. */
@@ -279,6 +323,8 @@ export interface ProxyContext {
   readonly log: Logger;
   readonly options: ProxyOptions;
   readonly forwarding: ForwardingResolver;
+  /** Whether access logs are written (log level info or lower). */
+  readonly accessLog: boolean;
 }
 
 // Route conditions (method, headers, query) read the request through this adapter. Lookups are
@@ -310,53 +356,22 @@ class RequestView implements RequestAttributes {
 const requestView = new RequestView();
 
 export function createRequestHandler(ctx: ProxyContext): RequestHandler {
-  const accessLog = ctx.log.isLevelEnabled('info');
   return (req, res) => {
-    const startedAt = performance.now();
+    const ex = new Exchange(ctx, req, res);
     const table = ctx.table();
-    const fwd = ctx.forwarding(req);
-    let routeId = '-';
-    res.once('close', () => {
-      countRequest(routeId, res.statusCode);
-      if (!accessLog) return;
-      const ex = res_locals.get(res);
-      ctx.log.info({
-        type: 'access',
-        client: fwd.clientIp,
-        method: req.method,
-        host: requestHost(req),
-        path: req.url,
-        proto: `HTTP/${req.httpVersion}`,
-        status: res.statusCode,
-        duration_ms: Math.round((performance.now() - startedAt) * 1000) / 1000,
-        route: routeId,
-        upstream: ex?.endpoint.origin,
-        aborted: res.writableFinished ? undefined : true,
-        error: res_errors.get(res),
-        user_agent: req.headers['user-agent'],
-      });
-    });
-    if (table === undefined) {
-      sendError(res, 503, 'no routing table yet');
-      return;
-    }
+    if (table === undefined) return ex.reply(503, 'no routing table yet');
     requestView.req = req;
     const route = table.match(requestHost(req), req.url ?? '/', requestView);
     requestView.req = undefined;
-    if (route === undefined) {
-      sendError(res, 404, 'no route for this host and path');
-      return;
-    }
-    routeId = route.id;
+    if (route === undefined) return ex.reply(404, 'no route for this host and path');
+    ex.routeId = route.id;
     const backend = pickBackend(route);
     const endpoint = backend === undefined ? undefined : pickEndpoint(backend);
     if (backend === undefined || endpoint === undefined) {
       const reason = backend?.unavailableReason ?? 'no backend available';
-      res_errors.set(res, reason);
-      sendError(res, 503, `service unavailable: ${reason}`);
-      return;
+      ex.error = reason;
+      return ex.reply(503, `service unavailable: ${reason}`);
     }
-    const headers = upstreamHeaders(req.rawHeaders, req.headers.connection, fwd);
-    new Exchange(ctx, req, res, route, backend, endpoint, headers).start();
+    ex.proxy(route, backend, endpoint);
   };
 }

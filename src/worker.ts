@@ -38,7 +38,7 @@ function forwardingFor(req: DownstreamRequest): ForwardedValues {
 }
 
 const table = () => current;
-const handler = createRequestHandler({ table, pools, log, options, forwarding: forwardingFor });
+const handler = createRequestHandler({ table, pools, log, options, forwarding: forwardingFor, accessLog: log.isLevelEnabled('info') });
 // WebSocket tunnels are long-lived; an hour of silence ends one (nginx's default is a minute).
 const upgrade = createUpgradeHandler({ table, forwarding: forwardingFor, log, connectTimeoutMs: options.upstreamConnectTimeoutMs, idleTimeoutMs: 3_600_000 });
 
