@@ -10,6 +10,8 @@ export const INGRESS_CONTROLLER_NAME = 'portico.dev/ingress-controller';
 export const DEFAULT_CLASS_ANNOTATION = 'ingressclass.kubernetes.io/is-default-class';
 export const LEGACY_CLASS_ANNOTATION = 'kubernetes.io/ingress.class';
 export const TIMEOUT_ANNOTATION = 'portico.dev/proxy-read-timeout';
+export const SSL_REDIRECT_ANNOTATION = 'portico.dev/ssl-redirect';
+export const SSL_PASSTHROUGH_ANNOTATION = 'portico.dev/ssl-passthrough';
 
 const PATH_TYPES = new Set(['Exact', 'Prefix', 'ImplementationSpecific']);
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
@@ -68,10 +70,19 @@ interface IngressPath {
   pathIndex: number;
 }
 
+export interface IngressTls {
+  /** Hosts listed in spec.tls[].hosts; empty means every host of the Ingress's rules. */
+  hosts: string[];
+  secretName?: string;
+}
+
 interface ParsedIngress {
   paths: IngressPath[];
   defaultBackend?: { service: string; port: ServicePortRef };
   timeoutMs?: number;
+  tls: IngressTls[];
+  sslRedirect: boolean;
+  sslPassthrough: boolean;
   /** Errors that make this version of the object invalid. */
   errors: string[];
 }
@@ -143,6 +154,23 @@ export function parseIngress(ing: KubeObject): ParsedIngress {
       paths.push({ host, pathType: type, path: normalized, service: backend.service, port: backend.port, ruleIndex, pathIndex });
     });
   });
+  const tls: IngressTls[] = [];
+  asArray(spec.tls).forEach((entry, i) => {
+    const e = asRecord(entry);
+    const hosts = asArray(e.hosts).filter((h): h is string => typeof h === 'string').map((h) => h.toLowerCase());
+    for (const h of hosts) if (!validIngressHost(h)) errors.push(`spec.tls[${i}].hosts: ${JSON.stringify(h)} is not a valid hostname`);
+    tls.push({ hosts: hosts.filter(validIngressHost), secretName: asString(e.secretName) || undefined });
+  });
+  const annotations = ing.metadata.annotations ?? {};
+  const flag = (name: string, fallback: boolean): boolean => {
+    const v = annotations[name];
+    if (v === undefined) return fallback;
+    if (v === 'true' || v === 'false') return v === 'true';
+    errors.push(`annotation ${name}: ${JSON.stringify(v)} must be "true" or "false"`);
+    return fallback;
+  };
+  const sslRedirect = flag(SSL_REDIRECT_ANNOTATION, true);
+  const sslPassthrough = flag(SSL_PASSTHROUGH_ANNOTATION, false);
   let timeoutMs: number | undefined;
   const t = ing.metadata.annotations?.[TIMEOUT_ANNOTATION];
   if (t !== undefined) {
@@ -150,7 +178,17 @@ export function parseIngress(ing: KubeObject): ParsedIngress {
     if (Number.isFinite(seconds) && seconds > 0) timeoutMs = Math.round(seconds * 1000);
     else errors.push(`annotation ${TIMEOUT_ANNOTATION}: ${JSON.stringify(t)} is not a positive number of seconds`);
   }
-  return { paths, defaultBackend, timeoutMs, errors };
+  return { paths, defaultBackend, timeoutMs, tls, sslRedirect, sslPassthrough, errors };
+}
+
+/** The hosts an Ingress serves over TLS (spec.tls), `*` when a TLS entry lists no hosts. */
+export function tlsHostsOf(parsed: { tls: IngressTls[]; paths: { host: string }[] }): Set<string> {
+  const hosts = new Set<string>();
+  for (const t of parsed.tls) {
+    if (t.hosts.length === 0) for (const p of parsed.paths) hosts.add(p.host || '*');
+    for (const h of t.hosts) hosts.add(h);
+  }
+  return hosts;
 }
 
 export interface IngressTranslation {
@@ -209,11 +247,43 @@ export function translateIngresses(
     const owner = `${ns}/${object.metadata.name}`;
     const source = { kind: 'Ingress', namespace: ns, name: object.metadata.name };
     served.push(current);
-    const routeFor = (id: string, pathType: RouteIR['pathType'], path: string, service: string, port: ServicePortRef): RouteIR => {
+    const tlsHosts = tlsHostsOf(parsed);
+    const backendKey = (service: string, port: ServicePortRef): string => {
       const resolved = index.resolve(ns, service, port);
       builder.addBackend(resolved.key, resolved.backend);
-      return { id, pathType, path, backends: [{ backend: resolved.key, weight: 1 }], source, ...(parsed.timeoutMs ? { timeoutMs: parsed.timeoutMs } : {}) };
+      return resolved.key;
     };
+    const routeFor = (id: string, pathType: RouteIR['pathType'], path: string, service: string, port: ServicePortRef, host?: string): RouteIR => ({
+      id,
+      pathType,
+      path,
+      backends: [{ backend: backendKey(service, port), weight: 1 }],
+      source,
+      ...(parsed.timeoutMs ? { timeoutMs: parsed.timeoutMs } : {}),
+      // As ingress-nginx: hosts this Ingress serves over TLS redirect plain HTTP with 308.
+      ...(host !== undefined && parsed.sslRedirect && tlsHosts.has(host) ? { httpsRedirect: true } : {}),
+    });
+    if (parsed.sslPassthrough) {
+      // The connection stays encrypted: only the host can route it, to its first path's backend.
+      const seen = new Set<string>();
+      for (const p of parsed.paths) {
+        if (p.host === '') {
+          problems.push({ severity: 'error', kind: 'Ingress', namespace: ns, name: object.metadata.name, origin, message: `${SSL_PASSTHROUGH_ANNOTATION}: a rule without a host cannot be matched by SNI; not served` });
+          continue;
+        }
+        if (seen.has(p.host)) continue;
+        seen.add(p.host);
+        const claimKey = `passthrough ${p.host}`;
+        const holder = claimed.get(claimKey);
+        if (holder !== undefined) {
+          problems.push({ severity: 'error', kind: 'Ingress', namespace: ns, name: object.metadata.name, origin, message: `TLS passthrough for host ${p.host} is already served by the older Ingress ${holder}; this one is not served` });
+          continue;
+        }
+        claimed.set(claimKey, owner);
+        builder.addPassthrough({ hostname: p.host, backend: backendKey(p.service, p.port), source });
+      }
+      continue;
+    }
     for (const p of parsed.paths) {
       const claimKey = `${p.host || '*'} ${p.pathType} ${p.path}`;
       const holder = claimed.get(claimKey);
@@ -222,7 +292,7 @@ export function translateIngresses(
         continue;
       }
       claimed.set(claimKey, owner);
-      builder.addRoute(p.host || '*', routeFor(`${owner}#${p.ruleIndex}.${p.pathIndex}`, p.pathType, p.path, p.service, p.port));
+      builder.addRoute(p.host || '*', routeFor(`${owner}#${p.ruleIndex}.${p.pathIndex}`, p.pathType, p.path, p.service, p.port, p.host || '*'));
     }
     if (parsed.defaultBackend) {
       const route = routeFor(`${owner}#default`, 'Prefix', '/', parsed.defaultBackend.service, parsed.defaultBackend.port);

@@ -1,12 +1,17 @@
 // Collects routes and backends from the per-kind translators into one RoutingIR. Output is
 // sorted, so the same input always gives the same IR (no-op changes are detected by comparing it).
 
-import type { BackendIR, RouteIR, RoutingIR, VirtualHostIR } from '../router/types.ts';
+import type { BackendIR, PassthroughRouteIR, RouteIR, RoutingIR, VirtualHostIR } from '../router/types.ts';
 
 export class TableBuilder {
   private readonly hosts = new Map<string, { routes: RouteIR[]; fallback?: RouteIR }>();
   private readonly backends = new Map<string, BackendIR>();
   private defaultRoute: RouteIR | undefined;
+  private readonly passthrough: PassthroughRouteIR[] = [];
+
+  addPassthrough(route: PassthroughRouteIR): void {
+    this.passthrough.push(route);
+  }
 
   addBackend(key: string, backend: BackendIR): void {
     if (!this.backends.has(key)) this.backends.set(key, backend);
@@ -43,6 +48,7 @@ export class TableBuilder {
       .map(([hostname, h]) => ({ hostname, routes: h.routes, ...(h.fallback ? { fallback: h.fallback } : {}) }));
     const backends: Record<string, BackendIR> = {};
     for (const key of [...this.backends.keys()].sort()) backends[key] = this.backends.get(key)!;
-    return { virtualHosts, backends, ...(this.defaultRoute ? { defaultRoute: this.defaultRoute } : {}) };
+    const passthrough = [...this.passthrough].sort((a, b) => (a.hostname < b.hostname ? -1 : a.hostname > b.hostname ? 1 : 0));
+    return { virtualHosts, backends, ...(this.defaultRoute ? { defaultRoute: this.defaultRoute } : {}), ...(passthrough.length > 0 ? { passthrough } : {}) };
   }
 }

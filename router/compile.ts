@@ -197,6 +197,10 @@ export class RoutingTable {
   private readonly wildcardHosts: ReadonlyMap<string, VirtualHost>;
   private readonly catchAll: VirtualHost | undefined;
   private readonly defaultRoute: CompiledRoute | undefined;
+  private readonly passthroughExact: ReadonlyMap<string, CompiledBackend>;
+  private readonly passthroughWildcard: ReadonlyMap<string, CompiledBackend>;
+  /** Whether any host is served by TLS passthrough (listeners peek SNI only then). */
+  readonly hasPassthrough: boolean;
 
   constructor(ir: RoutingIR, version: number) {
     this.version = version;
@@ -225,6 +229,20 @@ export class RoutingTable {
     this.wildcardHosts = wildcardHosts;
     this.catchAll = catchAll;
     this.defaultRoute = ir.defaultRoute ? compileRoute(ir.defaultRoute, backends) : undefined;
+    const ptExact = new Map<string, CompiledBackend>();
+    const ptWildcard = new Map<string, CompiledBackend>();
+    for (const p of ir.passthrough ?? []) {
+      const backend = backends.get(p.backend);
+      if (backend === undefined) throw new CompileError(`passthrough ${p.hostname}: unknown backend ${p.backend}`);
+      const name = p.hostname.toLowerCase();
+      const map = name.startsWith('*.') ? ptWildcard : ptExact;
+      const key = name.startsWith('*.') ? name.slice(2) : name;
+      if (map.has(key)) throw new CompileError(`duplicate passthrough host ${name}`);
+      map.set(key, backend);
+    }
+    this.passthroughExact = ptExact;
+    this.passthroughWildcard = ptWildcard;
+    this.hasPassthrough = ptExact.size + ptWildcard.size > 0;
     Object.freeze(this);
   }
 
@@ -232,6 +250,13 @@ export class RoutingTable {
   virtualHost(rawHost: string | undefined): VirtualHost | undefined {
     const key = hostKey(rawHost);
     return this.exactHosts.get(key.name) ?? (key.wildcardSuffix !== '' ? this.wildcardHosts.get(key.wildcardSuffix) : undefined) ?? this.catchAll;
+  }
+
+  /** The backend a TLS connection is spliced to, by its SNI server name; undefined: terminate here. */
+  passthroughBackend(serverName: string | undefined): CompiledBackend | undefined {
+    if (!this.hasPassthrough || serverName === undefined) return undefined;
+    const key = hostKey(serverName);
+    return this.passthroughExact.get(key.name) ?? (key.wildcardSuffix !== '' ? this.passthroughWildcard.get(key.wildcardSuffix) : undefined);
   }
 
   /**

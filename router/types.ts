@@ -43,6 +43,8 @@ export interface RouteIR {
   readonly backends: readonly WeightedBackendIR[];
   /** Upstream response-header timeout for this route, in milliseconds. */
   readonly timeoutMs?: number;
+  /** Requests arriving over plain HTTP are redirected to HTTPS (308) instead of proxied. */
+  readonly httpsRedirect?: boolean;
   readonly source: RouteSource;
 }
 
@@ -68,9 +70,19 @@ export interface BackendIR {
   readonly unavailableReason?: string;
 }
 
+/** A hostname whose TLS connections are spliced, still encrypted, to a backend (by SNI). */
+export interface PassthroughRouteIR {
+  /** Lower-case hostname or `*.suffix` (one label). */
+  readonly hostname: string;
+  /** Key into RoutingIR.backends. */
+  readonly backend: string;
+  readonly source: RouteSource;
+}
+
 export interface RoutingIR {
   readonly virtualHosts: readonly VirtualHostIR[];
   readonly backends: Readonly<Record<string, BackendIR>>;
   /** Served when no virtual host matches at all. */
   readonly defaultRoute?: RouteIR;
+  readonly passthrough?: readonly PassthroughRouteIR[];
 }

@@ -6,7 +6,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import { Pool, type Dispatcher } from 'undici';
 import type { CompiledBackend, CompiledEndpoint, CompiledRoute, RequestAttributes, RoutingTable } from '../router/index.ts';
-import { pickBackend, pickEndpoint } from '../router/index.ts';
+import { normalizeHostname, pickBackend, pickEndpoint } from '../router/index.ts';
 import { downstreamHeaders, upstreamHeaders, type ForwardedValues } from './forwarding.ts';
 import type { Logger } from './log.ts';
 import { countRequest, observeUpstreamLatency, upstreamErrors } from './metrics.ts';
@@ -34,6 +34,8 @@ function responseGone(res: DownstreamResponse): boolean {
 }
 
 export interface ProxyOptions {
+  /** Port HTTPS is served on, for redirects from plain HTTP (omitted from the URL when 443). */
+  readonly httpsPort: number;
   readonly upstreamTimeoutMs: number;
   readonly upstreamConnectTimeoutMs: number;
 }
@@ -355,6 +357,14 @@ class RequestView implements RequestAttributes {
 }
 const requestView = new RequestView();
 
+function redirectToHttps(ex: Exchange, httpsPort: number): void {
+  const host = normalizeHostname(requestHost(ex.req) ?? '');
+  const location = `https://${host}${httpsPort === 443 ? '' : `:${httpsPort}`}${ex.req.url ?? '/'}`;
+  const body = `redirecting to ${location}\n`;
+  ex.res.writeHead(308, { location, 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body) });
+  ex.res.end(body);
+}
+
 export function createRequestHandler(ctx: ProxyContext): RequestHandler {
   return (req, res) => {
     const ex = new Exchange(ctx, req, res);
@@ -365,6 +375,7 @@ export function createRequestHandler(ctx: ProxyContext): RequestHandler {
     requestView.req = undefined;
     if (route === undefined) return ex.reply(404, 'no route for this host and path');
     ex.routeId = route.id;
+    if (route.ir.httpsRedirect === true && ex.fwd.proto !== 'https') return redirectToHttps(ex, ctx.options.httpsPort);
     const backend = pickBackend(route);
     const endpoint = backend === undefined ? undefined : pickEndpoint(backend);
     if (backend === undefined || endpoint === undefined) {

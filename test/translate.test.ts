@@ -227,3 +227,28 @@ describe('manifest parsing', () => {
     expect(parseManifests('{not json', 'x.json').syntaxError).toBe(true);
   });
 });
+
+describe('TLS-related Ingress settings', () => {
+  const base = [CLASS, service('a'), slice('a', [ready('10.0.0.1')])];
+
+  it('hosts in spec.tls redirect plain HTTP unless portico.dev/ssl-redirect is "false"', () => {
+    const spec = (extra: Record<string, unknown> = {}) => ({ ingressClassName: 'portico', tls: [{ hosts: ['secure.com'], secretName: 's' }], rules: [rule('secure.com', [['/', 'Prefix', 'a']]), rule('plain.com', [['/', 'Prefix', 'a']])], ...extra });
+    const r = run([...base, ingress('t', spec())]);
+    expect(r.table.match('secure.com', '/')?.ir.httpsRedirect).toBe(true);
+    expect(r.table.match('plain.com', '/')?.ir.httpsRedirect).toBeUndefined();
+    const off = run([...base, ingress('t', spec(), { annotations: { 'portico.dev/ssl-redirect': 'false' } })]);
+    expect(off.table.match('secure.com', '/')?.ir.httpsRedirect).toBeUndefined();
+    const noHosts = run([...base, ingress('t', { ...spec(), tls: [{ secretName: 's' }] })]);
+    expect(noHosts.table.match('plain.com', '/')?.ir.httpsRedirect).toBe(true);
+  });
+
+  it('portico.dev/ssl-passthrough routes hosts by SNI to the first path backend', () => {
+    const r = run([...base, ingress('p', { ingressClassName: 'portico', rules: [rule('pass.com', [['/', 'Prefix', 'a']]), rule('*.wild.com', [['/', 'Prefix', 'a']]), rule(undefined, [['/', 'Prefix', 'a']])] }, { annotations: { 'portico.dev/ssl-passthrough': 'true' } })]);
+    expect(r.table.passthroughBackend('pass.com')?.name).toBe('default/a:80');
+    expect(r.table.passthroughBackend('x.wild.com')?.name).toBe('default/a:80');
+    expect(r.table.passthroughBackend('x.y.wild.com')).toBeUndefined();
+    expect(r.table.passthroughBackend('other.com')).toBeUndefined();
+    expect(r.table.match('pass.com', '/')).toBeUndefined();
+    expect(r.problems.some((p) => /without a host cannot be matched by SNI/.test(p.message))).toBe(true);
+  });
+});
