@@ -196,3 +196,27 @@ describe('compiled tables', () => {
     expect(t.match('h', '/svc-5000')).toBeUndefined();
   });
 });
+
+describe('lookup cost', () => {
+  it('a lookup allocates nothing: a million of them trigger no garbage collection', async () => {
+    const { PerformanceObserver } = await import('node:perf_hooks');
+    const routes = Array.from({ length: 2000 }, (_, i) => route(`r${i}`, i % 3 === 0 ? 'Exact' : 'Prefix', `/api/v${i % 7}/svc-${i}`));
+    const vhosts: VirtualHostIR[] = Array.from({ length: 50 }, (_, i) => ({ hostname: `h${i}.example.com`, routes }));
+    vhosts.push({ hostname: '*.wild.example.com', routes }, { hostname: '*', routes: [route('root', 'Prefix', '/')] });
+    const t = table(vhosts);
+    const hosts = ['h1.example.com', 'H7.example.com:8080', 'a.wild.example.com', 'unknown.test', 'h49.example.com'];
+    const paths = ['/api/v1/svc-1/x', '/api/v3/svc-1000', '/api/v2/svc-2/', '/nothing/here', '/', '/api/v0/svc-1995?q=1'];
+    let found = 0;
+    for (const h of hosts) for (const p of paths) if (t.match(h, p)) found++; // warm caches and the JIT
+    let gcs = 0;
+    const obs = new PerformanceObserver((list) => (gcs += list.getEntries().length));
+    obs.observe({ entryTypes: ['gc'] });
+    await new Promise((r) => setTimeout(r, 50));
+    gcs = 0;
+    for (let i = 0; i < 1_000_000; i++) if (t.match(hosts[i % 5], paths[i % 6]) !== undefined) found++;
+    await new Promise((r) => setTimeout(r, 100));
+    obs.disconnect();
+    expect(found).toBeGreaterThan(0);
+    expect(gcs).toBe(0);
+  });
+});
