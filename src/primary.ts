@@ -48,7 +48,8 @@ export async function runPrimary(options: ServeOptions): Promise<void> {
   const state = newTranslatorState();
   const reported = new Set<string>();
 
-  cluster.setupPrimary({ exec: fileURLToPath(new URL('./worker-main.ts', import.meta.url)), execArgv: process.execArgv, silent: false });
+  // Structured-clone IPC: large routing tables cross faster than as JSON text.
+  cluster.setupPrimary({ exec: fileURLToPath(new URL('./worker-main.ts', import.meta.url)), execArgv: process.execArgv, silent: false, serialization: 'advanced' });
 
   const sendTable = (w: Worker): void => {
     if (published === undefined || !w.isConnected()) return;

@@ -38,6 +38,10 @@ beforeAll(async () => {
         ingress('slow', 'errors.test', [{ path: '/slow', service: 'slow' }], { annotations: { 'portico.dev/proxy-read-timeout': '0.5' } }),
         ingress('wild', '*.wild.test', [{ path: '/', service: 'a2' }]),
       ),
+      'tls.yaml': toYaml(
+        { ...ingress('secure', 'secure.test', [{ path: '/', service: 'a' }]), spec: { ingressClassName: 'portico', tls: [{ hosts: ['secure.test'], secretName: 'secure-tls' }], rules: [{ host: 'secure.test', http: { paths: [{ path: '/', pathType: 'Prefix', backend: { service: { name: 'a', port: { number: 80 } } } }] } }] } },
+        { ...ingress('secure-off', 'nredirect.test', [{ path: '/', service: 'a' }], { annotations: { 'portico.dev/ssl-redirect': 'false' } }), spec: { ingressClassName: 'portico', tls: [{ hosts: ['nredirect.test'], secretName: 'secure-tls' }], rules: [{ host: 'nredirect.test', http: { paths: [{ path: '/', pathType: 'Prefix', backend: { service: { name: 'a', port: { number: 80 } } } }] } }] } },
+      ),
     },
   });
 }, 60_000);
@@ -100,6 +104,15 @@ describe('proxying Ingress traffic', () => {
     } finally {
       await Promise.all([r1.close(), r2.close()]);
     }
+  });
+});
+
+describe('HTTPS redirect', () => {
+  it('an Ingress with TLS redirects plain HTTP to HTTPS with 308, unless turned off', async () => {
+    const r = await request(portico.httpPort, '/a/b?c=d', { host: 'Secure.test:1234' });
+    expect(r.status).toBe(308);
+    expect(r.headers.location).toBe('https://secure.test:443/a/b?c=d'.replace(':443', ''));
+    expect((await request(portico.httpPort, '/', { host: 'nredirect.test' })).status).toBe(200);
   });
 });
 
