@@ -194,6 +194,8 @@ export function tlsHostsOf(parsed: { tls: IngressTls[]; paths: { host: string }[
 export interface IngressTranslation {
   /** Ingresses that Portico owns (their current version), for status. */
   readonly served: KubeObject[];
+  /** The version of each owned Ingress that is actually served (the last good one, if invalid). */
+  readonly servedVersions: { object: KubeObject; origin: string }[];
   readonly problems: Problem[];
 }
 
@@ -209,6 +211,7 @@ export function translateIngresses(
 ): IngressTranslation {
   const problems: Problem[] = [];
   const served: KubeObject[] = [];
+  const servedVersions: { object: KubeObject; origin: string }[] = [];
   const live = new Set<string>();
   const chosen: { object: KubeObject; current: KubeObject; origin: string; parsed: ParsedIngress }[] = [];
 
@@ -247,6 +250,7 @@ export function translateIngresses(
     const owner = `${ns}/${object.metadata.name}`;
     const source = { kind: 'Ingress', namespace: ns, name: object.metadata.name };
     served.push(current);
+    servedVersions.push({ object, origin });
     const tlsHosts = tlsHostsOf(parsed);
     const backendKey = (service: string, port: ServicePortRef): string => {
       const resolved = index.resolve(ns, service, port);
@@ -304,5 +308,5 @@ export function translateIngresses(
       }
     }
   }
-  return { served, problems };
+  return { served, servedVersions, problems };
 }

@@ -7,12 +7,15 @@ import { isServedIngress, selectIngressClass, translateIngresses } from './ingre
 import type { KubeObject, Problem, SourceSnapshot } from './objects.ts';
 import { ingressStatus, type StatusItem } from './status.ts';
 import { TableBuilder } from './table-builder.ts';
+import { translateTls, type TlsTranslation } from './tls.ts';
 
 export interface TranslateOptions {
   /** `--ingress-class`: the IngressClass whose Ingresses Portico serves. */
   readonly ingressClass: string;
   /** Addresses published in status (`--publish-status-address`): IPs or hostnames. */
   readonly publishAddresses: readonly string[];
+  /** `--default-ssl-certificate` as `namespace/name`. */
+  readonly defaultCertificateSecret?: string;
 }
 
 export interface TranslatorState {
@@ -27,6 +30,7 @@ export interface Translation {
   readonly ir: RoutingIR;
   readonly statuses: StatusItem[];
   readonly problems: Problem[];
+  readonly tls: TlsTranslation;
 }
 
 export function translate(snapshot: SourceSnapshot, options: TranslateOptions, state: TranslatorState): Translation {
@@ -41,8 +45,10 @@ export function translate(snapshot: SourceSnapshot, options: TranslateOptions, s
   const ingresses = snapshot.objects.filter((s) => isServedIngress(s.object, classSel));
   const ing = translateIngresses(ingresses, index, builder, state.lastGoodIngress);
   problems.push(...ing.problems);
+  const tls = translateTls(objects, ing.servedVersions, options.defaultCertificateSecret);
+  problems.push(...tls.problems);
 
   const statuses: StatusItem[] = ing.served.map((o) => ingressStatus(o, options.publishAddresses));
   statuses.sort((a, b) => (a.metadata.namespace + '/' + a.metadata.name < b.metadata.namespace + '/' + b.metadata.name ? -1 : 1));
-  return { ir: builder.build(), statuses, problems };
+  return { ir: builder.build(), statuses, problems, tls };
 }

@@ -39,6 +39,8 @@ export async function startAdminServer(options: ServeOptions, state: PrimaryStat
         }
         case '/status':
           return json(res, 200, { items: state.statuses(), problems: state.problems() });
+        case '/debug/certificates':
+          return json(res, 200, { items: state.certificates() });
         case '/debug/routes': {
           const t = state.table();
           return json(res, 200, t ? { version: t.version, ...t.ir } : { version: 0, virtualHosts: [], backends: {} });

@@ -1,11 +1,21 @@
 // Messages between the primary and its workers over node:cluster IPC.
 import type { RoutingIR } from '../router/types.ts';
+import type { TicketKeyState } from '../tls/session-tickets.ts';
+import type { CertificateSnapshot } from '../tls/store.ts';
 
 /** Primary -> worker: a new routing table to compile and swap in. */
 export interface TableMessage {
   readonly type: 'portico:table';
   readonly version: number;
   readonly ir: RoutingIR;
+  /** The certificate store, shipped with the table it belongs to. */
+  readonly certificates: CertificateSnapshot;
+}
+
+/** Primary -> worker: TLS session ticket key, shared so resumption works across workers. */
+export interface TicketKeysMessage {
+  readonly type: 'portico:ticket-keys';
+  readonly state: TicketKeyState;
 }
 
 /** Primary -> worker: stop accepting, finish in-flight requests, exit. */
@@ -26,7 +36,7 @@ export interface AckMessage {
   readonly error?: string;
 }
 
-export type PrimaryMessage = TableMessage | ShutdownMessage;
+export type PrimaryMessage = TableMessage | ShutdownMessage | TicketKeysMessage;
 export type WorkerMessage = HelloMessage | AckMessage;
 
 export function isMessage<T extends { type: string }>(m: unknown, type: T['type']): m is T {

@@ -108,6 +108,12 @@ export interface TrafficListenerOptions {
   readonly log: Logger;
   /** Hands an accepted (and possibly pre-processed) socket to the protocol servers. */
   readonly serve: (socket: net.Socket) => void;
+  /**
+   * Keep the socket writable after the client's FIN. Needed where connections are spliced (TLS
+   * passthrough: the backend's reply must still reach a client that half-closed); whatever the
+   * socket is handed to must then close it itself.
+   */
+  readonly allowHalfOpen?: boolean;
   /** Runs first on every accepted socket; calls `next` to continue, or closes the socket. */
   readonly accept?: (socket: net.Socket, next: (socket: net.Socket) => void) => void;
 }
@@ -115,7 +121,7 @@ export interface TrafficListenerOptions {
 /** The front `net.Server` of a listener: connection limits, gauges, then `accept` and `serve`. */
 export function createTrafficListener(o: TrafficListenerOptions): net.Server {
   const gauge = openConnections.labels(o.name);
-  const server = net.createServer({ noDelay: true, pauseOnConnect: false }, (socket) => {
+  const server = net.createServer({ noDelay: true, pauseOnConnect: false, allowHalfOpen: o.allowHalfOpen === true }, (socket) => {
     gauge.inc();
     socket.once('close', () => gauge.dec());
     socket.on('error', () => undefined);

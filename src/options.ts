@@ -23,12 +23,18 @@ export interface ServeOptions {
   readonly keepAliveTimeoutMs: number;
   readonly maxConnections: number;
   readonly shutdownGraceMs: number;
+  /** `--default-ssl-certificate ns/name`; a self-signed certificate is generated when absent. */
+  readonly defaultSslCertificate?: string;
+  readonly strictSni: boolean;
+  readonly tlsMinVersion: 'TLSv1.2' | 'TLSv1.3';
+  readonly tlsCiphers?: string;
 }
 
 interface FlagSpec {
   readonly name: string;
   readonly value: string;
   readonly help: string;
+  readonly boolean?: true;
 }
 
 export const SERVE_FLAGS: readonly FlagSpec[] = [
@@ -50,6 +56,10 @@ export const SERVE_FLAGS: readonly FlagSpec[] = [
   { name: 'keepalive-timeout', value: '60', help: 'seconds an idle keep-alive connection stays open' },
   { name: 'max-connections', value: '10000', help: 'open client connections per worker; more are closed at once' },
   { name: 'shutdown-grace', value: '10', help: 'seconds to finish in-flight requests on SIGTERM' },
+  { name: 'default-ssl-certificate', value: 'NS/NAME', help: 'TLS Secret served when no certificate matches (default: generated self-signed)' },
+  { name: 'strict-sni', value: '', help: 'refuse TLS handshakes whose SNI matches no certificate', boolean: true },
+  { name: 'tls-min-version', value: 'TLSv1.2', help: 'lowest TLS version accepted: TLSv1.2 or TLSv1.3' },
+  { name: 'tls-ciphers', value: 'LIST', help: 'OpenSSL cipher list for TLS 1.2 (default: Node\'s)' },
 ];
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
@@ -67,15 +77,15 @@ function num(values: Record<string, unknown>, name: string, fallback: number, mi
 }
 
 export function serveUsage(): string {
-  const lines = SERVE_FLAGS.map((f) => `  --${f.name} ${f.value}`.padEnd(34) + f.help);
+  const lines = SERVE_FLAGS.map((f) => `  --${f.name}${f.value ? ' ' + f.value : ''}`.padEnd(34) + f.help);
   return `Usage: portico serve --manifests DIR [flags]\n\nFlags:\n${lines.join('\n')}\n  --help                          show this help\n`;
 }
 
 export function parseServeOptions(argv: readonly string[]): ServeOptions {
   let values: Record<string, unknown>;
   try {
-    const options: Record<string, { type: 'string' }> = {};
-    for (const f of SERVE_FLAGS) options[f.name] = { type: 'string' };
+    const options: Record<string, { type: 'string' | 'boolean' }> = {};
+    for (const f of SERVE_FLAGS) options[f.name] = { type: f.boolean ? 'boolean' : 'string' };
     ({ values } = parseArgs({ args: [...argv], options, strict: true, allowPositionals: false }));
   } catch (err) {
     throw new UsageError((err as Error).message);
@@ -84,8 +94,18 @@ export function parseServeOptions(argv: readonly string[]): ServeOptions {
   if (typeof manifests !== 'string' || manifests === '') throw new UsageError('--manifests DIR is required');
   const logLevel = (values['log-level'] as string | undefined) ?? 'info';
   if (!LOG_LEVELS.includes(logLevel)) throw new UsageError(`--log-level: must be one of ${LOG_LEVELS.join(', ')}`);
+  const defaultSsl = values['default-ssl-certificate'] as string | undefined;
+  if (defaultSsl !== undefined && !/^[a-z0-9]([-a-z0-9]*[a-z0-9])?\/[a-z0-9]([-.a-z0-9]*[a-z0-9])?$/.test(defaultSsl)) {
+    throw new UsageError(`--default-ssl-certificate: ${JSON.stringify(defaultSsl)} must be namespace/name`);
+  }
+  const tlsMin = (values['tls-min-version'] as string | undefined) ?? 'TLSv1.2';
+  if (tlsMin !== 'TLSv1.2' && tlsMin !== 'TLSv1.3') throw new UsageError('--tls-min-version: must be TLSv1.2 or TLSv1.3');
   return {
     manifests,
+    ...(defaultSsl ? { defaultSslCertificate: defaultSsl } : {}),
+    strictSni: values['strict-sni'] === true,
+    tlsMinVersion: tlsMin,
+    ...(values['tls-ciphers'] ? { tlsCiphers: values['tls-ciphers'] as string } : {}),
     bindAddress: (values['bind-address'] as string | undefined) ?? '0.0.0.0',
     httpPort: num(values, 'http-port', 80, 0, 65535),
     httpsPort: num(values, 'https-port', 443, 0, 65535),

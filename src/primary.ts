@@ -10,15 +10,32 @@ import type { StatusItem } from '../controller/status.ts';
 import { newTranslatorState, translate } from '../controller/translate.ts';
 import { compileTable } from '../router/index.ts';
 import type { RoutingIR } from '../router/types.ts';
+import { FAKE_CERTIFICATE_CN, generateSelfSigned } from '../tls/selfsigned.ts';
+import { TicketKeyRotator } from '../tls/session-tickets.ts';
+import { buildCertificateSnapshot, type CertificateSnapshot, type StoreCertificate } from '../tls/store.ts';
+import { parseCertificateAndKey } from '../tls/certificate.ts';
 import { startAdminServer } from './admin.ts';
-import { isMessage, type AckMessage, type TableMessage } from './ipc.ts';
+import { isMessage, type AckMessage, type TableMessage, type TicketKeysMessage } from './ipc.ts';
 import { createLogger, type Logger } from './log.ts';
 import type { ServeOptions } from './options.ts';
 
 interface Published {
   readonly version: number;
   readonly ir: RoutingIR;
+  readonly certificates: CertificateSnapshot;
   readonly json: string;
+}
+
+const SELF_SIGNED_ID = 'portico/self-signed';
+
+/** ingress-nginx's behaviour: without --default-ssl-certificate, a generated self-signed one. */
+function selfSignedDefault(log: Logger): StoreCertificate {
+  const generated = generateSelfSigned({ commonName: FAKE_CERTIFICATE_CN, dnsNames: ['ingress.local'] });
+  const parsed = parseCertificateAndKey(generated.certPem, generated.keyPem, { label: 'self-signed default certificate' });
+  if (!parsed.ok) throw new Error(parsed.reason);
+  log.info({ subject: parsed.info.subject, serial: parsed.info.serialNumber, notAfter: parsed.info.notAfter }, 'generated a self-signed default TLS certificate (set --default-ssl-certificate to use your own)');
+  // Its names do not count as hosts of their own: it only answers as the default.
+  return { id: SELF_SIGNED_ID, certPem: parsed.certPem, keyPem: parsed.keyPem, names: [], serialNumber: parsed.info.serialNumber, notAfter: parsed.info.notAfter };
 }
 
 /** What the admin server reads from the primary. */
@@ -27,6 +44,8 @@ export interface PrimaryState {
   statuses(): readonly StatusItem[];
   problems(): readonly Problem[];
   table(): Published | undefined;
+  /** The served certificates, without their keys. */
+  certificates(): { id: string; names: string[]; serialNumber?: string; notAfter?: string; default: boolean }[];
   registry: client.Registry;
 }
 
@@ -38,6 +57,15 @@ export async function runPrimary(options: ServeOptions): Promise<void> {
   const translationsTotal = new client.Counter({ name: 'portico_translations_total', help: 'Configuration changes translated, by result', labelNames: ['result'], registers: [registry] });
   const primaryVersion = new client.Gauge({ name: 'portico_published_table_version', help: 'Latest routing table version the primary published', registers: [registry] });
   const workerRestarts = new client.Counter({ name: 'portico_worker_restarts_total', help: 'Workers respawned after exiting', registers: [registry] });
+  const invalidSecrets = new client.Gauge({ name: 'portico_tls_invalid_secrets', help: 'TLS Secrets referenced by served objects that cannot be used (their hosts get the default certificate)', registers: [registry] });
+  const selfSigned = selfSignedDefault(log);
+  const tickets = new TicketKeyRotator({
+    broadcast: (state) => {
+      const msg: TicketKeysMessage = { type: 'portico:ticket-keys', state };
+      for (const w of Object.values(cluster.workers ?? {})) if (w?.isConnected()) w.send(msg);
+    },
+  });
+  tickets.start();
 
   let published: Published | undefined;
   let statuses: StatusItem[] = [];
@@ -53,7 +81,7 @@ export async function runPrimary(options: ServeOptions): Promise<void> {
 
   const sendTable = (w: Worker): void => {
     if (published === undefined || !w.isConnected()) return;
-    const msg: TableMessage = { type: 'portico:table', version: published.version, ir: published.ir };
+    const msg: TableMessage = { type: 'portico:table', version: published.version, ir: published.ir, certificates: published.certificates };
     w.send(msg);
   };
 
@@ -74,19 +102,26 @@ export async function runPrimary(options: ServeOptions): Promise<void> {
   const onSnapshot = (snapshot: SourceSnapshot): void => {
     let t;
     try {
-      t = translate(snapshot, { ingressClass: options.ingressClass, publishAddresses: options.publishStatusAddresses }, state);
+      t = translate(snapshot, { ingressClass: options.ingressClass, publishAddresses: options.publishStatusAddresses, defaultCertificateSecret: options.defaultSslCertificate }, state);
     } catch (err) {
       // A translator bug must not take down serving: keep the last table.
       translationsTotal.labels('error').inc();
       log.error({ err: (err as Error).stack }, 'translation failed; keeping the last good table');
       return;
     }
-    problems = t.problems;
+    const defaultCertificate = t.tls.defaultCertificate ?? selfSigned;
+    const built = buildCertificateSnapshot({
+      certificates: [...t.tls.certificates.filter((c) => c.id !== defaultCertificate.id), defaultCertificate],
+      defaultCertificateId: defaultCertificate.id,
+      settings: { minVersion: options.tlsMinVersion, strictSni: options.strictSni, ...(options.tlsCiphers ? { ciphers: options.tlsCiphers } : {}) },
+    });
+    problems = [...t.problems, ...built.problems.map((message): Problem => ({ severity: 'error', message }))];
     statuses = t.statuses;
+    invalidSecrets.set(t.tls.invalidSecrets.size);
     problemsGauge.reset();
     for (const sev of ['error', 'warning'] as const) problemsGauge.labels(sev).set(problems.filter((p) => p.severity === sev).length);
     logProblems(problems);
-    const json = JSON.stringify(t.ir);
+    const json = JSON.stringify([t.ir, built.snapshot]);
     if (published !== undefined && json === published.json) {
       translationsTotal.labels('unchanged').inc();
       return;
@@ -99,7 +134,7 @@ export async function runPrimary(options: ServeOptions): Promise<void> {
       return;
     }
     version++;
-    published = { version, ir: t.ir, json };
+    published = { version, ir: t.ir, certificates: built.snapshot, json };
     primaryVersion.set(version);
     translationsTotal.labels('published').inc();
     log.info({ version, virtualHosts: t.ir.virtualHosts.length, backends: Object.keys(t.ir.backends).length }, 'publishing routing table');
@@ -109,7 +144,11 @@ export async function runPrimary(options: ServeOptions): Promise<void> {
   const fork = (): void => {
     const w = cluster.fork({ PORTICO_OPTIONS: JSON.stringify(options) });
     w.on('message', (msg: unknown) => {
-      if (isMessage(msg, 'portico:hello')) sendTable(w);
+      if (isMessage(msg, 'portico:hello')) {
+        // Ticket key first: the worker must have it before it accepts TLS connections.
+        w.send({ type: 'portico:ticket-keys', state: tickets.state } satisfies TicketKeysMessage);
+        sendTable(w);
+      }
       else if (isMessage<AckMessage>(msg, 'portico:ack')) {
         if (msg.error) log.error({ worker: w.id, err: msg.error }, 'worker rejected a routing table');
         acked.set(w.id, Math.max(acked.get(w.id) ?? 0, msg.version));
@@ -139,6 +178,8 @@ export async function runPrimary(options: ServeOptions): Promise<void> {
     statuses: () => statuses,
     problems: () => problems,
     table: () => published,
+    certificates: () =>
+      (published?.certificates.certificates ?? []).map((c) => ({ id: c.id, names: c.names, serialNumber: c.serialNumber, notAfter: c.notAfter, default: c.id === published?.certificates.defaultCertificateId })),
     registry,
   };
   const admin = await startAdminServer(options, primaryState, aggregator, log);
@@ -152,6 +193,7 @@ export async function runPrimary(options: ServeOptions): Promise<void> {
     stopping = true;
     log.info({ signal }, 'shutting down: finishing in-flight requests');
     source.stop();
+    tickets.stop();
     for (const w of Object.values(cluster.workers ?? {})) w?.send({ type: 'portico:shutdown', graceMs: options.shutdownGraceMs });
     const exitWhenDone = setInterval(() => {
       if (Object.keys(cluster.workers ?? {}).length === 0) {

@@ -6,7 +6,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import { Pool, type Dispatcher } from 'undici';
 import type { CompiledBackend, CompiledEndpoint, CompiledRoute, RequestAttributes, RoutingTable } from '../router/index.ts';
-import { normalizeHostname, pickBackend, pickEndpoint } from '../router/index.ts';
+import { hostKey, normalizeHostname, pickBackend, pickEndpoint } from '../router/index.ts';
 import { downstreamHeaders, upstreamHeaders, type ForwardedValues } from './forwarding.ts';
 import type { Logger } from './log.ts';
 import { countRequest, observeUpstreamLatency, upstreamErrors } from './metrics.ts';
@@ -327,6 +327,8 @@ export interface ProxyContext {
   readonly forwarding: ForwardingResolver;
   /** Whether access logs are written (log level info or lower). */
   readonly accessLog: boolean;
+  /** True when an HTTPS request's Host belongs to another certificate than its connection's SNI (421). */
+  readonly misdirected?: (req: DownstreamRequest, host: string) => boolean;
 }
 
 // Route conditions (method, headers, query) read the request through this adapter. Lookups are
@@ -370,8 +372,12 @@ export function createRequestHandler(ctx: ProxyContext): RequestHandler {
     const ex = new Exchange(ctx, req, res);
     const table = ctx.table();
     if (table === undefined) return ex.reply(503, 'no routing table yet');
+    const host = requestHost(req);
+    if (ctx.misdirected !== undefined && host !== undefined && ctx.misdirected(req, hostKey(host).name)) {
+      return ex.reply(421, 'misdirected request: this connection was set up for another host');
+    }
     requestView.req = req;
-    const route = table.match(requestHost(req), req.url ?? '/', requestView);
+    const route = table.match(host, req.url ?? '/', requestView);
     requestView.req = undefined;
     if (route === undefined) return ex.reply(404, 'no route for this host and path');
     ex.routeId = route.id;

@@ -2,9 +2,13 @@
 // Routing changes swap one reference; listeners and connections are never touched by them.
 
 import type { Server } from 'node:net';
+import type { TLSSocket } from 'node:tls';
+import { applyTicketKeys, type TicketKeyState } from '../tls/session-tickets.ts';
+import { CertificateStore } from '../tls/store.ts';
+import { createHttpsStack, type HttpsStack } from './https.ts';
 import { compileTable, type RoutingTable } from '../router/index.ts';
 import { unmapIpv4, type ForwardedValues } from './forwarding.ts';
-import { isMessage, type AckMessage, type ShutdownMessage, type TableMessage } from './ipc.ts';
+import { isMessage, type AckMessage, type ShutdownMessage, type TableMessage, type TicketKeysMessage } from './ipc.ts';
 import { createH2cServer, createHttp1Server, createTrafficListener, listen, plainHttpServe } from './listeners.ts';
 import { createLogger } from './log.ts';
 import { tableSwaps, tableVersion } from './metrics.ts';
@@ -19,6 +23,9 @@ let current: RoutingTable | undefined;
 let servers: Server[] = [];
 let listening: Promise<void> | undefined;
 const pools = new UpstreamPools(options);
+const store = new CertificateStore();
+let https: HttpsStack | undefined;
+let ticketKeys: TicketKeyState | undefined;
 
 function send(msg: AckMessage | { type: 'portico:hello' }): void {
   if (process.connected) process.send?.(msg);
@@ -31,14 +38,29 @@ function forwardingFor(req: DownstreamRequest): ForwardedValues {
   return {
     clientIp,
     forwardedFor: clientIp,
-    proto: 'http',
+    proto: (req.socket as TLSSocket).encrypted === true ? 'https' : 'http',
     host: requestHost(req) ?? '',
     port: String(req.socket.localPort ?? ''),
   };
 }
 
 const table = () => current;
-const handler = createRequestHandler({ table, pools, log, options, forwarding: forwardingFor, accessLog: log.isLevelEnabled('info') });
+/**
+ * 421 Misdirected Request: an HTTPS request whose Host names a host with a certificate of its own,
+ * other than the one this connection was set up for (its SNI). Hosts sharing the connection's
+ * certificate may share the connection (HTTP/2 connection reuse).
+ */
+function misdirected(req: DownstreamRequest, host: string): boolean {
+  const socket = req.socket as TLSSocket;
+  if (socket.encrypted !== true) return false;
+  const sni = socket.servername;
+  if (typeof sni !== 'string' || sni === host) return false;
+  const own = store.lookup(host);
+  if (own === undefined || own.match === 'default') return false;
+  return store.lookup(sni)?.id !== own.id;
+}
+
+const handler = createRequestHandler({ table, pools, log, options, forwarding: forwardingFor, accessLog: log.isLevelEnabled('info'), misdirected });
 // WebSocket tunnels are long-lived; an hour of silence ends one (nginx's default is a minute).
 const upgrade = createUpgradeHandler({ table, forwarding: forwardingFor, log, connectTimeoutMs: options.upstreamConnectTimeoutMs, idleTimeoutMs: 3_600_000 });
 
@@ -46,10 +68,18 @@ async function startListeners(): Promise<void> {
   const http1 = createHttp1Server(options, log, handler, upgrade);
   const h2c = createH2cServer(options, handler);
   const plain = createTrafficListener({ name: 'http', port: options.httpPort, host: options.bindAddress, limits: options, log, serve: plainHttpServe(http1, h2c, options.headersTimeoutMs) });
-  servers = [plain];
-  shutdownHooks.push(() => http1.closeIdleConnections(), () => h2c.close());
+  // HTTPS: the same kinds of HTTP servers, behind TLS termination (and passthrough).
+  const https1 = createHttp1Server(options, log, handler, upgrade);
+  const h2 = createH2cServer(options, handler);
+  https = createHttpsStack({ store, table, http1: https1, h2, log, handshakeTimeoutMs: options.headersTimeoutMs, connectTimeoutMs: options.upstreamConnectTimeoutMs });
+  if (ticketKeys !== undefined) applyTicketKeys(https.tlsServer, ticketKeys);
+  store.applyTo(https.tlsServer);
+  const secure = createTrafficListener({ name: 'https', port: options.httpsPort, host: options.bindAddress, limits: options, log, serve: https.serve, allowHalfOpen: true });
+  servers = [plain, secure];
+  shutdownHooks.push(() => http1.closeIdleConnections(), () => h2c.close(), () => https1.closeIdleConnections(), () => h2.close());
   await listen(plain, options.httpPort, options.bindAddress);
-  log.info({ port: options.httpPort, address: options.bindAddress }, 'HTTP listener ready');
+  await listen(secure, options.httpsPort, options.bindAddress);
+  log.info({ http: options.httpPort, https: options.httpsPort, address: options.bindAddress }, 'listeners ready');
 }
 const shutdownHooks: (() => void)[] = [];
 
@@ -63,6 +93,10 @@ async function onTable(msg: TableMessage): Promise<void> {
     return;
   }
   if (current !== undefined && msg.version <= current.version) return;
+  // Certificates first, so a new host's first handshake already finds its certificate.
+  const report = store.update(msg.certificates);
+  for (const f of report.failed) log.error({ certificate: f.id, err: f.reason }, 'certificate rejected by TLS; its hosts get the default certificate');
+  if (https !== undefined) store.applyTo(https.tlsServer);
   current = table;
   tableSwaps.inc();
   tableVersion.set(table.version);
@@ -96,6 +130,10 @@ function shutdown(msg: ShutdownMessage): void {
 
 process.on('message', (msg: unknown) => {
   if (isMessage<TableMessage>(msg, 'portico:table')) void onTable(msg);
+  else if (isMessage<TicketKeysMessage>(msg, 'portico:ticket-keys')) {
+    ticketKeys = msg.state;
+    if (https !== undefined) applyTicketKeys(https.tlsServer, msg.state);
+  }
   else if (isMessage<ShutdownMessage>(msg, 'portico:shutdown')) shutdown(msg);
 });
 // The primary decides when a worker stops; a signal to the process group must not race it.

@@ -97,6 +97,9 @@ export class ClientHelloParser {
   private readonly handshake: ByteBuffer;
   /** Offset in `raw` of the next record header not yet consumed. */
   private recordOffset = 0;
+  /** Payload bytes of the record at recordOffset already appended to `handshake`. */
+  private recordTaken = 0;
+  private readonly reader: HelloReader;
   private decided: ClientHelloOk | ClientHelloFailure | undefined;
 
   constructor(maxBytes = DEFAULT_MAX_CLIENTHELLO_BYTES) {
@@ -104,6 +107,7 @@ export class ClientHelloParser {
     this.maxBytes = Math.max(Math.floor(maxBytes) || 0, RECORD_HEADER + MAX_RECORD_PAYLOAD);
     this.raw = new ByteBuffer(1024);
     this.handshake = new ByteBuffer(1024);
+    this.reader = new HelloReader(this.maxBytes);
   }
 
   /** Everything pushed so far, in order: the bytes to replay to the backend. */
@@ -132,8 +136,9 @@ export class ClientHelloParser {
 
   private advance(): ClientHelloResult {
     const raw = this.raw.bytes;
-    const total = this.raw.length;
-    // Consume whole records; check each header as soon as its bytes are in so garbage (an HTTP
+    // Only the first maxBytes bytes count, so the answer never depends on how input was chunked.
+    const total = Math.min(this.raw.length, this.maxBytes);
+    // Walk the records; check each header as soon as its bytes are in so garbage (an HTTP
     // request on a TLS port) is refused on its first byte rather than after a timeout.
     for (;;) {
       const at = this.recordOffset;
@@ -154,17 +159,24 @@ export class ClientHelloParser {
       const len = (raw[at + 3] << 8) | raw[at + 4];
       if (len === 0) return fail('malformed', 'zero-length handshake record');
       if (len > MAX_RECORD_PAYLOAD) return fail('malformed', `record length ${len} exceeds 2^14`);
-      if (avail < RECORD_HEADER + len) {
-        // Refuse early when the record can never fit under the cap.
-        if (at + RECORD_HEADER + len > this.maxBytes) return fail('too-large', `record would exceed ${this.maxBytes} bytes`);
-        return 'need-more';
+      // Refuse at the header a record that can never fit under the cap.
+      if (at + RECORD_HEADER + len > this.maxBytes) return fail('too-large', `record would end past the ${this.maxBytes}-byte cap`);
+      // Payload is taken as it arrives, so a bad field is refused without waiting for the rest
+      // of a large record.
+      const got = Math.min(len, avail - RECORD_HEADER);
+      if (got > this.recordTaken) {
+        this.handshake.append(raw, at + RECORD_HEADER + this.recordTaken, at + RECORD_HEADER + got);
+        this.recordTaken = got;
       }
-      this.handshake.append(raw, at + RECORD_HEADER, at + RECORD_HEADER + len);
+      const complete = got === len;
+      const r = this.reader.run(this.handshake.view());
+      if (r !== 'need-more') {
+        if (r.ok) r.consumedBytes = at + RECORD_HEADER + len;
+        return r;
+      }
+      if (!complete) return 'need-more';
       this.recordOffset = at + RECORD_HEADER + len;
-      const r = parseHandshake(this.handshake.view(), this.maxBytes);
-      if (r === 'need-more') continue;
-      if (r.ok) r.consumedBytes = this.recordOffset;
-      return r;
+      this.recordTaken = 0;
     }
   }
 }
@@ -178,97 +190,158 @@ function hex2(b: number): string {
   return b.toString(16).padStart(2, '0');
 }
 
-/** The handshake stream so far (record payloads concatenated); first message must be a ClientHello. */
-function parseHandshake(hs: Buffer, maxBytes: number): ClientHelloResult {
-  if (hs.length >= 1 && hs[0] !== HANDSHAKE_CLIENT_HELLO) {
-    return fail('not-tls', `first handshake message is type ${hs[0]}, not client_hello`);
-  }
-  if (hs.length < 4) return 'need-more';
-  const bodyLen = (hs[1] << 16) | (hs[2] << 8) | hs[3];
-  if (bodyLen < MIN_CLIENT_HELLO_BODY) return fail('malformed', `ClientHello length ${bodyLen} is below the minimum`);
-  if (bodyLen + 4 > maxBytes) return fail('too-large', `ClientHello length ${bodyLen} exceeds the ${maxBytes}-byte cap`);
-  if (hs.length < 4 + bodyLen) {
-    // Fields wholly inside what arrived can already prove the message bad.
-    const early = parseBody(hs, 4, 4 + bodyLen, hs.length);
-    return early === 'need-more' ? 'need-more' : early.ok ? 'need-more' : early;
-  }
-  return parseBody(hs, 4, 4 + bodyLen, 4 + bodyLen);
-}
+// Parse stages of HelloReader (a const object: enums are not erasable syntax).
+const STAGE = {
+  header: 0,
+  fixed: 1,
+  sessionId: 2,
+  cipherSuites: 3,
+  compression: 4,
+  extensionsLength: 5,
+  extensions: 6,
+} as const;
+type Stage = (typeof STAGE)[keyof typeof STAGE];
 
 /**
- * Parses the ClientHello body in buf[start, end). Only buf[start, avail) has arrived: reading
- * past `end` is malformed, reading past `avail` (but within `end`) is 'need-more'.
+ * Resumable reader of the handshake stream (record payloads concatenated): each run continues
+ * where the last stopped and consumes only whole fields, so feeding a hello one byte at a time
+ * costs O(bytes + fields) in total, and the answer depends on the bytes only, never on how they
+ * were chunked. A field that runs past the declared ClientHello length is malformed; one that
+ * runs past the bytes received so far is 'need-more'.
  */
-function parseBody(buf: Buffer, start: number, end: number, avail: number): ClientHelloResult {
-  let p = start;
-  const need = (n: number): 'ok' | 'need-more' | 'overflow' => (p + n > end ? 'overflow' : p + n > avail ? 'need-more' : 'ok');
+class HelloReader {
+  private readonly maxBytes: number;
+  private stage: Stage = STAGE.header;
+  /** Next unread offset in the handshake stream. */
+  private p = 0;
+  /** End of the ClientHello body in the handshake stream. */
+  private end = 0;
+  /** Length prefix read for the field the current stage consumes. */
+  private pending = 0;
+  private legacyVersion = 0;
+  private readonly seen = new Set<number>();
+  private serverName: string | undefined;
+  private alpn: string[] = [];
+  private offersTls13 = false;
 
-  let c = need(2 + 32 + 1);
-  if (c !== 'ok') return c === 'overflow' ? fail('malformed', 'ClientHello ends inside its fixed header') : 'need-more';
-  const legacyVersion = (buf[p] << 8) | buf[p + 1];
-  if (buf[p] !== 3) return fail('not-tls', `ClientHello version 0x${legacyVersion.toString(16)} is not TLS`);
-  p += 34;
-  const sidLen = buf[p];
-  p += 1;
-  if (sidLen > 32) return fail('malformed', `session id length ${sidLen} exceeds 32`);
-  c = need(sidLen + 2);
-  if (c !== 'ok') return c === 'overflow' ? fail('malformed', 'session id overruns the ClientHello') : 'need-more';
-  p += sidLen;
-  const csLen = (buf[p] << 8) | buf[p + 1];
-  p += 2;
-  if (csLen < 2 || csLen % 2 !== 0) return fail('malformed', `cipher_suites length ${csLen} is invalid`);
-  c = need(csLen + 1);
-  if (c !== 'ok') return c === 'overflow' ? fail('malformed', 'cipher_suites overrun the ClientHello') : 'need-more';
-  p += csLen;
-  const cmLen = buf[p];
-  p += 1;
-  if (cmLen < 1) return fail('malformed', 'empty compression_methods');
-  c = need(cmLen);
-  if (c !== 'ok') return c === 'overflow' ? fail('malformed', 'compression_methods overrun the ClientHello') : 'need-more';
-  p += cmLen;
+  constructor(maxBytes: number) {
+    this.maxBytes = maxBytes;
+  }
 
-  const base = { ok: true as const, alpn: [] as string[], consumedBytes: 0, legacyVersion, offersTls13: false };
-  // TLS 1.2 and earlier allow a ClientHello without an extensions block.
-  if (p === end) return base;
-  c = need(2);
-  if (c !== 'ok') return c === 'overflow' ? fail('malformed', 'one stray byte after compression_methods') : 'need-more';
-  const extLen = (buf[p] << 8) | buf[p + 1];
-  p += 2;
-  if (p + extLen !== end) return fail('malformed', `extensions length ${extLen} does not match the ClientHello length`);
+  private done(): ClientHelloOk {
+    const base = { ok: true as const, alpn: this.alpn, consumedBytes: 0, legacyVersion: this.legacyVersion, offersTls13: this.offersTls13 };
+    return this.serverName === undefined ? base : { ...base, serverName: this.serverName };
+  }
 
-  const seen = new Set<number>();
-  let serverName: string | undefined;
-  let alpn: string[] = [];
-  let offersTls13 = false;
-  while (p < end) {
-    c = need(4);
-    if (c !== 'ok') return c === 'overflow' ? fail('malformed', 'extension header overruns the extensions block') : 'need-more';
-    const type = (buf[p] << 8) | buf[p + 1];
-    const len = (buf[p + 2] << 8) | buf[p + 3];
-    p += 4;
-    // RFC 8446 4.2: at most one extension of a given type.
-    if (seen.has(type)) return fail('malformed', `extension ${type} appears twice`);
-    seen.add(type);
-    c = need(len);
-    if (c !== 'ok') return c === 'overflow' ? fail('malformed', `extension ${type} overruns the extensions block`) : 'need-more';
-    const from = p;
-    p += len;
-    if (type === EXT_SERVER_NAME) {
-      const r = parseServerName(buf, from, p);
-      if (typeof r !== 'string') return r;
-      serverName = r;
-    } else if (type === EXT_ALPN) {
-      const r = parseAlpn(buf, from, p);
-      if (!Array.isArray(r)) return r;
-      alpn = r;
-    } else if (type === EXT_SUPPORTED_VERSIONS) {
-      // ClientHello form: versions<2..254> of 2-byte entries.
-      const n = len >= 1 ? buf[from] : -1;
-      if (n < 2 || n % 2 !== 0 || n + 1 !== len) return fail('malformed', 'supported_versions is malformed');
-      for (let i = from + 1; i < p; i += 2) if (buf[i] === 3 && buf[i + 1] === 4) offersTls13 = true;
+  /** 'ok' when buf holds n more bytes at p, else whether they overrun the message or just have not arrived. */
+  private need(n: number, avail: number): 'ok' | 'need-more' | 'overflow' {
+    return this.p + n > this.end ? 'overflow' : this.p + n > avail ? 'need-more' : 'ok';
+  }
+
+  run(buf: Buffer): ClientHelloResult {
+    const avail = buf.length;
+    for (;;) {
+      switch (this.stage) {
+        case STAGE.header: {
+          if (avail >= 1 && buf[0] !== HANDSHAKE_CLIENT_HELLO) return fail('not-tls', `first handshake message is type ${buf[0]}, not client_hello`);
+          if (avail < 4) return 'need-more';
+          const bodyLen = (buf[1] << 16) | (buf[2] << 8) | buf[3];
+          if (bodyLen < MIN_CLIENT_HELLO_BODY) return fail('malformed', `ClientHello length ${bodyLen} is below the minimum`);
+          if (bodyLen + 4 > this.maxBytes) return fail('too-large', `ClientHello length ${bodyLen} exceeds the ${this.maxBytes}-byte cap`);
+          this.p = 4;
+          this.end = 4 + bodyLen;
+          this.stage = STAGE.fixed;
+          break;
+        }
+        case STAGE.fixed: {
+          // legacy_version, random, session id length; the minimum body length guarantees room.
+          if (this.need(35, avail) !== 'ok') return 'need-more';
+          const p = this.p;
+          this.legacyVersion = (buf[p] << 8) | buf[p + 1];
+          if (buf[p] !== 3) return fail('not-tls', `ClientHello version 0x${this.legacyVersion.toString(16)} is not TLS`);
+          this.pending = buf[p + 34];
+          if (this.pending > 32) return fail('malformed', `session id length ${this.pending} exceeds 32`);
+          this.p += 35;
+          this.stage = STAGE.sessionId;
+          break;
+        }
+        case STAGE.sessionId: {
+          const c = this.need(this.pending + 2, avail);
+          if (c !== 'ok') return c === 'overflow' ? fail('malformed', 'session id overruns the ClientHello') : 'need-more';
+          this.p += this.pending;
+          this.pending = (buf[this.p] << 8) | buf[this.p + 1];
+          this.p += 2;
+          if (this.pending < 2 || this.pending % 2 !== 0) return fail('malformed', `cipher_suites length ${this.pending} is invalid`);
+          this.stage = STAGE.cipherSuites;
+          break;
+        }
+        case STAGE.cipherSuites: {
+          const c = this.need(this.pending + 1, avail);
+          if (c !== 'ok') return c === 'overflow' ? fail('malformed', 'cipher_suites overrun the ClientHello') : 'need-more';
+          this.p += this.pending;
+          this.pending = buf[this.p];
+          this.p += 1;
+          if (this.pending < 1) return fail('malformed', 'empty compression_methods');
+          this.stage = STAGE.compression;
+          break;
+        }
+        case STAGE.compression: {
+          const c = this.need(this.pending, avail);
+          if (c !== 'ok') return c === 'overflow' ? fail('malformed', 'compression_methods overrun the ClientHello') : 'need-more';
+          this.p += this.pending;
+          // TLS 1.2 and earlier allow a ClientHello without an extensions block.
+          if (this.p === this.end) return this.done();
+          this.stage = STAGE.extensionsLength;
+          break;
+        }
+        case STAGE.extensionsLength: {
+          const c = this.need(2, avail);
+          if (c !== 'ok') return c === 'overflow' ? fail('malformed', 'one stray byte after compression_methods') : 'need-more';
+          const extLen = (buf[this.p] << 8) | buf[this.p + 1];
+          this.p += 2;
+          if (this.p + extLen !== this.end) return fail('malformed', `extensions length ${extLen} does not match the ClientHello length`);
+          this.stage = STAGE.extensions;
+          break;
+        }
+        case STAGE.extensions: {
+          if (this.p === this.end) return this.done();
+          let c = this.need(4, avail);
+          if (c !== 'ok') return c === 'overflow' ? fail('malformed', 'extension header overruns the extensions block') : 'need-more';
+          const p = this.p;
+          const type = (buf[p] << 8) | buf[p + 1];
+          const len = (buf[p + 2] << 8) | buf[p + 3];
+          // RFC 8446 4.2: at most one extension of a given type.
+          if (this.seen.has(type)) return fail('malformed', `extension ${type} appears twice`);
+          c = this.need(4 + len, avail);
+          if (c !== 'ok') return c === 'overflow' ? fail('malformed', `extension ${type} overruns the extensions block`) : 'need-more';
+          const r = this.extension(buf, type, p + 4, p + 4 + len);
+          if (r !== undefined) return r;
+          this.seen.add(type);
+          this.p = p + 4 + len;
+          break;
+        }
+      }
     }
   }
-  return serverName === undefined ? { ...base, alpn, offersTls13 } : { ...base, serverName, alpn, offersTls13 };
+
+  /** Reads one complete extension; a failure ends the parse. */
+  private extension(buf: Buffer, type: number, from: number, to: number): ClientHelloFailure | undefined {
+    if (type === EXT_SERVER_NAME) {
+      const r = parseServerName(buf, from, to);
+      if (typeof r !== 'string') return r;
+      this.serverName = r;
+    } else if (type === EXT_ALPN) {
+      const r = parseAlpn(buf, from, to);
+      if (!Array.isArray(r)) return r;
+      this.alpn = r;
+    } else if (type === EXT_SUPPORTED_VERSIONS) {
+      // ClientHello form: versions<2..254> of 2-byte entries.
+      const n = to > from ? buf[from] : -1;
+      if (n < 2 || n % 2 !== 0 || n + 1 !== to - from) return fail('malformed', 'supported_versions is malformed');
+      for (let i = from + 1; i < to; i += 2) if (buf[i] === 3 && buf[i + 1] === 4) this.offersTls13 = true;
+    }
+    return undefined;
+  }
 }
 
 /** server_name extension data in buf[from, to): ServerNameList<1..2^16-1>. */

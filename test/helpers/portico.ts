@@ -40,6 +40,7 @@ export async function waitFor<T>(what: string, fn: () => Promise<T | undefined |
 export interface Portico {
   readonly dir: string;
   readonly httpPort: number;
+  readonly httpsPort: number;
   readonly adminPort: number;
   readonly proc: ChildProcess;
   readonly logs: string[];
@@ -74,7 +75,8 @@ export async function startPortico(opts: StartOptions = {}): Promise<Portico> {
   for (const [f, c] of Object.entries(opts.files ?? {})) write(f, c);
   const httpPort = await freePort();
   const adminPort = await freePort();
-  const args = [BIN, 'serve', '--manifests', dir, '--http-port', String(httpPort), '--admin-port', String(adminPort), '--bind-address', '127.0.0.1', '--admin-address', '127.0.0.1', '--workers', String(opts.workers ?? 2), '--log-level', opts.logLevel ?? 'info', ...(opts.args ?? [])];
+  const httpsPort = await freePort();
+  const args = [BIN, 'serve', '--manifests', dir, '--http-port', String(httpPort), '--https-port', String(httpsPort), '--admin-port', String(adminPort), '--bind-address', '127.0.0.1', '--admin-address', '127.0.0.1', '--workers', String(opts.workers ?? 2), '--log-level', opts.logLevel ?? 'info', ...(opts.args ?? [])];
   const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   const logs: string[] = [];
   const collect = (chunk: Buffer) => {
@@ -87,6 +89,7 @@ export async function startPortico(opts: StartOptions = {}): Promise<Portico> {
   const p: Portico = {
     dir,
     httpPort,
+    httpsPort,
     adminPort,
     proc,
     logs,

@@ -1,0 +1,84 @@
+// Ingress spec.tls -> certificate store entries. Certificates come from Secrets of type
+// kubernetes.io/tls in the Ingress's namespace; the names they serve come from the certificate
+// (SAN), not from tls.hosts. A Secret that is missing or broken leaves its hosts on the default
+// certificate, with a problem naming the Secret and the reason.
+
+import { hostnameCovered, parseTlsSecret } from '../tls/certificate.ts';
+import { storeCertificate, type StoreCertificate } from '../tls/store.ts';
+import { parseIngress, tlsHostsOf } from './ingress.ts';
+import { compareAge, type KubeObject, type Problem } from './objects.ts';
+
+export interface TlsTranslation {
+  /** Valid certificates, oldest referencing Ingress first (the first listed wins a shared name). */
+  readonly certificates: StoreCertificate[];
+  /** The `--default-ssl-certificate` Secret, when given and valid. */
+  readonly defaultCertificate?: StoreCertificate;
+  /** Secrets referenced but unusable: `ns/name` -> reason. */
+  readonly invalidSecrets: ReadonlyMap<string, string>;
+  readonly problems: Problem[];
+}
+
+function secretIndex(objects: readonly KubeObject[]): Map<string, KubeObject> {
+  const secrets = new Map<string, KubeObject>();
+  for (const o of objects) if (o.kind === 'Secret' && o.apiVersion === 'v1') secrets.set(`${o.metadata.namespace ?? 'default'}/${o.metadata.name}`, o);
+  return secrets;
+}
+
+/**
+ * `ingresses` are the served ones (as returned by translateIngresses), with where they came from;
+ * `defaultSecret` is `--default-ssl-certificate` as `ns/name`.
+ */
+export function translateTls(objects: readonly KubeObject[], ingresses: readonly { object: KubeObject; origin: string }[], defaultSecret: string | undefined): TlsTranslation {
+  const secrets = secretIndex(objects);
+  const problems: Problem[] = [];
+  const certificates: StoreCertificate[] = [];
+  const invalidSecrets = new Map<string, string>();
+  const parsedById = new Map<string, ReturnType<typeof parseTlsSecret>>();
+
+  const load = (id: string): ReturnType<typeof parseTlsSecret> => {
+    let parsed = parsedById.get(id);
+    if (parsed === undefined) {
+      const secret = secrets.get(id);
+      parsed = secret === undefined ? { ok: false, reason: `Secret ${id} not found` } : parseTlsSecret(secret);
+      parsedById.set(id, parsed);
+      if (!parsed.ok) invalidSecrets.set(id, parsed.reason);
+      else certificates.push(storeCertificate(id, parsed));
+    }
+    return parsed;
+  };
+
+  let defaultCertificate: StoreCertificate | undefined;
+  if (defaultSecret !== undefined) {
+    const parsed = load(defaultSecret);
+    if (parsed.ok) defaultCertificate = certificates.find((c) => c.id === defaultSecret);
+    else problems.push({ severity: 'error', kind: 'Secret', name: defaultSecret, message: `--default-ssl-certificate: ${parsed.reason}; using a self-signed certificate` });
+  }
+
+  for (const { object, origin } of [...ingresses].sort((a, b) => compareAge(a.object, b.object))) {
+    const ns = object.metadata.namespace ?? 'default';
+    const parsedIngress = parseIngress(object);
+    const report = (message: string): void => {
+      problems.push({ severity: 'error', kind: 'Ingress', namespace: ns, name: object.metadata.name, origin, message });
+    };
+    for (const entry of parsedIngress.tls) {
+      const hosts = entry.hosts.length > 0 ? entry.hosts : [...tlsHostsOf({ tls: [entry], paths: parsedIngress.paths })].filter((h) => h !== '*');
+      if (entry.secretName === undefined) {
+        // No Secret: ingress-nginx serves these hosts with the default certificate.
+        continue;
+      }
+      const id = `${ns}/${entry.secretName}`;
+      const parsed = load(id);
+      if (!parsed.ok) {
+        report(`TLS for ${hosts.join(', ') || '(no hosts)'}: ${parsed.reason}; serving the default certificate instead`);
+        continue;
+      }
+      for (const w of parsed.warnings) report(w);
+      for (const host of hosts) {
+        if (!hostnameCovered(parsed.info.names, host)) {
+          report(`spec.tls host ${host} is not covered by Secret ${id}, whose certificate names ${parsed.info.names.join(', ') || '(none)'}`);
+        }
+      }
+    }
+  }
+  return { certificates, ...(defaultCertificate ? { defaultCertificate } : {}), invalidSecrets, problems };
+}

@@ -1,0 +1,106 @@
+// The HTTPS listener's protocol stack: TLS passthrough (by SNI, before any TLS is terminated),
+// then TLS termination with SNI certificate selection, then HTTP/2 or HTTP/1.1 by ALPN. Both
+// HTTP servers are the same kind the plain listener uses, so limits, upgrades and errors behave
+// the same over TLS.
+
+import type http from 'node:http';
+import type http2 from 'node:http2';
+import type net from 'node:net';
+import tls from 'node:tls';
+import client from 'prom-client';
+import { pickEndpoint, type RoutingTable } from '../router/index.ts';
+import { peekClientHello } from '../tls/clienthello.ts';
+import { handlePassthrough, passthroughRejected } from '../tls/passthrough.ts';
+import type { CertificateStore } from '../tls/store.ts';
+import type { Logger } from './log.ts';
+
+const tlsHandshakeErrors = new client.Counter({
+  name: 'portico_tls_handshake_errors_total',
+  help: 'TLS handshakes that failed, by reason (e.g. no certificate under --strict-sni)',
+  labelNames: ['reason'] as const,
+});
+
+export interface HttpsStackOptions {
+  readonly store: CertificateStore;
+  readonly table: () => RoutingTable | undefined;
+  readonly http1: http.Server;
+  readonly h2: http2.Http2Server;
+  readonly log: Logger;
+  readonly handshakeTimeoutMs: number;
+  readonly connectTimeoutMs: number;
+}
+
+export interface HttpsStack {
+  readonly tlsServer: tls.Server;
+  /** Hands an accepted TCP connection to passthrough or to TLS termination. */
+  serve(socket: net.Socket): void;
+}
+
+function handshakeReason(err: Error & { code?: string }): string {
+  const m = err.message;
+  if (m.includes('no certificate for server name') || m.includes('SNI')) return 'no_certificate';
+  if (err.code === 'ECONNRESET' || m.includes('socket hang up')) return 'client_closed';
+  if (m.includes('timed out') || err.code === 'ERR_TLS_HANDSHAKE_TIMEOUT') return 'timeout';
+  if (m.includes('version')) return 'protocol_version';
+  if (m.includes('no shared cipher') || m.includes('cipher')) return 'no_shared_cipher';
+  if (m.includes('alpn') || m.includes('no_application_protocol')) return 'alpn';
+  return 'other';
+}
+
+export function createHttpsStack(o: HttpsStackOptions): HttpsStack {
+  const tlsServer = tls.createServer({ ...o.store.serverOptions(), handshakeTimeout: o.handshakeTimeoutMs });
+  tlsServer.on('secureConnection', (socket: tls.TLSSocket) => {
+    // ALPN picked the protocol: h2, or HTTP/1.1 (also for clients that offered no ALPN).
+    (socket.alpnProtocol === 'h2' ? o.h2 : o.http1).emit('connection', socket);
+  });
+  let lastLog = 0;
+  tlsServer.on('tlsClientError', (err: Error & { code?: string }, socket: tls.TLSSocket) => {
+    const reason = handshakeReason(err);
+    tlsHandshakeErrors.labels(reason).inc();
+    const now = Date.now();
+    if (reason !== 'client_closed' && now - lastLog > 10_000) {
+      lastLog = now;
+      o.log.warn({ reason, err: err.message, client: socket.remoteAddress }, 'TLS handshake failed');
+    }
+    socket.destroy();
+  });
+
+  const terminate = (socket: net.Socket): void => {
+    tlsServer.emit('connection', socket);
+  };
+
+  const serve = (socket: net.Socket): void => {
+    const table = o.table();
+    if (table === undefined || !table.hasPassthrough) return terminate(socket);
+    // Some hosts are passed through: read the ClientHello's SNI before deciding.
+    void peekClientHello(socket, { timeoutMs: o.handshakeTimeoutMs }).then((hello) => {
+      socket.on('error', () => undefined);
+      if (!hello.ok) {
+        passthroughRejected.labels('https', hello.error).inc();
+        socket.destroy();
+        return;
+      }
+      const backend = o.table()?.passthroughBackend(hello.serverName);
+      socket.unshift(hello.buffered);
+      if (backend === undefined) {
+        // No resume(): TLS reads the buffered ClientHello itself, then takes over the socket's
+        // handle; a flowing socket would hand the next bytes to JS listeners instead.
+        terminate(socket);
+        return;
+      }
+      void handlePassthrough(socket, {
+        listener: 'https',
+        connectTimeoutMs: o.connectTimeoutMs,
+        helloTimeoutMs: o.handshakeTimeoutMs,
+        selectBackend: () => {
+          const ep = pickEndpoint(backend);
+          return ep === undefined ? undefined : { host: ep.address, port: ep.port };
+        },
+      }).then((outcome) => {
+        if (outcome.result === 'rejected') o.log.warn({ sni: outcome.serverName, reason: outcome.reason, detail: outcome.detail }, 'TLS passthrough connection refused');
+      });
+    });
+  };
+
+  return { tlsServer, serve };
+}
