@@ -162,7 +162,7 @@ function formatV4(v: number): string {
   return `${v >>> 24}.${(v >>> 16) & 255}.${(v >>> 8) & 255}.${v & 255}`;
 }
 
-/** RFC 5952 text of the address in scratch[0..3]: lowercase, longest zero run as '::'. */
+/** RFC 5952 text of an IPv6 address given as 4 words: lowercase, longest zero run as '::'. */
 function formatV6(w: Uint32Array): string {
   const g = [w[0] >>> 16, w[0] & 0xffff, w[1] >>> 16, w[1] & 0xffff, w[2] >>> 16, w[2] & 0xffff, w[3] >>> 16, w[3] & 0xffff];
   let bestStart = -1;
@@ -196,6 +196,11 @@ function formatScratch(family: Family): string {
  * accepted here (see normalizeNode).
  */
 export function normalizeIp(s: string): string | undefined {
+  // Node's own spelling of an IPv4 peer on a dual-stack socket: skip the general parser.
+  if (typeof s === 'string' && s.length > 13 && s.length <= 22 && s.startsWith('::ffff:') && s.indexOf(':', 7) < 0) {
+    const v4 = parseV4(s, 7, s.length);
+    if (v4 >= 0) return s.slice(7);
+  }
   const family = parseInto(s);
   if (family === 0) return undefined;
   // A strict dotted quad is already canonical: skip the allocation.
