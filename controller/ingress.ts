@@ -1,6 +1,7 @@
 // Ingress (networking.k8s.io/v1) -> routes. Class selection, validation, path rules and the
 // "oldest wins" conflict rule live here; backend resolution is in backends.ts.
 
+import { isIP } from 'node:net';
 import type { RouteIR } from '../router/types.ts';
 import type { BackendIndex, ServicePortRef } from './backends.ts';
 import { asArray, asRecord, asString, compareAge, isRecord, type KubeObject, type Problem } from './objects.ts';
@@ -12,6 +13,18 @@ export const LEGACY_CLASS_ANNOTATION = 'kubernetes.io/ingress.class';
 export const TIMEOUT_ANNOTATION = 'portico.dev/proxy-read-timeout';
 export const SSL_REDIRECT_ANNOTATION = 'portico.dev/ssl-redirect';
 export const SSL_PASSTHROUGH_ANNOTATION = 'portico.dev/ssl-passthrough';
+export const ALLOWLIST_ANNOTATION = 'portico.dev/whitelist-source-range';
+
+/** `10.0.0.0/8`, `2001:db8::/32`, or a single address. */
+export function validCidr(s: string): boolean {
+  const [addr, bits, ...rest] = s.split('/');
+  if (rest.length > 0) return false;
+  const family = isIP(addr);
+  if (family === 0) return false;
+  if (bits === undefined) return true;
+  if (!/^\d{1,3}$/.test(bits)) return false;
+  return Number(bits) <= (family === 4 ? 32 : 128);
+}
 
 const PATH_TYPES = new Set(['Exact', 'Prefix', 'ImplementationSpecific']);
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
@@ -83,6 +96,7 @@ interface ParsedIngress {
   tls: IngressTls[];
   sslRedirect: boolean;
   sslPassthrough: boolean;
+  allowSourceRanges?: string[];
   /** Errors that make this version of the object invalid. */
   errors: string[];
 }
@@ -171,6 +185,15 @@ export function parseIngress(ing: KubeObject): ParsedIngress {
   };
   const sslRedirect = flag(SSL_REDIRECT_ANNOTATION, true);
   const sslPassthrough = flag(SSL_PASSTHROUGH_ANNOTATION, false);
+  let allowSourceRanges: string[] | undefined;
+  const allow = annotations[ALLOWLIST_ANNOTATION];
+  if (allow !== undefined) {
+    const ranges = allow.split(',').map((r) => r.trim()).filter(Boolean);
+    const bad = ranges.filter((r) => !validCidr(r));
+    // An allowlist that cannot be read must not open the routes to everyone.
+    if (bad.length > 0 || ranges.length === 0) errors.push(`annotation ${ALLOWLIST_ANNOTATION}: ${bad.length > 0 ? `${bad.map((b) => JSON.stringify(b)).join(', ')} not a CIDR` : 'empty'}; the Ingress's routes deny every client until it is fixed`);
+    allowSourceRanges = bad.length > 0 || ranges.length === 0 ? [] : ranges;
+  }
   let timeoutMs: number | undefined;
   const t = ing.metadata.annotations?.[TIMEOUT_ANNOTATION];
   if (t !== undefined) {
@@ -178,7 +201,7 @@ export function parseIngress(ing: KubeObject): ParsedIngress {
     if (Number.isFinite(seconds) && seconds > 0) timeoutMs = Math.round(seconds * 1000);
     else errors.push(`annotation ${TIMEOUT_ANNOTATION}: ${JSON.stringify(t)} is not a positive number of seconds`);
   }
-  return { paths, defaultBackend, timeoutMs, tls, sslRedirect, sslPassthrough, errors };
+  return { paths, defaultBackend, timeoutMs, tls, sslRedirect, sslPassthrough, errors, ...(allowSourceRanges !== undefined ? { allowSourceRanges } : {}) };
 }
 
 /** The hosts an Ingress serves over TLS (spec.tls), `*` when a TLS entry lists no hosts. */
@@ -266,6 +289,7 @@ export function translateIngresses(
       ...(parsed.timeoutMs ? { timeoutMs: parsed.timeoutMs } : {}),
       // As ingress-nginx: hosts this Ingress serves over TLS redirect plain HTTP with 308.
       ...(host !== undefined && parsed.sslRedirect && tlsHosts.has(host) ? { httpsRedirect: true } : {}),
+      ...(parsed.allowSourceRanges !== undefined ? { allowSourceRanges: parsed.allowSourceRanges } : {}),
     });
     if (parsed.sslPassthrough) {
       // The connection stays encrypted: only the host can route it, to its first path's backend.

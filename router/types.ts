@@ -45,6 +45,8 @@ export interface RouteIR {
   readonly timeoutMs?: number;
   /** Requests arriving over plain HTTP are redirected to HTTPS (308) instead of proxied. */
   readonly httpsRedirect?: boolean;
+  /** Only clients (by real client IP) in these CIDRs are served; others get 403. */
+  readonly allowSourceRanges?: readonly string[];
   readonly source: RouteSource;
 }
 

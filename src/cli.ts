@@ -1,7 +1,7 @@
 // `portico`: the command line. `portico serve` runs the primary, which forks the workers.
 import cluster from 'node:cluster';
 import { runPrimary } from './primary.ts';
-import { UsageError, parseServeOptions, serveUsage } from './options.ts';
+import { UsageError, applyConfigFile, parseServeOptions, serveUsage } from './options.ts';
 
 const USAGE = `Usage: portico <command> [flags]
 
@@ -26,8 +26,8 @@ export async function main(argv: readonly string[]): Promise<number> {
     return 0;
   }
   try {
-    const options = parseServeOptions(rest);
-    await runPrimary(options);
+    const { options, warnings } = await applyConfigFile(parseServeOptions(rest));
+    await runPrimary(options, warnings);
     return -1; // keeps running
   } catch (err) {
     if (err instanceof UsageError) {

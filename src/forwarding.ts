@@ -38,6 +38,8 @@ export interface ForwardedValues {
   readonly port: string;
   /** Client headers to keep although they are forwarding headers (from trusted hops). */
   readonly keep?: ReadonlySet<string>;
+  /** Client headers (lower-case) the real-IP layer does not believe, e.g. a custom forwarded-for header. */
+  readonly drop?: readonly string[];
 }
 
 /**
@@ -46,6 +48,7 @@ export interface ForwardedValues {
  */
 export function upstreamHeaders(rawHeaders: readonly string[], connection: string | undefined, fwd: ForwardedValues): string[] {
   const listed = connectionTokens(connection);
+  const drop = fwd.drop !== undefined && fwd.drop.length > 0 ? fwd.drop : undefined;
   const out: string[] = [];
   let hasHost = false;
   for (let i = 0; i < rawHeaders.length; i += 2) {
@@ -53,7 +56,7 @@ export function upstreamHeaders(rawHeaders: readonly string[], connection: strin
     const first = name.charCodeAt(0) | 0x20;
     // Fast path: a header whose first letter starts no hop-by-hop or forwarding name, and that
     // Connection does not list, goes through without being lower-cased.
-    if (listed === undefined && !MAYBE_SPECIAL[first]) {
+    if (listed === undefined && drop === undefined && !MAYBE_SPECIAL[first]) {
       out.push(name, rawHeaders[i + 1]);
       continue;
     }
@@ -67,6 +70,7 @@ export function upstreamHeaders(rawHeaders: readonly string[], connection: strin
       continue;
     }
     if (isForwardingHeader(lower) && !(fwd.keep !== undefined && fwd.keep.has(lower))) continue;
+    if (drop !== undefined && drop.includes(lower)) continue;
     out.push(name, rawHeaders[i + 1]);
   }
   if (!hasHost && fwd.host !== '') out.push('host', fwd.host);

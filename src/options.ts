@@ -2,6 +2,7 @@
 
 import { availableParallelism } from 'node:os';
 import { parseArgs } from 'node:util';
+import { REAL_IP_FLAGS, REAL_IP_KEYS, loadConfigFile, parseRealIpSettings, realIpSettingsToRecord } from './realip/config.ts';
 
 export interface ServeOptions {
   readonly manifests: string;
@@ -28,6 +29,13 @@ export interface ServeOptions {
   readonly strictSni: boolean;
   readonly tlsMinVersion: 'TLSv1.2' | 'TLSv1.3';
   readonly tlsCiphers?: string;
+  /** `--config FILE`: YAML settings named as ingress-nginx ConfigMap keys. */
+  readonly configFile?: string;
+  /**
+   * Real-client-IP settings (PROXY protocol, trusted CIDRs, forwarded headers) in their
+   * ConfigMap-key form, JSON-safe for the workers; flags over the config file.
+   */
+  readonly realIp: Record<string, string>;
 }
 
 interface FlagSpec {
@@ -60,6 +68,8 @@ export const SERVE_FLAGS: readonly FlagSpec[] = [
   { name: 'strict-sni', value: '', help: 'refuse TLS handshakes whose SNI matches no certificate', boolean: true },
   { name: 'tls-min-version', value: 'TLSv1.2', help: 'lowest TLS version accepted: TLSv1.2 or TLSv1.3' },
   { name: 'tls-ciphers', value: 'LIST', help: 'OpenSSL cipher list for TLS 1.2 (default: Node\'s)' },
+  { name: 'config', value: 'FILE', help: 'YAML settings (keys as in ingress-nginx\'s ConfigMap; a ConfigMap manifest works too)' },
+  ...REAL_IP_FLAGS,
 ];
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
@@ -81,7 +91,20 @@ export function serveUsage(): string {
   return `Usage: portico serve --manifests DIR [flags]\n\nFlags:\n${lines.join('\n')}\n  --help                          show this help\n`;
 }
 
-export function parseServeOptions(argv: readonly string[]): ServeOptions {
+// Switch-like settings may be given bare (`--use-proxy-protocol`), meaning true.
+const BARE_TRUE = new Set(['--use-proxy-protocol', '--use-forwarded-headers', '--compute-full-forwarded-for']);
+
+function expandBareSwitches(argv: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    out.push(argv[i]);
+    if (BARE_TRUE.has(argv[i]) && (i + 1 >= argv.length || argv[i + 1].startsWith('--'))) out.push('true');
+  }
+  return out;
+}
+
+export function parseServeOptions(argvIn: readonly string[]): ServeOptions {
+  const argv = expandBareSwitches(argvIn);
   let values: Record<string, unknown>;
   try {
     const options: Record<string, { type: 'string' | 'boolean' }> = {};
@@ -100,8 +123,12 @@ export function parseServeOptions(argv: readonly string[]): ServeOptions {
   }
   const tlsMin = (values['tls-min-version'] as string | undefined) ?? 'TLSv1.2';
   if (tlsMin !== 'TLSv1.2' && tlsMin !== 'TLSv1.3') throw new UsageError('--tls-min-version: must be TLSv1.2 or TLSv1.3');
+  const realIpFlags: Record<string, string> = {};
+  for (const key of REAL_IP_KEYS) if (typeof values[key] === 'string') realIpFlags[key] = values[key] as string;
   return {
     manifests,
+    ...(values.config ? { configFile: values.config as string } : {}),
+    realIp: realIpFlags,
     ...(defaultSsl ? { defaultSslCertificate: defaultSsl } : {}),
     strictSni: values['strict-sni'] === true,
     tlsMinVersion: tlsMin,
@@ -124,4 +151,20 @@ export function parseServeOptions(argv: readonly string[]): ServeOptions {
     maxConnections: Math.floor(num(values, 'max-connections', 10000, 1, 1e7)),
     shutdownGraceMs: num(values, 'shutdown-grace', 10, 0, 3600) * 1000,
   };
+}
+
+/**
+ * Completes the options with the config file: reads it, merges flags over it, validates the
+ * real-IP settings. Returns warnings for the log; throws UsageError on invalid settings.
+ */
+export async function applyConfigFile(options: ServeOptions): Promise<{ options: ServeOptions; warnings: string[] }> {
+  let fileValues: Record<string, unknown> = {};
+  if (options.configFile !== undefined) {
+    const loaded = await loadConfigFile(options.configFile);
+    if (loaded.errors.length > 0) throw new UsageError(loaded.errors.join('; '));
+    fileValues = loaded.values;
+  }
+  const settings = parseRealIpSettings({ ...fileValues, ...options.realIp });
+  if (settings.errors.length > 0) throw new UsageError(settings.errors.join('; '));
+  return { options: { ...options, realIp: realIpSettingsToRecord(settings.config) }, warnings: settings.warnings };
 }

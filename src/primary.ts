@@ -49,8 +49,9 @@ export interface PrimaryState {
   registry: client.Registry;
 }
 
-export async function runPrimary(options: ServeOptions): Promise<void> {
+export async function runPrimary(options: ServeOptions, warnings: readonly string[] = []): Promise<void> {
   const log = createLogger(options.logLevel, { component: 'primary', pid: process.pid });
+  for (const w of warnings) log.warn(w);
   const registry = new client.Registry();
   const aggregator = new client.AggregatorRegistry();
   const problemsGauge = new client.Gauge({ name: 'portico_config_problems', help: 'Problems found in the current configuration, by severity', labelNames: ['severity'], registers: [registry] });

@@ -7,7 +7,10 @@ import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import { Pool, type Dispatcher } from 'undici';
 import type { CompiledBackend, CompiledEndpoint, CompiledRoute, RequestAttributes, RoutingTable } from '../router/index.ts';
 import { hostKey, normalizeHostname, pickBackend, pickEndpoint } from '../router/index.ts';
+import type { RouteIR } from '../router/types.ts';
 import { downstreamHeaders, upstreamHeaders, type ForwardedValues } from './forwarding.ts';
+import { CidrSet } from './realip/cidr.ts';
+import { getProxyInfo } from './realip/proxy-listener.ts';
 import type { Logger } from './log.ts';
 import { countRequest, observeUpstreamLatency, upstreamErrors } from './metrics.ts';
 
@@ -215,6 +218,7 @@ class Exchange implements Dispatcher.DispatchHandler {
       aborted: res.writableFinished ? undefined : true,
       error: this.error,
       user_agent: req.headers['user-agent'],
+      proxy_protocol: proxyLogFields(req),
     });
   }
 
@@ -359,6 +363,32 @@ class RequestView implements RequestAttributes {
 }
 const requestView = new RequestView();
 
+/** What a PROXY v2 header said about the connection (TLVs included), for the access log. */
+function proxyLogFields(req: DownstreamRequest): Record<string, unknown> | undefined {
+  const h = getProxyInfo(req.socket);
+  if (h === undefined) return undefined;
+  return {
+    version: h.version,
+    command: h.command,
+    source: h.sourceAddress,
+    ...(h.alpn !== undefined ? { alpn: h.alpn } : {}),
+    ...(h.authority !== undefined ? { authority: h.authority } : {}),
+    ...(h.awsVpceId !== undefined ? { aws_vpce_id: h.awsVpceId } : {}),
+  };
+}
+
+const allowlists = new WeakMap<RouteIR, CidrSet>();
+
+/** The route's allowlist (portico.dev/whitelist-source-range) against the real client IP. */
+export function sourceAllowed(route: RouteIR, clientIp: string): boolean {
+  let set = allowlists.get(route);
+  if (set === undefined) {
+    set = CidrSet.parse(route.allowSourceRanges ?? []).set;
+    allowlists.set(route, set);
+  }
+  return set.contains(clientIp);
+}
+
 function redirectToHttps(ex: Exchange, httpsPort: number): void {
   const host = normalizeHostname(requestHost(ex.req) ?? '');
   const location = `https://${host}${httpsPort === 443 ? '' : `:${httpsPort}`}${ex.req.url ?? '/'}`;
@@ -381,6 +411,10 @@ export function createRequestHandler(ctx: ProxyContext): RequestHandler {
     requestView.req = undefined;
     if (route === undefined) return ex.reply(404, 'no route for this host and path');
     ex.routeId = route.id;
+    if (route.ir.allowSourceRanges !== undefined && !sourceAllowed(route.ir, ex.fwd.clientIp)) {
+      ex.error = `client ${ex.fwd.clientIp} not in ${route.ir.allowSourceRanges.join(',') || '(empty allowlist)'}`;
+      return ex.reply(403, 'forbidden: your address is not allowed here');
+    }
     if (route.ir.httpsRedirect === true && ex.fwd.proto !== 'https') return redirectToHttps(ex, ctx.options.httpsPort);
     const backend = pickBackend(route);
     const endpoint = backend === undefined ? undefined : pickEndpoint(backend);

@@ -11,8 +11,9 @@ import { pickBackend, pickEndpoint, type RoutingTable } from '../router/index.ts
 import { isForwardingHeader, type ForwardedValues } from './forwarding.ts';
 import type { Logger } from './log.ts';
 import { countRequest, upstreamErrors } from './metrics.ts';
+import { sourceAllowed } from './proxy.ts';
 
-const REASONS: Record<number, string> = { 404: 'Not Found', 502: 'Bad Gateway', 503: 'Service Unavailable', 504: 'Gateway Timeout' };
+const REASONS: Record<number, string> = { 403: 'Forbidden', 404: 'Not Found', 502: 'Bad Gateway', 503: 'Service Unavailable', 504: 'Gateway Timeout' };
 
 function refuse(socket: Duplex, status: number, message: string): void {
   const body = `${message}\n`;
@@ -56,13 +57,17 @@ export function createUpgradeHandler(ctx: UpgradeContext): (req: IncomingMessage
       countRequest('-', 404);
       return refuse(socket, 404, 'no route for this host and path');
     }
+    const fwd = ctx.forwarding(req);
+    if (route.ir.allowSourceRanges !== undefined && !sourceAllowed(route.ir, fwd.clientIp)) {
+      countRequest(route.id, 403);
+      return refuse(socket, 403, 'forbidden: your address is not allowed here');
+    }
     const backend = pickBackend(route);
     const endpoint = backend === undefined ? undefined : pickEndpoint(backend);
     if (backend === undefined || endpoint === undefined) {
       countRequest(route.id, 503);
       return refuse(socket, 503, `service unavailable: ${backend?.unavailableReason ?? 'no backend available'}`);
     }
-    const fwd = ctx.forwarding(req);
     const started = performance.now();
     const upstream: net.Socket =
       backend.protocol === 'https'

@@ -7,7 +7,7 @@ import { applyTicketKeys, type TicketKeyState } from '../tls/session-tickets.ts'
 import { CertificateStore } from '../tls/store.ts';
 import { createHttpsStack, type HttpsStack } from './https.ts';
 import { compileTable, type RoutingTable } from '../router/index.ts';
-import { unmapIpv4, type ForwardedValues } from './forwarding.ts';
+import type { ForwardedValues } from './forwarding.ts';
 import { isMessage, type AckMessage, type ShutdownMessage, type TableMessage, type TicketKeysMessage } from './ipc.ts';
 import { createH2cServer, createHttp1Server, createTrafficListener, listen, plainHttpServe } from './listeners.ts';
 import { createLogger } from './log.ts';
@@ -15,6 +15,8 @@ import { tableSwaps, tableVersion } from './metrics.ts';
 import type { ServeOptions } from './options.ts';
 import { UpstreamPools, createRequestHandler, requestHost, type DownstreamRequest } from './proxy.ts';
 import { createUpgradeHandler } from './upgrade.ts';
+import { parseRealIpSettings } from './realip/config.ts';
+import { createProxyProtocolAccept, realIpForRequest } from './realip/proxy-listener.ts';
 
 const options = JSON.parse(process.env.PORTICO_OPTIONS ?? '{}') as ServeOptions;
 const log = createLogger(options.logLevel ?? 'info', { component: 'worker', pid: process.pid }, true);
@@ -31,17 +33,14 @@ function send(msg: AckMessage | { type: 'portico:hello' }): void {
   if (process.connected) process.send?.(msg);
 }
 
-// Until the real-IP layer is configured, the socket peer is the client and no incoming
-// forwarding header is believed.
+// The primary validated these settings; a worker only re-reads them.
+const realIp = parseRealIpSettings(options.realIp ?? {}).config;
+
+/** Client IP and forwarding headers: PROXY source and trusted hops, per the real-IP settings. */
 function forwardingFor(req: DownstreamRequest): ForwardedValues {
-  const clientIp = unmapIpv4(req.socket.remoteAddress ?? '');
-  return {
-    clientIp,
-    forwardedFor: clientIp,
-    proto: (req.socket as TLSSocket).encrypted === true ? 'https' : 'http',
-    host: requestHost(req) ?? '',
-    port: String(req.socket.localPort ?? ''),
-  };
+  const r = realIpForRequest(req, realIp);
+  // HTTP/2 has :authority, not Host; the real-IP layer reads Host.
+  return r.host === '' ? { ...r, host: requestHost(req) ?? '' } : r;
 }
 
 const table = () => current;
@@ -67,14 +66,16 @@ const upgrade = createUpgradeHandler({ table, forwarding: forwardingFor, log, co
 async function startListeners(): Promise<void> {
   const http1 = createHttp1Server(options, log, handler, upgrade);
   const h2c = createH2cServer(options, handler);
-  const plain = createTrafficListener({ name: 'http', port: options.httpPort, host: options.bindAddress, limits: options, log, serve: plainHttpServe(http1, h2c, options.headersTimeoutMs) });
+  const acceptFor = (listener: string) =>
+    createProxyProtocolAccept({ mode: realIp.useProxyProtocol, trustedCidrs: realIp.proxyProtocolTrustedCidrs, log, listener, headerTimeoutMs: options.headersTimeoutMs });
+  const plain = createTrafficListener({ name: 'http', port: options.httpPort, host: options.bindAddress, limits: options, log, accept: acceptFor('http'), serve: plainHttpServe(http1, h2c, options.headersTimeoutMs) });
   // HTTPS: the same kinds of HTTP servers, behind TLS termination (and passthrough).
   const https1 = createHttp1Server(options, log, handler, upgrade);
   const h2 = createH2cServer(options, handler);
   https = createHttpsStack({ store, table, http1: https1, h2, log, handshakeTimeoutMs: options.headersTimeoutMs, connectTimeoutMs: options.upstreamConnectTimeoutMs });
   if (ticketKeys !== undefined) applyTicketKeys(https.tlsServer, ticketKeys);
   store.applyTo(https.tlsServer);
-  const secure = createTrafficListener({ name: 'https', port: options.httpsPort, host: options.bindAddress, limits: options, log, serve: https.serve, allowHalfOpen: true });
+  const secure = createTrafficListener({ name: 'https', port: options.httpsPort, host: options.bindAddress, limits: options, log, accept: acceptFor('https'), serve: https.serve, allowHalfOpen: true });
   servers = [plain, secure];
   shutdownHooks.push(() => http1.closeIdleConnections(), () => h2c.close(), () => https1.closeIdleConnections(), () => h2.close());
   await listen(plain, options.httpPort, options.bindAddress);

@@ -37,6 +37,8 @@ beforeAll(async () => {
         ingress('errors', 'errors.test', [{ path: '/missing', service: 'nope' }, { path: '/empty', service: 'empty' }, { path: '/dead', service: 'dead' }]),
         ingress('slow', 'errors.test', [{ path: '/slow', service: 'slow' }], { annotations: { 'portico.dev/proxy-read-timeout': '0.5' } }),
         ingress('wild', '*.wild.test', [{ path: '/', service: 'a2' }]),
+        ingress('allow', 'allow.test', [{ path: '/', service: 'a' }], { annotations: { 'portico.dev/whitelist-source-range': '127.0.0.20/31, 10.0.0.0/8' } }),
+        ingress('allow-bad', 'allow-bad.test', [{ path: '/', service: 'a' }], { annotations: { 'portico.dev/whitelist-source-range': 'not-a-cidr' } }),
       ),
       'tls.yaml': toYaml(
         { ...ingress('secure', 'secure.test', [{ path: '/', service: 'a' }]), spec: { ingressClassName: 'portico', tls: [{ hosts: ['secure.test'], secretName: 'secure-tls' }], rules: [{ host: 'secure.test', http: { paths: [{ path: '/', pathType: 'Prefix', backend: { service: { name: 'a', port: { number: 80 } } } }] } }] } },
@@ -104,6 +106,22 @@ describe('proxying Ingress traffic', () => {
     } finally {
       await Promise.all([r1.close(), r2.close()]);
     }
+  });
+});
+
+describe('source allowlist', () => {
+  it('portico.dev/whitelist-source-range serves listed client addresses and denies others with 403', async () => {
+    expect((await request(portico.httpPort, '/', { host: 'allow.test', localAddress: '127.0.0.20' })).status).toBe(200);
+    expect((await request(portico.httpPort, '/', { host: 'allow.test', localAddress: '127.0.0.21' })).status).toBe(200);
+    const denied = await request(portico.httpPort, '/', { host: 'allow.test', localAddress: '127.0.0.22' });
+    expect(denied.status).toBe(403);
+    expect(denied.body).toMatch(/not allowed/);
+  });
+
+  it('an unreadable allowlist denies everyone and is reported, rather than opening the route', async () => {
+    expect((await request(portico.httpPort, '/', { host: 'allow-bad.test', localAddress: '127.0.0.20' })).status).toBe(403);
+    const { problems } = await portico.json('/status');
+    expect(problems.some((p: { name?: string; message: string }) => p.name === 'allow-bad' && /not a CIDR/.test(p.message))).toBe(true);
   });
 });
 
