@@ -209,6 +209,54 @@ describe('TLS passthrough', () => {
   });
 });
 
+describe('session resumption', () => {
+  it('a TLS session resumes on any worker (ticket keys are shared)', async () => {
+    const { mkdtempSync, rmSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const dir = mkdtempSync(join(tmpdir(), 'portico-sess-'));
+    try {
+      const sess = join(dir, 'session.pem');
+      // TLS 1.2 keeps the check simple: one ticket, offered on every later connection.
+      const first = await sClient(portico.httpsPort, { servername: 'a.tls.test', extra: ['-tls1_2', '-sess_out', sess] });
+      expect(first.out).toMatch(/^New, /m);
+      let reused = 0;
+      for (let i = 0; i < 8; i++) {
+        const again = await sClient(portico.httpsPort, { servername: 'a.tls.test', extra: ['-tls1_2', '-sess_in', sess] });
+        if (/^Reused, /m.test(again.out)) reused++;
+      }
+      // Connections spread over both workers (SO_REUSEPORT hashes source ports); all resume.
+      expect(reused).toBe(8);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('upstream TLS', () => {
+  it('a Service port with appProtocol https is reached over TLS', async () => {
+    const upstreamCert = makeCert('upstream.internal');
+    const secureBackend = https.createServer({ cert: upstreamCert.certPem, key: upstreamCert.keyPem }, (req, res) => res.end(`secure backend saw ${req.headers.host} ${req.socket.constructor.name}\n`));
+    await new Promise<void>((r) => secureBackend.listen(0, '127.0.0.6', r));
+    const port = (secureBackend.address() as { port: number }).port;
+    try {
+      portico.write('upstream-tls.yaml', toYaml(
+        service('secure', 80, 'default', { appProtocol: 'https' }),
+        endpointSlice('secure', [`127.0.0.6:${port}`]),
+        { apiVersion: 'networking.k8s.io/v1', kind: 'Ingress', metadata: { name: 'secure-upstream', namespace: 'default' }, spec: { ingressClassName: 'portico', rules: [{ host: 'up.tls.test', http: { paths: [{ path: '/', pathType: 'Prefix', backend: { service: { name: 'secure', port: { number: 80 } } } }] } }] } },
+      ));
+      const r = await waitFor('route', async () => {
+        const res = await request(portico.httpPort, '/', { host: 'up.tls.test' });
+        return res.status === 200 ? res : undefined;
+      });
+      expect(r.body).toBe('secure backend saw up.tls.test TLSSocket\n');
+    } finally {
+      secureBackend.closeAllConnections();
+      secureBackend.close();
+    }
+  });
+});
+
 describe('strict SNI', () => {
   it('--strict-sni refuses handshakes whose SNI matches no certificate', async () => {
     const strict = await startPortico({ workers: 1, args: ['--strict-sni'], files: { 'all.yaml': toYaml(ingressClass(), service('app'), endpointSlice('app', [`127.0.0.2:${backend.port}`]), tlsSecret('a-tls', exact), tlsIngress('a', ['a.tls.test'], 'a-tls')) } });
