@@ -124,6 +124,7 @@ export class ManifestSource {
   private rescanRequested = false;
   private listener: ((s: SourceSnapshot) => void) | undefined;
   private lastPublished = '';
+  private dirMissing = false;
 
   constructor(options: ManifestSourceOptions) {
     this.dir = options.dir;
@@ -170,11 +171,16 @@ export class ManifestSource {
   }
 
   private async scan(initial: boolean): Promise<void> {
+    let changed = initial;
     const dirs: string[] = [];
     const paths = await listManifestFiles(this.dir, [], dirs);
     this.watchDirectories(dirs);
+    const missing = !(await stat(this.dir).then((st) => st.isDirectory(), () => false));
+    if (missing !== this.dirMissing) {
+      this.dirMissing = missing;
+      changed = true;
+    }
     const seen = new Set(paths);
-    let changed = initial;
     for (const path of [...this.files.keys()]) {
       if (!seen.has(path)) {
         this.files.delete(path);
@@ -234,6 +240,8 @@ export class ManifestSource {
   private publish(): void {
     const objects: SourcedObject[] = [];
     const problems: Problem[] = [];
+    // Keep watching: the directory may be created (or mounted) later.
+    if (this.dirMissing) problems.push({ severity: 'error', origin: this.dir, message: `manifest directory ${this.dir} does not exist or is not a directory` });
     const byKey = new Map<string, SourcedObject>();
     for (const [path, state] of [...this.files.entries()].sort(([a], [b]) => (a < b ? -1 : 1))) {
       const origin = relative(process.cwd(), path) || path;

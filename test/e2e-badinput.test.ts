@@ -110,3 +110,31 @@ describe('manifest directory layout', () => {
     expect((await get('cm.test', '/one')).status).toBe(404);
   });
 });
+
+describe('a missing manifest directory', () => {
+  it('is reported, and served from once it appears', async () => {
+    const { mkdtempSync, mkdirSync, writeFileSync, rmSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const { spawn } = await import('node:child_process');
+    const { freePort } = await import('./helpers/portico.ts');
+    const parent = mkdtempSync(join(tmpdir(), 'portico-missing-'));
+    const dir = join(parent, 'later');
+    const [http, https, admin] = [await freePort(), await freePort(), await freePort()];
+    const proc = spawn(process.execPath, ['bin/portico.js', 'serve', '--manifests', dir, '--http-port', String(http), '--https-port', String(https), '--admin-port', String(admin), '--bind-address', '127.0.0.1', '--admin-address', '127.0.0.1', '--workers', '1'], { stdio: 'ignore' });
+    try {
+      const problem = await waitFor('problem', async () => {
+        const r = await fetch(`http://127.0.0.1:${admin}/status`);
+        const body = (await r.json()) as { problems: { message: string }[] };
+        return body.problems.find((p) => /does not exist/.test(p.message));
+      }, 15_000);
+      expect(problem.message).toContain(dir);
+      mkdirSync(dir);
+      writeFileSync(join(dir, 'all.yaml'), toYaml(ingressClass(), service('app'), endpointSlice('app', [`127.0.0.2:${backend.port}`]), ingress('later', 'later.test', [{ path: '/', service: 'app' }])));
+      await waitFor('served', async () => (await request(http, '/', { host: 'later.test' })).status === 200, 15_000);
+    } finally {
+      proc.kill('SIGTERM');
+      rmSync(parent, { recursive: true, force: true });
+    }
+  });
+});
