@@ -1,9 +1,10 @@
-// `npm run bench`: the same small GET to the same backend, through Portico and through nginx,
-// with the same number of workers; reports req/s, latency and CPU time per request of each proxy.
+// `npm run bench`: the same small GET to the same backend, through Portico and through nginx
+// (and, with --baseline, a minimal Node proxy), with the same number of workers; reports req/s,
+// latency and CPU time per request of each proxy.
 //
 //   npm run bench -- [--workers 1] [--duration 10] [--warmup 3] [--connections 50] [--threads 1]
 //                    [--rounds 3] [--backend-workers 1] [--tool auto|wrk|autocannon]
-//                    [--scenarios http-keepalive] [--no-install] [--keep-temp]
+//                    [--scenarios http-keepalive] [--baseline] [--no-install] [--keep-temp]
 //
 // See bench/README.md for what each number means. Benchmarks report; they never assert.
 
@@ -17,6 +18,7 @@ import { ensureTools, nginxVersion, startNginx } from './lib/nginx.ts';
 import {
   busyCoresBetween,
   cpuSecondsBetween,
+  processCpuSeconds,
   freePort,
   httpGet,
   installCleanupHandlers,
@@ -35,6 +37,7 @@ import { BENCH_HOST, SCENARIOS, type ProxyPorts, type Scenario, type ScenarioCon
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const PORTICO_BIN = join(ROOT, 'bin', 'portico.js');
 const BACKEND_TS = fileURLToPath(new URL('./lib/backend.ts', import.meta.url));
+const BASELINE_TS = fileURLToPath(new URL('./lib/node-baseline.ts', import.meta.url));
 /** Machine-wide busy cores, with our load stopped, above which a run is flagged as disturbed. */
 const NOISY_CORES = 0.15;
 const RESULTS_DIR = fileURLToPath(new URL('./results/', import.meta.url));
@@ -51,6 +54,8 @@ interface Options {
   scenarios: string[];
   install: boolean;
   keepTemp: boolean;
+  baseline: boolean;
+  waitQuietSec: number;
 }
 
 const USAGE = `Usage: npm run bench -- [flags]
@@ -64,6 +69,8 @@ const USAGE = `Usage: npm run bench -- [flags]
   --backend-workers N   nginx workers of the common backend (default 1)
   --tool T              auto | wrk | autocannon (default auto: wrk if installed)
   --scenarios LIST      comma-separated (default: all available): ${SCENARIOS.map((s) => s.name).join(', ')}
+  --wait-quiet S        before each run, wait up to S seconds for other programs to go idle (default 0)
+  --baseline            also measure a minimal Node proxy (node:http + undici, nothing else)
   --no-install          do not apt-get install nginx/wrk when missing
   --keep-temp           keep the temporary directory (configs, logs)
 `;
@@ -84,6 +91,8 @@ function parseOptions(argv: string[]): Options {
       scenarios: { type: 'string' },
       'no-install': { type: 'boolean' },
       'keep-temp': { type: 'boolean' },
+      baseline: { type: 'boolean' },
+      'wait-quiet': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -113,12 +122,15 @@ function parseOptions(argv: string[]): Options {
     scenarios,
     install: !values['no-install'],
     keepTemp: values['keep-temp'] ?? false,
+    baseline: values.baseline ?? false,
+    waitQuietSec: int('wait-quiet', values['wait-quiet'], 0, 0, 3600),
   };
 }
 
 // ---- measurement -------------------------------------------------------------------------------
 
-type ProxyName = 'portico' | 'nginx';
+type ProxyName = 'portico' | 'nginx' | 'node-baseline';
+const PROXIES: readonly ProxyName[] = ['portico', 'nginx', 'node-baseline'];
 
 interface RunResult {
   readonly round: number;
@@ -138,6 +150,9 @@ interface RunResult {
   readonly rssBytes: number;
   /** Cores busy machine-wide in a 0.5 s pause before the run (other programs): should be ~0. */
   readonly otherBusyCores: number;
+  readonly loadGeneratorCores: number;
+  /** Machine-wide busy cores during the run minus the proxy, the backend and the load generator. */
+  readonly otherBusyCoresDuring: number;
 }
 
 interface ProxySummary {
@@ -150,6 +165,11 @@ interface ProxySummary {
   readonly rssMB: number;
   readonly non2xx: number;
   readonly errors: number;
+  /** Best round (highest req/s, lowest CPU µs/req): noise only ever makes numbers worse. */
+  readonly best: { readonly requestsPerSec: number; readonly cpuUsPerRequest: number };
+  /** Rounds the medians are over: those no other program disturbed (all when none was clean). */
+  readonly roundsSummarized: number[];
+  readonly allRoundsNoisy: boolean;
   readonly runs: RunResult[];
 }
 
@@ -160,7 +180,14 @@ function median(xs: readonly number[]): number {
   return s.length % 2 === 1 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
 }
 
-function summarize(runs: RunResult[]): ProxySummary {
+function isNoisy(r: RunResult): boolean {
+  return r.otherBusyCores > NOISY_CORES || r.otherBusyCoresDuring > NOISY_CORES;
+}
+
+/** Medians over the rounds no other program disturbed; over all rounds when every one was. */
+function summarize(all: RunResult[]): ProxySummary {
+  const clean = all.filter((r) => !isNoisy(r));
+  const runs = clean.length > 0 ? clean : all;
   return {
     requestsPerSec: median(runs.map((r) => r.requestsPerSec)),
     latencyP50Ms: median(runs.map((r) => r.latencyMs.p50)),
@@ -169,23 +196,55 @@ function summarize(runs: RunResult[]): ProxySummary {
     cpuCores: median(runs.map((r) => r.cpuCores)),
     backendCpuUsPerRequest: median(runs.map((r) => r.backendCpuUsPerRequest)),
     rssMB: Math.max(...runs.map((r) => r.rssBytes)) / (1024 * 1024),
-    non2xx: runs.reduce((s, r) => s + r.non2xx, 0),
-    errors: runs.reduce((s, r) => s + r.errors, 0),
-    runs,
+    non2xx: all.reduce((s, r) => s + r.non2xx, 0),
+    errors: all.reduce((s, r) => s + r.errors, 0),
+    best: { requestsPerSec: Math.max(...all.map((r) => r.requestsPerSec)), cpuUsPerRequest: Math.min(...all.map((r) => r.cpuUsPerRequest)) },
+    roundsSummarized: runs.map((r) => r.round),
+    allRoundsNoisy: clean.length === 0,
+    runs: all,
   };
 }
 
+/** Cores other programs keep busy, measured over 0.5 s while none of our load runs. */
+async function otherBusyCoresNow(): Promise<number> {
+  const a = sampleSystemCpu();
+  await sleep(500);
+  return busyCoresBetween(a, sampleSystemCpu());
+}
+
+/** Waits (at most `maxSec`) until the machine is idle apart from us; returns the last reading. */
+async function waitForQuiet(maxSec: number): Promise<number> {
+  const deadline = Date.now() + maxSec * 1000;
+  let busy = await otherBusyCoresNow();
+  if (busy > NOISY_CORES) process.stdout.write(`  waiting up to ${maxSec}s for other programs to go idle (${f2(busy)} cores busy)...\n`);
+  while (busy > NOISY_CORES && Date.now() < deadline) busy = await otherBusyCoresNow();
+  return busy;
+}
+
 async function measure(load: LoadGenerator, o: Options, target: { url: string; headers: Record<string, string> }, proxy: ManagedProcess, backend: ManagedProcess, round: number): Promise<RunResult> {
+  if (o.waitQuietSec > 0) await waitForQuiet(o.waitQuietSec);
   if (o.warmupSec > 0) await load.run({ ...target, connections: o.connections, threads: o.threads, durationSec: o.warmupSec });
   // With no load of ours running, whatever keeps the machine busy is someone else's.
-  const quiet0 = sampleSystemCpu();
-  await sleep(500);
-  const otherBusyCores = busyCoresBetween(quiet0, sampleSystemCpu());
+  const otherBusyCores = o.waitQuietSec > 0 ? await waitForQuiet(o.waitQuietSec) : await otherBusyCoresNow();
   const before = sampleCpu([proxy.pid]);
   const backendBefore = sampleCpu([backend.pid]);
-  const r = await load.run({ ...target, connections: o.connections, threads: o.threads, durationSec: o.durationSec });
+  const sysBefore = sampleSystemCpu();
+  // The load generator's CPU, sampled while it runs (the last <200 ms are missed).
+  let loadPid: number | undefined;
+  let loadCpuSeconds = 0;
+  const poll = setInterval(() => {
+    const cpu = loadPid === undefined ? undefined : processCpuSeconds(loadPid);
+    if (cpu !== undefined) loadCpuSeconds = cpu;
+  }, 200);
+  let r: LoadResult;
+  try {
+    r = await load.run({ ...target, connections: o.connections, threads: o.threads, durationSec: o.durationSec, onSpawn: (pid) => (loadPid = pid) });
+  } finally {
+    clearInterval(poll);
+  }
   const after = sampleCpu([proxy.pid]);
   const backendAfter = sampleCpu([backend.pid]);
+  const machineCores = busyCoresBetween(sysBefore, sampleSystemCpu());
   const rssBytes = treeRssBytes(proxy.pid);
   const cpu = cpuSecondsBetween(before, after);
   const backendCpu = cpuSecondsBetween(backendBefore, backendAfter);
@@ -205,6 +264,8 @@ async function measure(load: LoadGenerator, o: Options, target: { url: string; h
     backendCpuUsPerRequest: r.requests > 0 ? (backendCpu.cpuSeconds * 1e6) / r.requests : NaN,
     rssBytes,
     otherBusyCores,
+    loadGeneratorCores: loadCpuSeconds / wallSec,
+    otherBusyCoresDuring: Math.max(0, machineCores - (cpu.cpuSeconds + backendCpu.cpuSeconds + loadCpuSeconds) / wallSec),
   };
 }
 
@@ -248,24 +309,36 @@ async function startPortico(o: Options, scenario: Scenario, ctx: ScenarioContext
   return proc;
 }
 
+function contenders(procs: Partial<Record<ProxyName, ManagedProcess>>): ManagedProcess[] {
+  return PROXIES.map((p) => procs[p]).filter((p): p is ManagedProcess => p !== undefined);
+}
+
 // ---- output ------------------------------------------------------------------------------------
 
 const f0 = (n: number): string => (Number.isFinite(n) ? Math.round(n).toLocaleString('en-US') : '-');
 const f1 = (n: number): string => (Number.isFinite(n) ? n.toFixed(1) : '-');
 const f2 = (n: number): string => (Number.isFinite(n) ? n.toFixed(2) : '-');
 
-function printScenario(name: string, results: Partial<Record<ProxyName, ProxySummary>>, ratios: { rps?: number; cpu?: number }): void {
+function printScenario(name: string, results: Partial<Record<ProxyName, ProxySummary>>): void {
   const rows: string[][] = [['', 'req/s', 'p50 ms', 'p99 ms', 'CPU µs/req', 'CPU cores', 'backend µs/req', 'RSS MB', 'non-2xx', 'errors']];
-  for (const p of ['portico', 'nginx'] as const) {
+  for (const p of PROXIES) {
     const s = results[p];
     if (s === undefined) continue;
     rows.push([p, f0(s.requestsPerSec), f2(s.latencyP50Ms), f2(s.latencyP99Ms), f1(s.cpuUsPerRequest), f2(s.cpuCores), f1(s.backendCpuUsPerRequest), f0(s.rssMB), String(s.non2xx), String(s.errors)]);
   }
-  if (ratios.rps !== undefined) rows.push(['portico/nginx', `${f2(ratios.rps)}x`, '', '', `${f2(ratios.cpu ?? NaN)}x`, '', '', '', '', '']);
+  const portico = results.portico;
+  for (const other of ['nginx', 'node-baseline'] as const) {
+    const o = results[other];
+    if (portico === undefined || o === undefined) continue;
+    rows.push([`portico/${other}`, `${f2(portico.requestsPerSec / o.requestsPerSec)}x`, '', '', `${f2(portico.cpuUsPerRequest / o.cpuUsPerRequest)}x`, '', '', '', '', '']);
+  }
   const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
-  process.stdout.write(`\n${name} (medians)\n`);
-  for (const r of rows) process.stdout.write(r.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ') + '\n');
-  for (const p of ['portico', 'nginx'] as const) {
+  const used = PROXIES.filter((p) => results[p] !== undefined).map((p) => `${p} ${results[p]!.allRoundsNoisy ? 'all rounds (every one disturbed)' : `round ${results[p]!.roundsSummarized.join(', ')}`}`);
+  process.stdout.write(`\n${name}: medians over undisturbed rounds (${used.join('; ')})\n`);
+  for (const r of rows) process.stdout.write(r.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ').trimEnd() + '\n');
+  const best = PROXIES.filter((p) => results[p] !== undefined).map((p) => `${p} ${f0(results[p]!.best.requestsPerSec)} req/s, ${f1(results[p]!.best.cpuUsPerRequest)} µs/req`);
+  process.stdout.write(`best rounds: ${best.join('; ')}\n`);
+  for (const p of PROXIES) {
     const s = results[p];
     if (s !== undefined && (s.non2xx > 0 || s.errors > 0)) process.stdout.write(`warning: ${p} had ${s.non2xx} non-2xx responses and ${s.errors} socket errors: its numbers are suspect\n`);
   }
@@ -302,7 +375,7 @@ async function main(): Promise<number> {
     porticoCommit: (await gitCommit()) ?? null,
   };
   const config = { ...o, host: BENCH_HOST, backend: tools.nginx ? `nginx ${nginxVer} (return 200 "ok", ${o.backendWorkers} worker)` : 'node bench/lib/backend.ts (nginx unavailable)' };
-  process.stdout.write(`Portico vs nginx: ${o.workers} worker(s) each, ${load?.name ?? 'no load generator'} -t${o.threads} -c${o.connections}, ${o.warmupSec}s warm-up + ${o.durationSec}s measured, ${o.rounds} round(s)\n`);
+  process.stdout.write(`Portico vs nginx${o.baseline ? ' vs node-baseline' : ''}: ${o.workers} worker(s) each, ${load?.name ?? 'no load generator'} -t${o.threads} -c${o.connections}, ${o.warmupSec}s warm-up + ${o.durationSec}s measured, ${o.rounds} round(s)\n`);
   process.stdout.write(`machine: ${machine.cpus} x ${machine.cpuModel}, node ${machine.node}, nginx ${machine.nginx ?? '-'}, ${machine.loadGenerator ?? '-'}\n`);
 
   const skipped: Record<string, string> = {};
@@ -347,52 +420,59 @@ async function main(): Promise<number> {
         continue;
       }
       const ctx: ScenarioContext = { backendPort, dir };
-      const porticoPorts: ProxyPorts = { http: await freePort(), https: await freePort() };
-      const nginxPorts: ProxyPorts = { http: await freePort(), https: await freePort() };
       process.stdout.write(`\n${name}: ${scenario.description}\n`);
       const procs: Partial<Record<ProxyName, ManagedProcess>> = {};
       const targets: Partial<Record<ProxyName, { url: string; headers: Record<string, string> }>> = {};
       try {
+        const porticoPorts: ProxyPorts = { http: await freePort(), https: await freePort() };
         procs.portico = await startPortico(o, scenario, ctx, porticoPorts, dir);
         targets.portico = scenario.target(porticoPorts);
         if (tools.nginx && nginxVer) {
-          procs.nginx = await startNginx(tools.nginx, nginxVer, { name: `proxy-${name}`, dir, workers: o.workers, http: scenario.nginxHttp(ctx, nginxPorts) });
-          await checkServes('nginx', nginxPorts.http, procs.nginx);
-          targets.nginx = scenario.target(nginxPorts);
+          const ports: ProxyPorts = { http: await freePort(), https: await freePort() };
+          procs.nginx = await startNginx(tools.nginx, nginxVer, { name: `proxy-${name}`, dir, workers: o.workers, http: scenario.nginxHttp(ctx, ports) });
+          await checkServes('nginx', ports.http, procs.nginx);
+          targets.nginx = scenario.target(ports);
         }
-        const runs: Record<ProxyName, RunResult[]> = { portico: [], nginx: [] };
+        if (o.baseline && scenario.nodeBaseline) {
+          const ports: ProxyPorts = { http: await freePort(), https: await freePort() };
+          procs['node-baseline'] = await startProcess('node-baseline', process.execPath, [BASELINE_TS, String(ports.http), String(backendPort), String(o.workers)]);
+          await checkServes('node-baseline', ports.http, procs['node-baseline']);
+          targets['node-baseline'] = scenario.target(ports);
+        }
+        const names = PROXIES.filter((p) => procs[p] !== undefined);
+        const runs: Partial<Record<ProxyName, RunResult[]>> = {};
         for (let round = 0; round < o.rounds; round++) {
-          // Alternate who goes first, so drift (thermal, noisy neighbours) does not favour one.
-          const order: ProxyName[] = round % 2 === 0 ? ['portico', 'nginx'] : ['nginx', 'portico'];
+          // Rotate who goes first, so drift (thermal, noisy neighbours) does not favour one.
+          const order = names.map((_, i) => names[(i + round) % names.length]);
           for (const p of order) {
-            const proc = procs[p];
-            const target = targets[p];
-            if (proc === undefined || target === undefined) continue;
-            const r = await measure(load, o, target, proc, backend, round + 1);
-            runs[p].push(r);
-            process.stdout.write(`  round ${round + 1} ${p.padEnd(7)} ${f0(r.requestsPerSec).padStart(8)} req/s  p50 ${f2(r.latencyMs.p50)} ms  p99 ${f2(r.latencyMs.p99)} ms  ${f1(r.cpuUsPerRequest)} CPU µs/req (${f2(r.cpuCores)} cores, ${r.proxyProcesses} processes)\n`);
-            if (r.otherBusyCores > NOISY_CORES) {
-              const msg = `round ${r.round} ${p}: other programs kept ${f2(r.otherBusyCores)} cores busy just before the run; numbers are unreliable`;
+            const r = await measure(load, o, targets[p]!, procs[p]!, backend, round + 1);
+            (runs[p] ??= []).push(r);
+            process.stdout.write(`  round ${round + 1} ${p.padEnd(13)} ${f0(r.requestsPerSec).padStart(8)} req/s  p50 ${f2(r.latencyMs.p50)} ms  p99 ${f2(r.latencyMs.p99)} ms  ${f1(r.cpuUsPerRequest)} CPU µs/req (${f2(r.cpuCores)} cores, ${r.proxyProcesses} processes; ${load.name} ${f2(r.loadGeneratorCores)} cores)\n`);
+            const other = Math.max(r.otherBusyCores, r.otherBusyCoresDuring);
+            if (other > NOISY_CORES) {
+              const msg = `round ${r.round} ${p}: other programs kept ${f2(other)} cores busy ${r.otherBusyCoresDuring > NOISY_CORES ? 'during' : 'just before'} the run; numbers are unreliable`;
               notes.push(msg);
               process.stdout.write(`  warning: ${msg}\n`);
             }
           }
         }
         const summaries: Partial<Record<ProxyName, ProxySummary>> = {};
-        if (runs.portico.length > 0) summaries.portico = summarize(runs.portico);
-        if (runs.nginx.length > 0) summaries.nginx = summarize(runs.nginx);
-        const ratios = summaries.portico && summaries.nginx
-          ? { rps: summaries.portico.requestsPerSec / summaries.nginx.requestsPerSec, cpu: summaries.portico.cpuUsPerRequest / summaries.nginx.cpuUsPerRequest }
-          : {};
-        printScenario(name, summaries, ratios);
+        for (const p of names) summaries[p] = summarize(runs[p] ?? []);
+        printScenario(name, summaries);
+        const ratio = (other: ProxyName) => {
+          const a = summaries.portico;
+          const b = summaries[other];
+          return a && b ? { requestsPerSec: a.requestsPerSec / b.requestsPerSec, cpuUsPerRequest: a.cpuUsPerRequest / b.cpuUsPerRequest } : null;
+        };
         scenarioResults[name] = {
           description: scenario.description,
           target: { path: '/', host: BENCH_HOST },
           ...summaries,
-          ratioPorticoToNginx: { requestsPerSec: ratios.rps ?? null, cpuUsPerRequest: ratios.cpu ?? null },
+          ratioPorticoToNginx: ratio('nginx'),
+          ratioPorticoToNodeBaseline: ratio('node-baseline'),
         };
       } finally {
-        await Promise.all([procs.portico?.stop(), procs.nginx?.stop()]);
+        await Promise.all(contenders(procs).map((p) => p.stop()));
       }
     }
     await backend.stop();

@@ -12,6 +12,8 @@ export interface LoadOptions {
   readonly connections: number;
   readonly threads: number;
   readonly durationSec: number;
+  /** Called with the load generator's pid once it runs (to sample its CPU time). */
+  readonly onSpawn?: (pid: number) => void;
 }
 
 export interface LoadResult {
@@ -66,7 +68,7 @@ export function parseWrk(out: string): Omit<LoadResult, 'tool' | 'raw'> {
 
 async function wrkGenerator(bin: string): Promise<LoadGenerator> {
   const v = await runCommand(bin, ['-v'], 5000);
-  const version = ((v.stdout + v.stderr).split('\n')[0] ?? '').trim() || 'unknown';
+  const version = ((v.stdout + v.stderr).split('\n')[0] ?? '').replace(/\s*Copyright.*$/, '').trim() || 'unknown';
   return {
     name: 'wrk',
     version,
@@ -74,7 +76,7 @@ async function wrkGenerator(bin: string): Promise<LoadGenerator> {
       const args = ['-t', String(o.threads), '-c', String(o.connections), '-d', `${o.durationSec}s`, '--timeout', '5s', '--latency'];
       for (const [k, val] of Object.entries(o.headers)) args.push('-H', `${k}: ${val}`);
       args.push(o.url);
-      const r = await runCommand(bin, args, (o.durationSec + 30) * 1000);
+      const r = await runCommand(bin, args, (o.durationSec + 30) * 1000, undefined, o.onSpawn);
       if (r.code !== 0) throw new Error(`wrk failed (${r.error ?? `exit ${r.code}`}): ${r.stderr || r.stdout}`);
       return { tool: 'wrk', raw: r.stdout, ...parseWrk(r.stdout) };
     },
@@ -114,7 +116,7 @@ function autocannonGenerator(found: { bin: string; version: string }): LoadGener
       if (o.threads > 1) args.push('-w', String(o.threads));
       for (const [k, val] of Object.entries(o.headers)) args.push('-H', `${k}=${val}`);
       args.push(o.url);
-      const r = await runCommand(process.execPath, args, (o.durationSec + 30) * 1000);
+      const r = await runCommand(process.execPath, args, (o.durationSec + 30) * 1000, undefined, o.onSpawn);
       const line = r.stdout.split('\n').reverse().find((l) => l.trim().startsWith('{'));
       if (r.code !== 0 || line === undefined) throw new Error(`autocannon failed (${r.error ?? `exit ${r.code}`}): ${r.stderr || r.stdout}`);
       const j = JSON.parse(line) as AutocannonJson;

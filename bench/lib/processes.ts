@@ -107,7 +107,7 @@ export function installCleanupHandlers(): void {
 }
 
 /** Runs a command to completion (bounded by timeoutMs), capturing output. Never throws. */
-export function runCommand(cmd: string, args: readonly string[], timeoutMs = 60_000, env?: NodeJS.ProcessEnv): Promise<{ code: number | null; stdout: string; stderr: string; error?: string }> {
+export function runCommand(cmd: string, args: readonly string[], timeoutMs = 60_000, env?: NodeJS.ProcessEnv, onSpawn?: (pid: number) => void): Promise<{ code: number | null; stdout: string; stderr: string; error?: string }> {
   return new Promise((resolve) => {
     let stdout = '';
     let stderr = '';
@@ -120,7 +120,10 @@ export function runCommand(cmd: string, args: readonly string[], timeoutMs = 60_
       if (proc.pid !== undefined) transient.delete(proc.pid);
       resolve({ ...r, stdout, stderr });
     };
-    if (proc.pid !== undefined) transient.add(proc.pid);
+    if (proc.pid !== undefined) {
+      transient.add(proc.pid);
+      onSpawn?.(proc.pid);
+    }
     const timer = setTimeout(() => {
       if (proc.pid !== undefined) killGroup(proc.pid, 'SIGKILL');
       finish({ code: null, error: `timed out after ${timeoutMs} ms` });
@@ -224,6 +227,12 @@ function readStat(pid: number): ProcStat | undefined {
   const rest = text.slice(text.lastIndexOf(')') + 2).split(' ');
   // rest[0] is field 3 (state); ppid is field 4, utime 14, stime 15.
   return { ppid: Number(rest[1]), cpuTicks: Number(rest[11]) + Number(rest[12]) };
+}
+
+/** utime + stime of one process (all its threads), in seconds; undefined once it is gone. */
+export function processCpuSeconds(pid: number): number | undefined {
+  const st = readStat(pid);
+  return st === undefined ? undefined : st.cpuTicks / clockTicks();
 }
 
 /** The pid and all its descendants (found through the ppid field of every /proc/<pid>/stat). */

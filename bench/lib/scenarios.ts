@@ -33,6 +33,8 @@ export interface Scenario {
   porticoArgs(ctx: ScenarioContext, ports: ProxyPorts): string[];
   /** Directives for nginx's `http { }` block: the upstream and the server. */
   nginxHttp(ctx: ScenarioContext, ports: ProxyPorts): string;
+  /** Whether bench/lib/node-baseline.ts (plain HTTP only) can serve this scenario (--baseline). */
+  readonly nodeBaseline: boolean;
   /** What the load generator requests. */
   target(ports: ProxyPorts): { url: string; headers: Record<string, string> };
 }
@@ -110,6 +112,7 @@ const httpKeepAlive: Scenario = {
   name: 'http-keepalive',
   description: `plain HTTP/1.1, keep-alive client and upstream connections, GET / Host: ${BENCH_HOST}, 2-byte response`,
   available: () => undefined,
+  nodeBaseline: true,
   porticoManifests: (ctx) => benchManifests(ctx.backendPort),
   porticoArgs: () => [],
   nginxHttp: (ctx, ports) => `${nginxUpstream(ctx.backendPort)}
