@@ -1,23 +1,12 @@
 // Fuzz of the PROXY framing and parser: random and mutated v1/v2 headers, seeded so a failure
 // reproduces (set FUZZ_SEED and FUZZ_RUNS to replay or to run longer).
 import { describe, expect, it } from 'vitest';
+import { prng } from './helpers/prng.ts';
 import { normalizeIp } from '../src/realip/cidr.ts';
 import { V1_MAX_LENGTH, V2_SIGNATURE, classifyConnectionStart, crc32c, readProxyHeader, type ProxyReadResult } from '../src/realip/proxy-protocol.ts';
 
 const SEED = Number(process.env.FUZZ_SEED ?? 0x5eed1234) >>> 0;
 const RUNS = Number(process.env.FUZZ_RUNS ?? 1_000_000);
-
-/** mulberry32: small, fast, good enough for fuzzing. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const rand = prng(SEED);
 const int = (n: number) => Math.floor(rand() * n);

@@ -2,23 +2,12 @@
 // a failure prints the seed and case number; rerun with TLS_FUZZ_SEED=<seed> to reproduce.
 
 import { beforeAll, describe, expect, it } from 'vitest';
+import { prng } from './helpers/prng.ts';
 import { ClientHelloParser, parseClientHello, type ClientHelloResult } from '../tls/clienthello.ts';
 import { buildClientHello, captureClientHello, clientHelloBody, handshakeMessage, toRecords } from '../tls/testing/clienthello-builder.ts';
 
 const SEED = Number(process.env.TLS_FUZZ_SEED ?? 0x5eed_71c5);
 const CASES = Number(process.env.TLS_FUZZ_CASES ?? 120_000);
-
-/** mulberry32: small, fast, good enough to drive a fuzzer reproducibly. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Offsets (in the raw record bytes) of every length field of a well-formed hello. */
 function lengthFields(raw: Buffer): { at: number; size: number }[] {
