@@ -151,6 +151,10 @@ class Exchange implements Dispatcher.DispatchHandler {
   done = false;
   error: string | undefined;
   trailersOnly: Record<string, string | string[] | number> | undefined;
+  /** Content-Length of the upstream response, when it announced one. */
+  bodyLeft = -1;
+  /** A body chunk held back to be sent with the end of the response. */
+  held: Buffer | undefined;
 
   constructor(ctx: ProxyContext, req: DownstreamRequest, res: DownstreamResponse) {
     this.ctx = ctx;
@@ -228,6 +232,8 @@ class Exchange implements Dispatcher.DispatchHandler {
   }
   onResponseStart(_c: Dispatcher.DispatchController, statusCode: number, headers: Record<string, string | string[] | undefined>, statusMessage?: string): void {
     this.responseStarted = true;
+    const cl = headers['content-length'];
+    this.bodyLeft = typeof cl === 'string' ? Number(cl) : -1;
     observeUpstreamLatency(this.routeId, (performance.now() - this.sentAt) / 1000);
     if (responseGone(this.res)) return;
     try {
@@ -256,6 +262,15 @@ class Exchange implements Dispatcher.DispatchHandler {
       this.trailersOnly = undefined;
       this.res.writeHead(status as number, rest as Record<string, string | string[]>);
     }
+    if (this.held !== undefined) {
+      const first = this.held;
+      this.held = undefined;
+      this.res.write(first);
+    } else if (this.bodyLeft === chunk.length) {
+      // The whole body in one chunk (the common small response): end with it, one write.
+      this.held = chunk;
+      return;
+    }
     if (!this.res.write(chunk)) {
       controller.pause();
       this.res.once('drain', onResponseDrain);
@@ -276,6 +291,12 @@ class Exchange implements Dispatcher.DispatchHandler {
       } catch {
         // trailers are best effort on HTTP/1.1 (only with chunked encoding)
       }
+    }
+    if (this.held !== undefined) {
+      const last = this.held;
+      this.held = undefined;
+      this.res.end(last);
+      return;
     }
     this.res.end();
   }
