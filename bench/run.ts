@@ -4,7 +4,8 @@
 //
 //   npm run bench -- [--workers 1] [--duration 10] [--warmup 3] [--connections 50] [--threads 1]
 //                    [--rounds 3] [--backend-workers 1] [--tool auto|wrk|autocannon]
-//                    [--scenarios http-keepalive] [--baseline] [--no-install] [--keep-temp]
+//                    [--scenarios http-keepalive,https-keepalive,tls-handshake] [--baseline]
+//                    [--wait-quiet S] [--no-install] [--keep-temp]
 //
 // See bench/README.md for what each number means. Benchmarks report; they never assert.
 
@@ -32,7 +33,8 @@ import {
   waitUntil,
   type ManagedProcess,
 } from './lib/processes.ts';
-import { BENCH_HOST, SCENARIOS, type ProxyPorts, type Scenario, type ScenarioContext } from './lib/scenarios.ts';
+import { BENCH_HOST, SCENARIOS, type LoadTarget, type Probe, type ProxyPorts, type Scenario, type ScenarioContext } from './lib/scenarios.ts';
+import { httpsGet, negotiatedTls, type NegotiatedTls } from './lib/tls.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const PORTICO_BIN = join(ROOT, 'bin', 'portico.js');
@@ -40,6 +42,11 @@ const BACKEND_TS = fileURLToPath(new URL('./lib/backend.ts', import.meta.url));
 const BASELINE_TS = fileURLToPath(new URL('./lib/node-baseline.ts', import.meta.url));
 /** Machine-wide busy cores, with our load stopped, above which a run is flagged as disturbed. */
 const NOISY_CORES = 0.15;
+/**
+ * Load generator cores per --threads above which it, not the proxy, limited the rate. Its CPU is
+ * polled every 200 ms and the last poll misses the end of the run, so it reads a little low.
+ */
+const SATURATED_LOAD_CORES = 0.85;
 const RESULTS_DIR = fileURLToPath(new URL('./results/', import.meta.url));
 
 interface Options {
@@ -162,6 +169,8 @@ interface ProxySummary {
   readonly cpuUsPerRequest: number;
   readonly cpuCores: number;
   readonly backendCpuUsPerRequest: number;
+  /** Cores the load generator used: near --threads means it, not the proxy, set the rate. */
+  readonly loadGeneratorCores: number;
   readonly rssMB: number;
   readonly non2xx: number;
   readonly errors: number;
@@ -195,6 +204,7 @@ function summarize(all: RunResult[]): ProxySummary {
     cpuUsPerRequest: median(runs.map((r) => r.cpuUsPerRequest)),
     cpuCores: median(runs.map((r) => r.cpuCores)),
     backendCpuUsPerRequest: median(runs.map((r) => r.backendCpuUsPerRequest)),
+    loadGeneratorCores: median(runs.map((r) => r.loadGeneratorCores)),
     rssMB: Math.max(...runs.map((r) => r.rssBytes)) / (1024 * 1024),
     non2xx: all.reduce((s, r) => s + r.non2xx, 0),
     errors: all.reduce((s, r) => s + r.errors, 0),
@@ -221,7 +231,7 @@ async function waitForQuiet(maxSec: number): Promise<number> {
   return busy;
 }
 
-async function measure(load: LoadGenerator, o: Options, target: { url: string; headers: Record<string, string> }, proxy: ManagedProcess, backend: ManagedProcess, round: number): Promise<RunResult> {
+async function measure(load: LoadGenerator, o: Options, target: LoadTarget, proxy: ManagedProcess, backend: ManagedProcess, round: number): Promise<RunResult> {
   if (o.waitQuietSec > 0) await waitForQuiet(o.waitQuietSec);
   if (o.warmupSec > 0) await load.run({ ...target, connections: o.connections, threads: o.threads, durationSec: o.warmupSec });
   // With no load of ours running, whatever keeps the machine busy is someone else's.
@@ -271,19 +281,37 @@ async function measure(load: LoadGenerator, o: Options, target: { url: string; h
 
 // ---- proxies -----------------------------------------------------------------------------------
 
-async function checkServes(name: string, port: number, proc: ManagedProcess): Promise<void> {
-  let last = '';
-  const why = await waitUntil(
-    async () => {
-      const r = await httpGet(port, '/', BENCH_HOST);
-      last = `${r.status} ${JSON.stringify(r.body.slice(0, 80))}`;
-      return r.status === 200 && r.body === 'ok';
-    },
-    15_000,
-    100,
-    () => (proc.exitCode() !== 'running' ? `exited with ${proc.exitCode()}` : undefined),
-  );
-  if (why !== undefined) throw new Error(`${name} does not proxy GET / to the backend (${why}; last answer: ${last})\n${proc.output.slice(-15).join('\n')}`);
+/** The scenario's readiness probes; by default plain HTTP on the http port. */
+function probesFor(scenario: Scenario, ports: ProxyPorts, ctx: ScenarioContext): Probe[] {
+  return scenario.probes?.(ports, ctx) ?? [{ port: ports.http }];
+}
+
+/**
+ * Waits until every probe's GET / (Host: BENCH_HOST) answers 200 "ok"; over HTTPS the proxy must
+ * also present the expected certificate (the SNI is the probe's, '' for none).
+ */
+async function checkServes(name: string, probes: readonly Probe[], proc: ManagedProcess): Promise<void> {
+  for (const probe of probes) {
+    let last = '';
+    const what = probe.tls === undefined ? `http port ${probe.port}` : `https port ${probe.port}, SNI ${probe.tls.servername === '' ? 'none' : probe.tls.servername}`;
+    const why = await waitUntil(
+      async () => {
+        if (probe.tls === undefined) {
+          const r = await httpGet(probe.port, '/', BENCH_HOST);
+          last = `${r.status} ${JSON.stringify(r.body.slice(0, 80))}`;
+          return r.status === 200 && r.body === 'ok';
+        }
+        const r = await httpsGet(probe.port, '/', BENCH_HOST, probe.tls.servername);
+        const sameCert = r.fingerprint256 === probe.tls.fingerprint256;
+        last = `${r.status} ${JSON.stringify(r.body.slice(0, 80))} over ${r.protocol}, ${sameCert ? 'the bench certificate' : `certificate ${r.fingerprint256}, not the bench one`}`;
+        return r.status === 200 && r.body === 'ok' && sameCert;
+      },
+      15_000,
+      100,
+      () => (proc.exitCode() !== 'running' ? `exited with ${proc.exitCode()}` : undefined),
+    );
+    if (why !== undefined) throw new Error(`${name} does not proxy GET / to the backend on ${what} (${why}; last answer: ${last})\n${proc.output.slice(-15).join('\n')}`);
+  }
 }
 
 async function startPortico(o: Options, scenario: Scenario, ctx: ScenarioContext, ports: ProxyPorts, dir: string): Promise<ManagedProcess> {
@@ -305,7 +333,7 @@ async function startPortico(o: Options, scenario: Scenario, ctx: ScenarioContext
     () => (proc.exitCode() !== 'running' ? `exited with ${proc.exitCode()}` : undefined),
   );
   if (why !== undefined) throw new Error(`portico did not become ready: ${why}\n${proc.output.slice(-15).join('\n')}`);
-  await checkServes('portico', ports.http, proc);
+  await checkServes('portico', probesFor(scenario, ports, ctx), proc);
   return proc;
 }
 
@@ -319,8 +347,9 @@ const f0 = (n: number): string => (Number.isFinite(n) ? Math.round(n).toLocaleSt
 const f1 = (n: number): string => (Number.isFinite(n) ? n.toFixed(1) : '-');
 const f2 = (n: number): string => (Number.isFinite(n) ? n.toFixed(2) : '-');
 
-function printScenario(name: string, results: Partial<Record<ProxyName, ProxySummary>>): void {
-  const rows: string[][] = [['', 'req/s', 'p50 ms', 'p99 ms', 'CPU µs/req', 'CPU cores', 'backend µs/req', 'RSS MB', 'non-2xx', 'errors']];
+function printScenario(name: string, unit: string, threads: number, workers: number, results: Partial<Record<ProxyName, ProxySummary>>): string[] {
+  const notes: string[] = [];
+  const rows: string[][] = [['', `${unit}/s`, 'p50 ms', 'p99 ms', `CPU µs/${unit}`, 'CPU cores', 'backend µs/req', 'RSS MB', 'non-2xx', 'errors']];
   for (const p of PROXIES) {
     const s = results[p];
     if (s === undefined) continue;
@@ -336,12 +365,21 @@ function printScenario(name: string, results: Partial<Record<ProxyName, ProxySum
   const used = PROXIES.filter((p) => results[p] !== undefined).map((p) => `${p} ${results[p]!.allRoundsNoisy ? 'all rounds (every one disturbed)' : `round ${results[p]!.roundsSummarized.join(', ')}`}`);
   process.stdout.write(`\n${name}: medians over undisturbed rounds (${used.join('; ')})\n`);
   for (const r of rows) process.stdout.write(r.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ').trimEnd() + '\n');
-  const best = PROXIES.filter((p) => results[p] !== undefined).map((p) => `${p} ${f0(results[p]!.best.requestsPerSec)} req/s, ${f1(results[p]!.best.cpuUsPerRequest)} µs/req`);
+  const best = PROXIES.filter((p) => results[p] !== undefined).map((p) => `${p} ${f0(results[p]!.best.requestsPerSec)} ${unit}/s, ${f1(results[p]!.best.cpuUsPerRequest)} µs/${unit}`);
   process.stdout.write(`best rounds: ${best.join('; ')}\n`);
   for (const p of PROXIES) {
     const s = results[p];
     if (s !== undefined && (s.non2xx > 0 || s.errors > 0)) process.stdout.write(`warning: ${p} had ${s.non2xx} non-2xx responses and ${s.errors} socket errors: its numbers are suspect\n`);
+    if (s !== undefined && s.loadGeneratorCores > SATURATED_LOAD_CORES * threads) {
+      const proxyBusy = s.cpuCores > SATURATED_LOAD_CORES * workers;
+      const msg = proxyBusy
+        ? `${name} ${p}: the load generator (${f2(s.loadGeneratorCores)} cores of its ${threads} thread(s)) and ${p} (${f2(s.cpuCores)} cores of its ${workers} worker(s)) were both at their limit: the ${unit}/s is partly the client's; compare CPU µs/${unit}`
+        : `${name} ${p}: the load generator used ${f2(s.loadGeneratorCores)} cores of its ${threads} thread(s) while ${p} used ${f2(s.cpuCores)}: the client, not ${p}, set the ${unit}/s; compare CPU µs/${unit}`;
+      notes.push(msg);
+      process.stdout.write(`note: ${msg}\n`);
+    }
   }
+  return notes;
 }
 
 async function gitCommit(): Promise<string | undefined> {
@@ -422,22 +460,36 @@ async function main(): Promise<number> {
       const ctx: ScenarioContext = { backendPort, dir };
       process.stdout.write(`\n${name}: ${scenario.description}\n`);
       const procs: Partial<Record<ProxyName, ManagedProcess>> = {};
-      const targets: Partial<Record<ProxyName, { url: string; headers: Record<string, string> }>> = {};
+      const targets: Partial<Record<ProxyName, LoadTarget>> = {};
+      const negotiated: Partial<Record<ProxyName, NegotiatedTls>> = {};
+      const unit = scenario.unit ?? 'req';
+      /** What wrk negotiates (same OpenSSL, same SNI) with a proxy that serves HTTPS. */
+      const recordTls = async (p: ProxyName, probes: Probe[]): Promise<void> => {
+        const tlsProbe = probes.find((x) => x.tls !== undefined);
+        if (tlsProbe === undefined) return;
+        const n = await negotiatedTls(tlsProbe.port, '127.0.0.1');
+        if (n !== undefined) {
+          negotiated[p] = n;
+          process.stdout.write(`  ${p}: ${n.protocol}, ${n.cipher}, ${n.group}, ${n.signature} (what wrk's OpenSSL negotiates, SNI 127.0.0.1)\n`);
+        }
+      };
       try {
         const porticoPorts: ProxyPorts = { http: await freePort(), https: await freePort() };
         procs.portico = await startPortico(o, scenario, ctx, porticoPorts, dir);
-        targets.portico = scenario.target(porticoPorts);
+        targets.portico = scenario.target(porticoPorts, ctx);
+        await recordTls('portico', probesFor(scenario, porticoPorts, ctx));
         if (tools.nginx && nginxVer) {
           const ports: ProxyPorts = { http: await freePort(), https: await freePort() };
           procs.nginx = await startNginx(tools.nginx, nginxVer, { name: `proxy-${name}`, dir, workers: o.workers, http: scenario.nginxHttp(ctx, ports) });
-          await checkServes('nginx', ports.http, procs.nginx);
-          targets.nginx = scenario.target(ports);
+          await checkServes('nginx', probesFor(scenario, ports, ctx), procs.nginx);
+          targets.nginx = scenario.target(ports, ctx);
+          await recordTls('nginx', probesFor(scenario, ports, ctx));
         }
         if (o.baseline && scenario.nodeBaseline) {
           const ports: ProxyPorts = { http: await freePort(), https: await freePort() };
           procs['node-baseline'] = await startProcess('node-baseline', process.execPath, [BASELINE_TS, String(ports.http), String(backendPort), String(o.workers)]);
-          await checkServes('node-baseline', ports.http, procs['node-baseline']);
-          targets['node-baseline'] = scenario.target(ports);
+          await checkServes('node-baseline', probesFor(scenario, ports, ctx), procs['node-baseline']);
+          targets['node-baseline'] = scenario.target(ports, ctx);
         }
         const names = PROXIES.filter((p) => procs[p] !== undefined);
         const runs: Partial<Record<ProxyName, RunResult[]>> = {};
@@ -447,7 +499,7 @@ async function main(): Promise<number> {
           for (const p of order) {
             const r = await measure(load, o, targets[p]!, procs[p]!, backend, round + 1);
             (runs[p] ??= []).push(r);
-            process.stdout.write(`  round ${round + 1} ${p.padEnd(13)} ${f0(r.requestsPerSec).padStart(8)} req/s  p50 ${f2(r.latencyMs.p50)} ms  p99 ${f2(r.latencyMs.p99)} ms  ${f1(r.cpuUsPerRequest)} CPU µs/req (${f2(r.cpuCores)} cores, ${r.proxyProcesses} processes; ${load.name} ${f2(r.loadGeneratorCores)} cores)\n`);
+            process.stdout.write(`  round ${round + 1} ${p.padEnd(13)} ${f0(r.requestsPerSec).padStart(8)} ${unit}/s  p50 ${f2(r.latencyMs.p50)} ms  p99 ${f2(r.latencyMs.p99)} ms  ${f1(r.cpuUsPerRequest)} CPU µs/${unit} (${f2(r.cpuCores)} cores, ${r.proxyProcesses} processes; ${load.name} ${f2(r.loadGeneratorCores)} cores)\n`);
             const other = Math.max(r.otherBusyCores, r.otherBusyCoresDuring);
             if (other > NOISY_CORES) {
               const msg = `round ${r.round} ${p}: other programs kept ${f2(other)} cores busy ${r.otherBusyCoresDuring > NOISY_CORES ? 'during' : 'just before'} the run; numbers are unreliable`;
@@ -458,15 +510,19 @@ async function main(): Promise<number> {
         }
         const summaries: Partial<Record<ProxyName, ProxySummary>> = {};
         for (const p of names) summaries[p] = summarize(runs[p] ?? []);
-        printScenario(name, summaries);
+        notes.push(...printScenario(name, unit, o.threads, o.workers, summaries));
         const ratio = (other: ProxyName) => {
           const a = summaries.portico;
           const b = summaries[other];
           return a && b ? { requestsPerSec: a.requestsPerSec / b.requestsPerSec, cpuUsPerRequest: a.cpuUsPerRequest / b.cpuUsPerRequest } : null;
         };
+        const shape = targets.portico ?? targets.nginx;
         scenarioResults[name] = {
           description: scenario.description,
-          target: { path: '/', host: BENCH_HOST },
+          unit,
+          target: { scheme: shape ? new URL(shape.url).protocol.slice(0, -1) : null, path: '/', host: BENCH_HOST, headers: shape?.headers ?? null, clientEnv: shape?.env ?? null },
+          ...(scenario.setup ? { setup: scenario.setup(ctx) } : {}),
+          ...(Object.keys(negotiated).length > 0 ? { negotiatedTls: negotiated } : {}),
           ...summaries,
           ratioPorticoToNginx: ratio('nginx'),
           ratioPorticoToNodeBaseline: ratio('node-baseline'),

@@ -12,6 +12,8 @@ export interface LoadOptions {
   readonly connections: number;
   readonly threads: number;
   readonly durationSec: number;
+  /** Extra environment for wrk (e.g. LD_PRELOAD of the no-resumption shim); autocannon ignores it. */
+  readonly env?: Readonly<Record<string, string>>;
   /** Called with the load generator's pid once it runs (to sample its CPU time). */
   readonly onSpawn?: (pid: number) => void;
 }
@@ -76,7 +78,8 @@ async function wrkGenerator(bin: string): Promise<LoadGenerator> {
       const args = ['-t', String(o.threads), '-c', String(o.connections), '-d', `${o.durationSec}s`, '--timeout', '5s', '--latency'];
       for (const [k, val] of Object.entries(o.headers)) args.push('-H', `${k}: ${val}`);
       args.push(o.url);
-      const r = await runCommand(bin, args, (o.durationSec + 30) * 1000, undefined, o.onSpawn);
+      const env = o.env === undefined ? undefined : { ...process.env, ...o.env };
+      const r = await runCommand(bin, args, (o.durationSec + 30) * 1000, env, o.onSpawn);
       if (r.code !== 0) throw new Error(`wrk failed (${r.error ?? `exit ${r.code}`}): ${r.stderr || r.stdout}`);
       return { tool: 'wrk', raw: r.stdout, ...parseWrk(r.stdout) };
     },
@@ -111,7 +114,8 @@ function autocannonGenerator(found: { bin: string; version: string }): LoadGener
     name: 'autocannon',
     version: found.version,
     run: async (o) => {
-      // autocannon is single-threaded JavaScript: `threads` > 1 maps to its worker threads.
+      // autocannon is single-threaded JavaScript: `threads` > 1 maps to its worker threads. `env`
+      // is not passed on: Node's TLS client never offers an old session unless told to.
       const args = [found.bin, '-c', String(o.connections), '-d', String(o.durationSec), '-t', '5', '-j'];
       if (o.threads > 1) args.push('-w', String(o.threads));
       for (const [k, val] of Object.entries(o.headers)) args.push('-H', `${k}=${val}`);
