@@ -246,7 +246,7 @@ export class RoutingTable {
     Object.freeze(this);
   }
 
-  /** The virtual host a Host header selects: exact name, then one-label wildcard, then catch-all. */
+  /** The most specific virtual host for a Host header: exact name, one-label wildcard, catch-all. */
   virtualHost(rawHost: string | undefined): VirtualHost | undefined {
     const key = hostKey(rawHost);
     return this.exactHosts.get(key.name) ?? (key.wildcardSuffix !== '' ? this.wildcardHosts.get(key.wildcardSuffix) : undefined) ?? this.catchAll;
@@ -264,15 +264,35 @@ export class RoutingTable {
    * (path and query); `req` is needed only when some route has method/header/query conditions.
    */
   match(rawHost: string | undefined, target: string, req?: RequestAttributes): CompiledRoute | undefined {
-    const vh = this.virtualHost(rawHost);
-    if (vh === undefined) return this.defaultRoute;
+    const key = hostKey(rawHost);
     let path = target;
     let end = pathEnd(target);
     if (needsNormalizing(target, end)) {
       path = normalizePath(target, end);
       end = path.length;
     }
-    return matchPath(vh, path, end, req) ?? vh.fallback ?? this.defaultRoute;
+    // Every rule whose host matches applies; the most specific host wins, then the path. So a
+    // path the exact host does not serve is looked up under the wildcard, then the catch-all
+    // ("a rule with no host matches every host"). A host's own default backend (an Ingress's
+    // spec.defaultBackend) counts as its `/` and ends the search.
+    const exact = this.exactHosts.get(key.name);
+    if (exact !== undefined) {
+      const r = matchPath(exact, path, end, req) ?? exact.fallback;
+      if (r !== undefined) return r;
+    }
+    if (key.wildcardSuffix !== '') {
+      const wildcard = this.wildcardHosts.get(key.wildcardSuffix);
+      if (wildcard !== undefined) {
+        const r = matchPath(wildcard, path, end, req) ?? wildcard.fallback;
+        if (r !== undefined) return r;
+      }
+    }
+    const any = this.catchAll;
+    if (any !== undefined) {
+      const r = matchPath(any, path, end, req) ?? any.fallback;
+      if (r !== undefined) return r;
+    }
+    return this.defaultRoute;
   }
 }
 

@@ -32,7 +32,7 @@ export function hostKey(raw: string | undefined): HostKey {
   if (hit !== undefined) return hit;
   const name = normalizeHostname(raw);
   const dot = name.indexOf('.');
-  const key: HostKey = Object.freeze({ name, wildcardSuffix: dot === -1 || name.charCodeAt(0) === 91 ? '' : name.slice(dot + 1) });
+  const key: HostKey = Object.freeze({ name, wildcardSuffix: dot <= 0 || name.charCodeAt(0) === 91 ? '' : name.slice(dot + 1) });
   // Clients control the Host header: bound the cache so random hosts cannot grow it without limit.
   if (cache.size >= MAX_CACHED) cache = new Map();
   cache.set(raw, key);

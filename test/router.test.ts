@@ -114,10 +114,24 @@ describe('hosts', () => {
     expect(t.match('X.BAR.com:443', '/')?.id).toBe('wildcard');
   });
 
-  it('a host with routes does not fall through to the catch-all host on a path miss', () => {
-    const t2 = table([{ hostname: 'a.com', routes: [route('a-api', 'Prefix', '/api')] }, { hostname: '*', routes: [route('any', 'Prefix', '/')] }]);
-    expect(t2.match('a.com', '/api')?.id).toBe('a-api');
-    expect(t2.match('a.com', '/')).toBeUndefined();
+  it('a path the exact host does not serve falls through to the wildcard, then to the catch-all', () => {
+    const t2 = table([
+      { hostname: 'a.example.com', routes: [route('a-api', 'Prefix', '/api')] },
+      { hostname: '*.example.com', routes: [route('wild-shop', 'Prefix', '/shop'), route('wild-api-v2', 'Prefix', '/api/v2')] },
+      { hostname: '*', routes: [route('any-docs', 'Prefix', '/docs')] },
+    ]);
+    expect(t2.match('a.example.com', '/api/v1')?.id).toBe('a-api');
+    // The more specific host wins even where the wildcard has the longer path.
+    expect(t2.match('a.example.com', '/api/v2')?.id).toBe('a-api');
+    expect(t2.match('a.example.com', '/shop/cart')?.id).toBe('wild-shop');
+    expect(t2.match('a.example.com', '/docs')?.id).toBe('any-docs');
+    expect(t2.match('b.example.com', '/docs')?.id).toBe('any-docs');
+    expect(t2.match('b.example.com', '/api')).toBeUndefined();
+    expect(t2.match('a.example.com', '/nothing')).toBeUndefined();
+  });
+
+  it('a leading dot is not a label for the wildcard', () => {
+    expect(t.match('.bar.com', '/')?.id).toBe('any');
   });
 
   it('IPv6 literals keep their brackets', () => {
@@ -136,6 +150,15 @@ describe('default backends', () => {
     expect(t.match('a.com', '/zzz')?.id).toBe('a-default');
     expect(t.match('b.com', '/zzz')?.id).toBe('global-default');
     expect(t.match('c.com', '/')?.id).toBe('global-default');
+  });
+
+  it("a host's own default backend ends the search before the catch-all's paths", () => {
+    const t = table([
+      { hostname: 'a.com', routes: [route('a', 'Prefix', '/a')], fallback: route('a-default', 'Prefix', '/') },
+      { hostname: '*', routes: [route('any-b', 'Prefix', '/b')] },
+    ]);
+    expect(t.match('a.com', '/b')?.id).toBe('a-default');
+    expect(t.match('x.com', '/b')?.id).toBe('any-b');
   });
 });
 
