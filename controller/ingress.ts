@@ -33,6 +33,8 @@ export interface IngressClassSelection {
   /** The class Portico serves (`--ingress-class`), when an IngressClass of that name names our controller. */
   readonly className: string;
   readonly classFound: boolean;
+  /** No IngressClass of that name exists at all (not: one exists for another controller). */
+  readonly classMissing: boolean;
   readonly isDefault: boolean;
   readonly problems: Problem[];
 }
@@ -41,15 +43,15 @@ export function selectIngressClass(objects: readonly KubeObject[], className: st
   const problems: Problem[] = [];
   const cls = objects.find((o) => o.kind === 'IngressClass' && o.metadata.name === className);
   if (!cls) {
-    problems.push({ severity: 'warning', kind: 'IngressClass', name: className, message: `IngressClass ${className} not found; no Ingress is served until it exists with spec.controller ${INGRESS_CONTROLLER_NAME}` });
-    return { className, classFound: false, isDefault: false, problems };
+    problems.push({ severity: 'warning', kind: 'IngressClass', name: className, message: `IngressClass ${className} not found; only Ingresses with the legacy annotation ${LEGACY_CLASS_ANNOTATION}: ${className} are served until it exists with spec.controller ${INGRESS_CONTROLLER_NAME}` });
+    return { className, classFound: false, classMissing: true, isDefault: false, problems };
   }
   const controller = asString(asRecord(cls.spec).controller);
   if (controller !== INGRESS_CONTROLLER_NAME) {
     problems.push({ severity: 'warning', kind: 'IngressClass', name: className, message: `IngressClass ${className} has spec.controller ${controller ?? '(none)'}, not ${INGRESS_CONTROLLER_NAME}; its Ingresses are not served` });
-    return { className, classFound: false, isDefault: false, problems };
+    return { className, classFound: false, classMissing: false, isDefault: false, problems };
   }
-  return { className, classFound: true, isDefault: cls.metadata.annotations?.[DEFAULT_CLASS_ANNOTATION] === 'true', problems };
+  return { className, classFound: true, classMissing: false, isDefault: cls.metadata.annotations?.[DEFAULT_CLASS_ANNOTATION] === 'true', problems };
 }
 
 /** The class an Ingress asks for: spec.ingressClassName, else the legacy annotation. */
@@ -58,9 +60,14 @@ export function ingressClassOf(ing: KubeObject): string | undefined {
 }
 
 export function isServedIngress(ing: KubeObject, sel: IngressClassSelection): boolean {
-  if (!sel.classFound || ing.kind !== 'Ingress') return false;
-  const cls = ingressClassOf(ing);
-  return cls === undefined ? sel.isDefault : cls === sel.className;
+  if (ing.kind !== 'Ingress') return false;
+  const named = asString(asRecord(ing.spec).ingressClassName);
+  if (named) return sel.classFound && named === sel.className;
+  const legacy = ing.metadata.annotations?.[LEGACY_CLASS_ANNOTATION];
+  // The legacy annotation predates IngressClass objects: like ingress-nginx, it is matched against
+  // --ingress-class even when no IngressClass exists (never when one names another controller).
+  if (legacy) return legacy === sel.className && (sel.classFound || sel.classMissing);
+  return sel.classFound && sel.isDefault;
 }
 
 /** A hostname as Ingress allows it: DNS-1123 name, optionally `*.` + name; never an IP. */

@@ -58,6 +58,17 @@ describe('IngressClass selection', () => {
     expect(statuses.map((s) => s.metadata.name)).toEqual(['legacy']);
   });
 
+  it('the legacy annotation is served without any IngressClass object, but not when the class belongs to another controller', () => {
+    const legacy = ingress('legacy', spec, { annotations: { 'kubernetes.io/ingress.class': 'portico' } });
+    const alone = run(objs([legacy]));
+    expect(alone.statuses.map((s) => s.metadata.name)).toEqual(['legacy']);
+    expect(alone.table.match('a.com', '/')?.id).toBe('default/legacy#0.0');
+    const foreign = run(objs([{ ...CLASS, spec: { controller: 'k8s.io/ingress-nginx' } }, legacy]));
+    expect(foreign.statuses).toEqual([]);
+    // ingressClassName is not the legacy annotation: it needs the IngressClass.
+    expect(run(objs([ingress('a', { ingressClassName: 'portico', ...spec })])).statuses).toEqual([]);
+  });
+
   it('serves nothing when the IngressClass is missing or belongs to another controller, and says why', () => {
     const missing = run(objs([ingress('a', { ingressClassName: 'portico', ...spec })]));
     expect(missing.statuses).toEqual([]);
