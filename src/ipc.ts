@@ -36,8 +36,19 @@ export interface AckMessage {
   readonly error?: string;
 }
 
+/**
+ * Worker -> primary: a warning about a client peer (a PROXY protocol mismatch, an untrusted
+ * header). The primary logs it at most once a minute per peer, across all workers.
+ */
+export interface PeerWarningMessage {
+  readonly type: 'portico:peer-warning';
+  readonly peer: string;
+  readonly fields: Record<string, unknown>;
+  readonly msg: string;
+}
+
 export type PrimaryMessage = TableMessage | ShutdownMessage | TicketKeysMessage;
-export type WorkerMessage = HelloMessage | AckMessage;
+export type WorkerMessage = HelloMessage | AckMessage | PeerWarningMessage;
 
 export function isMessage<T extends { type: string }>(m: unknown, type: T['type']): m is T {
   return typeof m === 'object' && m !== null && (m as { type?: unknown }).type === type;

@@ -15,7 +15,8 @@ import { TicketKeyRotator } from '../tls/session-tickets.ts';
 import { buildCertificateSnapshot, type CertificateSnapshot, type StoreCertificate } from '../tls/store.ts';
 import { parseCertificateAndKey } from '../tls/certificate.ts';
 import { startAdminServer } from './admin.ts';
-import { isMessage, type AckMessage, type TableMessage, type TicketKeysMessage } from './ipc.ts';
+import { isMessage, type AckMessage, type PeerWarningMessage, type TableMessage, type TicketKeysMessage } from './ipc.ts';
+import { PeerLogLimiter } from './realip/proxy-listener.ts';
 import { createLogger, type Logger } from './log.ts';
 import type { ServeOptions } from './options.ts';
 
@@ -74,6 +75,8 @@ export async function runPrimary(options: ServeOptions, warnings: readonly strin
   let version = 0;
   let stopping = false;
   const acked = new Map<number, number>(); // worker id -> served version
+  // Workers' per-peer warnings (PROXY mismatches): once a minute per peer, whichever worker saw it.
+  const peerWarnings = new PeerLogLimiter(60_000);
   const state = newTranslatorState();
   const reported = new Set<string>();
 
@@ -153,6 +156,8 @@ export async function runPrimary(options: ServeOptions, warnings: readonly strin
       else if (isMessage<AckMessage>(msg, 'portico:ack')) {
         if (msg.error) log.error({ worker: w.id, err: msg.error }, 'worker rejected a routing table');
         acked.set(w.id, Math.max(acked.get(w.id) ?? 0, msg.version));
+      } else if (isMessage<PeerWarningMessage>(msg, 'portico:peer-warning')) {
+        if (peerWarnings.allow(String(msg.peer))) log.warn({ ...msg.fields, component: 'listener' }, String(msg.msg));
       }
     });
   };

@@ -32,6 +32,8 @@ describe('client IP: chains x trusted sets', () => {
     header?: string;
     headers?: [string, string][];
     proxy?: ProxyInfo;
+    /** use-forwarded-headers; on unless a row says otherwise. */
+    useForwarded?: boolean;
     client: string;
   }
   const xff = (v: string): [string, string] => ['X-Forwarded-For', v];
@@ -63,8 +65,10 @@ describe('client IP: chains x trusted sets', () => {
     { name: 'port on IPv4 entry', peer: '10.0.0.1', trust: LB4, headers: [xff('203.0.113.5:4567')], client: '203.0.113.5' },
     { name: 'bracketed IPv6 with port', peer: '10.0.0.1', trust: LB4, headers: [xff('[2600::1]:80')], client: '2600::1' },
     { name: 'quoted entry', peer: '10.0.0.1', trust: LB4, headers: [xff('"203.0.113.5"')], client: '203.0.113.5' },
-    { name: 'unknown ends the walk: nothing left of it is believed', peer: '10.0.0.1', trust: LB4, headers: [xff('6.6.6.6, unknown')], client: '10.0.0.1' },
-    { name: 'garbage after trusted hop: last trusted', peer: '10.0.0.1', trust: LB4, headers: [xff('6.6.6.6, garbage, 10.0.0.9')], client: '10.0.0.9' },
+    { name: 'unknown is ignored', peer: '10.0.0.1', trust: LB4, headers: [xff('6.6.6.6, unknown')], client: '6.6.6.6' },
+    { name: 'garbage between hops is ignored', peer: '10.0.0.1', trust: LB4, headers: [xff('6.6.6.6, garbage, 10.0.0.9')], client: '6.6.6.6' },
+    { name: 'garbage left of the client is never reached', peer: '10.0.0.1', trust: LB4, headers: [xff('garbage, 203.0.113.5, unknown')], client: '203.0.113.5' },
+    { name: 'every hop trusted, garbage leftmost: leftmost address', peer: '10.0.0.1', trust: LB4, headers: [xff('junk, 10.0.0.5, 10.0.0.9')], client: '10.0.0.5' },
     { name: 'garbage only', peer: '10.0.0.1', trust: LB4, headers: [xff('not an ip')], client: '10.0.0.1' },
     { name: 'octal-looking entry refused', peer: '10.0.0.1', trust: LB4, headers: [xff('010.0.0.1')], client: '10.0.0.1' },
     { name: 'huge port refused', peer: '10.0.0.1', trust: LB4, headers: [xff('1.2.3.4:123456')], client: '10.0.0.1' },
@@ -75,9 +79,9 @@ describe('client IP: chains x trusted sets', () => {
     { name: 'Forwarded: elements, rightmost untrusted', peer: '10.0.0.1', trust: LB4, header: 'Forwarded', headers: [fwd('for=6.6.6.6, for=192.0.2.43, for=10.0.0.7')], client: '192.0.2.43' },
     { name: 'Forwarded: several lines', peer: '10.0.0.1', trust: LB4, header: 'forwarded', headers: [fwd('for=6.6.6.6'), fwd('for=192.0.2.43;proto=https')], client: '192.0.2.43' },
     { name: 'Forwarded: quoted comma does not split', peer: '10.0.0.1', trust: LB4, header: 'Forwarded', headers: [fwd('for=192.0.2.43;host="a,b", for=10.0.0.7')], client: '192.0.2.43' },
-    { name: 'Forwarded: obfuscated identifier ends the walk', peer: '10.0.0.1', trust: LB4, header: 'Forwarded', headers: [fwd('for=198.51.100.17, for=_hidden')], client: '10.0.0.1' },
-    { name: 'Forwarded: unknown ends the walk', peer: '10.0.0.1', trust: LB4, header: 'Forwarded', headers: [fwd('for=198.51.100.17, for=unknown')], client: '10.0.0.1' },
-    { name: 'Forwarded: element without for ends the walk', peer: '10.0.0.1', trust: LB4, header: 'Forwarded', headers: [fwd('for=198.51.100.17, proto=https')], client: '10.0.0.1' },
+    { name: 'Forwarded: obfuscated identifier is ignored', peer: '10.0.0.1', trust: LB4, header: 'Forwarded', headers: [fwd('for=198.51.100.17, for=_hidden')], client: '198.51.100.17' },
+    { name: 'Forwarded: unknown is ignored', peer: '10.0.0.1', trust: LB4, header: 'Forwarded', headers: [fwd('for=198.51.100.17, for=unknown')], client: '198.51.100.17' },
+    { name: 'Forwarded: element without for is ignored', peer: '10.0.0.1', trust: LB4, header: 'Forwarded', headers: [fwd('for=198.51.100.17, proto=https')], client: '198.51.100.17' },
     { name: 'Forwarded: repeated parameter is malformed', peer: '10.0.0.1', trust: LB4, header: 'Forwarded', headers: [fwd('for=6.6.6.6;for=198.51.100.17')], client: '10.0.0.1' },
     { name: 'Forwarded: unterminated quote is malformed', peer: '10.0.0.1', trust: LB4, header: 'Forwarded', headers: [fwd('for="198.51.100.17')], client: '10.0.0.1' },
     { name: 'Forwarded: trusted hop skipped through to garbage', peer: '10.0.0.1', trust: LB4, header: 'Forwarded', headers: [fwd('for=junk!, for=10.0.0.4')], client: '10.0.0.4' },
@@ -94,11 +98,15 @@ describe('client IP: chains x trusted sets', () => {
     { name: 'PROXY UNKNOWN: socket peer', peer: '10.0.0.1', proxy: { command: 'PROXY', protocol: 'UNKNOWN' }, client: '10.0.0.1' },
     { name: 'PROXY UDP4: socket peer', peer: '10.0.0.1', proxy: { command: 'PROXY', protocol: 'UDP4', sourceAddress: '203.0.113.5' }, client: '10.0.0.1' },
     { name: 'peer trusted but PROXY source is not: chain ignored', peer: '10.0.0.1', trust: LB4, proxy: proxyFrom('8.8.8.8'), headers: [xff('203.0.113.5')], client: '8.8.8.8' },
+    // use-forwarded-headers off: proxy-real-ip-cidr alone believes nothing
+    { name: 'use-forwarded-headers off: trusted peer\'s XFF not believed', peer: '10.0.0.1', trust: LB4, useForwarded: false, headers: [xff('203.0.113.5')], client: '10.0.0.1' },
+    { name: 'use-forwarded-headers off: trusted peer\'s Forwarded not believed', peer: '10.0.0.1', trust: LB4, header: 'Forwarded', useForwarded: false, headers: [fwd('for=203.0.113.5')], client: '10.0.0.1' },
+    { name: 'use-forwarded-headers off: trusted PROXY source\'s XFF not believed', peer: '10.0.0.1', trust: CDN, useForwarded: false, proxy: proxyFrom('198.51.100.9'), headers: [xff('203.0.113.5')], client: '198.51.100.9' },
   ];
 
   for (const r of rows) {
     it(r.name, () => {
-      const result = resolveRealIp(r.peer, r.proxy, false, 80, raw(...(r.headers ?? [])), config({ trust: r.trust, header: r.header }));
+      const result = resolveRealIp(r.peer, r.proxy, false, 80, raw(...(r.headers ?? [])), config({ trust: r.trust, header: r.header, useForwarded: r.useForwarded ?? true }));
       expect(result.clientIp).toBe(r.client);
       expect(result.forwardedFor).toBe(r.client);
     });
@@ -143,9 +151,10 @@ describe('forwarding values and dropped headers', () => {
     expect(r.keep?.has('forwarded')).toBe(true);
   });
 
-  it('trusted peer without use-forwarded-headers: own proto, host, port', () => {
+  it('trusted peer without use-forwarded-headers: nothing believed, everything rewritten', () => {
     const r = resolveRealIp('10.0.0.1', undefined, false, 80, forged, config({ trust: LB4 }));
-    expect(r).toMatchObject({ clientIp: '6.6.6.6', proto: 'http', host: 'app.example', port: '80' });
+    expect(r).toMatchObject({ clientIp: '10.0.0.1', forwardedFor: '10.0.0.1', proto: 'http', host: 'app.example', port: '80', trusted: false });
+    expect(r.drop).toContain('x-forwarded-for');
   });
 
   it('TLS terminated here gives https unless a trusted hop says otherwise', () => {
@@ -170,14 +179,14 @@ describe('forwarding values and dropped headers', () => {
 
   it('compute-full-forwarded-for: trusted chain plus the peer', () => {
     const h = raw(['X-Forwarded-For', '1.1.1.1, 10.0.0.7']);
-    expect(resolveRealIp('10.0.0.1', undefined, false, 80, h, config({ trust: LB4, full: true })).forwardedFor).toBe('1.1.1.1, 10.0.0.7, 10.0.0.1');
-    expect(resolveRealIp('10.0.0.1', undefined, false, 80, h, config({ trust: LB4 })).forwardedFor).toBe('1.1.1.1');
+    expect(resolveRealIp('10.0.0.1', undefined, false, 80, h, config({ trust: LB4, full: true, useForwarded: true })).forwardedFor).toBe('1.1.1.1, 10.0.0.7, 10.0.0.1');
+    expect(resolveRealIp('10.0.0.1', undefined, false, 80, h, config({ trust: LB4, useForwarded: true })).forwardedFor).toBe('1.1.1.1');
     // Untrusted: the forged chain never goes upstream.
-    expect(resolveRealIp('8.8.8.8', undefined, false, 80, h, config({ trust: LB4, full: true })).forwardedFor).toBe('8.8.8.8');
+    expect(resolveRealIp('8.8.8.8', undefined, false, 80, h, config({ trust: LB4, full: true, useForwarded: true })).forwardedFor).toBe('8.8.8.8');
     // No incoming chain: the peer alone.
-    expect(resolveRealIp('10.0.0.1', undefined, false, 80, [], config({ trust: LB4, full: true })).forwardedFor).toBe('10.0.0.1');
+    expect(resolveRealIp('10.0.0.1', undefined, false, 80, [], config({ trust: LB4, full: true, useForwarded: true })).forwardedFor).toBe('10.0.0.1');
     // Behind PROXY, the peer appended is the PROXY source.
-    const p = resolveRealIp('10.0.0.1', proxyFrom('198.51.100.9'), false, 80, h, config({ trust: CDN, full: true }));
+    const p = resolveRealIp('10.0.0.1', proxyFrom('198.51.100.9'), false, 80, h, config({ trust: CDN, full: true, useForwarded: true }));
     expect(p.forwardedFor).toBe('1.1.1.1, 10.0.0.7, 198.51.100.9');
     expect(p.clientIp).toBe('1.1.1.1');
   });

@@ -3,14 +3,14 @@
 // Contract:
 //   1. Start from the socket peer.
 //   2. A PROXY header (command PROXY, TCP4/TCP6) replaces it with its source address.
-//   3. Only if that address is in proxy-real-ip-cidr, walk the configured header's chain right
-//      to left, skipping trusted addresses; the first untrusted one is the client. If every hop
-//      is trusted, the leftmost is.
+//   3. Only with use-forwarded-headers on, and only if that address is in proxy-real-ip-cidr,
+//      walk the configured header's chain right to left, skipping trusted addresses; the first
+//      untrusted one is the client. If every hop is trusted, the leftmost is.
 //   4. Mapped IPv4 (::ffff:a.b.c.d) is folded to IPv4.
-//   5. Entries are read leniently (ports, brackets, quotes are stripped) but an entry that is
-//      not an address (`unknown`, an obfuscated `_id`, junk) ends the walk: the hop that wrote
-//      it did not know its client, so nothing to its left can be believed. The client is then
-//      the last trusted address reached. Empty list items are skipped.
+//   5. Entries are read leniently (ports, brackets, quotes are stripped); an entry that is not
+//      an address (`unknown`, an obfuscated `_id`, a Forwarded element without `for`, junk) is
+//      ignored, as are empty list items. Only trusted hops' entries are ever read past, so junk
+//      a client wrote is never reached: the walk stops at the first untrusted address.
 // Untrusted peers' forwarding headers are dropped; Portico writes its own.
 
 import type { CidrSet } from './cidr.ts';
@@ -26,7 +26,7 @@ export interface RealIpConfig {
   readonly useProxyProtocol: ProxyProtocolMode;
   /** proxy-protocol-trusted-cidrs: peers whose PROXY header is believed; undefined = all peers. */
   readonly proxyProtocolTrustedCidrs: CidrSet | undefined;
-  /** use-forwarded-headers: keep trusted hops' X-Forwarded-Proto/Host/Port (and Forwarded proto/host). */
+  /** use-forwarded-headers: believe trusted hops' forwarded-for chain, X-Forwarded-Proto/Host/Port (and Forwarded proto/host). */
   readonly useForwardedHeaders: boolean;
   /** proxy-real-ip-cidr: hops whose forwarded-for header is believed (checked after PROXY). */
   readonly proxyRealIpCidr: CidrSet;
@@ -52,7 +52,7 @@ export interface RealIpResult {
   readonly port: string;
   /** The address the request arrived from: the socket peer, or the PROXY source. */
   readonly peerIp: string;
-  /** Whether peerIp is in proxy-real-ip-cidr (its forwarding headers were read). */
+  /** Whether peerIp is in proxy-real-ip-cidr and use-forwarded-headers is on (its forwarding headers were read). */
   readonly trusted: boolean;
   /** Incoming forwarding headers (lowercase) that go upstream unchanged: a trusted hop's Forwarded. */
   readonly keep?: ReadonlySet<string>;
@@ -170,7 +170,7 @@ export function resolveRealIp(
   let proto = tlsTerminated || proxy?.sslClient === true ? 'https' : 'http';
   // Behind a PROXY-speaking balancer, the port the client used is the balancer's.
   let port = portString(proxySource !== undefined && proxy?.destinationPort !== undefined ? proxy.destinationPort : listenerPort);
-  const trusted = c.anyTrust && c.trust.contains(peer);
+  const trusted = c.useForwarded && c.anyTrust && c.trust.contains(peer);
 
   let host = '';
   let hostSeen = false;
@@ -249,14 +249,12 @@ export function resolveRealIp(
     }
   }
 
-  if (c.useForwarded) {
-    const p = pickProto(elementProto) ?? pickProto(firstItem(xfProto));
-    if (p !== undefined) proto = p;
-    const h = pickHost(elementHost) ?? pickHost(firstItem(xfHost));
-    if (h !== undefined) host = h;
-    const pt = pickPort(firstItem(xfPort));
-    if (pt !== undefined) port = pt;
-  }
+  const p = pickProto(elementProto) ?? pickProto(firstItem(xfProto));
+  if (p !== undefined) proto = p;
+  const h = pickHost(elementHost) ?? pickHost(firstItem(xfHost));
+  if (h !== undefined) host = h;
+  const pt = pickPort(firstItem(xfPort));
+  if (pt !== undefined) port = pt;
 
   const forwardedFor = c.full ? (chain === '' ? peer : `${chain}, ${peer}`) : client;
   return { clientIp: client, forwardedFor, proto, host, port, peerIp: peer, trusted: true, keep: c.keepTrusted, drop: drop ?? NO_DROP };
@@ -271,7 +269,7 @@ function walkList(values: readonly string[], trust: CidrSet, peer: string): stri
       const item = items[i].trim();
       if (item === '') continue;
       const ip = normalizeNode(item);
-      if (ip === undefined) return client;
+      if (ip === undefined) continue;
       client = ip;
       if (!trust.contains(ip)) return client;
     }
@@ -284,9 +282,9 @@ function walkForwarded(elements: readonly ForwardedElement[], trust: CidrSet, pe
   let element: ForwardedElement | undefined;
   for (let i = elements.length - 1; i >= 0; i--) {
     const e = elements[i];
-    if (e.bad || e.for === undefined) break;
+    if (e.bad || e.for === undefined) continue;
     const ip = normalizeNode(e.for);
-    if (ip === undefined) break;
+    if (ip === undefined) continue;
     client = ip;
     element = e;
     if (!trust.contains(ip)) break;
@@ -324,7 +322,7 @@ function pickHost(v: string | undefined): string | undefined {
   return v;
 }
 
-/** One RFC 7239 forwarded-element. `bad`: it did not parse, so it ends any walk. */
+/** One RFC 7239 forwarded-element. `bad`: it did not parse, so a walk ignores it. */
 export interface ForwardedElement {
   for?: string;
   proto?: string;

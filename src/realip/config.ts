@@ -170,6 +170,9 @@ export function parseRealIpSettings(raw: Record<string, unknown>): RealIpSetting
   if (proxyRealIpCidr.coversEverything) {
     warnings.push(`proxy-real-ip-cidr ${proxyRealIpCidr.toString()} trusts every peer: any client can set its own ${forwardedForHeader}`);
   }
+  if (!useForwardedHeaders && !proxyRealIpCidr.isEmpty) {
+    warnings.push(`proxy-real-ip-cidr has no effect while use-forwarded-headers is false: ${forwardedForHeader} is not believed from any peer`);
+  }
   if (useForwardedHeaders && proxyRealIpCidr.isEmpty) {
     warnings.push('use-forwarded-headers has no effect until proxy-real-ip-cidr lists the proxies in front of Portico');
   }

@@ -140,6 +140,30 @@ function closeWith(socket: net.Socket, reply?: string): void {
 function noop(): void {}
 
 /**
+ * At most one log line per peer per interval, so a misconfigured balancer cannot flood the log.
+ * Memory is bounded: stale peers are swept, and everything is forgotten past 10,000 peers.
+ */
+export class PeerLogLimiter {
+  private readonly intervalMs: number;
+  private readonly last = new Map<string, number>();
+
+  constructor(intervalMs: number) {
+    this.intervalMs = intervalMs;
+  }
+
+  allow(peer: string, now = Date.now()): boolean {
+    const last = this.last.get(peer);
+    if (last !== undefined && now - last < this.intervalMs) return false;
+    if (this.last.size >= 10_000) {
+      for (const [k, t] of this.last) if (now - t >= this.intervalMs) this.last.delete(k);
+      if (this.last.size >= 10_000) this.last.clear();
+    }
+    this.last.set(peer, now);
+    return true;
+  }
+}
+
+/**
  * Builds the per-connection hook. With mode 'off' it only looks at the first chunk (to catch a
  * PROXY header sent to a listener that does not expect one) and hands the socket on at once.
  */
@@ -150,17 +174,10 @@ export function createProxyProtocolAccept(o: ProxyProtocolAcceptOptions): Accept
   const maxBytes = Math.max(16, Math.min(o.maxHeaderBytes ?? V2_MAX_LENGTH, V2_MAX_LENGTH));
   const logEvery = o.logIntervalMs ?? 60_000;
   const listener = o.listener;
-  const lastLog = new Map<string, number>();
+  const limiter = new PeerLogLimiter(logEvery);
 
   const warn = (peer: string, obj: Record<string, unknown>, msg: string) => {
-    const now = Date.now();
-    const last = lastLog.get(peer);
-    if (last !== undefined && now - last < logEvery) return;
-    if (lastLog.size >= 10_000) {
-      for (const [k, t] of lastLog) if (now - t >= logEvery) lastLog.delete(k);
-      if (lastLog.size >= 10_000) lastLog.clear();
-    }
-    lastLog.set(peer, now);
+    if (!limiter.allow(peer)) return;
     try {
       o.log.warn({ listener, peer, ...obj }, msg);
     } catch {
