@@ -69,6 +69,8 @@ export function upstreamHeaders(rawHeaders: readonly string[], connection: strin
       if (lower === 'te' && rawHeaders[i + 1].trim().toLowerCase() === 'trailers') out.push(name, 'trailers');
       continue;
     }
+    // Expect is answered here (Node sends the 100 Continue); the body is streamed on anyway.
+    if (lower === 'expect') continue;
     if (isForwardingHeader(lower) && !(fwd.keep !== undefined && fwd.keep.has(lower))) continue;
     if (drop !== undefined && drop.includes(lower)) continue;
     out.push(name, rawHeaders[i + 1]);
@@ -83,10 +85,10 @@ export function upstreamHeaders(rawHeaders: readonly string[], connection: strin
 
 // First letters (lower-cased, and ':') of the names upstreamHeaders must look at: hop-by-hop
 // (connection, keep-alive, proxy-*, te, trailer, transfer-encoding, upgrade), forwarding
-// (x-*, forwarded), host, and HTTP/2 pseudo-headers.
+// (x-*, forwarded), host, expect, and HTTP/2 pseudo-headers.
 const MAYBE_SPECIAL: boolean[] = (() => {
   const t: boolean[] = new Array(128).fill(false);
-  for (const c of 'ckptuxfh:') t[c.charCodeAt(0)] = true;
+  for (const c of 'ckptuxfhe:') t[c.charCodeAt(0)] = true;
   return t;
 })();
 

@@ -75,6 +75,13 @@ export function createHttpsStack(o: HttpsStackOptions): HttpsStack {
     // Some hosts are passed through: read the ClientHello's SNI before deciding.
     void peekClientHello(socket, { timeoutMs: o.handshakeTimeoutMs }).then((hello) => {
       socket.on('error', () => undefined);
+      if (!hello.ok && hello.error === 'invalid-sni') {
+        // A well-formed ClientHello whose server_name is no host name (an IP address, as wrk
+        // sends): it cannot be a passthrough host, so TLS is terminated here, as with no SNI.
+        socket.unshift(hello.buffered);
+        terminate(socket);
+        return;
+      }
       if (!hello.ok) {
         passthroughRejected.labels('https', hello.error).inc();
         socket.destroy();

@@ -385,7 +385,7 @@ class RequestView implements RequestAttributes {
 const requestView = new RequestView();
 
 /** What a PROXY v2 header said about the connection (TLVs included), for the access log. */
-function proxyLogFields(req: DownstreamRequest): Record<string, unknown> | undefined {
+export function proxyLogFields(req: DownstreamRequest): Record<string, unknown> | undefined {
   const h = getProxyInfo(req.socket);
   if (h === undefined) return undefined;
   return {
@@ -418,9 +418,62 @@ function redirectToHttps(ex: Exchange, httpsPort: number): void {
   ex.res.end(body);
 }
 
+/**
+ * Checks the request target and Host (RFC 9112 3.2): more than one Host, or a Host that is not
+ * a host[:port], is a 400, since a proxy and a backend could read different hosts from it. An
+ * absolute-form target (`GET http://host/path`) is taken apart: its authority replaces Host.
+ * Returns the reason for a 400, or undefined.
+ */
+export function checkTargetAndHost(req: DownstreamRequest): string | undefined {
+  const url = req.url ?? '/';
+  if (url.charCodeAt(0) !== 47 /* / */ && url !== '*') {
+    const m = ABSOLUTE_FORM.exec(url);
+    if (m === null) return 'malformed request target';
+    if (!isHttp2(req)) {
+      const raw = req.rawHeaders;
+      const rest: string[] = [];
+      for (let i = 0; i < raw.length; i += 2) if (raw[i].toLowerCase() !== 'host') rest.push(raw[i], raw[i + 1]);
+      rest.push('Host', m[1]);
+      (req as { rawHeaders: string[] }).rawHeaders = rest;
+      req.headers.host = m[1];
+    }
+    req.url = m[2] === '' ? '/' : m[2].charCodeAt(0) === 63 /* ? */ ? `/${m[2]}` : m[2];
+  }
+  const raw = req.rawHeaders;
+  let hosts = 0;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i];
+    if (name.length === 4 && (name.charCodeAt(0) | 0x20) === 104 /* h */ && name.toLowerCase() === 'host') {
+      if (++hosts > 1) return 'more than one Host header';
+      if (!validHost(raw[i + 1])) return 'malformed Host header';
+    }
+  }
+  return undefined;
+}
+
+const ABSOLUTE_FORM = /^https?:\/\/([^/?#@\s]+)([^#\s]*)$/i;
+const HOST_VALUE = /^(?:[A-Za-z0-9._~!$&'()*+,;=%-]*|\[[0-9A-Fa-f:.]+\])(?::[0-9]*)?$/;
+const validHosts = new Set<string>();
+
+/** RFC 3986 host [":" port]; results are remembered (bounded) since requests repeat hosts. */
+function validHost(value: string): boolean {
+  if (validHosts.has(value)) return true;
+  if (!HOST_VALUE.test(value)) return false;
+  if (validHosts.size >= 4096) validHosts.clear();
+  validHosts.add(value);
+  return true;
+}
+
 export function createRequestHandler(ctx: ProxyContext): RequestHandler {
   return (req, res) => {
+    const bad = checkTargetAndHost(req);
     const ex = new Exchange(ctx, req, res);
+    if (bad !== undefined) {
+      // The request is not understood, so the connection is not reused.
+      if (!isHttp2(req)) res.setHeader('connection', 'close');
+      ex.error = bad;
+      return ex.reply(400, `bad request: ${bad}`);
+    }
     const table = ctx.table();
     if (table === undefined) return ex.reply(503, 'no routing table yet');
     const host = requestHost(req);
@@ -432,11 +485,13 @@ export function createRequestHandler(ctx: ProxyContext): RequestHandler {
     requestView.req = undefined;
     if (route === undefined) return ex.reply(404, 'no route for this host and path');
     ex.routeId = route.id;
+    // The redirect comes first, as with ingress-nginx: it reveals nothing, and the allowlist
+    // is then checked on the HTTPS request.
+    if (route.ir.httpsRedirect === true && ex.fwd.proto !== 'https') return redirectToHttps(ex, ctx.options.httpsPort);
     if (route.ir.allowSourceRanges !== undefined && !sourceAllowed(route.ir, ex.fwd.clientIp)) {
       ex.error = `client ${ex.fwd.clientIp} not in ${route.ir.allowSourceRanges.join(',') || '(empty allowlist)'}`;
       return ex.reply(403, 'forbidden: your address is not allowed here');
     }
-    if (route.ir.httpsRedirect === true && ex.fwd.proto !== 'https') return redirectToHttps(ex, ctx.options.httpsPort);
     const backend = pickBackend(route);
     const endpoint = backend === undefined ? undefined : pickEndpoint(backend);
     if (backend === undefined || endpoint === undefined) {

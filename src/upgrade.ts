@@ -7,36 +7,29 @@ import type { IncomingMessage } from 'node:http';
 import net from 'node:net';
 import tls from 'node:tls';
 import type { Duplex } from 'node:stream';
+import { hostKey, normalizeHostname } from '../router/host.ts';
 import { pickBackend, pickEndpoint, type RoutingTable } from '../router/index.ts';
-import { isForwardingHeader, type ForwardedValues } from './forwarding.ts';
+import { upstreamHeaders, type ForwardedValues } from './forwarding.ts';
 import type { Logger } from './log.ts';
 import { countRequest, upstreamErrors } from './metrics.ts';
-import { sourceAllowed } from './proxy.ts';
+import { checkTargetAndHost, proxyLogFields, sourceAllowed, type DownstreamRequest } from './proxy.ts';
 
-const REASONS: Record<number, string> = { 403: 'Forbidden', 404: 'Not Found', 502: 'Bad Gateway', 503: 'Service Unavailable', 504: 'Gateway Timeout' };
+const REASONS: Record<number, string> = { 308: 'Permanent Redirect', 400: 'Bad Request', 403: 'Forbidden', 404: 'Not Found', 421: 'Misdirected Request', 502: 'Bad Gateway', 503: 'Service Unavailable', 504: 'Gateway Timeout' };
 
-function refuse(socket: Duplex, status: number, message: string): void {
+function refuse(socket: Duplex, status: number, message: string, extra = ''): void {
   const body = `${message}\n`;
-  socket.end(`HTTP/1.1 ${status} ${REASONS[status]}\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+  socket.end(`HTTP/1.1 ${status} ${REASONS[status]}\r\nConnection: close\r\n${extra}Content-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
 }
 
-// Hop-by-hop headers except the two that carry the upgrade itself.
-const DROP = new Set(['keep-alive', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding']);
-
+/**
+ * The head sent upstream: the same headers as a proxied request (hop-by-hop and Connection-named
+ * ones removed, forwarding headers decided by the real-IP layer), plus the upgrade itself.
+ */
 function requestHead(req: IncomingMessage, fwd: ForwardedValues): string {
+  const headers = upstreamHeaders(req.rawHeaders, req.headers.connection, fwd);
   let head = `${req.method} ${req.url} HTTP/1.1\r\n`;
-  const raw = req.rawHeaders;
-  for (let i = 0; i < raw.length; i += 2) {
-    const lower = raw[i].toLowerCase();
-    if (DROP.has(lower) || isForwardingHeader(lower)) continue;
-    if (lower === 'connection') {
-      head += 'Connection: Upgrade\r\n';
-      continue;
-    }
-    head += `${raw[i]}: ${raw[i + 1]}\r\n`;
-  }
-  head += `X-Forwarded-For: ${fwd.forwardedFor}\r\nX-Real-IP: ${fwd.clientIp}\r\nX-Forwarded-Proto: ${fwd.proto}\r\nX-Forwarded-Host: ${fwd.host}\r\nX-Forwarded-Port: ${fwd.port}\r\n\r\n`;
-  return head;
+  for (let i = 0; i < headers.length; i += 2) head += `${headers[i]}: ${headers[i + 1]}\r\n`;
+  return `${head}Connection: Upgrade\r\nUpgrade: ${req.headers.upgrade ?? ''}\r\n\r\n`;
 }
 
 export interface UpgradeContext {
@@ -46,18 +39,37 @@ export interface UpgradeContext {
   readonly connectTimeoutMs: number;
   /** Idle time after which a tunnel is closed (0: never). */
   readonly idleTimeoutMs: number;
+  /** Port HTTPS is served on, for redirects of routes that require TLS. */
+  readonly httpsPort: number;
+  /** As ProxyContext.misdirected: the 421 check for TLS connections. */
+  readonly misdirected?: (req: DownstreamRequest, host: string) => boolean;
 }
 
 export function createUpgradeHandler(ctx: UpgradeContext): (req: IncomingMessage, socket: Duplex, head: Buffer) => void {
   return (req, socket, head) => {
     socket.on('error', () => undefined);
+    const bad = checkTargetAndHost(req);
+    if (bad !== undefined) {
+      countRequest('-', 400);
+      return refuse(socket, 400, `bad request: ${bad}`);
+    }
+    const host = req.headers.host;
+    if (ctx.misdirected !== undefined && host !== undefined && ctx.misdirected(req, hostKey(host).name)) {
+      countRequest('-', 421);
+      return refuse(socket, 421, 'misdirected request: this connection was set up for another host');
+    }
     const table = ctx.table();
-    const route = table?.match(req.headers.host, req.url ?? '/');
+    const route = table?.match(host, req.url ?? '/');
     if (route === undefined) {
       countRequest('-', 404);
       return refuse(socket, 404, 'no route for this host and path');
     }
     const fwd = ctx.forwarding(req);
+    if (route.ir.httpsRedirect === true && fwd.proto !== 'https') {
+      const location = `https://${normalizeHostname(host ?? '')}${ctx.httpsPort === 443 ? '' : `:${ctx.httpsPort}`}${req.url ?? '/'}`;
+      countRequest(route.id, 308);
+      return refuse(socket, 308, `redirecting to ${location}`, `Location: ${location}\r\n`);
+    }
     if (route.ir.allowSourceRanges !== undefined && !sourceAllowed(route.ir, fwd.clientIp)) {
       countRequest(route.id, 403);
       return refuse(socket, 403, 'forbidden: your address is not allowed here');
@@ -87,7 +99,7 @@ export function createUpgradeHandler(ctx: UpgradeContext): (req: IncomingMessage
         upstream.setTimeout(ctx.idleTimeoutMs, () => upstream.destroy());
       }
       countRequest(route.id, 101);
-      ctx.log.info({ type: 'access', upgrade: req.headers.upgrade, client: fwd.clientIp, method: req.method, host: req.headers.host, path: req.url, route: route.id, upstream: endpoint.origin, connect_ms: Math.round((performance.now() - started) * 1000) / 1000 });
+      ctx.log.info({ type: 'access', upgrade: req.headers.upgrade, client: fwd.clientIp, method: req.method, host: req.headers.host, path: req.url, route: route.id, upstream: endpoint.origin, connect_ms: Math.round((performance.now() - started) * 1000) / 1000, proxy_protocol: proxyLogFields(req) });
     });
     upstream.on('error', (err: Error & { code?: string }) => {
       clearTimeout(connectTimer);

@@ -1,14 +1,14 @@
 // A worker process: receives routing tables from the primary, swaps them in, serves traffic.
 // Routing changes swap one reference; listeners and connections are never touched by them.
 
-import type { Server } from 'node:net';
+import { isIP, type Server } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { applyTicketKeys, type TicketKeyState } from '../tls/session-tickets.ts';
 import { CertificateStore } from '../tls/store.ts';
 import { createHttpsStack, type HttpsStack } from './https.ts';
 import { compileTable, type RoutingTable } from '../router/index.ts';
 import type { ForwardedValues } from './forwarding.ts';
-import { isMessage, type AckMessage, type ShutdownMessage, type TableMessage, type TicketKeysMessage } from './ipc.ts';
+import { isMessage, type AckMessage, type PeerWarningMessage, type ShutdownMessage, type TableMessage, type TicketKeysMessage } from './ipc.ts';
 import { createH2cServer, createHttp1Server, createTrafficListener, listen, plainHttpServe } from './listeners.ts';
 import { createLogger } from './log.ts';
 import { tableSwaps, tableVersion } from './metrics.ts';
@@ -16,7 +16,7 @@ import type { ServeOptions } from './options.ts';
 import { UpstreamPools, createRequestHandler, requestHost, type DownstreamRequest } from './proxy.ts';
 import { createUpgradeHandler } from './upgrade.ts';
 import { parseRealIpSettings } from './realip/config.ts';
-import { createProxyProtocolAccept, realIpForRequest } from './realip/proxy-listener.ts';
+import { createProxyProtocolAccept, realIpForRequest, type WarnLogger } from './realip/proxy-listener.ts';
 
 const options = JSON.parse(process.env.PORTICO_OPTIONS ?? '{}') as ServeOptions;
 const log = createLogger(options.logLevel ?? 'info', { component: 'worker', pid: process.pid }, true);
@@ -29,9 +29,18 @@ const store = new CertificateStore();
 let https: HttpsStack | undefined;
 let ticketKeys: TicketKeyState | undefined;
 
-function send(msg: AckMessage | { type: 'portico:hello' }): void {
+function send(msg: AckMessage | PeerWarningMessage | { type: 'portico:hello' }): void {
   if (process.connected) process.send?.(msg);
 }
+
+/** Peer warnings go to the primary, which rate-limits them per peer across all workers. */
+const peerWarnings: WarnLogger = {
+  warn(obj, msg) {
+    const fields: Record<string, unknown> = { ...(obj as Record<string, unknown>), worker_pid: process.pid };
+    if (process.connected) send({ type: 'portico:peer-warning', peer: String(fields.peer ?? ''), fields, msg });
+    else log.warn(fields, msg);
+  },
+};
 
 // The primary validated these settings; a worker only re-reads them.
 const realIp = parseRealIpSettings(options.realIp ?? {}).config;
@@ -53,7 +62,8 @@ function misdirected(req: DownstreamRequest, host: string): boolean {
   const socket = req.socket as TLSSocket;
   if (socket.encrypted !== true) return false;
   const sni = socket.servername;
-  if (typeof sni !== 'string' || sni === host) return false;
+  // An IP address is not a server name (RFC 6066 3), though some clients (wrk) send one.
+  if (typeof sni !== 'string' || sni === host || isIP(sni) !== 0) return false;
   const own = store.lookup(host);
   if (own === undefined || own.match === 'default') return false;
   return store.lookup(sni)?.id !== own.id;
@@ -61,13 +71,13 @@ function misdirected(req: DownstreamRequest, host: string): boolean {
 
 const handler = createRequestHandler({ table, pools, log, options, forwarding: forwardingFor, accessLog: log.isLevelEnabled('info'), misdirected });
 // WebSocket tunnels are long-lived; an hour of silence ends one (nginx's default is a minute).
-const upgrade = createUpgradeHandler({ table, forwarding: forwardingFor, log, connectTimeoutMs: options.upstreamConnectTimeoutMs, idleTimeoutMs: 3_600_000 });
+const upgrade = createUpgradeHandler({ table, forwarding: forwardingFor, log, connectTimeoutMs: options.upstreamConnectTimeoutMs, idleTimeoutMs: 3_600_000, httpsPort: options.httpsPort, misdirected });
 
 async function startListeners(): Promise<void> {
   const http1 = createHttp1Server(options, log, handler, upgrade);
   const h2c = createH2cServer(options, handler);
   const acceptFor = (listener: string) =>
-    createProxyProtocolAccept({ mode: realIp.useProxyProtocol, trustedCidrs: realIp.proxyProtocolTrustedCidrs, log, listener, headerTimeoutMs: options.headersTimeoutMs });
+    createProxyProtocolAccept({ mode: realIp.useProxyProtocol, trustedCidrs: realIp.proxyProtocolTrustedCidrs, log: peerWarnings, listener, headerTimeoutMs: options.headersTimeoutMs });
   const plain = createTrafficListener({ name: 'http', port: options.httpPort, host: options.bindAddress, limits: options, log, accept: acceptFor('http'), serve: plainHttpServe(http1, h2c, options.headersTimeoutMs) });
   // HTTPS: the same kinds of HTTP servers, behind TLS termination (and passthrough).
   const https1 = createHttp1Server(options, log, handler, upgrade);

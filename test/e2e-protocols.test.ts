@@ -23,6 +23,8 @@ beforeAll(async () => {
         ingress('app', 'app.test', [{ path: '/', service: 'app' }]),
         // Browsers' WebSocket cannot set Host: the socket route is on the catch-all host.
         ingress('sockets', undefined, [{ path: '/ws', service: 'ws' }]),
+        // A TLS Ingress whose socket route must redirect plain HTTP (no Secret: default certificate).
+        { ...ingress('secure-ws', 'secure-ws.test', [{ path: '/ws', service: 'ws' }]), spec: { ...(ingress('secure-ws', 'secure-ws.test', [{ path: '/ws', service: 'ws' }]).spec as object), tls: [{ hosts: ['secure-ws.test'] }] } },
       ),
     },
   });
@@ -98,6 +100,32 @@ describe('WebSocket', () => {
     const h = ws.headers.at(-1)!;
     expect(h.host).toBe(`127.0.0.1:${portico.httpPort}`);
     expect(h['x-forwarded-for']).toBe('127.0.0.1');
+  });
+
+  it('the upgrade request goes upstream with the same header rules as any request', async () => {
+    const { rawExchange } = await import('./helpers/http.ts');
+    const before = ws.headers.length;
+    const r = await rawExchange(portico.httpPort, 'GET /ws/x HTTP/1.1\r\nHost: any.test\r\nConnection: Upgrade, X-Hop\r\nX-Hop: secret\r\nUpgrade: websocket\r\nX-Forwarded-For: 6.6.6.6\r\nX_Real_IP: 6.6.6.6\r\nExpect: 100-continue\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n', { waitMs: 500 });
+    expect(r.text).toMatch(/^HTTP\/1\.1 101 /);
+    await waitFor('upgrade seen', () => ws.headers.length > before);
+    const h = ws.headers.at(-1)!;
+    expect(h.connection).toBe('Upgrade');
+    expect(h.upgrade).toBe('websocket');
+    expect(h['x-hop']).toBeUndefined();
+    expect(h['x_real_ip']).toBeUndefined();
+    expect(h.expect).toBeUndefined();
+    expect(h['x-forwarded-for']).toBe('127.0.0.1');
+    expect(h['sec-websocket-key']).toBe('dGhlIHNhbXBsZSBub25jZQ==');
+  });
+
+  it('an upgrade on plain HTTP to a TLS-only route is redirected with 308; two Host headers get 400', async () => {
+    const { rawExchange } = await import('./helpers/http.ts');
+    const upgrade = 'Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n';
+    const r = await rawExchange(portico.httpPort, `GET /ws/x HTTP/1.1\r\nHost: secure-ws.test\r\n${upgrade}`);
+    expect(r.text).toMatch(/^HTTP\/1\.1 308 /);
+    expect(r.text).toContain(`Location: https://secure-ws.test:${portico.httpsPort}/ws/x`);
+    const two = await rawExchange(portico.httpPort, `GET /ws/x HTTP/1.1\r\nHost: a.test\r\nHost: b.test\r\n${upgrade}`);
+    expect(two.text).toMatch(/^HTTP\/1\.1 400 /);
   });
 
   it('an upgrade with no route gets 404', async () => {

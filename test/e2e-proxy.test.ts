@@ -1,7 +1,8 @@
 import http from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startEchoBackend, type EchoBackend } from '../examples/quickstart/echo-backend.ts';
-import { request } from './helpers/http.ts';
+import { curl } from './helpers/certs.ts';
+import { rawExchange, request } from './helpers/http.ts';
 import { endpointSlice, ingress, ingressClass, service, toYaml } from './helpers/manifests.ts';
 import { freePort, startPortico, waitFor, type Portico } from './helpers/portico.ts';
 
@@ -37,6 +38,9 @@ beforeAll(async () => {
         ingress('errors', 'errors.test', [{ path: '/missing', service: 'nope' }, { path: '/empty', service: 'empty' }, { path: '/dead', service: 'dead' }]),
         ingress('slow', 'errors.test', [{ path: '/slow', service: 'slow' }], { annotations: { 'portico.dev/proxy-read-timeout': '0.5' } }),
         ingress('wild', '*.wild.test', [{ path: '/', service: 'a2' }]),
+        ingress('layered', 'deep.layer.test', [{ path: '/api', service: 'a' }]),
+        ingress('layered-wild', '*.layer.test', [{ path: '/shop', service: 'a2' }]),
+        ingress('layered-any', undefined, [{ path: '/anyhost', service: 'b' }]),
         ingress('allow', 'allow.test', [{ path: '/', service: 'a' }], { annotations: { 'portico.dev/whitelist-source-range': '127.0.0.20/31, 10.0.0.0/8' } }),
         ingress('allow-bad', 'allow-bad.test', [{ path: '/', service: 'a' }], { annotations: { 'portico.dev/whitelist-source-range': 'not-a-cidr' } }),
       ),
@@ -87,6 +91,41 @@ describe('proxying Ingress traffic', () => {
     expect(r).toMatchObject({ method: 'POST', bodyBytes: 100_000 });
     const chunked = echo(await request(portico.httpPort, '/upload', { host: 'app.test', method: 'PUT', headers: { 'transfer-encoding': 'chunked' }, body: 'abc' }));
     expect(chunked).toMatchObject({ method: 'PUT', bodyBytes: 3 });
+  });
+
+  it('a path the host does not serve falls through to the wildcard rules, then to the host-less ones', async () => {
+    expect(echo(await request(portico.httpPort, '/api/x', { host: 'deep.layer.test' })).backend).toBe('a1');
+    expect(echo(await request(portico.httpPort, '/shop', { host: 'deep.layer.test' })).backend).toBe('a2');
+    expect(echo(await request(portico.httpPort, '/anyhost', { host: 'deep.layer.test' })).backend).toBe('b');
+    expect(echo(await request(portico.httpPort, '/anyhost', { host: 'unknown.example' })).backend).toBe('b');
+    expect((await request(portico.httpPort, '/elsewhere', { host: 'deep.layer.test' })).status).toBe(404);
+  });
+
+  it('Expect: 100-continue (curl sends it for large uploads): 100, then the body goes upstream', async () => {
+    const out = await curl(['-s', '-H', 'Host: app.test', '-H', 'Expect: 100-continue', '--data-binary', 'x'.repeat(2048), '-w', '\n%{http_code}', `http://127.0.0.1:${portico.httpPort}/upload`]);
+    const cut = out.lastIndexOf('\n');
+    const body = out.slice(0, cut);
+    expect(out.slice(cut + 1), out).toBe('200');
+    const r = JSON.parse(body) as { bodyBytes: number; headers: Record<string, string> };
+    expect(r.bodyBytes).toBe(2048);
+    expect(r.headers.expect).toBeUndefined();
+  });
+
+  it('a request with two Host headers, or a malformed one, gets 400 and a closed connection', async () => {
+    const two = await rawExchange(portico.httpPort, 'GET / HTTP/1.1\r\nHost: app.test\r\nHost: b.test\r\n\r\n');
+    expect(two.text).toMatch(/^HTTP\/1\.1 400 /);
+    expect(two.text).toContain('more than one Host header');
+    expect(two.closed).toBe(true);
+    const bad = await rawExchange(portico.httpPort, 'GET / HTTP/1.1\r\nHost: app.test/evil\r\n\r\n');
+    expect(bad.text).toMatch(/^HTTP\/1\.1 400 /);
+  });
+
+  it('an absolute-form request target is routed by its authority, not the Host header (RFC 9112 3.2.2)', async () => {
+    const r = await rawExchange(portico.httpPort, 'GET http://app.test/b/x?q=1 HTTP/1.1\r\nHost: other.test\r\nConnection: close\r\n\r\n');
+    expect(r.text).toMatch(/^HTTP\/1\.1 200 /);
+    const e = JSON.parse(r.text.slice(r.text.indexOf('\r\n\r\n') + 4)) as { backend: string; url: string; headers: Record<string, string> };
+    expect(e).toMatchObject({ backend: 'b', url: '/b/x?q=1' });
+    expect(e.headers.host).toBe('app.test');
   });
 
   it('round-robins across ready endpoints', async () => {

@@ -123,6 +123,10 @@ describe('HTTPS traffic', () => {
     expect((await httpsGet(portico.httpsPort, 'a.tls.test', 'a.tls.test:443')).status).toBe(200);
   });
 
+  it('no 421 when the client sent an IP address as SNI (not a server name, RFC 6066; wrk does it)', async () => {
+    expect((await httpsGet(portico.httpsPort, '127.0.0.1', 'a.tls.test')).status).toBe(200);
+  });
+
   it('plain HTTP to a TLS host is redirected to HTTPS with 308', async () => {
     const r = await request(portico.httpPort, '/x?y=1', { host: 'a.tls.test' });
     expect(r.status).toBe(308);
