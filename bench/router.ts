@@ -19,6 +19,7 @@ import type { KubeObject, SourceSnapshot } from '../controller/objects.ts';
 import { busyCoresBetween, sampleSystemCpu } from './lib/processes.ts';
 import { compileTable, type RequestAttributes, type RoutingTable } from '../router/index.ts';
 import type { BackendIR, RouteIR, RoutingIR, VirtualHostIR } from '../router/types.ts';
+import { prng } from '../test/helpers/prng.ts';
 
 // Heap measurements need gc(): re-run this file under --expose-gc when it is not available.
 if (typeof globalThis.gc !== 'function') {
@@ -40,17 +41,6 @@ const MAX_DISTINCT_HOSTS = 3000;
 
 // ---- helpers -----------------------------------------------------------------------------------
 
-/** mulberry32: a small seeded PRNG, so every run builds the same tables and lookup sets. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function shuffle<T>(xs: T[], rand: () => number): T[] {
   for (let i = xs.length - 1; i > 0; i--) {

@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeCert, tlsSecret } from './helpers/certs.ts';
-import { request } from './helpers/http.ts';
+import { rawExchange, request } from './helpers/http.ts';
 import { endpointSlice, ingress, ingressClass, service, toYaml, type Obj } from './helpers/manifests.ts';
 import { freePort, sleep, startPortico, waitFor, type Portico } from './helpers/portico.ts';
 
@@ -73,24 +73,7 @@ async function seen(port: number, opts: { address?: string; localAddress?: strin
 
 /** Sends raw bytes from `localAddress` and collects the reply until the server closes (or `waitMs`). */
 function raw(port: number, data: string | Buffer, localAddress: string, waitMs = 5000): Promise<{ text: string; closed: boolean }> {
-  return new Promise((resolve) => {
-    const socket = net.connect({ port, host: '127.0.0.1', localAddress });
-    const chunks: Buffer[] = [];
-    let closed = false;
-    const finish = () => {
-      clearTimeout(timer);
-      socket.destroy();
-      resolve({ text: Buffer.concat(chunks).toString('latin1'), closed });
-    };
-    const timer = setTimeout(finish, waitMs);
-    socket.on('data', (c) => chunks.push(c));
-    socket.on('close', () => {
-      closed = true;
-      finish();
-    });
-    socket.on('error', () => undefined);
-    socket.write(data);
-  });
+  return rawExchange(port, data, { localAddress, waitMs });
 }
 
 const proxyV1 = (src: string, dst = '127.0.0.1', srcPort = 40000, dstPort = 80) => `PROXY TCP4 ${src} ${dst} ${srcPort} ${dstPort}\r\n`;

@@ -5,7 +5,6 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { accessSync, constants, readFileSync, readdirSync } from 'node:fs';
 import http from 'node:http';
-import net from 'node:net';
 import { delimiter, join } from 'node:path';
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -151,16 +150,7 @@ export function findExecutable(name: string): string | undefined {
   return undefined;
 }
 
-export async function freePort(host = '127.0.0.1'): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, host, () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
+export { freePort } from '../../test/helpers/portico.ts';
 
 /** One GET on a fresh connection. */
 export function httpGet(port: number, path: string, host: string | undefined, timeoutMs = 5000): Promise<{ status: number; body: string }> {

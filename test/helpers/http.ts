@@ -34,10 +34,10 @@ export function request(port: number, path: string, opts: { host?: string; metho
 }
 
 /** Sends raw bytes on a new connection and collects everything until the server closes. */
-export async function rawExchange(port: number, data: string | Buffer, opts: { waitMs?: number } = {}): Promise<{ text: string; closed: boolean }> {
+export async function rawExchange(port: number, data: string | Buffer, opts: { waitMs?: number; localAddress?: string } = {}): Promise<{ text: string; closed: boolean }> {
   const net = await import('node:net');
   return new Promise((resolve) => {
-    const socket = net.connect(port, '127.0.0.1');
+    const socket = net.connect({ port, host: '127.0.0.1', ...(opts.localAddress ? { localAddress: opts.localAddress } : {}) });
     const chunks: Buffer[] = [];
     let closed = false;
     const timer = setTimeout(() => finish(), opts.waitMs ?? 5000);
