@@ -101,6 +101,9 @@ function specHash(o: KubeObject): string {
   return createHash('sha1').update(JSON.stringify(rest)).digest('base64');
 }
 
+/** How long a file that was just emptied is given to get its new contents (see scan()). */
+const SETTLE_MS = 250;
+
 export interface ManifestSourceOptions {
   readonly dir: string;
   /** Coalesces bursts of file events (an editor's save is several). */
@@ -120,6 +123,7 @@ export class ManifestSource {
   private readonly watchers = new Map<string, FSWatcher>();
   private timer: NodeJS.Timeout | undefined;
   private rescanTimer: NodeJS.Timeout | undefined;
+  private settleTimer: NodeJS.Timeout | undefined;
   private scanning: Promise<void> | undefined;
   private rescanRequested = false;
   private listener: ((s: SourceSnapshot) => void) | undefined;
@@ -144,6 +148,7 @@ export class ManifestSource {
     for (const w of this.watchers.values()) w.close();
     this.watchers.clear();
     clearTimeout(this.timer);
+    clearTimeout(this.settleTimer);
     clearInterval(this.rescanTimer);
     this.listener = undefined;
   }
@@ -200,6 +205,16 @@ export class ManifestSource {
       try {
         text = await readFile(path, 'utf8');
       } catch {
+        continue;
+      }
+      if (text.trim() === '' && prev !== undefined && prev.objects.length > 0 && Date.now() - st.mtimeMs < SETTLE_MS) {
+        // Most likely an in-place rewrite caught between its truncate and its write: keep serving
+        // the last contents, and look again once the file has settled. An emptied file that stays
+        // empty is taken as meant after SETTLE_MS.
+        this.settleTimer ??= setTimeout(() => {
+          this.settleTimer = undefined;
+          this.schedule();
+        }, SETTLE_MS);
         continue;
       }
       const origin = relative(process.cwd(), path) || path;

@@ -1,5 +1,6 @@
 import http from 'node:http';
-import { readFileSync } from 'node:fs';
+import { readFileSync, truncateSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startEchoBackend, type EchoBackend } from '../examples/quickstart/echo-backend.ts';
 import { request } from './helpers/http.ts';
@@ -66,6 +67,46 @@ describe('hot swap', () => {
     expect((await request(portico.httpPort, `/v${SWAPS}`, { host: 'swap.test' })).status).toBe(200);
     expect((await request(portico.httpPort, '/v1', { host: 'swap.test' })).status).toBe(404);
   }, 120_000);
+
+  it('a file rewritten in place (truncate, then write) never drops its routes; a file emptied for good does', async () => {
+    const path = join(portico.dir, 'inplace.yaml');
+    const content = (i: number) => toYaml(ingress('inplace', 'inplace.test', [{ path: '/', service: 'app' }, { path: `/v${i}`, service: 'app' }]));
+    writeFileSync(path, content(0));
+    await waitFor('route', async () => (await request(portico.httpPort, '/', { host: 'inplace.test' })).status === 200);
+    let ok = 0;
+    const failures: string[] = [];
+    let running = true;
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 4 });
+    const client = async () => {
+      for (let i = 0; running && i < 1_000_000; i++) {
+        const r = await request(portico.httpPort, '/', { host: 'inplace.test', agent }).catch((err: Error) => ({ status: 0, body: err.message }));
+        if (r.status === 200) ok++;
+        else failures.push(`status ${r.status}: ${r.body}`);
+      }
+    };
+    const clients = Array.from({ length: 4 }, client);
+    // A slow writer: the file stays empty for longer than the watcher's 20 ms debounce, so it is
+    // read empty.
+    const REWRITES = 30;
+    for (let i = 1; i <= REWRITES; i++) {
+      truncateSync(path);
+      await sleep(40);
+      writeFileSync(path, content(i));
+      await sleep(25);
+    }
+    await waitFor('last rewrite served', async () => (await request(portico.httpPort, `/v${REWRITES}`, { host: 'inplace.test' })).status === 200);
+    running = false;
+    await Promise.all(clients);
+    agent.destroy();
+    expect(failures).toEqual([]);
+    expect(ok).toBeGreaterThan(REWRITES);
+
+    const emptied = Date.now();
+    truncateSync(path);
+    await waitFor('routes of the emptied file removed', async () => (await request(portico.httpPort, '/', { host: 'inplace.test' })).status === 404, 5000, 10);
+    expect(Date.now() - emptied).toBeLessThan(1000);
+    portico.remove('inplace.yaml');
+  }, 60_000);
 
   it('a change is served within one second, without restarting workers', async () => {
     const pids = await portico.workerPids();
