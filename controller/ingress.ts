@@ -3,6 +3,7 @@
 
 import { isIP } from 'node:net';
 import type { RouteIR } from '../router/types.ts';
+import { hostnameCovered } from '../tls/certificate.ts';
 import type { BackendIndex, ServicePortRef } from './backends.ts';
 import { asArray, asRecord, asString, compareAge, isRecord, type KubeObject, type Problem } from './objects.ts';
 import type { TableBuilder } from './table-builder.ts';
@@ -238,6 +239,7 @@ export function translateIngresses(
   index: BackendIndex,
   builder: TableBuilder,
   lastGood: Map<string, KubeObject>,
+  certificateNames: (secretId: string) => readonly string[] = () => [],
 ): IngressTranslation {
   const problems: Problem[] = [];
   const served: KubeObject[] = [];
@@ -282,6 +284,11 @@ export function translateIngresses(
     served.push(current);
     servedVersions.push({ object, origin });
     const tlsHosts = tlsHostsOf(parsed);
+    const tlsNames = [...tlsHosts];
+    const certNames = parsed.tls.flatMap((t) => (t.secretName === undefined ? [] : certificateNames(`${ns}/${t.secretName}`)));
+    // As ingress-nginx: a host is served over TLS when spec.tls lists it, or lists a wildcard that
+    // covers it, or when one of this Ingress's TLS certificates names it.
+    const servedOverTls = (host: string): boolean => tlsHosts.has(host) || hostnameCovered(tlsNames, host) || hostnameCovered(certNames, host);
     const backendKey = (service: string, port: ServicePortRef): string => {
       const resolved = index.resolve(ns, service, port);
       builder.addBackend(resolved.key, resolved.backend);
@@ -295,7 +302,7 @@ export function translateIngresses(
       source,
       ...(parsed.timeoutMs ? { timeoutMs: parsed.timeoutMs } : {}),
       // As ingress-nginx: hosts this Ingress serves over TLS redirect plain HTTP with 308.
-      ...(host !== undefined && parsed.sslRedirect && tlsHosts.has(host) ? { httpsRedirect: true } : {}),
+      ...(host !== undefined && parsed.sslRedirect && servedOverTls(host) ? { httpsRedirect: true } : {}),
       ...(parsed.allowSourceRanges !== undefined ? { allowSourceRanges: parsed.allowSourceRanges } : {}),
     });
     if (parsed.sslPassthrough) {

@@ -18,29 +18,46 @@ export interface TlsTranslation {
   readonly problems: Problem[];
 }
 
-function secretIndex(objects: readonly KubeObject[]): Map<string, KubeObject> {
-  const secrets = new Map<string, KubeObject>();
-  for (const o of objects) if (o.kind === 'Secret' && o.apiVersion === 'v1') secrets.set(`${o.metadata.namespace ?? 'default'}/${o.metadata.name}`, o);
-  return secrets;
+/** The TLS Secrets of one snapshot, each parsed once, by `ns/name`. */
+export class TlsSecrets {
+  private readonly secrets = new Map<string, KubeObject>();
+  private readonly parsed = new Map<string, ReturnType<typeof parseTlsSecret>>();
+
+  constructor(objects: readonly KubeObject[]) {
+    for (const o of objects) if (o.kind === 'Secret' && o.apiVersion === 'v1') this.secrets.set(`${o.metadata.namespace ?? 'default'}/${o.metadata.name}`, o);
+  }
+
+  get(id: string): ReturnType<typeof parseTlsSecret> {
+    let parsed = this.parsed.get(id);
+    if (parsed === undefined) {
+      const secret = this.secrets.get(id);
+      parsed = secret === undefined ? { ok: false, reason: `Secret ${id} not found` } : parseTlsSecret(secret);
+      this.parsed.set(id, parsed);
+    }
+    return parsed;
+  }
+
+  /** The names a valid Secret's certificate serves (SAN, else CN); empty when it is unusable. */
+  names(id: string): readonly string[] {
+    const parsed = this.get(id);
+    return parsed.ok ? parsed.info.names : [];
+  }
 }
 
 /**
  * `ingresses` are the served ones (as returned by translateIngresses), with where they came from;
  * `defaultSecret` is `--default-ssl-certificate` as `ns/name`.
  */
-export function translateTls(objects: readonly KubeObject[], ingresses: readonly { object: KubeObject; origin: string }[], defaultSecret: string | undefined): TlsTranslation {
-  const secrets = secretIndex(objects);
+export function translateTls(secrets: TlsSecrets, ingresses: readonly { object: KubeObject; origin: string }[], defaultSecret: string | undefined): TlsTranslation {
   const problems: Problem[] = [];
   const certificates: StoreCertificate[] = [];
   const invalidSecrets = new Map<string, string>();
-  const parsedById = new Map<string, ReturnType<typeof parseTlsSecret>>();
+  const loaded = new Set<string>();
 
   const load = (id: string): ReturnType<typeof parseTlsSecret> => {
-    let parsed = parsedById.get(id);
-    if (parsed === undefined) {
-      const secret = secrets.get(id);
-      parsed = secret === undefined ? { ok: false, reason: `Secret ${id} not found` } : parseTlsSecret(secret);
-      parsedById.set(id, parsed);
+    const parsed = secrets.get(id);
+    if (!loaded.has(id)) {
+      loaded.add(id);
       if (!parsed.ok) invalidSecrets.set(id, parsed.reason);
       else certificates.push(storeCertificate(id, parsed));
     }

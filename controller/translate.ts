@@ -7,7 +7,7 @@ import { isServedIngress, selectIngressClass, translateIngresses } from './ingre
 import type { KubeObject, Problem, SourceSnapshot } from './objects.ts';
 import { ingressStatus, type StatusItem } from './status.ts';
 import { TableBuilder } from './table-builder.ts';
-import { translateTls, type TlsTranslation } from './tls.ts';
+import { TlsSecrets, translateTls, type TlsTranslation } from './tls.ts';
 
 export interface TranslateOptions {
   /** `--ingress-class`: the IngressClass whose Ingresses Portico serves. */
@@ -43,9 +43,10 @@ export function translate(snapshot: SourceSnapshot, options: TranslateOptions, s
   const hasIngress = objects.some((o) => o.kind === 'Ingress');
   if (hasIngress) problems.push(...classSel.problems);
   const ingresses = snapshot.objects.filter((s) => isServedIngress(s.object, classSel));
-  const ing = translateIngresses(ingresses, index, builder, state.lastGoodIngress);
+  const secrets = new TlsSecrets(objects);
+  const ing = translateIngresses(ingresses, index, builder, state.lastGoodIngress, (id) => secrets.names(id));
   problems.push(...ing.problems);
-  const tls = translateTls(objects, ing.servedVersions, options.defaultCertificateSecret);
+  const tls = translateTls(secrets, ing.servedVersions, options.defaultCertificateSecret);
   problems.push(...tls.problems);
 
   const statuses: StatusItem[] = ing.served.map((o) => ingressStatus(o, options.publishAddresses));

@@ -14,6 +14,7 @@ let wildcard: TestCert;
 let other: TestCert;
 let fallback: TestCert;
 let passthroughCert: TestCert;
+let opaqueCert: TestCert;
 let passthroughServer: https.Server;
 
 const tlsIngress = (name: string, hosts: string[], secretName: string | undefined, annotations: Record<string, string> = {}, svc = 'app'): Obj => ({
@@ -47,6 +48,7 @@ beforeAll(async () => {
   other = makeCert('b.tls.test');
   fallback = makeCert('default.tls.test');
   passthroughCert = makeCert('pass.tls.test');
+  opaqueCert = makeCert('opaque.tls.test');
   backend = await startEchoBackend('app', '127.0.0.2', 0);
   passthroughServer = https.createServer({ cert: passthroughCert.certPem, key: passthroughCert.keyPem }, (req, res) => res.end('terminated by the backend itself\n'));
   await new Promise<void>((r) => passthroughServer.listen(0, '127.0.0.5', r));
@@ -57,13 +59,14 @@ beforeAll(async () => {
     args: ['--default-ssl-certificate', 'default/fallback-tls'],
     files: {
       'base.yaml': toYaml(ingressClass(), service('app'), endpointSlice('app', [`127.0.0.2:${backend.port}`]), service('pt'), endpointSlice('pt', [`127.0.0.5:${ptPort}`])),
-      'secrets.yaml': toYaml(tlsSecret('a-tls', exact), tlsSecret('wild-tls', wildcard), tlsSecret('b-tls', other), tlsSecret('fallback-tls', fallback), tlsSecret('broken-tls', mismatched)),
+      'secrets.yaml': toYaml(tlsSecret('a-tls', exact), tlsSecret('wild-tls', wildcard), tlsSecret('b-tls', other), tlsSecret('fallback-tls', fallback), tlsSecret('broken-tls', mismatched), { ...tlsSecret('opaque-tls', opaqueCert), type: 'Opaque' }),
       'ingresses.yaml': toYaml(
         tlsIngress('a', ['a.tls.test'], 'a-tls'),
         tlsIngress('wild', ['x.wild.tls.test'], 'wild-tls'),
         tlsIngress('b', ['b.tls.test'], 'b-tls'),
         tlsIngress('broken', ['broken.tls.test'], 'broken-tls'),
         tlsIngress('missing', ['missing.tls.test'], 'no-such-secret'),
+        tlsIngress('opaque', ['opaque.tls.test'], 'opaque-tls'),
         tlsIngress('uncovered', ['uncovered.tls.test'], 'a-tls'),
         tlsIngress('pass', ['pass.tls.test'], undefined, { 'portico.dev/ssl-passthrough': 'true' }, 'pt'),
       ),
@@ -104,6 +107,10 @@ describe('HTTPS traffic', () => {
     const h2 = await curl(['--http2', '-w', '\\n%{http_version}', '--resolve', `a.tls.test:${portico.httpsPort}:127.0.0.1`, `https://a.tls.test:${portico.httpsPort}/two`]);
     expect(h2.trim().split('\n').at(-1)).toBe('2');
     expect(JSON.parse(h2.split('\n')[0])).toMatchObject({ url: '/two', headers: { host: 'a.tls.test:' + portico.httpsPort, 'x-forwarded-proto': 'https' } });
+    // curl --http1.0 offers ALPN http/1.0 alone; the answer is HTTP/1.1's (RFC 9110 6.2).
+    const h10 = await curl(['--http1.0', '-w', '\n%{http_code}', '--resolve', `a.tls.test:${portico.httpsPort}:127.0.0.1`, `https://a.tls.test:${portico.httpsPort}/ten`]);
+    expect(h10.trim().split('\n').at(-1)).toBe('200');
+    expect(JSON.parse(h10.split('\n')[0])).toMatchObject({ url: '/ten' });
   });
 
   it('negotiates ALPN h2, or http/1.1 when offered alone', async () => {
@@ -135,15 +142,17 @@ describe('HTTPS traffic', () => {
 });
 
 describe('bad Secrets', () => {
-  it('a key that does not match, or a missing Secret, falls back to the default certificate, with a reason', async () => {
+  it('a key that does not match, a missing Secret, or one not of type kubernetes.io/tls falls back to the default certificate, with a reason', async () => {
     expect((await sClient(portico.httpsPort, { servername: 'broken.tls.test' })).serial).toBe(fallback.serial);
+    expect((await sClient(portico.httpsPort, { servername: 'opaque.tls.test' })).serial).toBe(fallback.serial);
     expect((await sClient(portico.httpsPort, { servername: 'missing.tls.test' })).serial).toBe(fallback.serial);
     const { problems } = await portico.json('/status');
     const messages = problems.map((p: { message: string }) => p.message).join('\n');
     expect(messages).toMatch(/broken-tls.*(does not match|key)/);
     expect(messages).toMatch(/Secret default\/no-such-secret not found/);
     expect(messages).toMatch(/spec\.tls host uncovered\.tls\.test is not covered by Secret default\/a-tls/);
-    expect(await portico.metric('portico_tls_invalid_secrets')).toBe(2);
+    expect(messages).toMatch(/opaque-tls: type is "Opaque", not kubernetes\.io\/tls/);
+    expect(await portico.metric('portico_tls_invalid_secrets')).toBe(3);
     expect(portico.logs.some((l) => l.includes('broken-tls'))).toBe(true);
     // The hosts are still served, over the default certificate.
     expect((await httpsGet(portico.httpsPort, 'broken.tls.test', 'broken.tls.test')).status).toBe(200);

@@ -119,9 +119,11 @@ describe('parseCertificateAndKey / parseTlsSecret', () => {
     expect(early.ok && early.warnings).toEqual([expect.stringMatching(/not valid before/)]);
   });
 
-  it('reads stringData (manifest files) and warns about an unexpected Secret type', () => {
+  it('reads stringData (manifest files); refuses a Secret of another type; reads one with no type', () => {
+    const untyped = parseTlsSecret({ metadata: { namespace: 'n', name: 's' }, stringData: { 'tls.crt': wildcard.certPem, 'tls.key': wildcard.keyPem } });
+    expect(untyped.ok && untyped.warnings).toEqual([]);
     const r = parseTlsSecret({ type: 'Opaque', metadata: { namespace: 'n', name: 's' }, stringData: { 'tls.crt': wildcard.certPem, 'tls.key': wildcard.keyPem } });
-    expect(r.ok && r.warnings).toEqual(['Secret n/s: type is "Opaque", not kubernetes.io/tls']);
+    expect(r).toEqual({ ok: false, reason: 'Secret n/s: type is "Opaque", not kubernetes.io/tls' });
   });
 
   it('works with the self-signed generator too', () => {

@@ -209,6 +209,8 @@ describe('CertificateStore with a real tls.Server', () => {
   it('negotiates ALPN in server order and refuses a client with no protocol in common', async () => {
     expect(await handshake(port, { servername: 'a.example.com', ALPNProtocols: ['http/1.1', 'h2'] })).toMatchObject({ alpn: 'h2' });
     expect(await handshake(port, { servername: 'a.example.com', ALPNProtocols: ['http/1.1'] })).toMatchObject({ alpn: 'http/1.1' });
+    // curl --http1.0 offers only http/1.0: served by the HTTP/1.x server, as nginx does.
+    expect(await handshake(port, { servername: 'a.example.com', ALPNProtocols: ['http/1.0'] })).toMatchObject({ alpn: 'http/1.0' });
     expect((await handshake(port, { servername: 'a.example.com', ALPNProtocols: ['spdy/3'] })).error).toMatch(/no application protocol|alert/i);
     expect(await handshake(port, { servername: 'a.example.com' })).toMatchObject({ alpn: false });
   });

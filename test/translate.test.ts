@@ -3,6 +3,7 @@ import { parseManifests } from '../controller/manifests.ts';
 import type { KubeObject, SourceSnapshot } from '../controller/objects.ts';
 import { newTranslatorState, translate, type TranslatorState } from '../controller/translate.ts';
 import { compileTable } from '../router/index.ts';
+import { generateSelfSigned } from '../tls/selfsigned.ts';
 
 const CLASS: KubeObject = { apiVersion: 'networking.k8s.io/v1', kind: 'IngressClass', metadata: { name: 'portico' }, spec: { controller: 'portico.dev/ingress-controller' } };
 
@@ -251,6 +252,21 @@ describe('TLS-related Ingress settings', () => {
     expect(off.table.match('secure.com', '/')?.ir.httpsRedirect).toBeUndefined();
     const noHosts = run([...base, ingress('t', { ...spec(), tls: [{ secretName: 's' }] })]);
     expect(noHosts.table.match('plain.com', '/')?.ir.httpsRedirect).toBe(true);
+  });
+
+  it('a host covered by a wildcard spec.tls entry, or by the certificate of a spec.tls Secret, redirects too', () => {
+    const cert = generateSelfSigned({ commonName: 'san', dnsNames: ['san.com', '*.sanwild.com'] });
+    const secret: KubeObject = { apiVersion: 'v1', kind: 'Secret', type: 'kubernetes.io/tls', metadata: { namespace: 'default', name: 'sans' }, stringData: { 'tls.crt': cert.certPem, 'tls.key': cert.keyPem } } as KubeObject;
+    const r = run([...base, secret, ingress('w', {
+      ingressClassName: 'portico',
+      tls: [{ hosts: ['*.wild.com'], secretName: 'missing' }, { hosts: ['listed.com'], secretName: 'sans' }],
+      rules: [rule('r.wild.com', [['/', 'Prefix', 'a']]), rule('a.b.wild.com', [['/', 'Prefix', 'a']]), rule('san.com', [['/', 'Prefix', 'a']]), rule('x.sanwild.com', [['/', 'Prefix', 'a']]), rule('other.com', [['/', 'Prefix', 'a']])],
+    })]);
+    expect(r.table.match('r.wild.com', '/')?.ir.httpsRedirect).toBe(true);
+    expect(r.table.match('a.b.wild.com', '/')?.ir.httpsRedirect).toBeUndefined(); // one label only
+    expect(r.table.match('san.com', '/')?.ir.httpsRedirect).toBe(true);
+    expect(r.table.match('x.sanwild.com', '/')?.ir.httpsRedirect).toBe(true);
+    expect(r.table.match('other.com', '/')?.ir.httpsRedirect).toBeUndefined();
   });
 
   it('portico.dev/ssl-passthrough routes hosts by SNI to the first path backend', () => {

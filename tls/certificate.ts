@@ -213,14 +213,17 @@ export function parseTlsSecret(secret: unknown, options: { now?: Date } = {}): P
     if (compact.length % 4 === 1 || !BASE64.test(compact)) return { ok: false, reason: `${label}: ${key} is not valid base64` };
     return Buffer.from(compact, 'base64').toString('utf8');
   };
+  // Only kubernetes.io/tls Secrets are certificates (the API then guarantees both keys); any other
+  // type is refused, as a mistake to report. A Secret with no type (a hand-written manifest) is
+  // read, since the API server would have defaulted it to Opaque only on a real write.
+  if (s.type !== undefined && s.type !== 'kubernetes.io/tls') {
+    return { ok: false, reason: `${label}: type is ${JSON.stringify(s.type)}, not kubernetes.io/tls` };
+  }
   const crt = field('tls.crt');
   if (typeof crt !== 'string') return crt;
   const key = field('tls.key');
   if (typeof key !== 'string') return key;
   const parsed = parseCertificateAndKey(crt, key, { label, now: options.now });
-  if (parsed.ok && s.type !== undefined && s.type !== 'kubernetes.io/tls') {
-    parsed.warnings.push(`${label}: type is ${JSON.stringify(s.type)}, not kubernetes.io/tls`);
-  }
   return parsed;
 }
 

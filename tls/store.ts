@@ -323,10 +323,15 @@ export class CertificateStore {
 
   /**
    * For tls.createServer({ ALPNCallback }): the first protocol of ours, in our order, that the
-   * client offers; undefined (no overlap) makes Node send no_application_protocol (RFC 7301).
+   * client offers. A client that offers only `http/1.0` (curl --http1.0) gets it whenever we
+   * speak HTTP/1.1, which also serves 1.0 (nginx lists it too). Otherwise undefined (no overlap)
+   * makes Node send no_application_protocol (RFC 7301).
    */
   readonly alpnCallback = (info: { servername: string; protocols: string[] }): string | undefined => {
-    return this.snapshot.settings.alpn.find((p) => info.protocols.includes(p));
+    const ours = this.snapshot.settings.alpn;
+    const chosen = ours.find((p) => info.protocols.includes(p));
+    if (chosen !== undefined) return chosen;
+    return ours.includes('http/1.1') && info.protocols.includes('http/1.0') ? 'http/1.0' : undefined;
   };
 
   /**
