@@ -51,6 +51,7 @@ export function upstreamHeaders(rawHeaders: readonly string[], connection: strin
   const drop = fwd.drop !== undefined && fwd.drop.length > 0 ? fwd.drop : undefined;
   const out: string[] = [];
   let hasHost = false;
+  let cookieAt = -1;
   for (let i = 0; i < rawHeaders.length; i += 2) {
     const name = rawHeaders[i];
     const first = name.charCodeAt(0) | 0x20;
@@ -73,6 +74,15 @@ export function upstreamHeaders(rawHeaders: readonly string[], connection: strin
     if (lower === 'expect') continue;
     if (isForwardingHeader(lower) && !(fwd.keep !== undefined && fwd.keep.has(lower))) continue;
     if (drop !== undefined && drop.includes(lower)) continue;
+    if (lower === 'cookie') {
+      // HTTP/2 clients send each cookie as its own field; an HTTP/1.1 upstream wants one line
+      // (RFC 9113 8.2.3), and one line is right for any upstream.
+      if (cookieAt >= 0) {
+        out[cookieAt] += `; ${rawHeaders[i + 1]}`;
+        continue;
+      }
+      cookieAt = out.length + 1;
+    }
     out.push(name, rawHeaders[i + 1]);
   }
   if (!hasHost && fwd.host !== '') out.push('host', fwd.host);

@@ -43,6 +43,11 @@ export function createHttp1Server(limits: ListenerLimits, log: Logger, handler: 
       headersTimeout: limits.headersTimeoutMs,
       requestTimeout: limits.requestTimeoutMs,
       keepAliveTimeout: limits.keepAliveTimeoutMs,
+      // Node 24 keeps idle connections open 1 s past keepAliveTimeout by default; --keepalive-timeout
+      // is the time they are kept.
+      keepAliveTimeoutBuffer: 0,
+      // Checked in the request handler instead, to answer with the same short body as other 400s.
+      requireHostHeader: false,
       connectionsCheckingInterval: Math.min(1000, Math.max(100, Math.floor(limits.headersTimeoutMs / 4))),
       highWaterMark: 64 * 1024,
     },
@@ -50,6 +55,12 @@ export function createHttp1Server(limits: ListenerLimits, log: Logger, handler: 
   );
   server.on('clientError', (err: Error & { code?: string }, socket: Duplex) => rejectClient(err, socket, log));
   server.on('upgrade', onUpgrade);
+  // A reverse proxy does not tunnel CONNECT (RFC 9110 9.3.6): say so, then close.
+  server.on('connect', (_req: http.IncomingMessage, socket: Duplex) => {
+    const body = 'CONNECT is not supported\n';
+    socket.on('error', () => socket.destroy());
+    socket.end(`HTTP/1.1 405 Method Not Allowed\r\nAllow: GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${body.length}\r\n\r\n${body}`);
+  });
   // Node starts its headers/request timeout checks when a server starts listening; this one never
   // listens (sockets are handed to it), so start them the same way.
   server.emit('listening');

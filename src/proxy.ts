@@ -426,6 +426,8 @@ function redirectToHttps(ex: Exchange, httpsPort: number): void {
  */
 export function checkTargetAndHost(req: DownstreamRequest): string | undefined {
   const url = req.url ?? '/';
+  // RFC 9112 3.2.4: the asterisk-form is only for a server-wide OPTIONS.
+  if (url === '*' && req.method !== 'OPTIONS') return 'the request target * is only for OPTIONS';
   if (url.charCodeAt(0) !== 47 /* / */ && url !== '*') {
     const m = ABSOLUTE_FORM.exec(url);
     if (m === null) return 'malformed request target';
@@ -448,6 +450,8 @@ export function checkTargetAndHost(req: DownstreamRequest): string | undefined {
       if (!validHost(raw[i + 1])) return 'malformed Host header';
     }
   }
+  // RFC 9112 3.2: an HTTP/1.1 request must have a Host (HTTP/2 has :authority, HTTP/1.0 may omit it).
+  if (hosts === 0 && !isHttp2(req) && req.httpVersion === '1.1') return 'missing Host header';
   return undefined;
 }
 
@@ -473,6 +477,11 @@ export function createRequestHandler(ctx: ProxyContext): RequestHandler {
       if (!isHttp2(req)) res.setHeader('connection', 'close');
       ex.error = bad;
       return ex.reply(400, `bad request: ${bad}`);
+    }
+    if (req.url === '*') {
+      // OPTIONS * asks about the server itself: Portico answers it, no backend does.
+      res.writeHead(200, { allow: 'GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS', 'content-length': '0' });
+      return void res.end();
     }
     const table = ctx.table();
     if (table === undefined) return ex.reply(503, 'no routing table yet');

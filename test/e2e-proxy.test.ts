@@ -128,6 +128,30 @@ describe('proxying Ingress traffic', () => {
     expect(e.headers.host).toBe('app.test');
   });
 
+  it('an HTTP/1.1 request without Host gets 400 with a short body; an HTTP/1.0 one is routed', async () => {
+    const none = await rawExchange(portico.httpPort, 'GET / HTTP/1.1\r\n\r\n');
+    expect(none.text).toMatch(/^HTTP\/1\.1 400 /);
+    expect(none.text).toContain('bad request: missing Host header');
+    expect(none.closed).toBe(true);
+    const old = await rawExchange(portico.httpPort, 'GET / HTTP/1.0\r\n\r\n');
+    expect(old.text).toMatch(/^HTTP\/1\.1 404 /); // no host-less rule in this table
+  });
+
+  it('asterisk-form: OPTIONS * is answered by Portico, any other method gets 400', async () => {
+    const options = await rawExchange(portico.httpPort, 'OPTIONS * HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\n\r\n');
+    expect(options.text).toMatch(/^HTTP\/1\.1 200 /);
+    expect(options.text).toMatch(/\r\nallow: GET, HEAD, POST/i);
+    const get = await rawExchange(portico.httpPort, 'GET * HTTP/1.1\r\nHost: app.test\r\n\r\n');
+    expect(get.text).toMatch(/^HTTP\/1\.1 400 /);
+    expect(get.closed).toBe(true);
+  });
+
+  it('CONNECT gets 405 and a closed connection', async () => {
+    const r = await rawExchange(portico.httpPort, 'CONNECT app.test:443 HTTP/1.1\r\nHost: app.test:443\r\n\r\n');
+    expect(r.text).toMatch(/^HTTP\/1\.1 405 /);
+    expect(r.closed).toBe(true);
+  });
+
   it('round-robins across ready endpoints', async () => {
     const port = await freePort('127.0.0.10');
     const r1 = await startEchoBackend('r1', '127.0.0.10', port);
