@@ -47,8 +47,17 @@ export class BackendIndex {
     }
   }
 
-  hasService(namespace: string, name: string): boolean {
-    return this.services.has(`${namespace}/${name}`);
+  /** Why a backend reference cannot work as written (no such Service, or no such port), if so. */
+  referenceProblem(namespace: string, serviceName: string, ref: ServicePortRef): string | undefined {
+    const svc = this.services.get(`${namespace}/${serviceName}`);
+    if (!svc) return `Service ${namespace}/${serviceName} not found`;
+    const spec = asRecord(svc.spec);
+    if (asString(spec.type) === 'ExternalName') return undefined; // any port may be named there
+    const found = asArray(spec.ports).some((p) => {
+      const r = asRecord(p);
+      return ref.number !== undefined ? r.port === ref.number : asString(r.name) === ref.name;
+    });
+    return found ? undefined : `Service ${namespace}/${serviceName} has no port ${ref.number !== undefined ? ref.number : JSON.stringify(ref.name ?? '')}`;
   }
 
   resolve(namespace: string, serviceName: string, ref: ServicePortRef): ResolvedBackend {

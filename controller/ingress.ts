@@ -252,8 +252,12 @@ export function translateIngresses(
     live.add(key);
     const parsed = parseIngress(object);
     const ns = object.metadata.namespace ?? 'default';
-    const refs = [...parsed.paths.map((p) => ({ service: p.service, at: `${p.host || '*'}${p.path}` })), ...(parsed.defaultBackend ? [{ service: parsed.defaultBackend.service, at: 'spec.defaultBackend' }] : [])];
-    const missing = refs.filter((r) => !index.hasService(ns, r.service)).map((r) => `Service ${ns}/${r.service} not found (${r.at})`);
+    const refs = [...parsed.paths.map((p) => ({ service: p.service, port: p.port, at: `${p.host || '*'}${p.path}` })), ...(parsed.defaultBackend ? [{ ...parsed.defaultBackend, at: 'spec.defaultBackend' }] : [])];
+    const missing: string[] = [];
+    for (const r of refs) {
+      const problem = index.referenceProblem(ns, r.service, r.port);
+      if (problem !== undefined) missing.push(`${problem} (${r.at})`);
+    }
     const errors = [...parsed.errors, ...missing];
     const report = (message: string, severity: Problem['severity'] = 'error'): void => {
       problems.push({ severity, kind: 'Ingress', namespace: object.metadata.namespace, name: object.metadata.name, origin, message });

@@ -166,6 +166,17 @@ describe('backends from Services and EndpointSlices', () => {
     expect(r.problems.some((p) => p.kind === 'Ingress' && p.origin === 'i.yaml' && /not found/.test(p.message))).toBe(true);
     const noPort = run([CLASS, service('web'), slice('web', [ready('10.0.0.1')]), ing(81)]);
     expect(noPort.table.match('x.com', '/')?.backends[0].backend.unavailableReason).toMatch(/has no port 81/);
+    expect(noPort.problems.some((p) => p.kind === 'Ingress' && p.origin === 'i.yaml' && p.message === 'Service default/web has no port 81 (x.com/)')).toBe(true);
+  });
+
+  it('an edit that points a path at a port the Service does not have keeps the previous generation', () => {
+    const state = newTranslatorState();
+    const objs = [CLASS, service('web'), slice('web', [ready('10.0.0.1')])];
+    expect(run([...objs, ing(80)], state).table.match('x.com', '/')?.backends[0].backend.endpoints).toHaveLength(1);
+    const bad = { ...ing(99), metadata: { ...ing(99).metadata, generation: 2 } };
+    const r = run([...objs, bad], state);
+    expect(r.table.match('x.com', '/')?.backends[0].backend.endpoints).toHaveLength(1);
+    expect(r.problems.some((p) => /generation 2 is invalid: Service default\/web has no port 99/.test(p.message))).toBe(true);
   });
 
   it('appProtocol picks the upstream protocol', () => {
