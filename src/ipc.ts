@@ -38,11 +38,13 @@ export interface AckMessage {
 
 /**
  * Worker -> primary: a warning about a client peer (a PROXY protocol mismatch, an untrusted
- * header). The primary logs it at most once a minute per peer, across all workers.
+ * header). The primary logs it at most once a minute per key, across all workers.
  */
 export interface PeerWarningMessage {
   readonly type: 'portico:peer-warning';
   readonly peer: string;
+  /** Rate-limit key: the peer and the kind of event (`${peer} ${kind}`, see peerWarningKey). */
+  readonly key: string;
   readonly fields: Record<string, unknown>;
   readonly msg: string;
 }

@@ -2,7 +2,7 @@
 
 import { availableParallelism } from 'node:os';
 import { parseArgs } from 'node:util';
-import { REAL_IP_FLAGS, REAL_IP_KEYS, loadConfigFile, parseRealIpSettings, realIpSettingsToRecord } from './realip/config.ts';
+import { REAL_IP_FLAGS, REAL_IP_KEYS, REAL_IP_LIST_KEYS, loadConfigFile, parseRealIpSettings, realIpSettingsToRecord, unknownConfigKeys } from './realip/config.ts';
 
 export interface ServeOptions {
   readonly manifests: string;
@@ -43,6 +43,8 @@ interface FlagSpec {
   readonly value: string;
   readonly help: string;
   readonly boolean?: true;
+  /** A comma-separated list: repeated flags add to it. */
+  readonly list?: true;
 }
 
 export const SERVE_FLAGS: readonly FlagSpec[] = [
@@ -55,7 +57,7 @@ export const SERVE_FLAGS: readonly FlagSpec[] = [
   { name: 'workers', value: 'CPUs', help: 'number of worker processes (default: number of CPUs)' },
   { name: 'ingress-class', value: 'portico', help: 'IngressClass to serve' },
   { name: 'log-level', value: 'info', help: 'trace|debug|info|warn|error|fatal|silent (access logs are info)' },
-  { name: 'publish-status-address', value: '', help: 'comma-separated IPs/hostnames written to status (loadBalancer.ingress)' },
+  { name: 'publish-status-address', value: '', help: 'IPs/hostnames written to status (loadBalancer.ingress), comma-separated or repeated', list: true },
   { name: 'upstream-timeout', value: '60', help: 'seconds to wait for upstream response headers (504 after)' },
   { name: 'upstream-connect-timeout', value: '5', help: 'seconds to wait for an upstream connection (502 after)' },
   { name: 'max-header-size', value: '16384', help: 'largest request head in bytes (431 above)' },
@@ -69,7 +71,7 @@ export const SERVE_FLAGS: readonly FlagSpec[] = [
   { name: 'tls-min-version', value: 'TLSv1.2', help: 'lowest TLS version accepted: TLSv1.2 or TLSv1.3' },
   { name: 'tls-ciphers', value: 'LIST', help: 'OpenSSL cipher list for TLS 1.2 (default: Node\'s)' },
   { name: 'config', value: 'FILE', help: 'YAML settings (keys as in ingress-nginx\'s ConfigMap; a ConfigMap manifest works too)' },
-  ...REAL_IP_FLAGS,
+  ...REAL_IP_FLAGS.map((f) => (REAL_IP_LIST_KEYS.has(f.name) ? { ...f, list: true as const } : f)),
 ];
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
@@ -86,9 +88,19 @@ function num(values: Record<string, unknown>, name: string, fallback: number, mi
   return n;
 }
 
+/** Column where flag descriptions start in `serve --help`. */
+const HELP_COLUMN = 34;
+
+/** One flag's help: its description at HELP_COLUMN, or on the next line when the flag is too long. */
+function usageLine(flag: string, help: string): string {
+  const left = `  ${flag}`;
+  return left.length + 2 <= HELP_COLUMN ? left.padEnd(HELP_COLUMN) + help : `${left}\n${' '.repeat(HELP_COLUMN)}${help}`;
+}
+
 export function serveUsage(): string {
-  const lines = SERVE_FLAGS.map((f) => `  --${f.name}${f.value ? ' ' + f.value : ''}`.padEnd(34) + f.help);
-  return `Usage: portico serve --manifests DIR [flags]\n\nFlags:\n${lines.join('\n')}\n  --help                          show this help\n`;
+  const lines = SERVE_FLAGS.map((f) => usageLine(`--${f.name}${f.value ? ' ' + f.value : ''}`, f.help));
+  lines.push(usageLine('--help', 'show this help'));
+  return `Usage: portico serve --manifests DIR [flags]\n\nFlags:\n${lines.join('\n')}\n`;
 }
 
 // Switch-like settings may be given bare (`--use-proxy-protocol`), meaning true.
@@ -107,11 +119,16 @@ export function parseServeOptions(argvIn: readonly string[]): ServeOptions {
   const argv = expandBareSwitches(argvIn);
   let values: Record<string, unknown>;
   try {
-    const options: Record<string, { type: 'string' | 'boolean' }> = {};
-    for (const f of SERVE_FLAGS) options[f.name] = { type: f.boolean ? 'boolean' : 'string' };
+    const options: Record<string, { type: 'string' | 'boolean'; multiple?: boolean }> = {};
+    for (const f of SERVE_FLAGS) options[f.name] = { type: f.boolean ? 'boolean' : 'string', ...(f.list ? { multiple: true } : {}) };
     ({ values } = parseArgs({ args: [...argv], options, strict: true, allowPositionals: false }));
   } catch (err) {
     throw new UsageError((err as Error).message);
+  }
+  // Repeated list flags accumulate: `--proxy-real-ip-cidr A --proxy-real-ip-cidr B` is `A,B`.
+  for (const f of SERVE_FLAGS) {
+    const v = values[f.name];
+    if (f.list && Array.isArray(v)) values[f.name] = v.join(',');
   }
   const manifests = values.manifests;
   if (typeof manifests !== 'string' || manifests === '') throw new UsageError('--manifests DIR is required');
@@ -159,12 +176,17 @@ export function parseServeOptions(argvIn: readonly string[]): ServeOptions {
  */
 export async function applyConfigFile(options: ServeOptions): Promise<{ options: ServeOptions; warnings: string[] }> {
   let fileValues: Record<string, unknown> = {};
+  const warnings: string[] = [];
   if (options.configFile !== undefined) {
     const loaded = await loadConfigFile(options.configFile);
     if (loaded.errors.length > 0) throw new UsageError(loaded.errors.join('; '));
     fileValues = loaded.values;
+    // Not an error: an ingress-nginx ConfigMap has many keys Portico has no use for. But a
+    // typo (use-proxy-protocl) must not pass silently.
+    const unknown = unknownConfigKeys(fileValues);
+    if (unknown.length > 0) warnings.push(`config file ${options.configFile}: ignoring keys Portico does not know: ${unknown.join(', ')}`);
   }
   const settings = parseRealIpSettings({ ...fileValues, ...options.realIp });
   if (settings.errors.length > 0) throw new UsageError(settings.errors.join('; '));
-  return { options: { ...options, realIp: realIpSettingsToRecord(settings.config) }, warnings: settings.warnings };
+  return { options: { ...options, realIp: realIpSettingsToRecord(settings.config) }, warnings: [...warnings, ...settings.warnings] };
 }

@@ -75,8 +75,11 @@ export async function runPrimary(options: ServeOptions, warnings: readonly strin
   let version = 0;
   let stopping = false;
   const acked = new Map<number, number>(); // worker id -> served version
-  // Workers' per-peer warnings (PROXY mismatches): once a minute per peer, whichever worker saw it.
+  // Workers' per-peer warnings (PROXY mismatches): once a minute per peer and kind, whichever
+  // worker saw it. Their own logger: `component` is a base field, and repeating it in a log
+  // call would write the key twice.
   const peerWarnings = new PeerLogLimiter(60_000);
+  const peerLog = createLogger(options.logLevel, { component: 'listener', pid: process.pid });
   const state = newTranslatorState();
   const reported = new Set<string>();
 
@@ -157,7 +160,8 @@ export async function runPrimary(options: ServeOptions, warnings: readonly strin
         if (msg.error) log.error({ worker: w.id, err: msg.error }, 'worker rejected a routing table');
         acked.set(w.id, Math.max(acked.get(w.id) ?? 0, msg.version));
       } else if (isMessage<PeerWarningMessage>(msg, 'portico:peer-warning')) {
-        if (peerWarnings.allow(String(msg.peer))) log.warn({ ...msg.fields, component: 'listener' }, String(msg.msg));
+        const { component: _c, pid: _p, ...fields } = (msg.fields ?? {}) as Record<string, unknown>;
+        if (peerWarnings.allow(String(msg.key ?? msg.peer))) peerLog.warn(fields, String(msg.msg));
       }
     });
   };

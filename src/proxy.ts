@@ -9,7 +9,7 @@ import type { CompiledBackend, CompiledEndpoint, CompiledRoute, RequestAttribute
 import { hostKey, normalizeHostname, pickBackend, pickEndpoint } from '../router/index.ts';
 import type { RouteIR } from '../router/types.ts';
 import { downstreamHeaders, upstreamHeaders, type ForwardedValues } from './forwarding.ts';
-import { CidrSet } from './realip/cidr.ts';
+import { allowlistDenial } from './realip/allowlist.ts';
 import { getProxyInfo } from './realip/proxy-listener.ts';
 import type { Logger } from './log.ts';
 import { countRequest, observeUpstreamLatency, upstreamErrors } from './metrics.ts';
@@ -398,18 +398,6 @@ export function proxyLogFields(req: DownstreamRequest): Record<string, unknown> 
   };
 }
 
-const allowlists = new WeakMap<RouteIR, CidrSet>();
-
-/** The route's allowlist (portico.dev/whitelist-source-range) against the real client IP. */
-export function sourceAllowed(route: RouteIR, clientIp: string): boolean {
-  let set = allowlists.get(route);
-  if (set === undefined) {
-    set = CidrSet.parse(route.allowSourceRanges ?? []).set;
-    allowlists.set(route, set);
-  }
-  return set.contains(clientIp);
-}
-
 function redirectToHttps(ex: Exchange, httpsPort: number): void {
   const host = normalizeHostname(requestHost(ex.req) ?? '');
   const location = `https://${host}${httpsPort === 443 ? '' : `:${httpsPort}`}${ex.req.url ?? '/'}`;
@@ -497,8 +485,9 @@ export function createRequestHandler(ctx: ProxyContext): RequestHandler {
     // The redirect comes first, as with ingress-nginx: it reveals nothing, and the allowlist
     // is then checked on the HTTPS request.
     if (route.ir.httpsRedirect === true && ex.fwd.proto !== 'https') return redirectToHttps(ex, ctx.options.httpsPort);
-    if (route.ir.allowSourceRanges !== undefined && !sourceAllowed(route.ir, ex.fwd.clientIp)) {
-      ex.error = `client ${ex.fwd.clientIp} not in ${route.ir.allowSourceRanges.join(',') || '(empty allowlist)'}`;
+    const denied = allowlistDenial(route.ir, ex.fwd);
+    if (denied !== undefined) {
+      ex.error = denied;
       return ex.reply(403, 'forbidden: your address is not allowed here');
     }
     const backend = pickBackend(route);

@@ -16,7 +16,7 @@ import type { ServeOptions } from './options.ts';
 import { UpstreamPools, createRequestHandler, requestHost, type DownstreamRequest } from './proxy.ts';
 import { createUpgradeHandler } from './upgrade.ts';
 import { parseRealIpSettings } from './realip/config.ts';
-import { createProxyProtocolAccept, realIpForRequest, type WarnLogger } from './realip/proxy-listener.ts';
+import { createProxyProtocolAccept, peerWarningKey, proxyHeaderTimeoutMs, realIpForRequest, type WarnLogger } from './realip/proxy-listener.ts';
 
 const options = JSON.parse(process.env.PORTICO_OPTIONS ?? '{}') as ServeOptions;
 const log = createLogger(options.logLevel ?? 'info', { component: 'worker', pid: process.pid }, true);
@@ -33,11 +33,12 @@ function send(msg: AckMessage | PeerWarningMessage | { type: 'portico:hello' }):
   if (process.connected) process.send?.(msg);
 }
 
-/** Peer warnings go to the primary, which rate-limits them per peer across all workers. */
+/** Peer warnings go to the primary, which rate-limits them per peer and kind across all workers. */
 const peerWarnings: WarnLogger = {
   warn(obj, msg) {
     const fields: Record<string, unknown> = { ...(obj as Record<string, unknown>), worker_pid: process.pid };
-    if (process.connected) send({ type: 'portico:peer-warning', peer: String(fields.peer ?? ''), fields, msg });
+    const peer = String(fields.peer ?? '');
+    if (process.connected) send({ type: 'portico:peer-warning', peer, key: peerWarningKey(peer, fields.kind), fields, msg });
     else log.warn(fields, msg);
   },
 };
@@ -77,7 +78,7 @@ async function startListeners(): Promise<void> {
   const http1 = createHttp1Server(options, log, handler, upgrade);
   const h2c = createH2cServer(options, handler);
   const acceptFor = (listener: string) =>
-    createProxyProtocolAccept({ mode: realIp.useProxyProtocol, trustedCidrs: realIp.proxyProtocolTrustedCidrs, log: peerWarnings, listener, headerTimeoutMs: options.headersTimeoutMs });
+    createProxyProtocolAccept({ mode: realIp.useProxyProtocol, trustedCidrs: realIp.proxyProtocolTrustedCidrs, log: peerWarnings, listener, headerTimeoutMs: proxyHeaderTimeoutMs(options.headersTimeoutMs) });
   const plain = createTrafficListener({ name: 'http', port: options.httpPort, host: options.bindAddress, limits: options, log, accept: acceptFor('http'), serve: plainHttpServe(http1, h2c, options.headersTimeoutMs) });
   // HTTPS: the same kinds of HTTP servers, behind TLS termination (and passthrough).
   const https1 = createHttp1Server(options, log, handler, upgrade);

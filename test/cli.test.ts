@@ -1,6 +1,10 @@
 import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { SERVE_FLAGS, UsageError, applyConfigFile, parseServeOptions } from '../src/options.ts';
 
 const BIN = fileURLToPath(new URL('../bin/portico.js', import.meta.url));
 const run = (...args: string[]) => spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 20_000 });
@@ -10,6 +14,37 @@ describe('portico command line', () => {
     const r = run('serve', '--help');
     expect(r.status).toBe(0);
     for (const flag of ['--manifests', '--http-port', '--https-port', '--admin-port', '--workers', '--ingress-class', '--log-level']) expect(r.stdout).toContain(flag);
+  });
+
+  it('serve --help: every description is at least two spaces from its flag, or on the next line', () => {
+    const r = run('serve', '--help');
+    const lines = r.stdout.split('\n');
+    for (const f of [...SERVE_FLAGS, { name: 'help', value: '', help: 'show this help' }]) {
+      const flag = `  --${f.name}${f.value ? ' ' + f.value : ''}`;
+      const i = lines.findIndex((l) => l === flag || l.startsWith(flag + ' '));
+      expect(i, flag).toBeGreaterThanOrEqual(0);
+      const line = lines[i];
+      if (line === flag) {
+        // Wrapped: the description starts the next line, in the description column.
+        expect(lines[i + 1], flag).toBe(' '.repeat(34) + f.help);
+      } else {
+        expect(line.slice(flag.length), flag).toMatch(/^ {2,}\S/);
+        expect(line.trimEnd().endsWith(f.help), flag).toBe(true);
+        expect(line.indexOf(f.help), flag).toBe(34);
+      }
+    }
+    // The long ones the audit found glued to their description.
+    expect(r.stdout).toContain('  --forwarded-for-header X-Forwarded-For\n');
+    expect(r.stdout).toContain('  --compute-full-forwarded-for false\n');
+    expect(r.stdout).toContain('  --default-ssl-certificate NS/NAME\n');
+    expect(r.stdout).not.toMatch(/X-Forwarded-Forheader|falsesend|NS\/NAMETLS/);
+  });
+
+  it('serve --help says that --use-forwarded-headers makes the X-Forwarded-For chain trusted', () => {
+    const help = run('serve', '--help').stdout;
+    const line = help.split('\n').find((l) => l.startsWith('  --use-forwarded-headers'));
+    expect(line).toMatch(/trust the X-Forwarded-For chain/);
+    expect(line).toMatch(/proxy-real-ip-cidr/);
   });
 
   it('--help names the serve command', () => {
@@ -25,5 +60,60 @@ describe('portico command line', () => {
     expect(run('serve', '--manifests', '.', '--log-level', 'loud').status).toBe(2);
     expect(run('serve', '--manifests', '.', '--no-such-flag', 'x').status).toBe(2);
     expect(run('launch').status).toBe(2);
+  });
+});
+
+describe('serve options', () => {
+  it('repeated list flags accumulate; other flags keep the last value', () => {
+    const o = parseServeOptions([
+      '--manifests', '.',
+      '--proxy-real-ip-cidr', '10.0.0.0/8',
+      '--proxy-real-ip-cidr', '192.168.0.0/16,fd00::/8',
+      '--proxy-protocol-trusted-cidrs', '10.0.1.0/24',
+      '--proxy-protocol-trusted-cidrs', '10.0.2.0/24',
+      '--whitelist-source-range', '127.0.0.2',
+      '--whitelist-source-range', '127.0.0.3',
+      '--publish-status-address', 'a.example',
+      '--publish-status-address', 'b.example',
+      '--http-port', '81',
+      '--http-port', '82',
+    ]);
+    expect(o.realIp['proxy-real-ip-cidr']).toBe('10.0.0.0/8,192.168.0.0/16,fd00::/8');
+    expect(o.realIp['proxy-protocol-trusted-cidrs']).toBe('10.0.1.0/24,10.0.2.0/24');
+    expect(o.realIp['whitelist-source-range']).toBe('127.0.0.2,127.0.0.3');
+    expect(o.publishStatusAddresses).toEqual(['a.example', 'b.example']);
+    expect(o.httpPort).toBe(82);
+    // A single flag is unchanged.
+    expect(parseServeOptions(['--manifests', '.', '--proxy-real-ip-cidr', '10.0.0.0/8']).realIp['proxy-real-ip-cidr']).toBe('10.0.0.0/8');
+  });
+
+  it('repeated list flags reach the parsed settings whole, and win over the config file', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'portico-cli-'));
+    try {
+      const file = join(dir, 'portico.yaml');
+      writeFileSync(file, 'use-forwarded-headers: "true"\nproxy-real-ip-cidr: "172.16.0.0/12"\n');
+      const { options } = await applyConfigFile(parseServeOptions(['--manifests', '.', '--config', file, '--proxy-real-ip-cidr', '10.0.0.0/8', '--proxy-real-ip-cidr', '::1']));
+      expect(options.realIp['proxy-real-ip-cidr']).toBe('10.0.0.0/8,::1/128');
+      await expect(applyConfigFile(parseServeOptions(['--manifests', '.', '--proxy-real-ip-cidr', '10.0.0.0/8', '--proxy-real-ip-cidr', 'nope']))).rejects.toThrow(UsageError);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('config keys Portico does not know: one warning naming them, not an error', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'portico-cli-'));
+    try {
+      const file = join(dir, 'portico.yaml');
+      writeFileSync(file, 'use-proxy-protocl: "true"\nproxy-body-size: 8m\nwhitelist-source-range: "10.0.0.0/8"\n');
+      const { options, warnings } = await applyConfigFile(parseServeOptions(['--manifests', '.', '--config', file]));
+      expect(options.realIp['use-proxy-protocol']).toBe('false');
+      expect(options.realIp['whitelist-source-range']).toBe('10.0.0.0/8');
+      const unknown = warnings.filter((w) => w.includes('does not know'));
+      expect(unknown).toEqual([`config file ${file}: ignoring keys Portico does not know: use-proxy-protocl (did you mean use-proxy-protocol?), proxy-body-size`]);
+      writeFileSync(file, 'use-proxy-protocol: "false"\n');
+      expect((await applyConfigFile(parseServeOptions(['--manifests', '.', '--config', file]))).warnings).toEqual([]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -9,6 +9,7 @@ import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_proces
 import { mkdtempSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
+import tls from 'node:tls';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -115,6 +116,21 @@ async function stopPeer(child: ChildProcess | undefined): Promise<void> {
 }
 
 const metric = async (p: Portico, name: string, labels: Record<string, string> = {}) => (await p.metric(name, labels)) ?? 0;
+
+/** Starts a TLS handshake from `localAddress` and waits until the server closes (bounded). */
+function clientHello(port: number, localAddress: string): Promise<void> {
+  return new Promise((resolve) => {
+    const socket = net.connect({ port, host: '127.0.0.1', localAddress });
+    socket.on('error', () => undefined);
+    const s = tls.connect({ socket, servername: 'secure.local', rejectUnauthorized: false });
+    const timer = setTimeout(() => s.destroy(), 5000);
+    s.on('error', () => undefined);
+    s.on('close', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}
 const logCount = (p: Portico, needle: string) => p.logs.filter((l) => l.includes(needle)).length;
 
 // ---------------------------------------------------------------------------------------------
@@ -237,8 +253,23 @@ describe.skipIf(!haveHaproxy)('behind an L4 load balancer sending PROXY protocol
     await waitFor('mismatch log', () => logCount(portico, 'got a plain HTTP request') === logsBefore + 1);
     await sleep(200);
     expect(logCount(portico, 'got a plain HTTP request')).toBe(logsBefore + 1);
-    const line = JSON.parse(portico.logs.filter((l) => l.includes('got a plain HTTP request')).at(-1)!);
-    expect(line).toMatchObject({ peer: '127.0.0.5', kind: 'missing_header_http' });
+    const text = portico.logs.filter((l) => l.includes('got a plain HTTP request')).at(-1)!;
+    const line = JSON.parse(text);
+    expect(line).toMatchObject({ peer: '127.0.0.5', kind: 'missing_header_http', component: 'listener' });
+    // One `component` key per line (JSON.parse keeps the last of duplicates, so count the text).
+    expect(text.match(/"component":/g)).toHaveLength(1);
+
+    // Then TLS ClientHellos from the same peer, to both listeners: a kind of its own, so it gets
+    // its own line (once a minute), although the peer's HTTP mismatch was just logged.
+    const tlsBefore = await metric(portico, 'portico_proxy_protocol_mismatch_total', { kind: 'missing_header_tls' });
+    const tlsLines = () => portico.logs.filter((l) => l.includes('got a TLS ClientHello') && l.includes('"peer":"127.0.0.5"'));
+    for (let i = 0; i < 4; i++) await clientHello(i % 2 === 0 ? portico.httpsPort : portico.httpPort, '127.0.0.5');
+    await waitFor('TLS mismatch counter', async () => (await metric(portico, 'portico_proxy_protocol_mismatch_total', { kind: 'missing_header_tls' })) === tlsBefore + 4);
+    await waitFor('TLS mismatch log', () => tlsLines().length === 1);
+    await sleep(200);
+    expect(tlsLines().length).toBe(1);
+    expect(JSON.parse(tlsLines()[0])).toMatchObject({ peer: '127.0.0.5', kind: 'missing_header_tls' });
+    expect(logCount(portico, 'got a plain HTTP request')).toBe(logsBefore + 1);
   });
 
   it.skipIf(!haveOpenssl)('mismatch: a TLS ClientHello on the PROXY listener is closed, logged and counted', async () => {
@@ -472,5 +503,72 @@ describe('--config FILE: flat YAML with booleans and lists, Forwarded (RFC 7239)
     expect(s.headers['x-real-ip']).toBe('127.0.0.3');
     expect(s.headers['x-forwarded-proto']).toBe('http');
     expect(s.headers.forwarded).toBeUndefined();
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+describe('--config FILE: whitelist-source-range, the default allowlist (and an unknown key)', () => {
+  let portico: Portico;
+  let dir = '';
+  let file = '';
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'portico-e2e-config-'));
+    file = join(dir, 'portico-config.yaml');
+    // allow.local keeps its own annotation (127.0.0.2/32, 10.0.0.0/8); every other route gets the
+    // default. `use-proxy-protocl` is a typo: warned about, not fatal.
+    writeFileSync(
+      file,
+      `apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: portico-controller
+data:
+  whitelist-source-range: "127.0.0.3/32, 198.51.100.0/24"
+  use-proxy-protocol: "optional"
+  proxy-protocol-trusted-cidrs: "127.0.0.10/32"
+  use-proxy-protocl: "true"
+`,
+    );
+    portico = await startPortico({ workers: 1, files: manifests(), args: ['--config', file] });
+  }, 60_000);
+
+  afterAll(async () => {
+    await portico?.stop();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('a route without its own allowlist: clients in the default get 200, others 403', async () => {
+    expect((await request(portico.httpPort, '/', { host: 'app.local', localAddress: '127.0.0.3' })).status).toBe(200);
+    const denied = await request(portico.httpPort, '/', { host: 'app.local', localAddress: '127.0.0.2' });
+    expect(denied.status).toBe(403);
+    expect(denied.body).toMatch(/not allowed/);
+    const line = await waitFor('access log of the 403', () => portico.logs.find((l) => l.includes('"type":"access"') && l.includes('"client":"127.0.0.2"') && l.includes('whitelist-source-range')));
+    expect(JSON.parse(line)).toMatchObject({ status: 403 });
+  });
+
+  it("a route's own portico.dev/whitelist-source-range replaces the default", async () => {
+    expect((await request(portico.httpPort, '/', { host: 'allow.local', localAddress: '127.0.0.2' })).status).toBe(200);
+    expect((await request(portico.httpPort, '/', { host: 'allow.local', localAddress: '127.0.0.3' })).status).toBe(403);
+  });
+
+  it('decided on the real client IP: the PROXY source, not the load balancer', async () => {
+    const ok = await raw(portico.httpPort, proxyV1('198.51.100.7') + get('app.local'), '127.0.0.10');
+    expect(ok.text).toMatch(/^HTTP\/1\.1 200 /);
+    expect(bodyOf(ok.text).headers['x-real-ip']).toBe('198.51.100.7');
+    const denied = await raw(portico.httpPort, proxyV1('192.0.2.1') + get('app.local'), '127.0.0.10');
+    expect(denied.text).toMatch(/^HTTP\/1\.1 403 /);
+  });
+
+  it('upgrade requests (WebSocket) are held to the same allowlist', async () => {
+    const upgrade = 'GET / HTTP/1.1\r\nHost: app.local\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n';
+    const denied = await raw(portico.httpPort, upgrade, '127.0.0.2', 3000);
+    expect(denied.text).toMatch(/^HTTP\/1\.1 403 /);
+  });
+
+  it('the unknown key is named in one warning at start, with the key it was probably meant to be', () => {
+    const warnings = portico.logs.filter((l) => l.includes('does not know'));
+    expect(warnings).toHaveLength(1);
+    expect(JSON.parse(warnings[0])).toMatchObject({ level: 40, msg: `config file ${file}: ignoring keys Portico does not know: use-proxy-protocl (did you mean use-proxy-protocol?)` });
   });
 });

@@ -3,6 +3,7 @@ import { upstreamHeaders, type ForwardedValues } from '../src/forwarding.ts';
 import { CidrSet, normalizeIp, normalizeNode, parseCidr } from '../src/realip/cidr.ts';
 import { forwardingHeaders, isDroppedHeader, parseForwarded, resolveRealIp, type ProxyInfo, type RealIpConfig } from '../src/realip/client-ip.ts';
 import { defaultRealIpConfig } from '../src/realip/config.ts';
+import { allowlistDenial } from '../src/realip/allowlist.ts';
 
 function config(o: { trust?: string[]; header?: string; useForwarded?: boolean; full?: boolean } = {}): RealIpConfig {
   return {
@@ -238,6 +239,59 @@ describe('Forwarded parser', () => {
     const bad = parseForwarded('for, for=1.2.3.4', []);
     expect(bad.map((e) => e.bad)).toEqual([true, false]);
     expect(parseForwarded('for=1.2.3.4 x, for=5.6.7.8', []).map((e) => [e.bad, e.for])).toEqual([[true, undefined], [false, '5.6.7.8']]);
+  });
+  it('a stray or unclosed quote spoils only its own element; the walk goes on with the next one', () => {
+    const walk = (v: string) => parseForwarded(v, []).map((e) => (e.bad ? 'bad' : e.for));
+    expect(walk('for=garbage"x, for=10.1.1.1')).toEqual(['bad', '10.1.1.1']);
+    expect(walk('for="unclosed, for=10.1.1.1')).toEqual(['bad', '10.1.1.1']);
+    expect(walk('for=1.1.1.1;host="x, for=10.1.1.1;proto=https')).toEqual(['bad', '10.1.1.1']);
+    // A quoted-string that only closes inside the next element (a quote a later hop wrote).
+    expect(walk('for="6.6.6.6, for="[2001:db8::1]:4711"')).toEqual(['bad', '[2001:db8::1]:4711']);
+    expect(walk('x="a", y, for=garbage"z", for=10.1.1.2, for="10.1.1.3"')).toEqual([undefined, 'bad', 'bad', '10.1.1.2', '10.1.1.3']);
+    // Well-formed quoted commas and semicolons are still one element.
+    expect(walk('for="[2001:db8::2]:80";host="a,b;c", for=10.1.1.4')).toEqual(['[2001:db8::2]:80', '10.1.1.4']);
+  });
+  it('from a trusted peer, garbage a client wrote cannot hide the element a trusted hop appended', () => {
+    const c = config({ trust: ['10.0.0.0/8'], header: 'Forwarded', useForwarded: true });
+    const client = (v: string) => resolveRealIp('10.0.0.1', undefined, false, 80, raw(['Forwarded', v]), c).clientIp;
+    expect(client('for=garbage"x, for=10.1.1.1')).toBe('10.1.1.1');
+    // The client sends `for=6.6.6.6, for="x`; the trusted hop appends its own element.
+    expect(client('for=6.6.6.6, for="x, for=203.0.113.5')).toBe('203.0.113.5');
+    expect(client('for=6.6.6.6, for=bad"x, for=203.0.113.5')).toBe('203.0.113.5');
+    expect(client('for=6.6.6.6;host="x, for="[2001:db8::5]:4711"')).toBe('2001:db8::5');
+  });
+  it('stays linear on hostile quoting', () => {
+    for (const unit of [',x="', 'x="a,', '"', ',"', 'a=b"', 'x="\\",']) {
+      const v = unit.repeat(Math.ceil(16_384 / unit.length));
+      const started = performance.now();
+      parseForwarded(v, []);
+      expect(performance.now() - started, unit).toBeLessThan(500);
+    }
+  });
+});
+
+describe('allowlist (portico.dev/whitelist-source-range, else whitelist-source-range)', () => {
+  const withDefault = (ranges: string[] | undefined) => ({ ...config(), whitelistSourceRange: ranges === undefined ? undefined : CidrSet.from(ranges) });
+  const fwd = (peer: string, ranges: string[] | undefined) => resolveRealIp(peer, undefined, false, 80, [], withDefault(ranges));
+
+  it('no allowlist anywhere: every client', () => {
+    expect(allowlistDenial({}, fwd('203.0.113.1', undefined))).toBeUndefined();
+  });
+  it('the default applies to routes without their own', () => {
+    expect(allowlistDenial({}, fwd('10.1.2.3', ['10.0.0.0/8']))).toBeUndefined();
+    expect(allowlistDenial({}, fwd('203.0.113.1', ['10.0.0.0/8']))).toBe('client 203.0.113.1 not in whitelist-source-range 10.0.0.0/8');
+  });
+  it("a route's own allowlist replaces the default", () => {
+    const route = { allowSourceRanges: ['203.0.113.0/24'] };
+    expect(allowlistDenial(route, fwd('203.0.113.1', ['10.0.0.0/8']))).toBeUndefined();
+    expect(allowlistDenial(route, fwd('10.1.2.3', ['10.0.0.0/8']))).toBe('client 10.1.2.3 not in 203.0.113.0/24');
+    expect(allowlistDenial({ allowSourceRanges: [] }, fwd('10.1.2.3', ['10.0.0.0/8']))).toBe('client 10.1.2.3 not in (empty allowlist)');
+  });
+  it('is decided on the real client IP (the PROXY source)', () => {
+    const r = resolveRealIp('10.0.0.1', proxyFrom('203.0.113.9'), false, 80, [], withDefault(['203.0.113.0/24']));
+    expect(allowlistDenial({}, r)).toBeUndefined();
+    const lb = resolveRealIp('203.0.113.9', proxyFrom('10.0.0.1'), false, 80, [], withDefault(['203.0.113.0/24']));
+    expect(allowlistDenial({}, lb)).toMatch(/^client 10\.0\.0\.1 not in/);
   });
 });
 

@@ -2,7 +2,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { REAL_IP_FLAGS, REAL_IP_KEYS, defaultRealIpConfig, loadConfigFile, parseConfigText, parseRealIpSettings, realIpSettingsToRecord } from '../src/realip/config.ts';
+import { REAL_IP_FLAGS, REAL_IP_KEYS, defaultRealIpConfig, loadConfigFile, parseConfigText, parseRealIpSettings, realIpSettingsToRecord, unknownConfigKeys } from '../src/realip/config.ts';
 
 describe('real-IP settings', () => {
   it('defaults: PROXY off, nothing trusted', () => {
@@ -117,6 +117,38 @@ unrelated-key: 5
 
   it('every key has a flag', () => {
     expect(REAL_IP_FLAGS.map((f) => f.name)).toEqual([...REAL_IP_KEYS]);
+  });
+
+  it('whitelist-source-range: the default allowlist, in every form the other lists take', () => {
+    expect(parseRealIpSettings({}).config.whitelistSourceRange).toBeUndefined();
+    const cm = parseRealIpSettings({ 'whitelist-source-range': '10.0.0.0/8, 192.168.0.0/16,2001:db8::/32' });
+    expect(cm.errors).toEqual([]);
+    expect(cm.config.whitelistSourceRange?.toJSON()).toEqual(['10.0.0.0/8', '192.168.0.0/16', '2001:db8::/32']);
+    expect(cm.config.whitelistSourceRange?.contains('192.168.7.7')).toBe(true);
+    expect(cm.config.whitelistSourceRange?.contains('172.16.0.1')).toBe(false);
+    const yaml = parseRealIpSettings(parseConfigText('whitelist-source-range:\n  - 10.0.0.0/8\n  - 127.0.0.1\n').values);
+    expect(yaml.config.whitelistSourceRange?.toJSON()).toEqual(['10.0.0.0/8', '127.0.0.1/32']);
+    // Empty means no default allowlist (every client), as with ingress-nginx.
+    expect(parseRealIpSettings({ 'whitelist-source-range': '' }).config.whitelistSourceRange).toBeUndefined();
+    expect(parseRealIpSettings({ 'whitelist-source-range': ' , ' }).config.whitelistSourceRange).toBeUndefined();
+    const bad = parseRealIpSettings({ 'whitelist-source-range': '10.0.0.0/8,10.0.0.300' });
+    expect(bad.errors).toEqual(['whitelist-source-range: "10.0.0.300" is not a valid CIDR or IP address']);
+    expect(bad.config.whitelistSourceRange).toBeUndefined();
+    expect(parseRealIpSettings({ 'whitelist-source-range': 8 }).errors[0]).toMatch(/^whitelist-source-range: expected/);
+    // It reaches the workers.
+    const again = parseRealIpSettings(realIpSettingsToRecord(cm.config));
+    expect(again.config.whitelistSourceRange?.toString()).toBe('10.0.0.0/8,192.168.0.0/16,2001:db8::/32');
+  });
+
+  it('names the config keys Portico does not know, with the key a typo was meant to be', () => {
+    expect(unknownConfigKeys({ 'use-proxy-protocol': 'true', 'whitelist-source-range': '10.0.0.0/8' })).toEqual([]);
+    expect(unknownConfigKeys({ 'use-proxy-protocl': 'true', 'proxy-body-size': '8m', 'Use-Forwarded-Headers': 'true', 'whitelist-source-ranges': 'x' })).toEqual([
+      'use-proxy-protocl (did you mean use-proxy-protocol?)',
+      'proxy-body-size',
+      'Use-Forwarded-Headers (did you mean use-forwarded-headers?)',
+      'whitelist-source-ranges (did you mean whitelist-source-range?)',
+    ]);
+    expect(unknownConfigKeys({ ['x'.repeat(10_000)]: 1 })).toEqual(['x'.repeat(10_000)]);
   });
 });
 

@@ -231,6 +231,16 @@ describe('PROXY header fuzz', () => {
     expect(readProxyHeader(Buffer.from('PROXY TCP4 ::1 ::1 1 2\r\n')).state).toBe('invalid');
     expect(readProxyHeader(Buffer.from('PROXY TCP6 1.2.3.4 5.6.7.8 1 2\r\n')).state).toBe('invalid');
     expect(readProxyHeader(Buffer.from('PROXY TCP4 1.2.3.4 5.6.7.8 65536 2\r\n')).state).toBe('invalid');
+    // Ports: decimal, "Heading zeroes are not permitted" (proxy-protocol.txt 2.1); 0 itself is a port.
+    expect(readProxyHeader(Buffer.from('PROXY TCP4 1.2.3.4 5.6.7.8 00080 443\r\n')).state).toBe('invalid');
+    expect(readProxyHeader(Buffer.from('PROXY TCP4 1.2.3.4 5.6.7.8 80 0443\r\n')).state).toBe('invalid');
+    expect(readProxyHeader(Buffer.from('PROXY TCP6 ::1 ::2 01 2\r\n')).state).toBe('invalid');
+    expect(readProxyHeader(Buffer.from('PROXY TCP4 1.2.3.4 5.6.7.8 00 1\r\n')).state).toBe('invalid');
+    expect(readProxyHeader(Buffer.from('PROXY TCP4 1.2.3.4 5.6.7.8 000000000000080 1\r\n')).state).toBe('invalid');
+    const zero = readProxyHeader(Buffer.from('PROXY TCP4 1.2.3.4 5.6.7.8 0 65535\r\n'));
+    expect(zero.state === 'done' && [zero.header.sourcePort, zero.header.destinationPort]).toEqual([0, 65535]);
+    // Addresses already follow the same rule.
+    expect(readProxyHeader(Buffer.from('PROXY TCP4 01.2.3.4 5.6.7.8 1 2\r\n')).state).toBe('invalid');
     expect(readProxyHeader(Buffer.from('PROXY TCP4 1.2.3.4 5.6.7.8 1 2 3\r\n')).state).toBe('invalid');
     expect(readProxyHeader(Buffer.from('PROXY TCP4  1.2.3.4 5.6.7.8 1 2\r\n')).state).toBe('invalid');
     expect(readProxyHeader(Buffer.from('PROXY TCP4 [::1] 5.6.7.8 1 2\r\n')).state).toBe('invalid');

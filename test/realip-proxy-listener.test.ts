@@ -18,7 +18,18 @@ import { CidrSet } from '../src/realip/cidr.ts';
 import type { RealIpConfig } from '../src/realip/client-ip.ts';
 import { defaultRealIpConfig } from '../src/realip/config.ts';
 import { V2_SIGNATURE, crc32c } from '../src/realip/proxy-protocol.ts';
-import { MISSING_HEADER_BODY, UNEXPECTED_HEADER_BODY, createProxyProtocolAccept, getProxyInfo, realIpForRequest, type ProxyProtocolAcceptOptions } from '../src/realip/proxy-listener.ts';
+import {
+  MISSING_HEADER_BODY,
+  PROXY_HEADER_TIMEOUT_MS,
+  PeerLogLimiter,
+  UNEXPECTED_HEADER_BODY,
+  createProxyProtocolAccept,
+  getProxyInfo,
+  peerWarningKey,
+  proxyHeaderTimeoutMs,
+  realIpForRequest,
+  type ProxyProtocolAcceptOptions,
+} from '../src/realip/proxy-listener.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -261,7 +272,7 @@ describe('PROXY required (use-proxy-protocol: true)', () => {
   });
 });
 
-describe('mismatch logs: at most once a minute per peer', () => {
+describe('mismatch logs: at most once a minute per peer and kind', () => {
   it('logs the first mismatch per peer and counts them all', async () => {
     const front = await startFront({ mode: 'on' });
     try {
@@ -270,6 +281,83 @@ describe('mismatch logs: at most once a minute per peer', () => {
       expect(front.logs.map((l) => l.obj.peer)).toEqual(['127.0.0.5', '127.0.0.6']);
       expect(front.logs[0].obj).toMatchObject({ kind: 'missing_header_http' });
       expect(await metric('portico_proxy_protocol_mismatch_total', { kind: 'missing_header_http' })).toBe(before + 4);
+    } finally {
+      await front.close();
+    }
+  });
+
+  it('each kind from one peer has its own budget: HTTP, then TLS, then a malformed header are all logged once', async () => {
+    const front = await startFront({ mode: 'on' });
+    const hello = Buffer.concat([Buffer.from('160301005a010000560303', 'hex'), Buffer.alloc(80)]);
+    try {
+      for (let i = 0; i < 2; i++) {
+        expect((await exchange(front.port, [REQ()], { from: '127.0.0.7' })).status).toBe(400);
+        expect((await exchange(front.port, [hello], { from: '127.0.0.7' })).text).toBe('');
+        expect((await exchange(front.port, [`PROXY TCP4 1.2.3.4 5.6.7.8 99999 80\r\n${REQ()}`], { from: '127.0.0.7' })).text).toBe('');
+      }
+      expect(front.logs.map((l) => [l.obj.peer, l.obj.kind])).toEqual([
+        ['127.0.0.7', 'missing_header_http'],
+        ['127.0.0.7', 'missing_header_tls'],
+        ['127.0.0.7', 'malformed'],
+      ]);
+    } finally {
+      await front.close();
+    }
+  });
+
+  it('PeerLogLimiter: once per key per interval; keys are peer and kind', () => {
+    const limiter = new PeerLogLimiter(60_000);
+    const http = peerWarningKey('10.0.0.1', 'missing_header_http');
+    const tls = peerWarningKey('10.0.0.1', 'missing_header_tls');
+    expect(http).not.toBe(tls);
+    expect(limiter.allow(http, 1_000)).toBe(true);
+    expect(limiter.allow(tls, 1_001)).toBe(true);
+    expect(limiter.allow(http, 30_000)).toBe(false);
+    expect(limiter.allow(tls, 60_000)).toBe(false);
+    expect(limiter.allow(peerWarningKey('10.0.0.2', 'missing_header_http'), 30_000)).toBe(true);
+    expect(limiter.allow(http, 61_000)).toBe(true);
+    // Bounded: past 10,000 keys the stale ones are swept.
+    for (let i = 0; i < 10_050; i++) limiter.allow(peerWarningKey(`10.1.${i >> 8}.${i & 255}`, 'x'), 200_000 + i);
+    expect(limiter.allow(http, 200_000 + 20_000)).toBe(true);
+  });
+});
+
+describe('PROXY header timeout', () => {
+  it('is 5 s, or --headers-timeout when that is shorter', () => {
+    expect(PROXY_HEADER_TIMEOUT_MS).toBe(5000);
+    expect(proxyHeaderTimeoutMs(20_000)).toBe(5000);
+    expect(proxyHeaderTimeoutMs(5000)).toBe(5000);
+    expect(proxyHeaderTimeoutMs(1500)).toBe(1500);
+    expect(proxyHeaderTimeoutMs(Number.NaN)).toBe(5000);
+    expect(proxyHeaderTimeoutMs(0)).toBe(5000);
+  });
+
+  it('PROXY required: a connection that sends nothing, or half a header, is closed after the timeout', async () => {
+    const front = await startFront({ mode: 'on', headerTimeoutMs: 300 });
+    try {
+      const before = await metric('portico_proxy_protocol_malformed_total', { reason: 'truncated' });
+      let started = performance.now();
+      const idle = await exchange(front.port, [], { waitMs: 4000 });
+      expect(idle.closed).toBe(true);
+      expect(idle.text).toBe('');
+      expect(performance.now() - started).toBeGreaterThanOrEqual(250);
+      expect(performance.now() - started).toBeLessThan(3000);
+      started = performance.now();
+      const half = await exchange(front.port, ['PROXY TCP4 203.0.113.7 '], { waitMs: 4000 });
+      expect(half.closed).toBe(true);
+      expect(performance.now() - started).toBeLessThan(3000);
+      expect(await metric('portico_proxy_protocol_malformed_total', { reason: 'truncated' })).toBe(before + 1);
+      expect(front.logs.some((l) => l.obj.kind === 'truncated')).toBe(true);
+    } finally {
+      await front.close();
+    }
+  });
+
+  it('PROXY optional: a quiet connection is handed on after the timeout, not closed', async () => {
+    const front = await startFront({ mode: 'optional', headerTimeoutMs: 200 });
+    try {
+      const e = await exchange(front.port, [Buffer.alloc(0), REQ('/late')], { gapMs: 500 });
+      expect(json(e)).toMatchObject({ url: '/late', proxy: null });
     } finally {
       await front.close();
     }

@@ -34,6 +34,11 @@ export interface RealIpConfig {
   readonly forwardedForHeader: string;
   /** compute-full-forwarded-for: send the trusted chain plus the peer, not the client alone. */
   readonly computeFullForwardedFor: boolean;
+  /**
+   * whitelist-source-range: the clients allowed on routes without their own allowlist
+   * (portico.dev/whitelist-source-range); undefined = every client.
+   */
+  readonly whitelistSourceRange?: CidrSet | undefined;
 }
 
 /** The parts of a PROXY header this module reads. */
@@ -62,6 +67,11 @@ export interface RealIpResult {
    * always, since some backends read them as the dashed name.
    */
   readonly drop: readonly string[];
+  /**
+   * The configured whitelist-source-range, carried with the request's forwarding values to where
+   * routes are matched; checked there by allowlistDenial (allowlist.ts) on clientIp.
+   */
+  readonly defaultAllowlist?: CidrSet | undefined;
 }
 
 // Header kinds, by lowercase dashed name.
@@ -227,7 +237,7 @@ export function resolveRealIp(
   }
 
   if (!trusted) {
-    return { clientIp: peer, forwardedFor: peer, proto, host, port, peerIp: peer, trusted: false, drop: drop ?? NO_DROP };
+    return { clientIp: peer, forwardedFor: peer, proto, host, port, peerIp: peer, trusted: false, drop: drop ?? NO_DROP, defaultAllowlist: config.whitelistSourceRange };
   }
 
   let client = peer;
@@ -257,7 +267,7 @@ export function resolveRealIp(
   if (pt !== undefined) port = pt;
 
   const forwardedFor = c.full ? (chain === '' ? peer : `${chain}, ${peer}`) : client;
-  return { clientIp: client, forwardedFor, proto, host, port, peerIp: peer, trusted: true, keep: c.keepTrusted, drop: drop ?? NO_DROP };
+  return { clientIp: client, forwardedFor, proto, host, port, peerIp: peer, trusted: true, keep: c.keepTrusted, drop: drop ?? NO_DROP, defaultAllowlist: config.whitelistSourceRange };
 }
 
 /** Right-to-left walk over comma-separated list headers (X-Forwarded-For and the like). */
@@ -347,8 +357,10 @@ function isTchar(c: number): boolean {
 
 /**
  * Parses one Forwarded header value (RFC 7239 section 4) and appends its elements to `out`.
- * Quoted-strings may hold commas and semicolons; a malformed element is kept, marked bad, and
- * parsing resumes after the next comma outside quotes. Empty elements are skipped.
+ * Quoted-strings may hold commas and semicolons. A malformed element is kept, marked bad, and
+ * parsing resumes at the first comma after the element's start, whatever quotes say: a stray or
+ * unclosed quote (`for=garbage"x, for=10.1.1.1`) ends at that comma instead of swallowing the
+ * elements after it, which a later (trusted) hop appended. Empty elements are skipped.
  */
 export function parseForwarded(value: string, out: ForwardedElement[]): ForwardedElement[] {
   const s = typeof value === 'string' ? value : '';
@@ -356,24 +368,20 @@ export function parseForwarded(value: string, out: ForwardedElement[]): Forwarde
   let i = 0;
   let el: ForwardedElement = { bad: false };
   let pairs = 0;
+  // Where the current element began: a malformed element ends at the first comma after it.
+  let start = 0;
   const finish = () => {
     if (pairs > 0 || el.bad) out.push(el);
     el = { bad: false };
     pairs = 0;
   };
-  // Skips to just past the next top-level comma, marking the element bad.
+  // Marks the element bad and moves to the first comma after its start (possibly back, into a
+  // quoted-string that turned out not to be one). Each element starts after the previous one's
+  // comma, so parsing always moves forward.
   const fail = () => {
     el.bad = true;
-    let quoted = false;
-    while (i < n) {
-      const c = s.charCodeAt(i);
-      if (quoted) {
-        if (c === 92 /* \ */) i++;
-        else if (c === 34) quoted = false;
-      } else if (c === 34) quoted = true;
-      else if (c === 44) break;
-      i++;
-    }
+    const comma = s.indexOf(',', start);
+    i = comma < 0 ? n : comma;
   };
   while (i < n) {
     while (i < n && isOws(s.charCodeAt(i))) i++;
@@ -382,6 +390,7 @@ export function parseForwarded(value: string, out: ForwardedElement[]): Forwarde
     if (c === 44 /* , */) {
       finish();
       i++;
+      start = i;
       continue;
     }
     if (c === 59 /* ; */) {
@@ -423,8 +432,8 @@ export function parseForwarded(value: string, out: ForwardedElement[]): Forwarde
         i++;
       }
       if (!closed) {
-        el.bad = true;
-        break;
+        fail();
+        continue;
       }
       v = text + s.slice(from, i);
       i++;

@@ -6,6 +6,8 @@
 // Trust is two separate lists on purpose: proxy-protocol-trusted-cidrs says who may send a
 // PROXY header (checked against the socket peer); proxy-real-ip-cidr says whose forwarded-for
 // header is read (checked against the PROXY source when there is one, else the socket peer).
+// whitelist-source-range is access control decided on the address those two produce: the
+// default allowlist of every route without its own portico.dev/whitelist-source-range.
 
 import { readFile } from 'node:fs/promises';
 import { parse as parseYaml } from 'yaml';
@@ -21,17 +23,22 @@ export const REAL_IP_KEYS = [
   'proxy-real-ip-cidr',
   'forwarded-for-header',
   'compute-full-forwarded-for',
+  'whitelist-source-range',
 ] as const;
 
 /** Command-line flags, in the shape of src/options.ts's SERVE_FLAGS entries. */
 export const REAL_IP_FLAGS: readonly { readonly name: string; readonly value: string; readonly help: string }[] = [
   { name: 'use-proxy-protocol', value: 'false', help: 'expect a PROXY protocol v1/v2 header: true (required), false, or optional' },
-  { name: 'proxy-protocol-trusted-cidrs', value: 'all', help: 'comma-separated CIDRs allowed to send a PROXY header (default: every peer; narrow it to the load balancer subnet)' },
-  { name: 'use-forwarded-headers', value: 'false', help: "keep trusted hops' X-Forwarded-Proto/Host/Port" },
-  { name: 'proxy-real-ip-cidr', value: '', help: 'comma-separated CIDRs of proxies whose forwarded-for header is believed (default: none)' },
+  { name: 'proxy-protocol-trusted-cidrs', value: 'all', help: 'CIDRs allowed to send a PROXY header, comma-separated or repeated (default: every peer; narrow it to the load balancer subnet)' },
+  { name: 'use-forwarded-headers', value: 'false', help: 'trust the X-Forwarded-For chain (forwarded-for-header) and X-Forwarded-Proto/Host/Port sent by hops in proxy-real-ip-cidr' },
+  { name: 'proxy-real-ip-cidr', value: '', help: 'CIDRs of proxies whose forwarded-for header is believed, comma-separated or repeated (default: none)' },
   { name: 'forwarded-for-header', value: 'X-Forwarded-For', help: 'header carrying the client chain: X-Forwarded-For or Forwarded' },
   { name: 'compute-full-forwarded-for', value: 'false', help: 'send the whole trusted X-Forwarded-For chain plus the peer upstream' },
+  { name: 'whitelist-source-range', value: 'CIDRS', help: 'CIDRs of clients allowed on routes without their own portico.dev/whitelist-source-range, comma-separated or repeated (others get 403; default: every client)' },
 ];
+
+/** Flags that take a list: repeating one adds to it (`--proxy-real-ip-cidr A --proxy-real-ip-cidr B`). */
+export const REAL_IP_LIST_KEYS: ReadonlySet<string> = new Set(['proxy-protocol-trusted-cidrs', 'proxy-real-ip-cidr', 'whitelist-source-range']);
 
 export function defaultRealIpConfig(): RealIpConfig {
   return {
@@ -41,6 +48,7 @@ export function defaultRealIpConfig(): RealIpConfig {
     proxyRealIpCidr: new CidrSet(),
     forwardedForHeader: 'X-Forwarded-For',
     computeFullForwardedFor: false,
+    whitelistSourceRange: undefined,
   };
 }
 
@@ -161,6 +169,14 @@ export function parseRealIpSettings(raw: Record<string, unknown>): RealIpSetting
   const cff = get('compute-full-forwarded-for');
   if (cff !== undefined) computeFullForwardedFor = parseBool('compute-full-forwarded-for', cff, errors) ?? d.computeFullForwardedFor;
 
+  let whitelistSourceRange = d.whitelistSourceRange;
+  const wsr = get('whitelist-source-range');
+  if (wsr !== undefined) {
+    const set = parseCidrs('whitelist-source-range', wsr, errors);
+    // As in ingress-nginx, an empty list is no default allowlist (every client), not "nobody".
+    if (set !== undefined && !set.isEmpty) whitelistSourceRange = set;
+  }
+
   if (useProxyProtocol !== 'off' && proxyProtocolTrustedCidrs === undefined) {
     warnings.push('use-proxy-protocol is on and proxy-protocol-trusted-cidrs is not set: a PROXY header is believed from every peer; set it to the load balancer subnet');
   }
@@ -178,7 +194,7 @@ export function parseRealIpSettings(raw: Record<string, unknown>): RealIpSetting
   }
 
   return {
-    config: { useProxyProtocol, proxyProtocolTrustedCidrs, useForwardedHeaders, proxyRealIpCidr, forwardedForHeader, computeFullForwardedFor },
+    config: { useProxyProtocol, proxyProtocolTrustedCidrs, useForwardedHeaders, proxyRealIpCidr, forwardedForHeader, computeFullForwardedFor, whitelistSourceRange },
     errors,
     warnings,
   };
@@ -197,7 +213,59 @@ export function realIpSettingsToRecord(c: RealIpConfig): Record<string, string> 
     'compute-full-forwarded-for': String(c.computeFullForwardedFor),
   };
   if (c.proxyProtocolTrustedCidrs !== undefined) out['proxy-protocol-trusted-cidrs'] = c.proxyProtocolTrustedCidrs.toString();
+  if (c.whitelistSourceRange !== undefined) out['whitelist-source-range'] = c.whitelistSourceRange.toString();
   return out;
+}
+
+const KNOWN_KEYS: ReadonlySet<string> = new Set(REAL_IP_KEYS);
+
+/**
+ * The config file's keys that Portico does not read, each with the known key it is closest to
+ * when that looks like a typo (`use-proxy-protocl (did you mean use-proxy-protocol?)`). An
+ * ingress-nginx ConfigMap has many keys Portico has no use for; they are reported, not refused.
+ */
+export function unknownConfigKeys(values: Record<string, unknown>): string[] {
+  const out: string[] = [];
+  for (const key of Object.keys(values)) {
+    if (KNOWN_KEYS.has(key)) continue;
+    const near = nearestKey(key);
+    out.push(near === undefined ? key : `${key} (did you mean ${near}?)`);
+  }
+  return out;
+}
+
+/** The closest known key within edit distance 2 (case-insensitive), if any. */
+function nearestKey(key: string): string | undefined {
+  const k = key.toLowerCase();
+  if (k.length > 64) return undefined;
+  let best: string | undefined;
+  let bestDistance = 3;
+  for (const known of REAL_IP_KEYS) {
+    const d = editDistance(k, known, bestDistance);
+    if (d < bestDistance) {
+      best = known;
+      bestDistance = d;
+    }
+  }
+  return best;
+}
+
+/** Levenshtein distance, or `limit` as soon as it cannot be below it. */
+function editDistance(a: string, b: string, limit: number): number {
+  if (Math.abs(a.length - b.length) >= limit) return limit;
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    let rowMin = i;
+    for (let j = 1; j <= b.length; j++) {
+      const v = Math.min(prev[j] + 1, row[j - 1] + 1, prev[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+      row.push(v);
+      if (v < rowMin) rowMin = v;
+    }
+    if (rowMin >= limit) return limit;
+    prev = row;
+  }
+  return Math.min(prev[b.length], limit);
 }
 
 /**

@@ -27,15 +27,26 @@ export interface ProxyProtocolAcceptOptions {
   readonly log: WarnLogger;
   /** Listener name for logs. */
   readonly listener?: string;
-  /** How long to wait for the first bytes / the whole header (default 5 s). */
+  /** How long to wait for the first bytes / the whole header (default 5 s; see proxyHeaderTimeoutMs). */
   readonly headerTimeoutMs?: number;
   /** Largest v2 header accepted, fixed part included (default: the protocol maximum, 65551). */
   readonly maxHeaderBytes?: number;
-  /** Mismatch and rejection logs: at most one per peer per this interval (default 60 s). */
+  /** Mismatch and rejection logs: at most one per peer and kind per this interval (default 60 s). */
   readonly logIntervalMs?: number;
 }
 
 export type AcceptHook = (socket: net.Socket, next: (socket: net.Socket) => void) => void;
+
+/** How long a connection has to send its PROXY header (the README's "5 seconds"). */
+export const PROXY_HEADER_TIMEOUT_MS = 5000;
+
+/**
+ * The PROXY header timeout for a listener: 5 s, or the HTTP head timeout (--headers-timeout)
+ * when that is shorter, so the header never gets longer than the request head would.
+ */
+export function proxyHeaderTimeoutMs(headersTimeoutMs: number): number {
+  return Number.isFinite(headersTimeoutMs) && headersTimeoutMs > 0 ? Math.min(PROXY_HEADER_TIMEOUT_MS, headersTimeoutMs) : PROXY_HEADER_TIMEOUT_MS;
+}
 
 export const MISSING_HEADER_BODY = 'PROXY protocol header expected; check that the load balancer sends it';
 export const UNEXPECTED_HEADER_BODY = 'unexpected PROXY protocol header; this listener does not accept PROXY protocol (set use-proxy-protocol)';
@@ -67,17 +78,26 @@ export const proxyMalformedTotal = counter(
 );
 export const proxyHeadersTotal = counter('portico_proxy_protocol_headers_total', 'PROXY headers accepted, by version and command', ['version', 'command'] as const);
 
-// Children are created up front so every series is exported (as 0) before the first event.
-const mismatchChildren: Record<MismatchKind, client.Counter.Internal> = {
-  missing_header_http: proxyMismatchTotal.labels('missing_header_http'),
-  missing_header_tls: proxyMismatchTotal.labels('missing_header_tls'),
-  missing_header_other: proxyMismatchTotal.labels('missing_header_other'),
-  unexpected_header: proxyMismatchTotal.labels('unexpected_header'),
-};
-const malformedChildren: Record<MalformedReason, client.Counter.Internal> = {
-  invalid: proxyMalformedTotal.labels('invalid'),
-  truncated: proxyMalformedTotal.labels('truncated'),
-};
+/** Every label combination the counters can take; each is exported (as 0) from startup. */
+export const MISMATCH_KINDS: readonly MismatchKind[] = ['missing_header_http', 'missing_header_tls', 'missing_header_other', 'unexpected_header'];
+export const MALFORMED_REASONS: readonly MalformedReason[] = ['invalid', 'truncated'];
+/** v1 has no LOCAL command (its UNKNOWN is counted as PROXY). */
+export const HEADER_LABELS: readonly { readonly version: string; readonly command: string }[] = [
+  { version: '1', command: 'PROXY' },
+  { version: '2', command: 'PROXY' },
+  { version: '2', command: 'LOCAL' },
+];
+
+// `labels()` alone does not create a sample: prom-client only exports a series once it has been
+// incremented, so each child is incremented by 0 here.
+function zeroed<T extends string>(c: client.Counter<T>, labels: client.LabelValues<T>): client.Counter.Internal {
+  const child = c.labels(labels);
+  child.inc(0);
+  return child;
+}
+const mismatchChildren = Object.fromEntries(MISMATCH_KINDS.map((kind) => [kind, zeroed(proxyMismatchTotal, { kind })])) as Record<MismatchKind, client.Counter.Internal>;
+const malformedChildren = Object.fromEntries(MALFORMED_REASONS.map((reason) => [reason, zeroed(proxyMalformedTotal, { reason })])) as Record<MalformedReason, client.Counter.Internal>;
+for (const l of HEADER_LABELS) zeroed(proxyHeadersTotal, l);
 proxyUntrustedTotal.inc(0);
 
 const kProxyHeader = Symbol('portico.proxyHeader');
@@ -140,8 +160,9 @@ function closeWith(socket: net.Socket, reply?: string): void {
 function noop(): void {}
 
 /**
- * At most one log line per peer per interval, so a misconfigured balancer cannot flood the log.
- * Memory is bounded: stale peers are swept, and everything is forgotten past 10,000 peers.
+ * At most one log line per key per interval, so a misconfigured balancer cannot flood the log.
+ * The key is a peer and the kind of event (peerWarningKey), so each kind from each peer has its
+ * own budget. Memory is bounded: stale keys are swept, and everything is forgotten past 10,000.
  */
 export class PeerLogLimiter {
   private readonly intervalMs: number;
@@ -151,16 +172,21 @@ export class PeerLogLimiter {
     this.intervalMs = intervalMs;
   }
 
-  allow(peer: string, now = Date.now()): boolean {
-    const last = this.last.get(peer);
+  allow(key: string, now = Date.now()): boolean {
+    const last = this.last.get(key);
     if (last !== undefined && now - last < this.intervalMs) return false;
     if (this.last.size >= 10_000) {
       for (const [k, t] of this.last) if (now - t >= this.intervalMs) this.last.delete(k);
       if (this.last.size >= 10_000) this.last.clear();
     }
-    this.last.set(peer, now);
+    this.last.set(key, now);
     return true;
   }
+}
+
+/** The rate-limit key of a peer warning: the peer address and the kind of event. */
+export function peerWarningKey(peer: string, kind: unknown): string {
+  return `${peer} ${typeof kind === 'string' ? kind : ''}`;
 }
 
 /**
@@ -170,14 +196,14 @@ export class PeerLogLimiter {
 export function createProxyProtocolAccept(o: ProxyProtocolAcceptOptions): AcceptHook {
   const mode = o.mode;
   const trusted = o.trustedCidrs;
-  const timeoutMs = o.headerTimeoutMs ?? 5000;
+  const timeoutMs = o.headerTimeoutMs ?? PROXY_HEADER_TIMEOUT_MS;
   const maxBytes = Math.max(16, Math.min(o.maxHeaderBytes ?? V2_MAX_LENGTH, V2_MAX_LENGTH));
   const logEvery = o.logIntervalMs ?? 60_000;
   const listener = o.listener;
   const limiter = new PeerLogLimiter(logEvery);
 
   const warn = (peer: string, obj: Record<string, unknown>, msg: string) => {
-    if (!limiter.allow(peer)) return;
+    if (!limiter.allow(peerWarningKey(peer, obj.kind))) return;
     try {
       o.log.warn({ listener, peer, ...obj }, msg);
     } catch {

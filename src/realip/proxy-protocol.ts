@@ -140,6 +140,10 @@ function parseV1(line: Buffer): ProxyReadResult {
   const sport = parsed.source.port;
   const dport = parsed.destination.port;
   if (!isPort(sport) || !isPort(dport)) return invalid('v1 header: port out of range');
+  // "Heading zeroes are not permitted in front of numbers" (proxy-protocol.txt 2.1, for
+  // addresses and ports alike); the library reads `00080` as 80, so the text is checked here.
+  const fields = line.toString('latin1', 0, consumed - 2).split(' ');
+  if (fields.length !== 6 || !V1_PORT.test(fields[4]) || !V1_PORT.test(fields[5])) return invalid('v1 header: ports must be decimal numbers without leading zeros');
   return {
     state: 'done',
     consumed,
@@ -160,6 +164,9 @@ function v1Address(text: string, want: 4 | 6): string | undefined {
   if (ipFamily(text) === 0) return undefined;
   return normalizeIp(text);
 }
+
+/** 0..99999 as v1 may write it: no sign, no leading zero (the range is checked by isPort). */
+const V1_PORT = /^(?:0|[1-9][0-9]{0,4})$/;
 
 function isPort(p: unknown): p is number {
   return typeof p === 'number' && Number.isInteger(p) && p >= 0 && p <= 65535;
