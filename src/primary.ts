@@ -30,11 +30,12 @@ interface Published {
 const SELF_SIGNED_ID = 'portico/self-signed';
 
 /** ingress-nginx's behaviour: without --default-ssl-certificate, a generated self-signed one. */
-function selfSignedDefault(log: Logger): StoreCertificate {
+function selfSignedDefault(log: Logger, requested: string | undefined): StoreCertificate {
   const generated = generateSelfSigned({ commonName: FAKE_CERTIFICATE_CN, dnsNames: ['ingress.local'] });
   const parsed = parseCertificateAndKey(generated.certPem, generated.keyPem, { label: 'self-signed default certificate' });
   if (!parsed.ok) throw new Error(parsed.reason);
-  log.info({ subject: parsed.info.subject, serial: parsed.info.serialNumber, notAfter: parsed.info.notAfter }, 'generated a self-signed default TLS certificate (set --default-ssl-certificate to use your own)');
+  const why = requested === undefined ? '(set --default-ssl-certificate to use your own)' : `(--default-ssl-certificate ${requested} cannot be used; see the problem reported for it)`;
+  log.info({ subject: parsed.info.subject, serial: parsed.info.serialNumber, notAfter: parsed.info.notAfter }, `generated a self-signed default TLS certificate ${why}`);
   // Its names do not count as hosts of their own: it only answers as the default.
   return { id: SELF_SIGNED_ID, certPem: parsed.certPem, keyPem: parsed.keyPem, names: [], serialNumber: parsed.info.serialNumber, notAfter: parsed.info.notAfter };
 }
@@ -60,7 +61,8 @@ export async function runPrimary(options: ServeOptions, warnings: readonly strin
   const primaryVersion = new client.Gauge({ name: 'portico_published_table_version', help: 'Latest routing table version the primary published', registers: [registry] });
   const workerRestarts = new client.Counter({ name: 'portico_worker_restarts_total', help: 'Workers respawned after exiting', registers: [registry] });
   const invalidSecrets = new client.Gauge({ name: 'portico_tls_invalid_secrets', help: 'TLS Secrets referenced by served objects that cannot be used (their hosts get the default certificate)', registers: [registry] });
-  const selfSigned = selfSignedDefault(log);
+  // Made only when needed: never when --default-ssl-certificate names a usable Secret.
+  let selfSigned: StoreCertificate | undefined;
   const tickets = new TicketKeyRotator({
     broadcast: (state) => {
       const msg: TicketKeysMessage = { type: 'portico:ticket-keys', state };
@@ -116,7 +118,7 @@ export async function runPrimary(options: ServeOptions, warnings: readonly strin
       log.error({ err: (err as Error).stack }, 'translation failed; keeping the last good table');
       return;
     }
-    const defaultCertificate = t.tls.defaultCertificate ?? selfSigned;
+    const defaultCertificate = t.tls.defaultCertificate ?? (selfSigned ??= selfSignedDefault(log, options.defaultSslCertificate));
     const built = buildCertificateSnapshot({
       certificates: [...t.tls.certificates.filter((c) => c.id !== defaultCertificate.id), defaultCertificate],
       defaultCertificateId: defaultCertificate.id,

@@ -291,5 +291,7 @@ describe('strict SNI', () => {
     } finally {
       await plain.stop();
     }
+    // With a usable --default-ssl-certificate (the main instance), none is generated.
+    expect(portico.logs.some((l) => l.includes('generated a self-signed'))).toBe(false);
   });
 });
