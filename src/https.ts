@@ -38,7 +38,9 @@ export interface HttpsStack {
 
 function handshakeReason(err: Error & { code?: string }): string {
   const m = err.message;
-  if (m.includes('no certificate for server name') || m.includes('SNI')) return 'no_certificate';
+  // Strict SNI refuses with a context that has no certificate: OpenSSL then finds no signature
+  // algorithm to use.
+  if (m.includes('no suitable signature algorithm') || m.includes('no certificate for server name') || m.includes('SNI')) return 'no_certificate';
   if (err.code === 'ECONNRESET' || m.includes('socket hang up')) return 'client_closed';
   if (m.includes('timed out') || err.code === 'ERR_TLS_HANDSHAKE_TIMEOUT') return 'timeout';
   if (m.includes('version')) return 'protocol_version';
@@ -60,7 +62,7 @@ export function createHttpsStack(o: HttpsStackOptions): HttpsStack {
     const now = Date.now();
     if (reason !== 'client_closed' && now - lastLog > 10_000) {
       lastLog = now;
-      o.log.warn({ reason, err: err.message, client: socket.remoteAddress }, 'TLS handshake failed');
+      o.log.warn({ reason, err: err.message, client: socket.remoteAddress, sni: socket.servername || undefined }, 'TLS handshake failed');
     }
     socket.destroy();
   });

@@ -275,8 +275,11 @@ describe('strict SNI', () => {
     const strict = await startPortico({ workers: 1, args: ['--strict-sni'], files: { 'all.yaml': toYaml(ingressClass(), service('app'), endpointSlice('app', [`127.0.0.2:${backend.port}`]), tlsSecret('a-tls', exact), tlsIngress('a', ['a.tls.test'], 'a-tls')) } });
     try {
       expect((await sClient(strict.httpsPort, { servername: 'a.tls.test' })).serial).toBe(exact.serial);
-      expect((await sClient(strict.httpsPort, { servername: 'nope.test' })).serial).toBeUndefined();
+      const refused = await sClient(strict.httpsPort, { servername: 'nope.test' });
+      expect(refused.serial).toBeUndefined();
+      expect(refused.out).toMatch(/alert handshake failure/); // an alert the client can report, not a bare close
       expect((await sClient(strict.httpsPort)).serial).toBeUndefined();
+      await waitFor('counted', async () => ((await strict.metric('portico_tls_handshake_errors_total', { reason: 'no_certificate' })) ?? 0) >= 1);
     } finally {
       await strict.stop();
     }

@@ -239,6 +239,12 @@ function contentKey(c: StoreCertificate, settings: ContextSettings): string {
 }
 
 /** Worker side: hydrated snapshot with one cached SecureContext per certificate. */
+let refusing: tls.SecureContext | undefined;
+/** A context with no certificate: a handshake given it fails with a handshake_failure alert. */
+function refusingContext(): tls.SecureContext {
+  return (refusing ??= tls.createSecureContext({}));
+}
+
 export class CertificateStore {
   private snapshot: CertificateSnapshot;
   private index: CertificateIndex;
@@ -317,8 +323,10 @@ export class CertificateStore {
   /** For tls.createServer({ SNICallback }); reads the current snapshot on every handshake. */
   readonly sniCallback = (servername: string, cb: (err: Error | null, ctx?: tls.SecureContext) => void): void => {
     const ctx = this.select(servername);
-    if (ctx !== undefined) cb(null, ctx);
-    else cb(new Error(`no certificate for server name ${JSON.stringify(servername)}`));
+    // Refusing with a context that has no certificate makes OpenSSL end the handshake with a
+    // handshake_failure alert, which a client can report; an error here would only close the
+    // connection without one.
+    cb(null, ctx ?? refusingContext());
   };
 
   /**
