@@ -19,7 +19,9 @@ export function connectionTokens(value: string | undefined): Set<string> | undef
   const set = new Set<string>();
   for (const t of value.split(',')) {
     const name = t.trim().toLowerCase();
-    if (name !== '' && name !== 'close' && name !== 'keep-alive') set.add(name);
+    // Host is never hop-by-hop (RFC 9112 3.2): a client listing it must not change what the
+    // backend sees.
+    if (name !== '' && name !== 'close' && name !== 'keep-alive' && name !== 'host') set.add(name);
   }
   return set.size > 0 ? set : undefined;
 }

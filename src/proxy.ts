@@ -231,7 +231,22 @@ class Exchange implements Dispatcher.DispatchHandler {
     if (responseGone(this.res)) controller.abort(new Error('client closed the connection'));
   }
   onResponseStart(_c: Dispatcher.DispatchController, statusCode: number, headers: Record<string, string | string[] | undefined>, statusMessage?: string): void {
+    if (statusCode < 200) {
+      // An interim response (RFC 9110 15.2); the final one follows. 103 Early Hints are passed
+      // on; the others (102 Processing) say nothing a client can use through a proxy.
+      if (statusCode === 103 && headers.link !== undefined && !responseGone(this.res)) {
+        try {
+          this.res.writeEarlyHints({ link: headers.link });
+        } catch {
+          // best effort
+        }
+      }
+      return;
+    }
     this.responseStarted = true;
+    // A 204 has no content (RFC 9110 8.6); a Content-Length on it is dropped rather than passed
+    // on, since HTTP/2 clients reset a stream that declares a length it does not have.
+    if (statusCode === 204 && headers['content-length'] !== undefined) headers = { ...headers, 'content-length': undefined };
     const cl = headers['content-length'];
     this.bodyLeft = typeof cl === 'string' ? Number(cl) : -1;
     observeUpstreamLatency(this.routeId, (performance.now() - this.sentAt) / 1000);
@@ -440,6 +455,11 @@ export function checkTargetAndHost(req: DownstreamRequest): string | undefined {
   }
   // RFC 9112 3.2: an HTTP/1.1 request must have a Host (HTTP/2 has :authority, HTTP/1.0 may omit it).
   if (hosts === 0 && !isHttp2(req) && req.httpVersion === '1.1') return 'missing Host header';
+  // RFC 9113 8.3.1: Host and :authority naming different hosts make a malformed request.
+  if (hosts > 0 && isHttp2(req)) {
+    const authority = req.headers[':authority'];
+    if (typeof authority === 'string' && authority.toLowerCase() !== String(req.headers.host).toLowerCase()) return 'Host differs from :authority';
+  }
   return undefined;
 }
 
@@ -465,6 +485,19 @@ export function createRequestHandler(ctx: ProxyContext): RequestHandler {
       if (!isHttp2(req)) res.setHeader('connection', 'close');
       ex.error = bad;
       return ex.reply(400, `bad request: ${bad}`);
+    }
+    if (req.method === 'TRACE') {
+      // As nginx: TRACE would echo the client's cookies and credentials back (cross-site tracing).
+      res.setHeader('allow', 'GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS');
+      ex.error = 'TRACE is not allowed';
+      return ex.reply(405, 'method not allowed');
+    }
+    const te = req.headers['transfer-encoding'];
+    if (te !== undefined && te.trim().toLowerCase() !== 'chunked') {
+      // Node decodes the chunking and would pass the other codings' bytes on unmarked (RFC 9112 6.1).
+      if (!isHttp2(req)) res.setHeader('connection', 'close');
+      ex.error = `transfer-coding ${te} not implemented`;
+      return ex.reply(501, 'not implemented: only the chunked transfer-coding is supported');
     }
     if (req.url === '*') {
       // OPTIONS * asks about the server itself: Portico answers it, no backend does.

@@ -1,7 +1,7 @@
 // HTTP/1.1 Upgrade (WebSocket and others): route the request like any other, open a connection to
-// the endpoint, send the request head, then splice bytes both ways. The upstream's own 101 (or
-// refusal) goes back to the client as it is. A tunnel does not depend on the routing table once
-// open, so swaps never close it.
+// the endpoint, send the request head, read the upstream's answer, and only on 101 splice bytes
+// both ways. A refusal goes back to the client and ends the connection. A tunnel does not depend
+// on the routing table once open, so swaps never close it.
 
 import type { IncomingMessage } from 'node:http';
 import net from 'node:net';
@@ -87,20 +87,41 @@ export function createUpgradeHandler(ctx: UpgradeContext): (req: IncomingMessage
         ? tls.connect({ host: endpoint.address, port: endpoint.port, servername: net.isIP(endpoint.address) ? undefined : endpoint.address, rejectUnauthorized: false, ALPNProtocols: ['http/1.1'] })
         : net.connect({ host: endpoint.address, port: endpoint.port });
     let connected = false;
+    let answered = false;
     const connectTimer = setTimeout(() => upstream.destroy(Object.assign(new Error('connect timeout'), { code: 'ETIMEDOUT' })), ctx.connectTimeoutMs);
     upstream.once(backend.protocol === 'https' ? 'secureConnect' : 'connect', () => {
       connected = true;
       clearTimeout(connectTimer);
       upstream.setNoDelay(true);
       upstream.write(requestHead(req, fwd));
-      if (head.length > 0) upstream.write(head);
-      upstream.pipe(socket);
-      socket.pipe(upstream);
-      if (ctx.idleTimeoutMs > 0) {
-        upstream.setTimeout(ctx.idleTimeoutMs, () => upstream.destroy());
-      }
-      countRequest(route.id, 101);
-      ctx.log.info({ type: 'access', upgrade: req.headers.upgrade, client: fwd.clientIp, method: req.method, host: req.headers.host, path: req.url, route: route.id, upstream: endpoint.origin, connect_ms: Math.round((performance.now() - started) * 1000) / 1000, proxy_protocol: proxyLogFields(req) });
+      if (ctx.idleTimeoutMs > 0) upstream.setTimeout(ctx.idleTimeoutMs, () => upstream.destroy());
+      // Nothing from the client goes upstream until the upstream has switched protocols: a
+      // refusal (any status but 101) keeps the connection HTTP (RFC 9110 7.8), and the client
+      // must not get a raw tunnel past routing, allowlists and header rules.
+      readResponseHead(upstream, (err, response) => {
+        answered = true;
+        const log = (status: number) =>
+          ctx.log.info({ type: 'access', upgrade: req.headers.upgrade, client: fwd.clientIp, method: req.method, host: req.headers.host, path: req.url, status, route: route.id, upstream: endpoint.origin, connect_ms: Math.round((performance.now() - started) * 1000) / 1000, proxy_protocol: proxyLogFields(req) });
+        if (err !== undefined || response === undefined) {
+          upstreamErrors.labels('reset').inc();
+          countRequest(route.id, 502);
+          log(502);
+          refuse(socket, 502, `upstream connection error: ${err?.message ?? 'no response'}`);
+          upstream.destroy();
+          return;
+        }
+        countRequest(route.id, response.status);
+        log(response.status);
+        if (response.status === 101) {
+          socket.write(response.bytes);
+          // What the client sent right behind its request belongs to the new protocol.
+          if (head.length > 0) upstream.write(head);
+          upstream.pipe(socket);
+          socket.pipe(upstream);
+          return;
+        }
+        relayRefusal(response, upstream, socket);
+      });
     });
     upstream.on('error', (err: Error & { code?: string }) => {
       clearTimeout(connectTimer);
@@ -108,11 +129,99 @@ export function createUpgradeHandler(ctx: UpgradeContext): (req: IncomingMessage
         upstreamErrors.labels(err.code === 'ETIMEDOUT' ? 'timeout' : 'connect').inc();
         countRequest(route.id, 502);
         refuse(socket, 502, 'upstream connect error');
+      } else if (!answered) {
+        answered = true;
+        upstreamErrors.labels('reset').inc();
+        countRequest(route.id, 502);
+        refuse(socket, 502, 'upstream connection error');
       } else {
         socket.destroy();
       }
     });
-    upstream.on('close', () => socket.destroy());
+    // A response being relayed ends the client connection itself (after its last byte).
+    upstream.on('close', () => {
+      if (!socket.writableEnded) socket.destroy();
+    });
     socket.on('close', () => upstream.destroy());
   };
+}
+
+const MAX_RESPONSE_HEAD = 64 * 1024;
+
+interface UpstreamResponseHead {
+  readonly status: number;
+  /** The head as received, plus any bytes after it that arrived with it. */
+  readonly bytes: Buffer;
+  readonly headEnd: number;
+  readonly contentLength: number | undefined;
+  readonly chunked: boolean;
+}
+
+/** Reads the upstream's response head (status line and headers) without consuming past it. */
+function readResponseHead(upstream: net.Socket, done: (err: Error | undefined, head?: UpstreamResponseHead) => void): void {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  let finished = false;
+  const finish = (err: Error | undefined, head?: UpstreamResponseHead) => {
+    if (finished) return;
+    finished = true;
+    upstream.off('data', onData);
+    upstream.off('end', onEnd);
+    upstream.pause();
+    done(err, head);
+  };
+  const onEnd = () => finish(new Error('the upstream closed before answering'));
+  const onData = (chunk: Buffer) => {
+    chunks.push(chunk);
+    size += chunk.length;
+    const bytes = chunks.length === 1 ? chunk : Buffer.concat(chunks);
+    const end = bytes.indexOf('\r\n\r\n');
+    if (end < 0) {
+      if (size > MAX_RESPONSE_HEAD) finish(new Error('response head too large'));
+      return;
+    }
+    const text = bytes.subarray(0, end).toString('latin1');
+    const m = /^HTTP\/1\.[01] (\d{3})(?: [^\r\n]*)?\r?\n?/.exec(text);
+    if (m === null) return finish(new Error('malformed response status line'));
+    const cl = /\r\ncontent-length:[ \t]*(\d+)[ \t]*(?:\r|$)/i.exec(text);
+    const chunked = /\r\ntransfer-encoding:[^\r]*chunked/i.test(text);
+    finish(undefined, { status: Number(m[1]), bytes, headEnd: end + 4, contentLength: cl === null ? undefined : Number(cl[1]), chunked });
+  };
+  upstream.on('data', onData);
+  upstream.once('end', onEnd);
+}
+
+/**
+ * The upstream refused the upgrade: pass its response on with `Connection: close`, then close both
+ * connections once the response has been sent (by its length, its last chunk, or the upstream's close).
+ */
+function relayRefusal(response: UpstreamResponseHead, upstream: net.Socket, socket: Duplex): void {
+  const lines = response.bytes.subarray(0, response.headEnd - 4).toString('latin1').split('\r\n');
+  const kept = lines.filter((l, i) => i === 0 || !/^(connection|keep-alive|upgrade)\s*:/i.test(l));
+  socket.write(`${kept.join('\r\n')}\r\nConnection: close\r\n\r\n`, 'latin1');
+  const noBody = response.status === 204 || response.status === 304 || (response.status >= 100 && response.status < 200);
+  let left = noBody ? 0 : response.contentLength;
+  let tail = '';
+  const send = (body: Buffer): boolean => {
+    if (left !== undefined) {
+      const piece = body.subarray(0, left);
+      left -= piece.length;
+      if (piece.length > 0) socket.write(piece);
+      return left === 0;
+    }
+    if (body.length > 0) socket.write(body);
+    if (!response.chunked) return false; // close-delimited: ends when the upstream closes
+    tail = (tail + body.toString('latin1')).slice(-7);
+    return tail.endsWith('\r\n0\r\n\r\n') || tail === '0\r\n\r\n';
+  };
+  const end = () => {
+    upstream.destroy();
+    socket.end();
+  };
+  if (send(response.bytes.subarray(response.headEnd))) return end();
+  upstream.on('data', (chunk: Buffer) => {
+    if (send(chunk)) end();
+  });
+  upstream.once('end', end);
+  upstream.resume();
 }

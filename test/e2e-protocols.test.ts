@@ -1,4 +1,5 @@
 import http2 from 'node:http2';
+import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startEchoBackend, type EchoBackend } from '../examples/quickstart/echo-backend.ts';
 import { request } from './helpers/http.ts';
@@ -37,11 +38,11 @@ afterAll(async () => {
   ws?.server.close();
 });
 
-function h2cRequest(port: number, path: string, authority: string, opts: { method?: string; body?: string } = {}): Promise<{ status: number; headers: http2.IncomingHttpHeaders; body: string }> {
+function h2cRequest(port: number, path: string, authority: string, opts: { method?: string; body?: string; headers?: Record<string, string> } = {}): Promise<{ status: number; headers: http2.IncomingHttpHeaders; body: string }> {
   return new Promise((resolve, reject) => {
     const session = http2.connect(`http://127.0.0.1:${port}`);
     session.on('error', reject);
-    const req = session.request({ ':path': path, ':authority': authority, ':method': opts.method ?? 'GET' });
+    const req = session.request({ ':path': path, ':authority': authority, ':method': opts.method ?? 'GET', ...opts.headers });
     let body = '';
     let headers: http2.IncomingHttpHeaders = {};
     req.on('response', (h) => (headers = h));
@@ -68,6 +69,11 @@ describe('HTTP/2 with prior knowledge (h2c) on the plain listener', () => {
 
   it('answers errors the same way', async () => {
     expect((await h2cRequest(portico.httpPort, '/', 'nowhere.test')).status).toBe(404);
+  });
+
+  it('a Host header that differs from :authority is a malformed request (RFC 9113 8.3.1)', async () => {
+    expect((await h2cRequest(portico.httpPort, '/', 'app.test', { headers: { host: 'other.test' } })).status).toBe(400);
+    expect((await h2cRequest(portico.httpPort, '/', 'app.test', { headers: { host: 'APP.test' } })).status).toBe(200);
   });
 
   it('HTTP/1.1 still works on the same port', async () => {
@@ -126,6 +132,90 @@ describe('WebSocket', () => {
     expect(r.text).toContain(`Location: https://secure-ws.test:${portico.httpsPort}/ws/x`);
     const two = await rawExchange(portico.httpPort, `GET /ws/x HTTP/1.1\r\nHost: a.test\r\nHost: b.test\r\n${upgrade}`);
     expect(two.text).toMatch(/^HTTP\/1\.1 400 /);
+  });
+
+  it('an upgrade the upstream refuses stays HTTP: the refusal reaches the client, nothing more goes upstream, the connection closes', async () => {
+    const { rawExchange } = await import('./helpers/http.ts');
+    const received: string[] = [];
+    const refuser = net.createServer((s) => {
+      let seen = '';
+      s.on('data', (c) => {
+        seen += c.toString('latin1');
+        received.push(c.toString('latin1'));
+        if (seen.includes('\r\n\r\n') && !seen.includes('answered')) {
+          seen += 'answered';
+          const chunked = seen.startsWith('GET /chunked');
+          s.write(chunked ? 'HTTP/1.1 401 Unauthorized\r\nTransfer-Encoding: chunked\r\nConnection: keep-alive\r\n\r\n5\r\nno ws\r\n0\r\n\r\n' : 'HTTP/1.1 403 Forbidden\r\nContent-Length: 7\r\nConnection: keep-alive\r\n\r\ndenied\n');
+        }
+      });
+      s.on('error', () => undefined);
+    });
+    await new Promise<void>((r) => refuser.listen(0, '127.0.0.4', r));
+    const port = (refuser.address() as net.AddressInfo).port;
+    try {
+      portico.write('refuser.yaml', toYaml(service('refuser'), endpointSlice('refuser', [`127.0.0.4:${port}`]), ingress('refuser', 'refuse.test', [{ path: '/', service: 'refuser' }])));
+      await waitFor('route', async () => (await portico.json('/debug/routes')).virtualHosts.some((v: { hostname: string }) => v.hostname === 'refuse.test'));
+      const upgrade = 'Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n';
+      // A second request smuggled behind the refused upgrade must never reach the upstream.
+      const smuggled = 'GET /internal HTTP/1.1\r\nHost: refuse.test\r\nX-Forwarded-For: 6.6.6.6\r\n\r\n';
+      const r = await rawExchange(portico.httpPort, `GET /ws HTTP/1.1\r\nHost: refuse.test\r\n${upgrade}${smuggled}`);
+      expect(r.text).toMatch(/^HTTP\/1\.1 403 Forbidden\r\n/);
+      expect(r.text).toMatch(/\r\nConnection: close\r\n/);
+      expect(r.text.endsWith('\r\n\r\ndenied\n')).toBe(true);
+      expect(r.closed).toBe(true);
+      const chunked = await rawExchange(portico.httpPort, `GET /chunked HTTP/1.1\r\nHost: refuse.test\r\n${upgrade}`);
+      expect(chunked.text).toMatch(/^HTTP\/1\.1 401 Unauthorized\r\n/);
+      expect(chunked.text.endsWith('5\r\nno ws\r\n0\r\n\r\n')).toBe(true);
+      expect(chunked.closed).toBe(true);
+      expect(received.join('')).not.toContain('/internal');
+    } finally {
+      portico.remove('refuser.yaml');
+      refuser.close();
+    }
+  });
+
+  it('interim responses: 103 Early Hints reach the client before the final response; a 204 with a Content-Length is served over HTTP/2', async () => {
+    const raw = net.createServer((s) => {
+      let buf = '';
+      s.on('data', (c) => {
+        buf += c.toString('latin1');
+        for (let end = buf.indexOf('\r\n\r\n'); end >= 0; end = buf.indexOf('\r\n\r\n')) {
+          const head = buf.slice(0, end);
+          buf = buf.slice(end + 4);
+          if (head.startsWith('GET /103')) s.write('HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\nHTTP/1.1 102 Processing\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfinal');
+          else s.write('HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\n');
+        }
+      });
+      s.on('error', () => undefined);
+    });
+    await new Promise<void>((r) => raw.listen(0, '127.0.0.4', r));
+    const port = (raw.address() as net.AddressInfo).port;
+    try {
+      portico.write('raw.yaml', toYaml(service('raw'), endpointSlice('raw', [`127.0.0.4:${port}`]), ingress('raw', 'raw.test', [{ path: '/', service: 'raw' }])));
+      await waitFor('route', async () => (await portico.json('/debug/routes')).virtualHosts.some((v: { hostname: string }) => v.hostname === 'raw.test'));
+      const { rawExchange } = await import('./helpers/http.ts');
+      const r = await rawExchange(portico.httpPort, 'GET /103 HTTP/1.1\r\nHost: raw.test\r\nConnection: close\r\n\r\n');
+      expect(r.text).toMatch(/^HTTP\/1\.1 103 Early Hints\r\n[Ll]ink: <\/style\.css>; rel=preload\r\n\r\nHTTP\/1\.1 200 OK\r\n/);
+      expect(r.text.endsWith('final')).toBe(true);
+      expect(r.text).not.toContain('102');
+      const h2 = await h2cRequest(portico.httpPort, '/103', 'raw.test');
+      expect(h2).toMatchObject({ status: 200, body: 'final' });
+      const noContent = await h2cRequest(portico.httpPort, '/204', 'raw.test');
+      expect(noContent.status).toBe(204);
+      expect(noContent.headers['content-length']).toBeUndefined();
+    } finally {
+      portico.remove('raw.yaml');
+      raw.close();
+    }
+  });
+
+  it('TRACE gets 405 from Portico; a transfer-coding other than chunked gets 501', async () => {
+    const { rawExchange } = await import('./helpers/http.ts');
+    const trace = await rawExchange(portico.httpPort, 'TRACE / HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\n\r\n');
+    expect(trace.text).toMatch(/^HTTP\/1\.1 405 /);
+    const gzip = await rawExchange(portico.httpPort, 'POST / HTTP/1.1\r\nHost: app.test\r\nTransfer-Encoding: gzip, chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n');
+    expect(gzip.text).toMatch(/^HTTP\/1\.1 501 /);
+    expect(gzip.closed).toBe(true);
   });
 
   it('an upgrade with no route gets 404', async () => {

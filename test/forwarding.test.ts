@@ -22,4 +22,10 @@ describe('upstreamHeaders', () => {
     const names = out.filter((_, i) => i % 2 === 0).map((n) => n.toLowerCase());
     expect(names).toEqual(['host', 'te', 'x-forwarded-for', 'x-real-ip', 'x-forwarded-proto', 'x-forwarded-host', 'x-forwarded-port']);
   });
+
+  it('keeps Host even when Connection names it', () => {
+    const out = upstreamHeaders(['Host', 'public.example', 'Connection', 'Host'], 'Host', fwd);
+    expect(out.slice(0, 2)).toEqual(['Host', 'public.example']);
+    expect(out.filter((n) => n.toLowerCase() === 'host')).toHaveLength(1);
+  });
 });
