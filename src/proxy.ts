@@ -444,6 +444,11 @@ export function checkTargetAndHost(req: DownstreamRequest): string | undefined {
     }
     req.url = m[2] === '' ? '/' : m[2].charCodeAt(0) === 63 /* ? */ ? `/${m[2]}` : m[2];
   }
+  const target = req.url ?? '/';
+  if (target.includes('%') || target.includes('..')) {
+    const problem = pathProblem(target);
+    if (problem !== undefined) return problem;
+  }
   const raw = req.rawHeaders;
   let hosts = 0;
   for (let i = 0; i < raw.length; i += 2) {
@@ -461,6 +466,31 @@ export function checkTargetAndHost(req: DownstreamRequest): string | undefined {
     if (typeof authority === 'string' && authority.toLowerCase() !== String(req.headers.host).toLowerCase()) return 'Host differs from :authority';
   }
   return undefined;
+}
+
+/**
+ * As nginx: a path with a broken percent-escape, or whose `..` segments climb above the root,
+ * is refused rather than routed one way and read another way upstream.
+ */
+function pathProblem(target: string): string | undefined {
+  let end = target.indexOf('?');
+  if (end < 0) end = target.length;
+  const path = target.slice(0, end);
+  for (let i = path.indexOf('%'); i >= 0; i = path.indexOf('%', i + 1)) {
+    if (!isHex(path.charCodeAt(i + 1)) || !isHex(path.charCodeAt(i + 2))) return 'malformed percent-encoding in the path';
+  }
+  let depth = 0;
+  for (const raw of path.split('/').slice(1)) {
+    const seg = raw.includes('%') ? raw.replace(/%2e/gi, '.') : raw;
+    if (seg === '..') {
+      if (--depth < 0) return 'the path climbs above the root';
+    } else if (seg !== '.' && seg !== '') depth++;
+  }
+  return undefined;
+}
+
+function isHex(c: number): boolean {
+  return (c >= 48 && c <= 57) || ((c | 0x20) >= 97 && (c | 0x20) <= 102);
 }
 
 const ABSOLUTE_FORM = /^https?:\/\/([^/?#@\s]+)([^#\s]*)$/i;

@@ -146,6 +146,17 @@ describe('proxying Ingress traffic', () => {
     expect(get.closed).toBe(true);
   });
 
+  it('a path that climbs above the root, or has a broken percent-escape, gets 400; a harmless .. is routed', async () => {
+    for (const path of ['/b/../../etc/passwd', '/..', '/b/%2e%2E/%2e./x', '/b/%zz', '/b/%4']) {
+      const r = await rawExchange(portico.httpPort, `GET ${path} HTTP/1.1\r\nHost: app.test\r\n\r\n`);
+      expect(r.text, path).toMatch(/^HTTP\/1\.1 400 /);
+      expect(r.closed, path).toBe(true);
+    }
+    const ok = await request(portico.httpPort, '/a/../b/x?q=..%zz', { host: 'app.test' });
+    expect(ok.status).toBe(200);
+    expect(JSON.parse(ok.body)).toMatchObject({ backend: 'b', url: '/a/../b/x?q=..%zz' });
+  });
+
   it('CONNECT gets 405 and a closed connection', async () => {
     const r = await rawExchange(portico.httpPort, 'CONNECT app.test:443 HTTP/1.1\r\nHost: app.test:443\r\n\r\n');
     expect(r.text).toMatch(/^HTTP\/1\.1 405 /);
