@@ -4,7 +4,7 @@
 /** Hop-by-hop headers: they describe one connection and never go further. */
 const HOP_BY_HOP = new Set([
   'connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization',
-  'te', 'trailer', 'transfer-encoding', 'upgrade',
+  'te', 'trailer', 'transfer-encoding', 'upgrade', 'http2-settings',
 ]);
 
 /** Forwarding headers a client could forge; the proxy writes its own. */

@@ -87,10 +87,10 @@ const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
  * Reads until the connection either starts with the HTTP/2 preface or cannot, then puts the bytes
  * back. Most connections decide on their first byte ('P' starts only PRI, POST, PUT, PATCH).
  */
-export function sniffH2Preface(socket: net.Socket, timeoutMs: number): Promise<boolean> {
+export function sniffH2Preface(socket: net.Socket, timeoutMs: number): Promise<boolean | 'timeout'> {
   return new Promise((resolve) => {
     let buffered: Buffer = Buffer.alloc(0);
-    const done = (isH2: boolean) => {
+    const done = (isH2: boolean | 'timeout') => {
       clearTimeout(timer);
       socket.off('data', onData);
       socket.off('end', onEnd);
@@ -105,7 +105,7 @@ export function sniffH2Preface(socket: net.Socket, timeoutMs: number): Promise<b
       if (n === H2_PREFACE.length) return done(true);
     };
     const onEnd = () => done(false);
-    const timer = setTimeout(() => done(false), timeoutMs);
+    const timer = setTimeout(() => done('timeout'), timeoutMs);
     socket.on('data', onData);
     socket.on('end', onEnd);
   });
@@ -134,6 +134,7 @@ export function createTrafficListener(o: TrafficListenerOptions): net.Server {
   const gauge = openConnections.labels(o.name);
   const server = net.createServer({ noDelay: true, pauseOnConnect: false, allowHalfOpen: o.allowHalfOpen === true }, (socket) => {
     gauge.inc();
+    acceptedAt.set(socket, performance.now());
     socket.once('close', () => gauge.dec());
     socket.on('error', () => undefined);
     if (o.accept) o.accept(socket, o.serve);
@@ -151,11 +152,21 @@ export function createTrafficListener(o: TrafficListenerOptions): net.Server {
   return server;
 }
 
+/** When each connection was accepted: the steps before the HTTP server share one headers timeout. */
+const acceptedAt = new WeakMap<net.Socket, number>();
+
 /** Plain HTTP: HTTP/1.1, or h2c when the client opens with the HTTP/2 preface. */
 export function plainHttpServe(http1: http.Server, h2c: http2.Http2Server, headersTimeoutMs: number): (socket: net.Socket) => void {
   return (socket) => {
-    void sniffH2Preface(socket, headersTimeoutMs).then((isH2) => {
+    // Time spent in the accept step (waiting for a possible PROXY header) counts against the
+    // headers timeout; a floor leaves bytes already read the time to be seen.
+    const since = acceptedAt.get(socket);
+    const left = since === undefined ? headersTimeoutMs : Math.max(50, headersTimeoutMs - (performance.now() - since));
+    void sniffH2Preface(socket, left).then((isH2) => {
       if (socket.destroyed) return;
+      // Nothing (or too little to tell) within the headers timeout: that timeout is over, so
+      // close now rather than start the HTTP server's own.
+      if (isH2 === 'timeout') return void socket.destroy();
       (isH2 ? h2c : http1).emit('connection', socket);
       socket.resume();
     });

@@ -64,7 +64,7 @@ export const SERVE_FLAGS: readonly FlagSpec[] = [
   { name: 'headers-timeout', value: '20', help: 'seconds a client has to send the request head (408 after)' },
   { name: 'request-timeout', value: '300', help: 'seconds a client has to send a whole request (408 after; 0 = none)' },
   { name: 'keepalive-timeout', value: '60', help: 'seconds an idle keep-alive connection stays open' },
-  { name: 'max-connections', value: '10000', help: 'open client connections per worker; more are closed at once' },
+  { name: 'max-connections', value: '10000', help: 'open client connections per listener in each worker; more are closed at once' },
   { name: 'shutdown-grace', value: '10', help: 'seconds to finish in-flight requests on SIGTERM' },
   { name: 'default-ssl-certificate', value: 'NS/NAME', help: 'TLS Secret served when no certificate matches (default: generated self-signed)' },
   { name: 'strict-sni', value: '', help: 'refuse TLS handshakes whose SNI matches no certificate', boolean: true },

@@ -97,6 +97,7 @@ export class UpstreamPools {
 const CONNECT_ERRORS = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'UND_ERR_CONNECT_TIMEOUT']);
 const TIMEOUT_ERRORS = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']);
 const MAX_CONNECT_ATTEMPTS = 3;
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS']);
 
 export function sendError(res: DownstreamResponse, status: number, message: string): void {
   if (res.headersSent) {
@@ -265,6 +266,9 @@ class Exchange implements Dispatcher.DispatchHandler {
     } catch (err) {
       // A header Node refuses to send (bad characters from upstream) is the upstream's fault.
       this.ctx.log.warn({ err: (err as Error).message, upstream: this.endpoint?.origin }, 'invalid upstream response header');
+      // writeHead may have set some of the upstream's headers before it threw: the 502 must not
+      // carry them (nor fail on them again).
+      for (const name of this.res.getHeaderNames()) this.res.removeHeader(name);
       this.controller?.abort(err as Error);
     }
   }
@@ -330,6 +334,15 @@ class Exchange implements Dispatcher.DispatchHandler {
         this.dispatch();
         return;
       }
+    }
+    if (code === 'UND_ERR_SOCKET' && !this.responseStarted && !this.hasBody && IDEMPOTENT.has(this.req.method ?? '') && this.attempts < MAX_CONNECT_ATTEMPTS && !responseGone(this.res)) {
+      // The connection closed before any response byte: most often a kept-alive connection the
+      // upstream closed just as it was reused. As nginx does for idempotent requests, try again
+      // (on a new or another idle connection).
+      this.attempts++;
+      this.controller = undefined;
+      this.dispatch();
+      return;
     }
     this.done = true;
     const kind = TIMEOUT_ERRORS.has(code) ? 'timeout' : connectFailure ? 'connect' : 'reset';

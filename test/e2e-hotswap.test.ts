@@ -181,4 +181,30 @@ describe('shutdown', () => {
       slow.close();
     }
   });
+
+  it('SIGTERM drains keep-alive connections: responses say Connection: close, and the process exits long before the grace period', async () => {
+    const slow = http.createServer((req, res) => setTimeout(() => res.end('finished\n'), 500));
+    await new Promise<void>((r) => slow.listen(0, '127.0.0.3', r));
+    const port = (slow.address() as { port: number }).port;
+    const p = await startPortico({ workers: 1, args: ['--shutdown-grace', '20'], files: { 'all.yaml': toYaml(ingressClass(), service('slow'), endpointSlice('slow', [`127.0.0.3:${port}`]), ingress('slow', 'slow.test', [{ path: '/', service: 'slow' }])) } });
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 4 });
+    try {
+      // Four kept-alive connections, each busy with a request when SIGTERM arrives.
+      const first = Array.from({ length: 4 }, () => request(p.httpPort, '/', { host: 'slow.test', agent }));
+      await sleep(200);
+      const signalled = Date.now();
+      p.proc.kill('SIGTERM');
+      const answers = await Promise.all(first);
+      expect(answers.map((a) => a.status)).toEqual([200, 200, 200, 200]);
+      expect(answers.map((a) => a.headers.connection)).toEqual(['close', 'close', 'close', 'close']);
+      await waitFor('exit', () => p.proc.exitCode !== null, 15_000);
+      expect(p.proc.exitCode).toBe(0);
+      expect(Date.now() - signalled).toBeLessThan(5000);
+    } finally {
+      agent.destroy();
+      await p.stop();
+      slow.closeAllConnections();
+      slow.close();
+    }
+  });
 });

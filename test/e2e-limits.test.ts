@@ -68,6 +68,14 @@ describe('malformed HTTP and limits', () => {
     expect(r.data).toMatch(/^HTTP\/1\.1 408|^$/);
   });
 
+  it('a connection that sends nothing is closed after --headers-timeout, not twice that', async () => {
+    const s = await openSocket(portico.httpPort);
+    const r = await closedWithin(s, 5000);
+    expect(r.closed).toBe(true);
+    expect(r.afterMs).toBeGreaterThanOrEqual(900);
+    expect(r.afterMs).toBeLessThan(1800);
+  });
+
   it('a client that never finishes its body is cut off after --request-timeout', async () => {
     const s = await openSocket(portico.httpPort);
     s.write('POST / HTTP/1.1\r\nHost: app.test\r\nContent-Length: 100\r\n\r\nonly-some');

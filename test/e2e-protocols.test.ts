@@ -183,6 +183,7 @@ describe('WebSocket', () => {
           const head = buf.slice(0, end);
           buf = buf.slice(end + 4);
           if (head.startsWith('GET /103')) s.write('HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\nHTTP/1.1 102 Processing\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfinal');
+          else if (head.startsWith('GET /h2s')) s.write('HTTP/1.1 200 OK\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\nContent-Length: 2\r\n\r\nok');
           else s.write('HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\n');
         }
       });
@@ -203,6 +204,8 @@ describe('WebSocket', () => {
       const noContent = await h2cRequest(portico.httpPort, '/204', 'raw.test');
       expect(noContent.status).toBe(204);
       expect(noContent.headers['content-length']).toBeUndefined();
+      // A connection-specific header HTTP/2 forbids is dropped, not a hung stream.
+      expect(await h2cRequest(portico.httpPort, '/h2s', 'raw.test')).toMatchObject({ status: 200, body: 'ok' });
     } finally {
       portico.remove('raw.yaml');
       raw.close();

@@ -1,10 +1,11 @@
 import http from 'node:http';
+import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startEchoBackend, type EchoBackend } from '../examples/quickstart/echo-backend.ts';
 import { curl } from './helpers/certs.ts';
 import { rawExchange, request } from './helpers/http.ts';
 import { endpointSlice, ingress, ingressClass, service, toYaml } from './helpers/manifests.ts';
-import { freePort, startPortico, waitFor, type Portico } from './helpers/portico.ts';
+import { freePort, sleep, startPortico, waitFor, type Portico } from './helpers/portico.ts';
 
 let portico: Portico;
 let a1: EchoBackend;
@@ -155,6 +156,41 @@ describe('proxying Ingress traffic', () => {
     const ok = await request(portico.httpPort, '/a/../b/x?q=..%zz', { host: 'app.test' });
     expect(ok.status).toBe(200);
     expect(JSON.parse(ok.body)).toMatchObject({ backend: 'b', url: '/a/../b/x?q=..%zz' });
+  });
+
+  it('a GET on a kept-alive upstream connection that the upstream closes at that moment is retried, not answered 502', async () => {
+    // An upstream that closes any connection that was idle for more than 150 ms when a request
+    // arrives on it, without answering: the keep-alive race, every time.
+    const racy = net.createServer((s) => {
+      let buf = '';
+      let last = Date.now();
+      s.on('data', (c) => {
+        buf += c.toString('latin1');
+        for (let end = buf.indexOf('\r\n\r\n'); end >= 0; end = buf.indexOf('\r\n\r\n')) {
+          buf = buf.slice(end + 4);
+          if (Date.now() - last > 150) return void s.destroy();
+          last = Date.now();
+          s.write('HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n');
+        }
+      });
+      s.on('error', () => undefined);
+    });
+    await new Promise<void>((r) => racy.listen(0, '127.0.0.6', r));
+    const port = (racy.address() as net.AddressInfo).port;
+    try {
+      portico.write('racy.yaml', toYaml(service('racy'), endpointSlice('racy', [`127.0.0.6:${port}`]), ingress('racy', 'racy.test', [{ path: '/', service: 'racy' }])));
+      await waitFor('route', async () => (await request(portico.httpPort, '/', { host: 'racy.test' })).status === 200);
+      const statuses: number[] = [];
+      for (let i = 0; i < 4; i++) {
+        await sleep(250);
+        // Both workers' pools hold an idle connection by now; each reuse meets a close.
+        statuses.push((await request(portico.httpPort, '/', { host: 'racy.test' })).status, (await request(portico.httpPort, '/', { host: 'racy.test' })).status);
+      }
+      expect(statuses).toEqual(Array(8).fill(200));
+    } finally {
+      portico.remove('racy.yaml');
+      racy.close();
+    }
   });
 
   it('CONNECT gets 405 and a closed connection', async () => {
