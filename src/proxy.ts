@@ -99,12 +99,19 @@ const TIMEOUT_ERRORS = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT
 const MAX_CONNECT_ATTEMPTS = 3;
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS']);
 
+/**
+ * Set when the worker starts shutting down: HTTP/1.x responses whose headers are not sent yet
+ * close their connections (as nginx does when quitting). One flag read per response.
+ */
+export const drain = { active: false };
+
 export function sendError(res: DownstreamResponse, status: number, message: string): void {
   if (res.headersSent) {
     res.destroy();
     return;
   }
   if (responseGone(res)) return;
+  if (drain.active && 'shouldKeepAlive' in res) res.setHeader('connection', 'close');
   const body = `${message}\n`;
   res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' });
   res.end(body);
@@ -262,7 +269,10 @@ class Exchange implements Dispatcher.DispatchHandler {
           return;
         }
         this.res.writeHead(statusCode, downstreamHeaders(headers));
-      } else this.res.writeHead(statusCode, statusMessage || undefined, downstreamHeaders(headers));
+      } else {
+        if (drain.active) this.res.setHeader('connection', 'close');
+        this.res.writeHead(statusCode, statusMessage || undefined, downstreamHeaders(headers));
+      }
     } catch (err) {
       // A header Node refuses to send (bad characters from upstream) is the upstream's fault.
       this.ctx.log.warn({ err: (err as Error).message, upstream: this.endpoint?.origin }, 'invalid upstream response header');

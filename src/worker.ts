@@ -13,7 +13,7 @@ import { createH2cServer, createHttp1Server, createTrafficListener, listen, plai
 import { createLogger } from './log.ts';
 import { tableSwaps, tableVersion } from './metrics.ts';
 import type { ServeOptions } from './options.ts';
-import { UpstreamPools, createRequestHandler, requestHost, type DownstreamRequest } from './proxy.ts';
+import { UpstreamPools, createRequestHandler, drain, requestHost, type DownstreamRequest } from './proxy.ts';
 import { createUpgradeHandler } from './upgrade.ts';
 import { parseRealIpSettings } from './realip/config.ts';
 import { createProxyProtocolAccept, peerWarningKey, proxyHeaderTimeoutMs, realIpForRequest, type WarnLogger } from './realip/proxy-listener.ts';
@@ -70,21 +70,7 @@ function misdirected(req: DownstreamRequest, host: string): boolean {
   return store.lookup(sni)?.id !== own.id;
 }
 
-/** Set on SIGTERM: every HTTP/1.1 response then closes its connection (as nginx does when quitting). */
-let draining = false;
-const serveRequest = createRequestHandler({ table, pools, log, options, forwarding: forwardingFor, accessLog: log.isLevelEnabled('info'), misdirected });
-/** HTTP/1.x responses not yet finished: on SIGTERM, those whose headers are not sent yet close. */
-const inFlight = new Set<{ headersSent: boolean; setHeader(name: string, value: string): unknown }>();
-const handler: typeof serveRequest = (req, res) => {
-  if (req.httpVersionMajor === 1) {
-    if (draining) res.setHeader('connection', 'close');
-    else {
-      inFlight.add(res);
-      res.once('close', () => inFlight.delete(res));
-    }
-  }
-  serveRequest(req, res);
-};
+const handler = createRequestHandler({ table, pools, log, options, forwarding: forwardingFor, accessLog: log.isLevelEnabled('info'), misdirected });
 // WebSocket tunnels are long-lived; an hour of silence ends one (nginx's default is a minute).
 const upgrade = createUpgradeHandler({ table, forwarding: forwardingFor, log, connectTimeoutMs: options.upstreamConnectTimeoutMs, idleTimeoutMs: 3_600_000, httpsPort: options.httpsPort, misdirected });
 
@@ -146,9 +132,7 @@ function shutdown(msg: ShutdownMessage): void {
   deadline.unref();
   // Drain: responses from now on close their connections, and connections that sit idle between
   // requests are closed as they become idle, so the worker exits as soon as in-flight requests end.
-  draining = true;
-  for (const res of inFlight) if (!res.headersSent) res.setHeader('connection', 'close');
-  inFlight.clear();
+  drain.active = true;
   const sweep = setInterval(() => {
     for (const hook of shutdownHooks) hook();
   }, 250);
