@@ -21,7 +21,19 @@ export interface ListenerLimits {
   readonly maxConnections: number;
 }
 
-const REASONS: Record<number, string> = { 400: 'Bad Request', 408: 'Request Timeout', 431: 'Request Header Fields Too Large' };
+const REASONS: Record<number, string> = { 400: 'Bad Request', 408: 'Request Timeout', 414: 'URI Too Long', 431: 'Request Header Fields Too Large' };
+
+/**
+ * Node counts the request line into --max-header-size. When the bytes the parser failed on start
+ * a request whose first line alone is that long (or has not ended), the target is what is too
+ * long: 414 (RFC 9110 15.5.15), not 431.
+ */
+function requestLineTooLong(err: Error & { rawPacket?: unknown }): boolean {
+  const raw = err.rawPacket;
+  if (!Buffer.isBuffer(raw) || !/^[A-Z]+ /.test(raw.subarray(0, 24).toString('latin1'))) return false;
+  const nl = raw.indexOf(10);
+  return nl < 0 || nl > 4096;
+}
 
 /** Answers a connection whose request cannot be parsed, then closes it. */
 export function rejectClient(err: Error & { code?: string }, socket: Duplex, log: Logger): void {
@@ -29,7 +41,7 @@ export function rejectClient(err: Error & { code?: string }, socket: Duplex, log
     socket.destroy();
     return;
   }
-  const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
+  const status = err.code === 'HPE_HEADER_OVERFLOW' ? (requestLineTooLong(err) ? 414 : 431) : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
   const body = `${REASONS[status]}\n`;
   log.debug({ code: err.code }, 'rejected malformed request');
   socket.end(`HTTP/1.1 ${status} ${REASONS[status]}\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${body.length}\r\n\r\n${body}`);

@@ -59,6 +59,12 @@ describe('malformed HTTP and limits', () => {
     expect((await request(portico.httpPort, '/', { host: 'app.test', headers: { 'x-big': 'a'.repeat(3000) } })).status).toBe(200);
   });
 
+  it('a request target over the limit gets 414 URI Too Long', async () => {
+    const r = await rawExchange(portico.httpPort, `GET /${'a'.repeat(8000)} HTTP/1.1\r\nHost: app.test\r\n\r\n`);
+    expect(r.text).toMatch(/^HTTP\/1\.1 414 URI Too Long/);
+    expect(r.closed).toBe(true);
+  });
+
   it('a client that never finishes its headers is cut off after --headers-timeout', async () => {
     const s = await openSocket(portico.httpPort);
     s.write('GET / HTTP/1.1\r\nHost: app.test\r\n');
