@@ -68,6 +68,9 @@ export function createHttpsStack(o: HttpsStackOptions): HttpsStack {
   });
 
   const terminate = (socket: net.Socket): void => {
+    // The listener is half-open for passthrough's sake; a connection terminated here closes when
+    // the client does (an HTTP/2 session would otherwise hold it until its idle timeout).
+    socket.allowHalfOpen = false;
     tlsServer.emit('connection', socket);
   };
 

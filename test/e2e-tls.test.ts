@@ -270,6 +270,21 @@ describe('upstream TLS', () => {
   });
 });
 
+describe('connection accounting', () => {
+  it('an HTTP/2 connection the client closed frees its --max-connections slot at once', async () => {
+    const small = await startPortico({ workers: 1, args: ['--max-connections', '3'], files: { 'all.yaml': toYaml(ingressClass(), service('app'), endpointSlice('app', [`127.0.0.2:${backend.port}`]), tlsSecret('a-tls', exact), tlsIngress('a', ['a.tls.test'], 'a-tls')) } });
+    try {
+      const codes: string[] = [];
+      for (let i = 0; i < 6; i++) {
+        codes.push((await curl(['--http2', '-o', '/dev/null', '-w', '%{http_code} %{http_version}', '--resolve', `a.tls.test:${small.httpsPort}:127.0.0.1`, `https://a.tls.test:${small.httpsPort}/`]).catch(() => 'failed')).trim());
+      }
+      expect(codes).toEqual(Array(6).fill('200 2'));
+    } finally {
+      await small.stop();
+    }
+  });
+});
+
 describe('strict SNI', () => {
   it('--strict-sni refuses handshakes whose SNI matches no certificate', async () => {
     const strict = await startPortico({ workers: 1, args: ['--strict-sni'], files: { 'all.yaml': toYaml(ingressClass(), service('app'), endpointSlice('app', [`127.0.0.2:${backend.port}`]), tlsSecret('a-tls', exact), tlsIngress('a', ['a.tls.test'], 'a-tls')) } });
