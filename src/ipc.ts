@@ -55,3 +55,6 @@ export type WorkerMessage = HelloMessage | AckMessage | PeerWarningMessage;
 export function isMessage<T extends { type: string }>(m: unknown, type: T['type']): m is T {
   return typeof m === 'object' && m !== null && (m as { type?: unknown }).type === type;
 }
+
+/** A worker's exit code when it cannot bind its listeners: the primary stops instead of respawning. */
+export const LISTEN_FAILED_EXIT_CODE = 78;

@@ -1,5 +1,7 @@
 // `portico serve` options: the command-line contract, parsed and validated in one place.
 
+import { stat } from 'node:fs/promises';
+import { isIP } from 'node:net';
 import { availableParallelism } from 'node:os';
 import { parseArgs } from 'node:util';
 import { REAL_IP_FLAGS, REAL_IP_KEYS, REAL_IP_LIST_KEYS, loadConfigFile, parseRealIpSettings, realIpSettingsToRecord, unknownConfigKeys } from './realip/config.ts';
@@ -140,6 +142,20 @@ export function parseServeOptions(argvIn: readonly string[]): ServeOptions {
   }
   const tlsMin = (values['tls-min-version'] as string | undefined) ?? 'TLSv1.2';
   if (tlsMin !== 'TLSv1.2' && tlsMin !== 'TLSv1.3') throw new UsageError('--tls-min-version: must be TLSv1.2 or TLSv1.3');
+  const ports = (['http-port', 'https-port', 'admin-port'] as const).map((f) => [f, num(values, f, f === 'http-port' ? 80 : f === 'https-port' ? 443 : 10254, 0, 65535)] as const);
+  for (const [flag, port] of ports) {
+    if (!Number.isInteger(port)) throw new UsageError(`--${flag}: ${port} is not a whole number`);
+    const clash = ports.find(([other, p]) => other !== flag && p === port && port !== 0);
+    if (clash !== undefined) throw new UsageError(`--${flag} and --${clash[0]} are both ${port}: each listener needs its own port`);
+  }
+  for (const flag of ['bind-address', 'admin-address'] as const) {
+    const a = values[flag];
+    if (typeof a === 'string' && isIP(a) === 0) throw new UsageError(`--${flag}: ${JSON.stringify(a)} is not an IP address`);
+  }
+  const workersRaw = num(values, 'workers', availableParallelism(), 1, 256);
+  if (!Number.isInteger(workersRaw)) throw new UsageError(`--workers: ${workersRaw} is not a whole number`);
+  const ingressClass = (values['ingress-class'] as string | undefined) ?? 'portico';
+  if (!/^[a-z0-9]([-.a-z0-9]*[a-z0-9])?$/.test(ingressClass)) throw new UsageError(`--ingress-class: ${JSON.stringify(ingressClass)} is not a valid object name`);
   const realIpFlags: Record<string, string> = {};
   for (const key of REAL_IP_KEYS) if (typeof values[key] === 'string') realIpFlags[key] = values[key] as string;
   return {
@@ -155,8 +171,8 @@ export function parseServeOptions(argvIn: readonly string[]): ServeOptions {
     httpsPort: num(values, 'https-port', 443, 0, 65535),
     adminPort: num(values, 'admin-port', 10254, 0, 65535),
     adminAddress: (values['admin-address'] as string | undefined) ?? '0.0.0.0',
-    workers: Math.floor(num(values, 'workers', availableParallelism(), 1, 256)),
-    ingressClass: (values['ingress-class'] as string | undefined) ?? 'portico',
+    workers: workersRaw,
+    ingressClass,
     logLevel,
     publishStatusAddresses: ((values['publish-status-address'] as string | undefined) ?? '').split(',').map((a) => a.trim()).filter(Boolean),
     upstreamTimeoutMs: num(values, 'upstream-timeout', 60, 0.001, 86400) * 1000,
@@ -186,6 +202,10 @@ export async function applyConfigFile(options: ServeOptions): Promise<{ options:
     const unknown = unknownConfigKeys(fileValues);
     if (unknown.length > 0) warnings.push(`config file ${options.configFile}: ignoring keys Portico does not know: ${unknown.join(', ')}`);
   }
+  // The manifest directory must exist at start (a ConfigMap volume does): a typo in the path
+  // would otherwise serve an empty table and report ready.
+  const dir = await stat(options.manifests).catch(() => undefined);
+  if (dir === undefined || !dir.isDirectory()) throw new UsageError(`--manifests: ${options.manifests} is not a directory`);
   const settings = parseRealIpSettings({ ...fileValues, ...options.realIp });
   if (settings.errors.length > 0) throw new UsageError(settings.errors.join('; '));
   return { options: { ...options, realIp: realIpSettingsToRecord(settings.config) }, warnings: [...warnings, ...settings.warnings] };

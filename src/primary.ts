@@ -15,7 +15,7 @@ import { TicketKeyRotator } from '../tls/session-tickets.ts';
 import { buildCertificateSnapshot, type CertificateSnapshot, type StoreCertificate } from '../tls/store.ts';
 import { parseCertificateAndKey } from '../tls/certificate.ts';
 import { startAdminServer } from './admin.ts';
-import { isMessage, type AckMessage, type PeerWarningMessage, type TableMessage, type TicketKeysMessage } from './ipc.ts';
+import { LISTEN_FAILED_EXIT_CODE, isMessage, type AckMessage, type PeerWarningMessage, type TableMessage, type TicketKeysMessage } from './ipc.ts';
 import { PeerLogLimiter } from './realip/proxy-listener.ts';
 import { createLogger, type Logger } from './log.ts';
 import type { ServeOptions } from './options.ts';
@@ -172,6 +172,14 @@ export async function runPrimary(options: ServeOptions, warnings: readonly strin
   cluster.on('exit', (w, code, signal) => {
     acked.delete(w.id);
     if (stopping) return;
+    if (code === LISTEN_FAILED_EXIT_CODE) {
+      // A port taken or an address not on this host: respawning cannot help, and a process that
+      // never gets ready must not look alive. Stop, so that the orchestrator sees the failure.
+      stopping = true;
+      log.fatal({ worker: w.id, http: options.httpPort, https: options.httpsPort, address: options.bindAddress }, 'a worker cannot listen on the traffic ports; stopping');
+      for (const other of Object.values(cluster.workers ?? {})) other?.process.kill('SIGKILL');
+      process.exit(1);
+    }
     log.error({ worker: w.id, pid: w.process.pid, code, signal }, 'worker exited; respawning');
     workerRestarts.inc();
     // Back off when workers die in a loop (e.g. the port is taken) instead of spinning.

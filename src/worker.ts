@@ -8,7 +8,7 @@ import { CertificateStore } from '../tls/store.ts';
 import { createHttpsStack, type HttpsStack } from './https.ts';
 import { compileTable, type RoutingTable } from '../router/index.ts';
 import type { ForwardedValues } from './forwarding.ts';
-import { isMessage, type AckMessage, type PeerWarningMessage, type ShutdownMessage, type TableMessage, type TicketKeysMessage } from './ipc.ts';
+import { LISTEN_FAILED_EXIT_CODE, isMessage, type AckMessage, type PeerWarningMessage, type ShutdownMessage, type TableMessage, type TicketKeysMessage } from './ipc.ts';
 import { createH2cServer, createHttp1Server, createTrafficListener, listen, plainHttpServe } from './listeners.ts';
 import { createLogger } from './log.ts';
 import { tableSwaps, tableVersion } from './metrics.ts';
@@ -119,7 +119,7 @@ async function onTable(msg: TableMessage): Promise<void> {
       await listening;
     } catch (err) {
       log.fatal({ err: (err as Error).message }, 'cannot listen');
-      process.exit(1);
+      process.exit(LISTEN_FAILED_EXIT_CODE);
     }
   } else {
     await listening;

@@ -61,6 +61,49 @@ describe('portico command line', () => {
     expect(run('serve', '--manifests', '.', '--no-such-flag', 'x').status).toBe(2);
     expect(run('launch').status).toBe(2);
   });
+
+  it('refuses settings that could only fail later: shared ports, a bad address, a missing manifest directory, bad names', () => {
+    const same = run('serve', '--manifests', '.', '--http-port', '18181', '--https-port', '18181');
+    expect(same.status).toBe(2);
+    expect(same.stderr).toMatch(/--http-port and --https-port are both 18181/);
+    expect(run('serve', '--manifests', '.', '--http-port', '8080', '--admin-port', '8080').status).toBe(2);
+    expect(run('serve', '--manifests', '.', '--http-port', '80.5').stderr).toMatch(/whole number/);
+    expect(run('serve', '--manifests', '.', '--bind-address', 'notanip').stderr).toMatch(/--bind-address/);
+    expect(run('serve', '--manifests', '.', '--workers', '1.5').status).toBe(2);
+    expect(run('serve', '--manifests', '.', '--ingress-class', 'Bad Class!').stderr).toMatch(/--ingress-class/);
+    const missing = run('serve', '--manifests', '/nonexistent/portico-manifests');
+    expect(missing.status).toBe(2);
+    expect(missing.stderr).toMatch(/--manifests: \/nonexistent\/portico-manifests is not a directory/);
+  });
+
+  it('exits non-zero, instead of respawning workers forever, when a traffic port cannot be bound', async () => {
+    const net = await import('node:net');
+    const taken = net.createServer();
+    await new Promise<void>((r) => taken.listen(0, '127.0.0.1', r));
+    const port = (taken.address() as { port: number }).port;
+    const dir = mkdtempSync(join(tmpdir(), 'portico-cli-'));
+    try {
+      const { spawn } = await import('node:child_process');
+      const child = spawn(process.execPath, [BIN, 'serve', '--manifests', dir, '--bind-address', '127.0.0.1', '--http-port', String(port), '--https-port', '0', '--admin-port', '0', '--workers', '1'], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      child.stdout.on('data', (c) => (out += c));
+      const code = await new Promise<number | null>((resolve) => {
+        const t = setTimeout(() => {
+          child.kill('SIGKILL');
+          resolve(null);
+        }, 15_000);
+        child.on('exit', (c) => {
+          clearTimeout(t);
+          resolve(c);
+        });
+      });
+      expect(code).toBe(1);
+      expect(out).toMatch(/cannot listen/);
+    } finally {
+      taken.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 20_000);
 });
 
 describe('serve options', () => {
