@@ -1,7 +1,7 @@
 // The admin server, in the primary: health, readiness, metrics of all workers, status, routes.
 
 import http from 'node:http';
-import type client from 'prom-client';
+import type { WorkerMetrics } from './cluster-metrics.ts';
 import type { Logger } from './log.ts';
 import type { ServeOptions } from './options.ts';
 import type { PrimaryState } from './primary.ts';
@@ -17,7 +17,7 @@ function text(res: http.ServerResponse, status: number, body: string, type = 'te
   res.end(body);
 }
 
-export async function startAdminServer(options: ServeOptions, state: PrimaryState, aggregator: client.AggregatorRegistry<client.RegistryContentType>, log: Logger): Promise<http.Server> {
+export async function startAdminServer(options: ServeOptions, state: PrimaryState, workerMetrics: WorkerMetrics, log: Logger): Promise<http.Server> {
   const server = http.createServer(async (req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     try {
@@ -30,7 +30,7 @@ export async function startAdminServer(options: ServeOptions, state: PrimaryStat
         case '/metrics': {
           let workers = '';
           try {
-            workers = await aggregator.clusterMetrics();
+            workers = await workerMetrics.metrics();
           } catch (err) {
             log.warn({ err: (err as Error).message }, 'could not collect worker metrics');
           }

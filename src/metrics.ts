@@ -1,6 +1,7 @@
 // Worker-side Prometheus metrics. Each worker registers them in prom-client's default registry;
-// the primary's /metrics aggregates every worker's registry (prom-client's AggregatorRegistry).
+// the primary's /metrics collects and sums every worker's registry (src/cluster-metrics.ts).
 
+import cluster from 'node:cluster';
 import client from 'prom-client';
 
 export const requestsTotal = new client.Counter({
@@ -63,6 +64,7 @@ export function observeUpstreamLatency(route: string, seconds: number): void {
   child.observe(seconds);
 }
 
-// prom-client answers the primary's aggregation requests only after an AggregatorRegistry has
-// been made in this process: making one registers that listener.
-new client.AggregatorRegistry();
+// prom-client answers the primary's metrics requests only after an AggregatorRegistry has been
+// made in this process: making one registers that listener. Not in the primary, whose own listener
+// would take the collector's answers for its own (src/cluster-metrics.ts).
+if (cluster.isWorker) new client.AggregatorRegistry();

@@ -15,6 +15,7 @@ import { TicketKeyRotator } from '../tls/session-tickets.ts';
 import { buildCertificateSnapshot, type CertificateSnapshot, type StoreCertificate } from '../tls/store.ts';
 import { parseCertificateAndKey } from '../tls/certificate.ts';
 import { startAdminServer } from './admin.ts';
+import { WorkerMetrics } from './cluster-metrics.ts';
 import { LISTEN_FAILED_EXIT_CODE, isMessage, type AckMessage, type PeerWarningMessage, type TableMessage, type TicketKeysMessage } from './ipc.ts';
 import { PeerLogLimiter } from './realip/proxy-listener.ts';
 import { createLogger, type Logger } from './log.ts';
@@ -55,7 +56,7 @@ export async function runPrimary(options: ServeOptions, warnings: readonly strin
   const log = createLogger(options.logLevel, { component: 'primary', pid: process.pid });
   for (const w of warnings) log.warn(w);
   const registry = new client.Registry();
-  const aggregator = new client.AggregatorRegistry();
+  const workerMetrics = new WorkerMetrics();
   const problemsGauge = new client.Gauge({ name: 'portico_config_problems', help: 'Problems found in the current configuration, by severity', labelNames: ['severity'], registers: [registry] });
   const translationsTotal = new client.Counter({ name: 'portico_translations_total', help: 'Configuration changes translated, by result', labelNames: ['result'], registers: [registry] });
   const primaryVersion = new client.Gauge({ name: 'portico_published_table_version', help: 'Latest routing table version the primary published', registers: [registry] });
@@ -202,7 +203,7 @@ export async function runPrimary(options: ServeOptions, warnings: readonly strin
       (published?.certificates.certificates ?? []).map((c) => ({ id: c.id, names: c.names, serialNumber: c.serialNumber, notAfter: c.notAfter, default: c.id === published?.certificates.defaultCertificateId })),
     registry,
   };
-  const admin = await startAdminServer(options, primaryState, aggregator, log);
+  const admin = await startAdminServer(options, primaryState, workerMetrics, log);
 
   const source = new ManifestSource({ dir: options.manifests });
   await source.start(onSnapshot);

@@ -143,6 +143,13 @@ describe('workers', () => {
     const before = await portico.workerPids();
     expect(before).toHaveLength(2);
     const version = (await portico.json('/debug/routes')).version as number;
+    const served = async () => {
+      const text = await (await fetch(`http://127.0.0.1:${portico.adminPort}/metrics`)).text();
+      return text.split('\n').filter((l) => l.startsWith('portico_requests_total{')).reduce((sum, l) => sum + Number(l.slice(l.lastIndexOf(' ') + 1)), 0);
+    };
+    await Promise.all(Array.from({ length: 40 }, () => request(portico.httpPort, '/stable', { host: 'swap.test' })));
+    const servedBefore = await served();
+    expect(servedBefore).toBeGreaterThanOrEqual(40);
     process.kill(before[0], 'SIGKILL');
     const after = await waitFor('respawned worker', async () => {
       const pids = await portico.workerPids();
@@ -154,6 +161,8 @@ describe('workers', () => {
     const results = await Promise.all(Array.from({ length: 40 }, () => request(portico.httpPort, '/stable', { host: 'swap.test' })));
     expect(results.every((r) => r.status === 200)).toBe(true);
     expect(await portico.metric('portico_worker_restarts_total')).toBeGreaterThanOrEqual(1);
+    // Counters never go backwards: the dead worker's counts are kept.
+    expect(await served()).toBeGreaterThanOrEqual(servedBefore + 40);
     expect(await portico.metric('portico_table_version')).toBeGreaterThanOrEqual(version);
     const status = readFileSync(`/proc/${fresh}/status`, 'utf8');
     expect(status).toMatch(/State:\s+[SR]/);
