@@ -1,6 +1,5 @@
 // `portico serve` options: the command-line contract, parsed and validated in one place.
 
-import { stat } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { availableParallelism } from 'node:os';
 import { parseArgs } from 'node:util';
@@ -202,10 +201,6 @@ export async function applyConfigFile(options: ServeOptions): Promise<{ options:
     const unknown = unknownConfigKeys(fileValues);
     if (unknown.length > 0) warnings.push(`config file ${options.configFile}: ignoring keys Portico does not know: ${unknown.join(', ')}`);
   }
-  // The manifest directory must exist at start (a ConfigMap volume does): a typo in the path
-  // would otherwise serve an empty table and report ready.
-  const dir = await stat(options.manifests).catch(() => undefined);
-  if (dir === undefined || !dir.isDirectory()) throw new UsageError(`--manifests: ${options.manifests} is not a directory`);
   const settings = parseRealIpSettings({ ...fileValues, ...options.realIp });
   if (settings.errors.length > 0) throw new UsageError(settings.errors.join('; '));
   return { options: { ...options, realIp: realIpSettingsToRecord(settings.config) }, warnings: [...warnings, ...settings.warnings] };
