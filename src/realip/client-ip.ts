@@ -279,7 +279,9 @@ function walkList(values: readonly string[], trust: CidrSet, peer: string): stri
       const item = items[i].trim();
       if (item === '') continue;
       const ip = normalizeNode(item);
-      if (ip === undefined) continue;
+      // `unknown`, an obfuscated name, junk: the trusted hop that wrote it could not name its
+      // client, so nothing to its left can be believed (as nginx's realip module stops there).
+      if (ip === undefined) return client;
       client = ip;
       if (!trust.contains(ip)) return client;
     }
@@ -292,9 +294,10 @@ function walkForwarded(elements: readonly ForwardedElement[], trust: CidrSet, pe
   let element: ForwardedElement | undefined;
   for (let i = elements.length - 1; i >= 0; i--) {
     const e = elements[i];
-    if (e.bad || e.for === undefined) continue;
+    // As in walkList: an element that names no address ends the walk.
+    if (e.bad || e.for === undefined) break;
     const ip = normalizeNode(e.for);
-    if (ip === undefined) continue;
+    if (ip === undefined) break;
     client = ip;
     element = e;
     if (!trust.contains(ip)) break;
