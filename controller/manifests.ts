@@ -124,6 +124,8 @@ export class ManifestSource {
   private timer: NodeJS.Timeout | undefined;
   private rescanTimer: NodeJS.Timeout | undefined;
   private settleTimer: NodeJS.Timeout | undefined;
+  /** Files that were read empty after having objects: since when (see SETTLE_MS). */
+  private readonly emptySince = new Map<string, number>();
   private scanning: Promise<void> | undefined;
   private rescanRequested = false;
   private listener: ((s: SourceSnapshot) => void) | undefined;
@@ -207,7 +209,11 @@ export class ManifestSource {
       } catch {
         continue;
       }
-      if (text.trim() === '' && prev !== undefined && prev.objects.length > 0 && Date.now() - st.mtimeMs < SETTLE_MS) {
+      const blank = text.trim() === '';
+      if (!blank) this.emptySince.delete(path);
+      else if (prev !== undefined && prev.objects.length > 0 && !this.emptySince.has(path)) this.emptySince.set(path, Date.now());
+      // On Portico's own clock, not the file's mtime (clock skew, whole-second mtimes, cp -p).
+      if (blank && prev !== undefined && prev.objects.length > 0 && Date.now() - (this.emptySince.get(path) ?? 0) < SETTLE_MS) {
         // Most likely an in-place rewrite caught between its truncate and its write: keep serving
         // the last contents, and look again once the file has settled. An emptied file that stays
         // empty is taken as meant after SETTLE_MS.
@@ -217,6 +223,7 @@ export class ManifestSource {
         }, SETTLE_MS);
         continue;
       }
+      this.emptySince.delete(path);
       const origin = relative(process.cwd(), path) || path;
       const parsed = parseManifests(text, origin);
       // A file that no longer parses keeps serving what it last said.

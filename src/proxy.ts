@@ -161,6 +161,8 @@ class Exchange implements Dispatcher.DispatchHandler {
   trailersOnly: Record<string, string | string[] | number> | undefined;
   /** Content-Length of the upstream response, when it announced one. */
   bodyLeft = -1;
+  /** A 103 went to the client: the exchange can no longer be retried from scratch. */
+  interimSent = false;
   /** A body chunk held back to be sent with the end of the response. */
   held: Buffer | undefined;
 
@@ -242,7 +244,9 @@ class Exchange implements Dispatcher.DispatchHandler {
     if (statusCode < 200) {
       // An interim response (RFC 9110 15.2); the final one follows. 103 Early Hints are passed
       // on; the others (102 Processing) say nothing a client can use through a proxy.
-      if (statusCode === 103 && headers.link !== undefined && !responseGone(this.res)) {
+      // Never to an HTTP/1.0 client, which would take it for the final response (RFC 9110 15.2).
+      if (statusCode === 103 && headers.link !== undefined && this.req.httpVersion !== '1.0' && !responseGone(this.res)) {
+        this.interimSent = true;
         try {
           this.res.writeEarlyHints({ link: headers.link });
         } catch {
@@ -345,7 +349,7 @@ class Exchange implements Dispatcher.DispatchHandler {
         return;
       }
     }
-    if (code === 'UND_ERR_SOCKET' && !this.responseStarted && !this.hasBody && IDEMPOTENT.has(this.req.method ?? '') && this.attempts < MAX_CONNECT_ATTEMPTS && !responseGone(this.res)) {
+    if (code === 'UND_ERR_SOCKET' && !this.responseStarted && !this.interimSent && !this.hasBody && IDEMPOTENT.has(this.req.method ?? '') && this.attempts < MAX_CONNECT_ATTEMPTS && !responseGone(this.res)) {
       // The connection closed before any response byte: most often a kept-alive connection the
       // upstream closed just as it was reused. As nginx does for idempotent requests, try again
       // (on a new or another idle connection).
@@ -468,7 +472,7 @@ export function checkTargetAndHost(req: DownstreamRequest): string | undefined {
     req.url = m[2] === '' ? '/' : m[2].charCodeAt(0) === 63 /* ? */ ? `/${m[2]}` : m[2];
   }
   const target = req.url ?? '/';
-  if (target.includes('%') || target.includes('..')) {
+  if (target.includes('%') || target.includes('..') || target.includes('\\')) {
     const problem = pathProblem(target);
     if (problem !== undefined) return problem;
   }
@@ -499,15 +503,22 @@ function pathProblem(target: string): string | undefined {
   let end = target.indexOf('?');
   if (end < 0) end = target.length;
   const path = target.slice(0, end);
+  // A backslash is a separator to some backends (WHATWG URL parsing) and a character to the router.
+  if (path.includes('\\')) return 'backslash in the path';
   for (let i = path.indexOf('%'); i >= 0; i = path.indexOf('%', i + 1)) {
     if (!isHex(path.charCodeAt(i + 1)) || !isHex(path.charCodeAt(i + 2))) return 'malformed percent-encoding in the path';
   }
   let depth = 0;
+  let previous = 'x';
   for (const raw of path.split('/').slice(1)) {
     const seg = raw.includes('%') ? raw.replace(/%2e/gi, '.') : raw;
     if (seg === '..') {
+      // `//..` reads as one step up to the router (empty segments collapse) and as leaving the
+      // empty segment to a WHATWG parser: refuse what two readers see differently.
+      if (previous === '') return 'an empty segment followed by ..';
       if (--depth < 0) return 'the path climbs above the root';
     } else if (seg !== '.' && seg !== '') depth++;
+    previous = seg;
   }
   return undefined;
 }

@@ -3,9 +3,9 @@
 // both ways. A refusal goes back to the client and ends the connection. A tunnel does not depend
 // on the routing table once open, so swaps never close it.
 
-import type { IncomingMessage } from 'node:http';
+import http, { type IncomingMessage } from 'node:http';
+import https from 'node:https';
 import net from 'node:net';
-import tls from 'node:tls';
 import type { Duplex } from 'node:stream';
 import { hostKey, normalizeHostname } from '../router/host.ts';
 import { pickBackend, pickEndpoint, type RoutingTable } from '../router/index.ts';
@@ -22,22 +22,14 @@ function refuse(socket: Duplex, status: number, message: string, extra = ''): vo
   socket.end(`HTTP/1.1 ${status} ${REASONS[status]}\r\nConnection: close\r\n${extra}Content-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
 }
 
-/**
- * The head sent upstream: the same headers as a proxied request (hop-by-hop and Connection-named
- * ones removed, forwarding headers decided by the real-IP layer), plus the upgrade itself.
- */
-function requestHead(req: IncomingMessage, fwd: ForwardedValues): string {
-  const headers = upstreamHeaders(req.rawHeaders, req.headers.connection, fwd);
-  let head = `${req.method} ${req.url} HTTP/1.1\r\n`;
-  for (let i = 0; i < headers.length; i += 2) head += `${headers[i]}: ${headers[i + 1]}\r\n`;
-  return `${head}Connection: Upgrade\r\nUpgrade: ${req.headers.upgrade ?? ''}\r\n\r\n`;
-}
 
 export interface UpgradeContext {
   readonly table: () => RoutingTable | undefined;
   readonly forwarding: (req: IncomingMessage) => ForwardedValues;
   readonly log: Logger;
   readonly connectTimeoutMs: number;
+  /** Wait for the upstream's answer (101 or a refusal), unless the route sets its own: then 504. */
+  readonly responseTimeoutMs: number;
   /** Idle time after which a tunnel is closed (0: never). */
   readonly idleTimeoutMs: number;
   /** Port HTTPS is served on, for redirects of routes that require TLS. */
@@ -82,146 +74,112 @@ export function createUpgradeHandler(ctx: UpgradeContext): (req: IncomingMessage
       return refuse(socket, 503, `service unavailable: ${backend?.unavailableReason ?? 'no backend available'}`);
     }
     const started = performance.now();
-    const upstream: net.Socket =
-      backend.protocol === 'https'
-        ? tls.connect({ host: endpoint.address, port: endpoint.port, servername: net.isIP(endpoint.address) ? undefined : endpoint.address, rejectUnauthorized: false, ALPNProtocols: ['http/1.1'] })
-        : net.connect({ host: endpoint.address, port: endpoint.port });
-    let connected = false;
+    const log = (status: number, error?: string) =>
+      ctx.log.info({ type: 'access', upgrade: req.headers.upgrade, client: fwd.clientIp, method: req.method, host: req.headers.host, path: req.url, status, route: route.id, upstream: endpoint.origin, duration_ms: Math.round((performance.now() - started) * 1000) / 1000, error, proxy_protocol: proxyLogFields(req) });
+    // Node's HTTP client reads the upstream's answer: 101 ('upgrade'), or any other final
+    // response ('response', with its framing, HEAD and trailers handled). Nothing the client
+    // sends goes upstream before a 101: a refusal keeps the connection HTTP (RFC 9110 7.8), and a
+    // client must not get a raw tunnel past routing, allowlists and header rules.
+    const tlsUpstream = backend.protocol === 'https';
+    const upstreamRequest = (tlsUpstream ? https : http).request({
+      host: endpoint.address,
+      port: endpoint.port,
+      method: req.method,
+      path: req.url,
+      headers: [...upstreamHeaders(req.rawHeaders, req.headers.connection, fwd), 'Connection', 'Upgrade', 'Upgrade', req.headers.upgrade ?? ''],
+      setHost: false,
+      agent: false,
+      ...(tlsUpstream ? { servername: net.isIP(endpoint.address) ? undefined : endpoint.address, rejectUnauthorized: false, ALPNProtocols: ['http/1.1'] } : {}),
+    });
     let answered = false;
-    const connectTimer = setTimeout(() => upstream.destroy(Object.assign(new Error('connect timeout'), { code: 'ETIMEDOUT' })), ctx.connectTimeoutMs);
-    upstream.once(backend.protocol === 'https' ? 'secureConnect' : 'connect', () => {
-      connected = true;
+    let connected = false;
+    const fail = (status: 502 | 504, message: string, kind: 'connect' | 'timeout' | 'reset', error: string) => {
+      if (answered) return;
+      answered = true;
       clearTimeout(connectTimer);
-      upstream.setNoDelay(true);
-      upstream.write(requestHead(req, fwd));
-      if (ctx.idleTimeoutMs > 0) upstream.setTimeout(ctx.idleTimeoutMs, () => upstream.destroy());
-      // Nothing from the client goes upstream until the upstream has switched protocols: a
-      // refusal (any status but 101) keeps the connection HTTP (RFC 9110 7.8), and the client
-      // must not get a raw tunnel past routing, allowlists and header rules.
-      readResponseHead(upstream, (err, response) => {
-        answered = true;
-        const log = (status: number) =>
-          ctx.log.info({ type: 'access', upgrade: req.headers.upgrade, client: fwd.clientIp, method: req.method, host: req.headers.host, path: req.url, status, route: route.id, upstream: endpoint.origin, connect_ms: Math.round((performance.now() - started) * 1000) / 1000, proxy_protocol: proxyLogFields(req) });
-        if (err !== undefined || response === undefined) {
-          upstreamErrors.labels('reset').inc();
-          countRequest(route.id, 502);
-          log(502);
-          refuse(socket, 502, `upstream connection error: ${err?.message ?? 'no response'}`);
-          upstream.destroy();
-          return;
-        }
-        countRequest(route.id, response.status);
-        log(response.status);
-        if (response.status === 101) {
-          socket.write(response.bytes);
-          // What the client sent right behind its request belongs to the new protocol.
-          if (head.length > 0) upstream.write(head);
-          upstream.pipe(socket);
-          socket.pipe(upstream);
-          return;
-        }
-        relayRefusal(response, upstream, socket);
+      clearTimeout(responseTimer);
+      upstreamErrors.labels(kind).inc();
+      countRequest(route.id, status);
+      log(status, error);
+      refuse(socket, status, message);
+      upstreamRequest.destroy();
+    };
+    const connectTimer = setTimeout(() => fail(502, 'upstream connect error', 'timeout', 'connect timeout'), ctx.connectTimeoutMs);
+    const responseTimer = setTimeout(() => fail(504, 'upstream timed out', 'timeout', 'no response head in time'), route.ir.timeoutMs ?? ctx.responseTimeoutMs);
+    upstreamRequest.on('socket', (s: net.Socket) => {
+      s.once(tlsUpstream ? 'secureConnect' : 'connect', () => {
+        connected = true;
+        clearTimeout(connectTimer);
       });
     });
-    upstream.on('error', (err: Error & { code?: string }) => {
+    upstreamRequest.on('error', (err: Error & { code?: string }) => {
+      if (!connected) fail(502, 'upstream connect error', 'connect', `${err.code ?? ''} ${err.message}`.trim());
+      else if (!answered) fail(502, 'upstream connection error', 'reset', `${err.code ?? ''} ${err.message}`.trim());
+      else socket.destroy();
+    });
+    upstreamRequest.on('upgrade', (res: IncomingMessage, upstream: net.Socket, upstreamHead: Buffer) => {
+      if (answered) return void upstream.destroy();
+      answered = true;
       clearTimeout(connectTimer);
-      if (!connected) {
-        upstreamErrors.labels(err.code === 'ETIMEDOUT' ? 'timeout' : 'connect').inc();
-        countRequest(route.id, 502);
-        refuse(socket, 502, 'upstream connect error');
-      } else if (!answered) {
-        answered = true;
-        upstreamErrors.labels('reset').inc();
-        countRequest(route.id, 502);
-        refuse(socket, 502, 'upstream connection error');
-      } else {
-        socket.destroy();
-      }
+      clearTimeout(responseTimer);
+      countRequest(route.id, 101);
+      log(101);
+      socket.write(responseHead(res, false));
+      if (upstreamHead.length > 0) socket.write(upstreamHead);
+      // What the client sent right behind its request belongs to the new protocol.
+      if (head.length > 0) upstream.write(head);
+      upstream.setNoDelay(true);
+      if (ctx.idleTimeoutMs > 0) upstream.setTimeout(ctx.idleTimeoutMs, () => upstream.destroy());
+      upstream.pipe(socket);
+      socket.pipe(upstream);
+      upstream.on('error', () => socket.destroy());
+      upstream.on('close', () => closeSoon(socket));
+      socket.on('close', () => upstream.destroy());
     });
-    // A response being relayed ends the client connection itself (after its last byte).
-    upstream.on('close', () => {
-      if (!socket.writableEnded) socket.destroy();
+    upstreamRequest.on('response', (res: IncomingMessage) => {
+      if (answered) return void res.destroy();
+      answered = true;
+      clearTimeout(connectTimer);
+      clearTimeout(responseTimer);
+      countRequest(route.id, res.statusCode ?? 502);
+      log(res.statusCode ?? 502);
+      // The refusal, with its body (if any) delimited by closing the connection.
+      socket.write(responseHead(res, true));
+      res.pipe(socket, { end: false });
+      res.on('end', () => {
+        socket.end();
+        closeSoon(socket);
+        upstreamRequest.destroy();
+      });
+      res.on('error', () => socket.destroy());
     });
-    socket.on('close', () => upstream.destroy());
+    socket.on('close', () => {
+      clearTimeout(connectTimer);
+      clearTimeout(responseTimer);
+      upstreamRequest.destroy();
+    });
+    upstreamRequest.end();
   };
 }
 
-const MAX_RESPONSE_HEAD = 64 * 1024;
-
-interface UpstreamResponseHead {
-  readonly status: number;
-  /** The head as received, plus any bytes after it that arrived with it. */
-  readonly bytes: Buffer;
-  readonly headEnd: number;
-  readonly contentLength: number | undefined;
-  readonly chunked: boolean;
-}
-
-/** Reads the upstream's response head (status line and headers) without consuming past it. */
-function readResponseHead(upstream: net.Socket, done: (err: Error | undefined, head?: UpstreamResponseHead) => void): void {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  let finished = false;
-  const finish = (err: Error | undefined, head?: UpstreamResponseHead) => {
-    if (finished) return;
-    finished = true;
-    upstream.off('data', onData);
-    upstream.off('end', onEnd);
-    upstream.pause();
-    done(err, head);
-  };
-  const onEnd = () => finish(new Error('the upstream closed before answering'));
-  const onData = (chunk: Buffer) => {
-    chunks.push(chunk);
-    size += chunk.length;
-    const bytes = chunks.length === 1 ? chunk : Buffer.concat(chunks);
-    const end = bytes.indexOf('\r\n\r\n');
-    if (end < 0) {
-      if (size > MAX_RESPONSE_HEAD) finish(new Error('response head too large'));
-      return;
-    }
-    const text = bytes.subarray(0, end).toString('latin1');
-    const m = /^HTTP\/1\.[01] (\d{3})(?: [^\r\n]*)?\r?\n?/.exec(text);
-    if (m === null) return finish(new Error('malformed response status line'));
-    const cl = /\r\ncontent-length:[ \t]*(\d+)[ \t]*(?:\r|$)/i.exec(text);
-    const chunked = /\r\ntransfer-encoding:[^\r]*chunked/i.test(text);
-    finish(undefined, { status: Number(m[1]), bytes, headEnd: end + 4, contentLength: cl === null ? undefined : Number(cl[1]), chunked });
-  };
-  upstream.on('data', onData);
-  upstream.once('end', onEnd);
+/** After this side has ended, give the client a moment to read and close, then release the socket. */
+function closeSoon(socket: Duplex): void {
+  if (socket.destroyed) return;
+  if (!socket.writableEnded) socket.end();
+  setTimeout(() => socket.destroy(), 2000).unref();
 }
 
 /**
- * The upstream refused the upgrade: pass its response on with `Connection: close`, then close both
- * connections once the response has been sent (by its length, its last chunk, or the upstream's close).
+ * The upstream's status line and headers, for the client. A refusal goes out with its
+ * connection-level headers replaced by `Connection: close` (its body then ends with the connection).
  */
-function relayRefusal(response: UpstreamResponseHead, upstream: net.Socket, socket: Duplex): void {
-  const lines = response.bytes.subarray(0, response.headEnd - 4).toString('latin1').split('\r\n');
-  const kept = lines.filter((l, i) => i === 0 || !/^(connection|keep-alive|upgrade)\s*:/i.test(l));
-  socket.write(`${kept.join('\r\n')}\r\nConnection: close\r\n\r\n`, 'latin1');
-  const noBody = response.status === 204 || response.status === 304 || (response.status >= 100 && response.status < 200);
-  let left = noBody ? 0 : response.contentLength;
-  let tail = '';
-  const send = (body: Buffer): boolean => {
-    if (left !== undefined) {
-      const piece = body.subarray(0, left);
-      left -= piece.length;
-      if (piece.length > 0) socket.write(piece);
-      return left === 0;
-    }
-    if (body.length > 0) socket.write(body);
-    if (!response.chunked) return false; // close-delimited: ends when the upstream closes
-    tail = (tail + body.toString('latin1')).slice(-7);
-    return tail.endsWith('\r\n0\r\n\r\n') || tail === '0\r\n\r\n';
-  };
-  const end = () => {
-    upstream.destroy();
-    socket.end();
-  };
-  if (send(response.bytes.subarray(response.headEnd))) return end();
-  upstream.on('data', (chunk: Buffer) => {
-    if (send(chunk)) end();
-  });
-  upstream.once('end', end);
-  upstream.resume();
+function responseHead(res: IncomingMessage, refusal: boolean): string {
+  let head = `HTTP/1.1 ${res.statusCode ?? 502} ${res.statusMessage ?? ''}\r\n`;
+  const raw = res.rawHeaders;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i].toLowerCase();
+    if (refusal && (name === 'connection' || name === 'keep-alive' || name === 'transfer-encoding' || name === 'upgrade' || name === 'proxy-connection' || name === 'trailer')) continue;
+    head += `${raw[i]}: ${raw[i + 1]}\r\n`;
+  }
+  return `${head}${refusal ? 'Connection: close\r\n' : ''}\r\n`;
 }

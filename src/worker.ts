@@ -72,7 +72,7 @@ function misdirected(req: DownstreamRequest, host: string): boolean {
 
 const handler = createRequestHandler({ table, pools, log, options, forwarding: forwardingFor, accessLog: log.isLevelEnabled('info'), misdirected });
 // WebSocket tunnels are long-lived; an hour of silence ends one (nginx's default is a minute).
-const upgrade = createUpgradeHandler({ table, forwarding: forwardingFor, log, connectTimeoutMs: options.upstreamConnectTimeoutMs, idleTimeoutMs: 3_600_000, httpsPort: options.httpsPort, misdirected });
+const upgrade = createUpgradeHandler({ table, forwarding: forwardingFor, log, connectTimeoutMs: options.upstreamConnectTimeoutMs, responseTimeoutMs: options.upstreamTimeoutMs, idleTimeoutMs: 3_600_000, httpsPort: options.httpsPort, misdirected });
 
 async function startListeners(): Promise<void> {
   const http1 = createHttp1Server(options, log, handler, upgrade);

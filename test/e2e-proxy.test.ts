@@ -148,7 +148,7 @@ describe('proxying Ingress traffic', () => {
   });
 
   it('a path that climbs above the root, or has a broken percent-escape, gets 400; a harmless .. is routed', async () => {
-    for (const path of ['/b/../../etc/passwd', '/..', '/b/%2e%2E/%2e./x', '/b/%zz', '/b/%4']) {
+    for (const path of ['/b/../../etc/passwd', '/..', '/b/%2e%2E/%2e./x', '/b/%zz', '/b/%4', '/b/..\\admin', '/admin\\x', '/b//..']) {
       const r = await rawExchange(portico.httpPort, `GET ${path} HTTP/1.1\r\nHost: app.test\r\n\r\n`);
       expect(r.text, path).toMatch(/^HTTP\/1\.1 400 /);
       expect(r.closed, path).toBe(true);
