@@ -72,6 +72,15 @@ async function seen(port: number, opts: { address?: string; localAddress?: strin
   return { status: r.status, ...(JSON.parse(r.body) as Seen) };
 }
 
+/** A PROXY header claiming `client`, sent from the untrusted `from`: closed without an answer, counted. */
+async function expectUntrustedProxyHeaderRefused(p: Portico, client: string, from: string): Promise<void> {
+  const before = await metric(p, 'portico_proxy_protocol_untrusted_total');
+  const r = await raw(p.httpPort, proxyV1(client) + get('app.local'), from);
+  expect(r.closed).toBe(true);
+  expect(r.text).toBe('');
+  await waitFor('untrusted counter', async () => (await metric(p, 'portico_proxy_protocol_untrusted_total')) === before + 1);
+}
+
 /** Sends raw bytes from `localAddress` and collects the reply until the server closes (or `waitMs`). */
 function raw(port: number, data: string | Buffer, localAddress: string, waitMs = 5000): Promise<{ text: string; closed: boolean }> {
   return rawExchange(port, data, { localAddress, waitMs });
@@ -231,12 +240,8 @@ describe.skipIf(!haveHaproxy)('behind an L4 load balancer sending PROXY protocol
   });
 
   it('a PROXY header from a peer outside proxy-protocol-trusted-cidrs: closed without an answer, counted', async () => {
-    const before = await metric(portico, 'portico_proxy_protocol_untrusted_total');
     // 127.0.0.3 claims to be a load balancer and forges a client address.
-    const r = await raw(portico.httpPort, proxyV1('203.0.113.9') + get('app.local'), '127.0.0.3');
-    expect(r.closed).toBe(true);
-    expect(r.text).toBe('');
-    await waitFor('untrusted counter', async () => (await metric(portico, 'portico_proxy_protocol_untrusted_total')) === before + 1);
+    await expectUntrustedProxyHeaderRefused(portico, '203.0.113.9', '127.0.0.3');
   });
 
   it('mismatch: plain HTTP on the PROXY listener (a health check or hairpin without PROXY) gets 400 naming the problem, logged once a minute per peer, counted every time', async () => {
@@ -445,11 +450,7 @@ data:
   });
 
   it('a PROXY header from a peer outside proxy-protocol-trusted-cidrs is still refused', async () => {
-    const before = await metric(portico, 'portico_proxy_protocol_untrusted_total');
-    const r = await raw(portico.httpPort, proxyV1('127.0.0.20') + get('app.local'), '127.0.0.3');
-    expect(r.closed).toBe(true);
-    expect(r.text).toBe('');
-    await waitFor('untrusted counter', async () => (await metric(portico, 'portico_proxy_protocol_untrusted_total')) === before + 1);
+    await expectUntrustedProxyHeaderRefused(portico, '127.0.0.20', '127.0.0.3');
   });
 
   it('the allowlist sees the PROXY source', async () => {
