@@ -13,6 +13,7 @@ import { allowlistDenial } from './realip/allowlist.ts';
 import { getProxyInfo } from './realip/proxy-listener.ts';
 import type { Logger } from './log.ts';
 import { countRequest, observeUpstreamLatency, upstreamErrors } from './metrics.ts';
+import { checkTargetAndHost, isHttp2 } from './request-checks.ts';
 
 /**
  * A client request and response: HTTP/1.1, or HTTP/2 through Node's compatibility API, which
@@ -26,10 +27,6 @@ export type RequestHandler = (req: DownstreamRequest, res: DownstreamResponse) =
 /** The request's authority: Host for HTTP/1.1, :authority for HTTP/2. */
 export function requestHost(req: DownstreamRequest): string | undefined {
   return req.headers.host ?? (req.headers[':authority'] as string | undefined);
-}
-
-function isHttp2(req: DownstreamRequest): boolean {
-  return req.httpVersionMajor === 2;
 }
 
 function responseGone(res: DownstreamResponse): boolean {
@@ -446,98 +443,6 @@ function redirectToHttps(ex: Exchange, httpsPort: number): void {
   const body = `redirecting to ${location}\n`;
   ex.res.writeHead(308, { location, 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body) });
   ex.res.end(body);
-}
-
-/**
- * Checks the request target and Host (RFC 9112 3.2): more than one Host, or a Host that is not
- * a host[:port], is a 400, since a proxy and a backend could read different hosts from it. An
- * absolute-form target (`GET http://host/path`) is taken apart: its authority replaces Host.
- * Returns the reason for a 400, or undefined.
- */
-export function checkTargetAndHost(req: DownstreamRequest): string | undefined {
-  const url = req.url ?? '/';
-  // RFC 9112 3.2.4: the asterisk-form is only for a server-wide OPTIONS.
-  if (url === '*' && req.method !== 'OPTIONS') return 'the request target * is only for OPTIONS';
-  if (url.charCodeAt(0) !== 47 /* / */ && url !== '*') {
-    const m = ABSOLUTE_FORM.exec(url);
-    if (m === null) return 'malformed request target';
-    if (!isHttp2(req)) {
-      const raw = req.rawHeaders;
-      const rest: string[] = [];
-      for (let i = 0; i < raw.length; i += 2) if (raw[i].toLowerCase() !== 'host') rest.push(raw[i], raw[i + 1]);
-      rest.push('Host', m[1]);
-      (req as { rawHeaders: string[] }).rawHeaders = rest;
-      req.headers.host = m[1];
-    }
-    req.url = m[2] === '' ? '/' : m[2].charCodeAt(0) === 63 /* ? */ ? `/${m[2]}` : m[2];
-  }
-  const target = req.url ?? '/';
-  if (target.includes('%') || target.includes('..') || target.includes('\\')) {
-    const problem = pathProblem(target);
-    if (problem !== undefined) return problem;
-  }
-  const raw = req.rawHeaders;
-  let hosts = 0;
-  for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i];
-    if (name.length === 4 && (name.charCodeAt(0) | 0x20) === 104 /* h */ && name.toLowerCase() === 'host') {
-      if (++hosts > 1) return 'more than one Host header';
-      if (!validHost(raw[i + 1])) return 'malformed Host header';
-    }
-  }
-  // RFC 9112 3.2: an HTTP/1.1 request must have a Host (HTTP/2 has :authority, HTTP/1.0 may omit it).
-  if (hosts === 0 && !isHttp2(req) && req.httpVersion === '1.1') return 'missing Host header';
-  // RFC 9113 8.3.1: Host and :authority naming different hosts make a malformed request.
-  if (hosts > 0 && isHttp2(req)) {
-    const authority = req.headers[':authority'];
-    if (typeof authority === 'string' && authority.toLowerCase() !== String(req.headers.host).toLowerCase()) return 'Host differs from :authority';
-  }
-  return undefined;
-}
-
-/**
- * As nginx: a path with a broken percent-escape, or whose `..` segments climb above the root,
- * is refused rather than routed one way and read another way upstream.
- */
-function pathProblem(target: string): string | undefined {
-  let end = target.indexOf('?');
-  if (end < 0) end = target.length;
-  const path = target.slice(0, end);
-  // A backslash is a separator to some backends (WHATWG URL parsing) and a character to the router.
-  if (path.includes('\\')) return 'backslash in the path';
-  for (let i = path.indexOf('%'); i >= 0; i = path.indexOf('%', i + 1)) {
-    if (!isHex(path.charCodeAt(i + 1)) || !isHex(path.charCodeAt(i + 2))) return 'malformed percent-encoding in the path';
-  }
-  let depth = 0;
-  let previous = 'x';
-  for (const raw of path.split('/').slice(1)) {
-    const seg = raw.includes('%') ? raw.replace(/%2e/gi, '.') : raw;
-    if (seg === '..') {
-      // `//..` reads as one step up to the router (empty segments collapse) and as leaving the
-      // empty segment to a WHATWG parser: refuse what two readers see differently.
-      if (previous === '') return 'an empty segment followed by ..';
-      if (--depth < 0) return 'the path climbs above the root';
-    } else if (seg !== '.' && seg !== '') depth++;
-    previous = seg;
-  }
-  return undefined;
-}
-
-function isHex(c: number): boolean {
-  return (c >= 48 && c <= 57) || ((c | 0x20) >= 97 && (c | 0x20) <= 102);
-}
-
-const ABSOLUTE_FORM = /^https?:\/\/([^/?#@\s]+)([^#\s]*)$/i;
-const HOST_VALUE = /^(?:[A-Za-z0-9._~!$&'()*+,;=%-]*|\[[0-9A-Fa-f:.]+\])(?::[0-9]*)?$/;
-const validHosts = new Set<string>();
-
-/** RFC 3986 host [":" port]; results are remembered (bounded) since requests repeat hosts. */
-function validHost(value: string): boolean {
-  if (validHosts.has(value)) return true;
-  if (!HOST_VALUE.test(value)) return false;
-  if (validHosts.size >= 4096) validHosts.clear();
-  validHosts.add(value);
-  return true;
 }
 
 export function createRequestHandler(ctx: ProxyContext): RequestHandler {

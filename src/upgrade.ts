@@ -12,7 +12,8 @@ import { pickBackend, pickEndpoint, type RoutingTable } from '../router/index.ts
 import { upstreamHeaders, type ForwardedValues } from './forwarding.ts';
 import type { Logger } from './log.ts';
 import { countRequest, upstreamErrors } from './metrics.ts';
-import { checkTargetAndHost, proxyLogFields, type DownstreamRequest } from './proxy.ts';
+import { proxyLogFields, type DownstreamRequest } from './proxy.ts';
+import { checkTargetAndHost } from './request-checks.ts';
 import { allowlistDenial } from './realip/allowlist.ts';
 
 const REASONS: Record<number, string> = { 308: 'Permanent Redirect', 400: 'Bad Request', 403: 'Forbidden', 404: 'Not Found', 421: 'Misdirected Request', 502: 'Bad Gateway', 503: 'Service Unavailable', 504: 'Gateway Timeout' };
