@@ -7,7 +7,6 @@ import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import { Pool, type Dispatcher } from 'undici';
 import type { CompiledBackend, CompiledEndpoint, CompiledRoute, RequestAttributes, RoutingTable } from '../router/index.ts';
 import { hostKey, normalizeHostname, pickBackend, pickEndpoint } from '../router/index.ts';
-import type { RouteIR } from '../router/types.ts';
 import { downstreamHeaders, upstreamHeaders, type ForwardedValues } from './forwarding.ts';
 import { allowlistDenial } from './realip/allowlist.ts';
 import { getProxyInfo } from './realip/proxy-listener.ts';
