@@ -1,7 +1,7 @@
 // Ingress (networking.k8s.io/v1) -> routes. Class selection, validation, path rules and the
 // "oldest wins" conflict rule live here; backend resolution is in backends.ts.
 
-import { isIP } from 'node:net';
+import { parseCidrList } from '../router/cidr.ts';
 import type { RouteIR } from '../router/types.ts';
 import { hostnameCovered } from '../tls/certificate.ts';
 import type { BackendIndex, ServicePortRef } from './backends.ts';
@@ -16,16 +16,6 @@ export const SSL_REDIRECT_ANNOTATION = 'portico.dev/ssl-redirect';
 export const SSL_PASSTHROUGH_ANNOTATION = 'portico.dev/ssl-passthrough';
 export const ALLOWLIST_ANNOTATION = 'portico.dev/whitelist-source-range';
 
-/** `10.0.0.0/8`, `2001:db8::/32`, or a single address. */
-export function validCidr(s: string): boolean {
-  const [addr, bits, ...rest] = s.split('/');
-  if (rest.length > 0) return false;
-  const family = isIP(addr);
-  if (family === 0) return false;
-  if (bits === undefined) return true;
-  if (!/^\d{1,3}$/.test(bits)) return false;
-  return Number(bits) <= (family === 4 ? 32 : 128);
-}
 
 const PATH_TYPES = new Set(['Exact', 'Prefix', 'ImplementationSpecific']);
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
@@ -105,6 +95,8 @@ interface ParsedIngress {
   sslRedirect: boolean;
   sslPassthrough: boolean;
   allowSourceRanges?: string[];
+  /** The allowlist annotation is present but unreadable: every route of the Ingress denies every client. */
+  denyAll: boolean;
   /** Errors that make this version of the object invalid. */
   errors: string[];
 }
@@ -194,13 +186,17 @@ export function parseIngress(ing: KubeObject): ParsedIngress {
   const sslRedirect = flag(SSL_REDIRECT_ANNOTATION, true);
   const sslPassthrough = flag(SSL_PASSTHROUGH_ANNOTATION, false);
   let allowSourceRanges: string[] | undefined;
+  let denyAll = false;
   const allow = annotations[ALLOWLIST_ANNOTATION];
   if (allow !== undefined) {
-    const ranges = allow.split(',').map((r) => r.trim()).filter(Boolean);
-    const bad = ranges.filter((r) => !validCidr(r));
+    // The data plane's own parser decides validity; the IR carries canonical, already valid ranges.
+    const { cidrs, errors: bad } = parseCidrList(allow);
     // An allowlist that cannot be read must not open the routes to everyone.
-    if (bad.length > 0 || ranges.length === 0) errors.push(`annotation ${ALLOWLIST_ANNOTATION}: ${bad.length > 0 ? `${bad.map((b) => JSON.stringify(b)).join(', ')} not a CIDR` : 'empty'}; the Ingress's routes deny every client until it is fixed`);
-    allowSourceRanges = bad.length > 0 || ranges.length === 0 ? [] : ranges;
+    if (bad.length > 0 || cidrs.length === 0) {
+      errors.push(`annotation ${ALLOWLIST_ANNOTATION}: ${bad.length > 0 ? `not a CIDR: ${bad.join('; ')}` : 'empty'}; the Ingress's routes deny every client until it is fixed`);
+      allowSourceRanges = [];
+      denyAll = true;
+    } else allowSourceRanges = cidrs;
   }
   let timeoutMs: number | undefined;
   const t = ing.metadata.annotations?.[TIMEOUT_ANNOTATION];
@@ -209,7 +205,7 @@ export function parseIngress(ing: KubeObject): ParsedIngress {
     if (Number.isFinite(seconds) && seconds > 0) timeoutMs = Math.round(seconds * 1000);
     else errors.push(`annotation ${TIMEOUT_ANNOTATION}: ${JSON.stringify(t)} is not a positive number of seconds`);
   }
-  return { paths, defaultBackend, timeoutMs, tls, sslRedirect, sslPassthrough, errors, ...(allowSourceRanges !== undefined ? { allowSourceRanges } : {}) };
+  return { paths, defaultBackend, timeoutMs, tls, sslRedirect, sslPassthrough, errors, denyAll, ...(allowSourceRanges !== undefined ? { allowSourceRanges } : {}) };
 }
 
 /** The hosts an Ingress serves over TLS (spec.tls), `*` when a TLS entry lists no hosts. */
@@ -251,31 +247,36 @@ export function translateIngresses(
     const key = `${object.metadata.namespace}/${object.metadata.name}`;
     live.add(key);
     const parsed = parseIngress(object);
-    const ns = object.metadata.namespace ?? 'default';
-    const refs = [...parsed.paths.map((p) => ({ service: p.service, port: p.port, at: `${p.host || '*'}${p.path}` })), ...(parsed.defaultBackend ? [{ ...parsed.defaultBackend, at: 'spec.defaultBackend' }] : [])];
-    const missing: string[] = [];
-    for (const r of refs) {
-      const problem = index.referenceProblem(ns, r.service, r.port);
-      if (problem !== undefined) missing.push(`${problem} (${r.at})`);
-    }
-    const errors = [...parsed.errors, ...missing];
     const report = (message: string, severity: Problem['severity'] = 'error'): void => {
       problems.push({ severity, kind: 'Ingress', namespace: object.metadata.namespace, name: object.metadata.name, origin, message });
     };
-    if (errors.length === 0) {
+    // Only a version that cannot be translated falls back to the last good one. A reference to a
+    // missing Service or port is not that: the path is served from the current content and answers
+    // 503 with the reason, exactly as a cold start on the same objects would.
+    let servedVersion = object;
+    let servedParsed = parsed;
+    if (parsed.errors.length === 0) {
       lastGood.set(key, object);
-      chosen.push({ object, current: object, origin, parsed });
-      continue;
-    }
-    const previous = lastGood.get(key);
-    if (previous && previous.metadata.generation !== object.metadata.generation) {
-      for (const e of errors) report(`generation ${object.metadata.generation} is invalid: ${e}; still serving generation ${previous.metadata.generation}`);
-      chosen.push({ object: previous, current: object, origin, parsed: parseIngress(previous) });
     } else {
-      // No earlier good version: serve what is valid; routes to a missing Service answer 503.
-      for (const e of errors) report(e);
-      chosen.push({ object, current: object, origin, parsed });
+      const previous = lastGood.get(key);
+      if (previous && previous.metadata.generation !== object.metadata.generation) {
+        for (const e of parsed.errors) report(`generation ${object.metadata.generation} is invalid: ${e}; still serving generation ${previous.metadata.generation}`);
+        servedVersion = previous;
+        servedParsed = parseIngress(previous);
+        // An allowlist that cannot be honoured fails closed, also over the last good routes.
+        if (parsed.denyAll) servedParsed = { ...servedParsed, allowSourceRanges: [], denyAll: true };
+      } else {
+        // No earlier good version: serve what is valid (an unreadable allowlist denies every client).
+        for (const e of parsed.errors) report(e);
+      }
     }
+    const ns = object.metadata.namespace ?? 'default';
+    const refs = [...servedParsed.paths.map((p) => ({ service: p.service, port: p.port, at: `${p.host || '*'}${p.path}` })), ...(servedParsed.defaultBackend ? [{ ...servedParsed.defaultBackend, at: 'spec.defaultBackend' }] : [])];
+    for (const r of refs) {
+      const problem = index.referenceProblem(ns, r.service, r.port);
+      if (problem !== undefined) report(`${problem} (${r.at}): answered 503 until it exists`, 'warning');
+    }
+    chosen.push({ object: servedVersion, current: object, origin, parsed: servedParsed });
   }
   for (const key of [...lastGood.keys()]) if (!live.has(key)) lastGood.delete(key);
 

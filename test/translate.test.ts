@@ -166,17 +166,21 @@ describe('backends from Services and EndpointSlices', () => {
     expect(r.problems.some((p) => p.kind === 'Ingress' && p.origin === 'i.yaml' && /not found/.test(p.message))).toBe(true);
     const noPort = run([CLASS, service('web'), slice('web', [ready('10.0.0.1')]), ing(81)]);
     expect(noPort.table.match('x.com', '/')?.backends[0].backend.unavailableReason).toMatch(/has no port 81/);
-    expect(noPort.problems.some((p) => p.kind === 'Ingress' && p.origin === 'i.yaml' && p.message === 'Service default/web has no port 81 (x.com/)')).toBe(true);
+    expect(noPort.problems.some((p) => p.kind === 'Ingress' && p.origin === 'i.yaml' && p.severity === 'warning' && p.message === 'Service default/web has no port 81 (x.com/): answered 503 until it exists')).toBe(true);
   });
 
-  it('an edit that points a path at a port the Service does not have keeps the previous generation', () => {
+  it('an edit that points a path at a port the Service does not have is served as written: 503 with the reason, as after a restart', () => {
     const state = newTranslatorState();
     const objs = [CLASS, service('web'), slice('web', [ready('10.0.0.1')])];
     expect(run([...objs, ing(80)], state).table.match('x.com', '/')?.backends[0].backend.endpoints).toHaveLength(1);
-    const bad = { ...ing(99), metadata: { ...ing(99).metadata, generation: 2 } };
-    const r = run([...objs, bad], state);
-    expect(r.table.match('x.com', '/')?.backends[0].backend.endpoints).toHaveLength(1);
-    expect(r.problems.some((p) => /generation 2 is invalid: Service default\/web has no port 99/.test(p.message))).toBe(true);
+    const edited = { ...ing(99), metadata: { ...ing(99).metadata, generation: 2 } };
+    const r = run([...objs, edited], state);
+    const backend = r.table.match('x.com', '/')?.backends[0].backend;
+    expect(backend?.endpoints).toEqual([]);
+    expect(backend?.unavailableReason).toMatch(/has no port 99/);
+    expect(r.problems.some((p) => p.severity === 'warning' && /^Service default\/web has no port 99/.test(p.message))).toBe(true);
+    expect(r.problems.some((p) => /is invalid/.test(p.message))).toBe(false);
+    expect(run([...objs, edited], newTranslatorState()).ir).toEqual(r.ir);
   });
 
   it('appProtocol picks the upstream protocol', () => {
@@ -199,7 +203,10 @@ describe('bad input keeps the last good version serving', () => {
     expect(r.problems[0].message).toMatch(/generation 2 is invalid: .*pathType "Bogus".*still serving generation 1/);
     expect(r.statuses[0].metadata.generation).toBe(2);
     const toMissing = ingress('i', { ingressClassName: 'portico', rules: [rule('x.com', [['/ok', 'Prefix', 'typo']])] }, { generation: 3 });
-    expect(run([...base, toMissing], state).table.match('x.com', '/ok')?.backends[0].backend.name).toBe('default/a:80');
+    // A missing Service is not an invalid object: the current content is served, that path 503s.
+    const missing = run([...base, toMissing], state).table.match('x.com', '/ok')?.backends[0].backend;
+    expect(missing?.name).toBe('default/typo:80');
+    expect(missing?.unavailableReason).toMatch(/Service default\/typo not found/);
   });
 
   it('a new invalid Ingress serves its valid paths and reports the rest', () => {
