@@ -7,6 +7,7 @@ import { watch, type FSWatcher } from 'node:fs';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { parseAllDocuments } from 'yaml';
+import type { Source, SourceHealth } from './source.ts';
 import { isClusterScoped, isRecord, objectKey, validateEnvelope, type KubeObject, type Problem, type SourcedObject, type SourceSnapshot } from './objects.ts';
 
 const MANIFEST_EXTENSIONS = ['.yaml', '.yml', '.json'];
@@ -112,7 +113,7 @@ export interface ManifestSourceOptions {
   readonly rescanMs?: number;
 }
 
-export class ManifestSource {
+export class ManifestSource implements Source {
   private readonly dir: string;
   private readonly debounceMs: number;
   private readonly rescanMs: number;
@@ -144,6 +145,10 @@ export class ManifestSource {
     await this.scan(true);
     this.rescanTimer = setInterval(() => this.schedule(), this.rescanMs);
     this.rescanTimer.unref();
+  }
+
+  health(): SourceHealth {
+    return { synced: this.lastPublished !== '' };
   }
 
   stop(): void {

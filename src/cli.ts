@@ -6,7 +6,7 @@ import { UsageError, applyConfigFile, parseServeOptions, serveUsage } from './op
 const USAGE = `Usage: portico <command> [flags]
 
 Commands:
-  serve    serve Ingress traffic from a directory of Kubernetes manifests
+  serve    serve Ingress traffic from a directory of Kubernetes manifests or the Kubernetes API
 
 Run 'portico serve --help' for the flags.
 `;

@@ -6,7 +6,10 @@ import { parseArgs } from 'node:util';
 import { REAL_IP_FLAGS, REAL_IP_KEYS, REAL_IP_LIST_KEYS, loadConfigFile, parseRealIpSettings, realIpSettingsToRecord, unknownConfigKeys } from './realip/config.ts';
 
 export interface ServeOptions {
+  /** The manifest directory; '' with --kubernetes. */
   readonly manifests: string;
+  /** `--kubernetes`: read the API server instead of a directory. */
+  readonly kubernetes?: KubernetesOptions;
   readonly bindAddress: string;
   readonly httpPort: number;
   readonly httpsPort: number;
@@ -39,6 +42,16 @@ export interface ServeOptions {
   readonly realIp: Record<string, string>;
 }
 
+export interface KubernetesOptions {
+  readonly kubeconfig?: string;
+  readonly watchNamespace?: string;
+  /** `--publish-service ns/name`: its LoadBalancer addresses go to status. */
+  readonly publishService?: string;
+  readonly electionId: string;
+  /** The Lease's namespace: POD_NAMESPACE, else --election-namespace. */
+  readonly electionNamespace: string;
+}
+
 interface FlagSpec {
   readonly name: string;
   readonly value: string;
@@ -50,6 +63,12 @@ interface FlagSpec {
 
 export const SERVE_FLAGS: readonly FlagSpec[] = [
   { name: 'manifests', value: 'DIR', help: 'directory of Kubernetes YAML/JSON manifests to serve (watched; required)' },
+  { name: 'kubernetes', value: '', help: 'read Ingress, Gateway API and related objects from the Kubernetes API instead of --manifests', boolean: true },
+  { name: 'kubeconfig', value: 'FILE', help: 'with --kubernetes: kubeconfig (default: $KUBECONFIG, ~/.kube/config, then in-cluster)' },
+  { name: 'watch-namespace', value: 'NS', help: 'with --kubernetes: watch namespaced objects in this namespace only (default: all)' },
+  { name: 'publish-service', value: 'NS/NAME', help: 'with --kubernetes: Service whose LoadBalancer addresses are written to status' },
+  { name: 'election-id', value: 'portico-leader', help: 'with --kubernetes: Lease name for leader election (only the leader writes status)' },
+  { name: 'election-namespace', value: 'default', help: 'with --kubernetes: Lease namespace when POD_NAMESPACE is not set' },
   { name: 'http-port', value: '80', help: 'plain HTTP listener port' },
   { name: 'https-port', value: '443', help: 'HTTPS listener port' },
   { name: 'bind-address', value: '0.0.0.0', help: 'address the traffic listeners bind to' },
@@ -101,7 +120,7 @@ function usageLine(flag: string, help: string): string {
 export function serveUsage(): string {
   const lines = SERVE_FLAGS.map((f) => usageLine(`--${f.name}${f.value ? ' ' + f.value : ''}`, f.help));
   lines.push(usageLine('--help', 'show this help'));
-  return `Usage: portico serve --manifests DIR [flags]\n\nFlags:\n${lines.join('\n')}\n`;
+  return `Usage: portico serve (--manifests DIR | --kubernetes) [flags]\n\nFlags:\n${lines.join('\n')}\n`;
 }
 
 // Switch-like settings may be given bare (`--use-proxy-protocol`), meaning true.
@@ -132,7 +151,23 @@ export function parseServeOptions(argvIn: readonly string[]): ServeOptions {
     if (f.list && Array.isArray(v)) values[f.name] = v.join(',');
   }
   const manifests = values.manifests;
-  if (typeof manifests !== 'string' || manifests === '') throw new UsageError('--manifests DIR is required');
+  const kubernetes = values.kubernetes === true;
+  if (kubernetes && manifests !== undefined) throw new UsageError('--manifests and --kubernetes are two sources: give one');
+  if (!kubernetes && (typeof manifests !== 'string' || manifests === '')) throw new UsageError('--manifests DIR is required (or --kubernetes)');
+  for (const f of ['kubeconfig', 'watch-namespace', 'publish-service', 'election-id', 'election-namespace']) {
+    if (!kubernetes && values[f] !== undefined) throw new UsageError(`--${f} needs --kubernetes`);
+  }
+  const objectName = /^[a-z0-9]([-.a-z0-9]*[a-z0-9])?$/;
+  const publishService = values['publish-service'] as string | undefined;
+  if (publishService !== undefined && !/^[a-z0-9]([-a-z0-9]*[a-z0-9])?\/[a-z0-9]([-.a-z0-9]*[a-z0-9])?$/.test(publishService)) {
+    throw new UsageError(`--publish-service: ${JSON.stringify(publishService)} must be namespace/name`);
+  }
+  if (publishService !== undefined && values['publish-status-address'] !== undefined) throw new UsageError('--publish-service and --publish-status-address both set the status address: give one');
+  const electionId = (values['election-id'] as string | undefined) ?? 'portico-leader';
+  const electionNamespace = process.env.POD_NAMESPACE || ((values['election-namespace'] as string | undefined) ?? 'default');
+  for (const [flag, v] of [['election-id', electionId], ['election-namespace', electionNamespace], ['watch-namespace', values['watch-namespace']]] as const) {
+    if (v !== undefined && (typeof v !== 'string' || !objectName.test(v))) throw new UsageError(`--${flag}: ${JSON.stringify(v)} is not a valid object name`);
+  }
   const logLevel = (values['log-level'] as string | undefined) ?? 'info';
   if (!LOG_LEVELS.includes(logLevel)) throw new UsageError(`--log-level: must be one of ${LOG_LEVELS.join(', ')}`);
   const defaultSsl = values['default-ssl-certificate'] as string | undefined;
@@ -158,7 +193,18 @@ export function parseServeOptions(argvIn: readonly string[]): ServeOptions {
   const realIpFlags: Record<string, string> = {};
   for (const key of REAL_IP_KEYS) if (typeof values[key] === 'string') realIpFlags[key] = values[key] as string;
   return {
-    manifests,
+    manifests: kubernetes ? '' : (manifests as string),
+    ...(kubernetes
+      ? {
+          kubernetes: {
+            ...(values.kubeconfig ? { kubeconfig: values.kubeconfig as string } : {}),
+            ...(values['watch-namespace'] ? { watchNamespace: values['watch-namespace'] as string } : {}),
+            ...(publishService ? { publishService } : {}),
+            electionId,
+            electionNamespace,
+          },
+        }
+      : {}),
     ...(values.config ? { configFile: values.config as string } : {}),
     realIp: realIpFlags,
     ...(defaultSsl ? { defaultSslCertificate: defaultSsl } : {}),

@@ -5,6 +5,8 @@ import cluster, { type Worker } from 'node:cluster';
 import { fileURLToPath } from 'node:url';
 import client from 'prom-client';
 import { ManifestSource } from '../controller/manifests.ts';
+import { KubeRuntime } from '../controller/kube/runtime.ts';
+import type { Source } from '../controller/source.ts';
 import type { Problem, SourceSnapshot } from '../controller/objects.ts';
 import type { StatusItem } from '../controller/status.ts';
 import { newTranslatorState, translate } from '../controller/translate.ts';
@@ -84,6 +86,10 @@ export async function runPrimary(options: ServeOptions, warnings: readonly strin
   const peerWarnings = new PeerLogLimiter(60_000);
   const peerLog = createLogger(options.logLevel, { component: 'listener', pid: process.pid });
   const state = newTranslatorState();
+  const kube = options.kubernetes
+    ? new KubeRuntime({ ...options.kubernetes, publishStatusAddresses: options.publishStatusAddresses }, createLogger(options.logLevel, { component: 'kubernetes', pid: process.pid }), registry)
+    : undefined;
+  const source: Source = kube ? kube.source : new ManifestSource({ dir: options.manifests });
   const reported = new Set<string>();
 
   // Structured-clone IPC: large routing tables cross faster than as JSON text.
@@ -112,7 +118,8 @@ export async function runPrimary(options: ServeOptions, warnings: readonly strin
   const onSnapshot = (snapshot: SourceSnapshot): void => {
     let t;
     try {
-      t = translate(snapshot, { ingressClass: options.ingressClass, publishAddresses: options.publishStatusAddresses, defaultCertificateSecret: options.defaultSslCertificate }, state);
+      const publishAddresses = kube ? kube.addresses(snapshot) : options.publishStatusAddresses;
+      t = translate(snapshot, { ingressClass: options.ingressClass, publishAddresses, defaultCertificateSecret: options.defaultSslCertificate }, state);
     } catch (err) {
       // A translator bug must not take down serving: keep the last table.
       translationsTotal.labels('error').inc();
@@ -127,6 +134,7 @@ export async function runPrimary(options: ServeOptions, warnings: readonly strin
     });
     problems = [...t.problems, ...built.problems.map((message): Problem => ({ severity: 'error', message }))];
     statuses = t.statuses;
+    kube?.statuses(statuses);
     invalidSecrets.set(t.tls.invalidSecrets.size);
     problemsGauge.reset();
     for (const sev of ['error', 'warning'] as const) problemsGauge.labels(sev).set(problems.filter((p) => p.severity === sev).length);
@@ -205,15 +213,15 @@ export async function runPrimary(options: ServeOptions, warnings: readonly strin
   };
   const admin = await startAdminServer(options, primaryState, workerMetrics, log);
 
-  const source = new ManifestSource({ dir: options.manifests });
   await source.start(onSnapshot);
+  kube?.start();
   for (let i = 0; i < options.workers; i++) fork();
 
   const stop = (signal: string): void => {
     if (stopping) return;
     stopping = true;
     log.info({ signal }, 'shutting down: finishing in-flight requests');
-    source.stop();
+    void (kube ? kube.stop() : source.stop());
     tickets.stop();
     for (const w of Object.values(cluster.workers ?? {})) w?.send({ type: 'portico:shutdown', graceMs: options.shutdownGraceMs });
     const exitWhenDone = setInterval(() => {

@@ -1,0 +1,157 @@
+// Writes the translator's status items to the status subresource. Items are generic (apiVersion,
+// kind, namespace, name, status body), so Gateway API status flows through the same path.
+// Merge patch carrying the read resourceVersion (optimistic lock), only when something changed,
+// retried on conflict; a live condition with a newer observedGeneration is never overwritten.
+
+import { isRecord, type KubeObject } from '../objects.ts';
+import type { StatusItem } from '../status.ts';
+import { errorCode, type KubeClient } from './client.ts';
+import { accessFor } from './resources.ts';
+
+export interface StatusWriterLog {
+  info(o: object, msg: string): void;
+  warn(o: object, msg: string): void;
+}
+
+export interface StatusWriterOptions {
+  readonly client: KubeClient;
+  readonly log: StatusWriterLog;
+  readonly conflictRetries?: number;
+  /** Called for every write attempt result, for metrics. */
+  readonly onResult?: (kind: string, result: 'written' | 'unchanged' | 'stale' | 'conflict' | 'error' | 'cleared') => void;
+}
+
+function keyOf(i: { kind: string; metadata: { namespace?: string; name: string } }): string {
+  return `${i.kind}/${i.metadata.namespace ?? ''}/${i.metadata.name}`;
+}
+
+/** Every condition list in a status body: top-level, listeners[], parents[]. */
+function conditionLists(status: unknown): Record<string, unknown>[][] {
+  if (!isRecord(status)) return [];
+  const out: Record<string, unknown>[][] = [];
+  const take = (v: unknown): void => {
+    if (Array.isArray(v)) out.push(v.filter(isRecord));
+  };
+  take(status.conditions);
+  for (const arr of [status.listeners, status.parents]) if (Array.isArray(arr)) for (const e of arr) if (isRecord(e)) take(e.conditions);
+  return out;
+}
+
+/** True when the live object carries a condition computed from a newer generation than ours. */
+export function liveIsNewer(live: unknown, computed: unknown): boolean {
+  const ours = conditionLists(computed).flat();
+  const theirs = conditionLists(live).flat();
+  for (const c of ours) {
+    const g = typeof c.observedGeneration === 'number' ? c.observedGeneration : undefined;
+    if (g === undefined) continue;
+    for (const l of theirs) if (l.type === c.type && typeof l.observedGeneration === 'number' && l.observedGeneration > g) return true;
+  }
+  return false;
+}
+
+/** Whether every field we compute already has that value live (fields we do not compute are left alone). */
+export function covers(live: unknown, computed: unknown): boolean {
+  if (isRecord(computed)) {
+    if (!isRecord(live)) return false;
+    const keys = Object.keys(computed);
+    // An empty object in a merge patch means "no fields": only equal if live has none either.
+    if (keys.length === 0) return Object.keys(live).length === 0;
+    return keys.every((k) => covers(live[k], computed[k]));
+  }
+  return JSON.stringify(live) === JSON.stringify(computed);
+}
+
+export class StatusWriter {
+  private readonly o: StatusWriterOptions;
+  /** What was last written (or found already in place), by object key. */
+  private readonly written = new Map<string, string>();
+  /** Ingresses whose loadBalancer status we wrote: cleared when they stop being served. */
+  private readonly servedIngress = new Map<string, StatusItem>();
+  private running: Promise<void> = Promise.resolve();
+  private pending: readonly StatusItem[] | undefined;
+
+  constructor(options: StatusWriterOptions) {
+    this.o = options;
+  }
+
+  /** Queues the current set of items; writes run one batch at a time, the newest set wins. */
+  update(items: readonly StatusItem[]): Promise<void> {
+    const idle = this.pending === undefined;
+    this.pending = items;
+    if (idle) this.running = this.running.then(() => this.drain());
+    return this.running;
+  }
+
+  /** Forgets what was written, e.g. after losing leadership (another replica may write meanwhile). */
+  reset(): void {
+    this.written.clear();
+  }
+
+  private async drain(): Promise<void> {
+    const items = this.pending;
+    this.pending = undefined;
+    if (items === undefined) return;
+    const now = new Set(items.map(keyOf));
+    for (const [key, prev] of [...this.servedIngress]) {
+      if (now.has(key)) continue;
+      // Served before, not now: ExternalDNS must not keep pointing its hosts at Portico.
+      const clear = { ...prev, status: { loadBalancer: { ingress: null } } } as unknown as StatusItem;
+      if (await this.writeOne(clear, true)) this.servedIngress.delete(key);
+    }
+    for (const item of items) {
+      if (await this.writeOne(item, false) && item.kind === 'Ingress') this.servedIngress.set(keyOf(item), item);
+    }
+  }
+
+  /** Returns true when the object now has the status (written or already in place, or gone). */
+  private async writeOne(item: StatusItem, clearing: boolean): Promise<boolean> {
+    const key = keyOf(item);
+    const body = JSON.stringify(item.status);
+    if (this.written.get(key) === body) return true;
+    let access;
+    try {
+      access = accessFor(item.kind, 'status');
+    } catch (err) {
+      this.o.log.warn({ kind: item.kind }, (err as Error).message);
+      return false;
+    }
+    const { namespace, name } = item.metadata;
+    const retries = this.o.conflictRetries ?? 5;
+    for (let attempt = 0; attempt <= retries; attempt++) {
+      try {
+        const live = (await this.o.client.getStatus(access, namespace, name)) as KubeObject;
+        if (!clearing && liveIsNewer(live.status, item.status)) {
+          this.o.onResult?.(item.kind, 'stale');
+          return false; // our view is older than what is written; the newer event will come
+        }
+        const already = clearing ? !hasLbIngress(live.status) : covers(live.status, item.status);
+        if (already) {
+          this.written.set(key, body);
+          this.o.onResult?.(item.kind, 'unchanged');
+          return true;
+        }
+        await this.o.client.patchStatus(access, namespace, name, { metadata: { resourceVersion: live.metadata.resourceVersion }, status: item.status });
+        this.written.set(key, body);
+        this.o.onResult?.(item.kind, clearing ? 'cleared' : 'written');
+        this.o.log.info({ kind: item.kind, namespace, name }, clearing ? 'cleared status' : 'wrote status');
+        return true;
+      } catch (err) {
+        const code = errorCode(err);
+        if (code === 404) return true; // deleted meanwhile: nothing to write
+        if (code === 409 && attempt < retries) {
+          this.o.onResult?.(item.kind, 'conflict');
+          continue;
+        }
+        this.o.onResult?.(item.kind, 'error');
+        this.o.log.warn({ kind: item.kind, namespace, name, code, err: (err as Error).message }, 'status write failed; will retry on the next change');
+        return false;
+      }
+    }
+    return false;
+  }
+}
+
+function hasLbIngress(status: unknown): boolean {
+  const lb = isRecord(status) ? status.loadBalancer : undefined;
+  return isRecord(lb) && Array.isArray(lb.ingress) && lb.ingress.length > 0;
+}
