@@ -105,6 +105,7 @@ export class BackendIndex {
     const ready: EndpointIR[] = [];
     const terminating: EndpointIR[] = [];
     const seen = new Set<string>();
+    const terminatingSeen = new Set<string>();
     let appProtocol: string | undefined;
     for (const slice of this.slices.get(`${namespace}/${serviceName}`) ?? []) {
       const addressType = asString(slice.addressType);
@@ -127,21 +128,25 @@ export class BackendIndex {
         const address = asString(asArray(e.addresses)[0]);
         if (!address) continue;
         const c = asRecord(e.conditions);
-        // Unset conditions mean ready/serving and not terminating (discovery/v1 semantics).
-        const isReady = c.ready !== false;
-        const isServing = c.serving !== false;
+        // discovery/v1: an unset ready or serving means true, an unset terminating false. A value
+        // that is not a boolean (a hand-written manifest's "false") is not taken for true.
+        const isReady = c.ready === undefined || c.ready === null || c.ready === true;
+        const isServing = c.serving === undefined || c.serving === null || c.serving === true;
         const isTerminating = c.terminating === true;
         const id = `${address}|${port}`;
-        if (seen.has(id)) continue;
         if (isReady) {
+          if (!seen.has(id)) ready.push({ address, port });
           seen.add(id);
-          ready.push({ address, port });
         } else if (isServing && isTerminating) {
-          terminating.push({ address, port });
+          if (!terminatingSeen.has(id)) terminating.push({ address, port });
+          terminatingSeen.add(id);
         }
+        // Any other not-ready endpoint gets no requests at all.
       }
     }
-    const list = ready.length > 0 ? ready : terminating.filter((e) => !seen.has(`${e.address}|${e.port}`));
+    // Serving-and-terminating endpoints only when the backend has no ready endpoint at all, as
+    // kube-proxy does: a draining Deployment keeps answering instead of dropping to 503.
+    const list = ready.length > 0 ? ready : terminating;
     list.sort((a, b) => (a.address < b.address ? -1 : a.address > b.address ? 1 : a.port - b.port));
     return { list, appProtocol };
   }
