@@ -48,11 +48,12 @@ export async function startKubePortico(kubeconfig: string, args: string[] = [], 
       }
       return undefined;
     },
-    waitReady: () =>
-      waitFor('portico /readyz', async () => {
+    waitReady: async () => {
+      await waitFor('portico /readyz', async () => {
         if (proc.exitCode !== null) throw new Error(`portico exited ${proc.exitCode}:\n${logs.slice(-20).join('\n')}`);
         return (await fetch(base + '/readyz')).status === 200;
-      }, 20_000),
+      }, 20_000);
+    },
     stop: async (signal = 'SIGTERM') => {
       if (proc.exitCode === null && proc.signalCode === null) {
         proc.kill(signal);

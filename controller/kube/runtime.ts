@@ -47,6 +47,8 @@ export class KubeRuntime {
   private readonly elector: LeaderElector;
   private readonly pendingGauge: client.Gauge;
   private last: readonly StatusItem[] | undefined;
+  /** uid of each object in the latest snapshot. */
+  private uids = new Map<string, string>();
   private pendingLogged = false;
   private retryTimer: NodeJS.Timeout | undefined;
 
@@ -56,7 +58,12 @@ export class KubeRuntime {
     this.client = makeKubeClient(loadKubeConfig(options.kubeconfig));
     this.source = new KubeSource({ client: this.client, log, ...(options.watchNamespace ? { watchNamespace: options.watchNamespace } : {}), ...testTimings() });
     const writes = new client.Counter({ name: 'portico_status_writes_total', help: 'Status subresource writes, by kind and result', labelNames: ['kind', 'result'], registers: [registry] });
-    this.writer = new StatusWriter({ client: this.client, log, onResult: (kind, result) => writes.labels(kind, result).inc() });
+    this.writer = new StatusWriter({
+      client: this.client,
+      log,
+      onResult: (kind, result) => writes.labels(kind, result).inc(),
+      identity: (kind, ns, name) => this.uids.get(`${kind}/${ns ?? ''}/${name}`),
+    });
     const leader = new client.Gauge({ name: 'portico_leader', help: '1 while this replica holds the leader Lease (and writes status)', registers: [registry] });
     this.elector = new LeaderElector({
       api: this.client.coordination,
@@ -98,6 +105,7 @@ export class KubeRuntime {
 
   /** The addresses to publish for this snapshot. */
   addresses(snapshot: SourceSnapshot): readonly string[] {
+    this.uids = new Map(snapshot.objects.filter((s) => s.object.metadata.uid).map((s) => [`${s.object.kind}/${s.object.metadata.namespace ?? ''}/${s.object.metadata.name}`, s.object.metadata.uid!]));
     if (this.o.publishService === undefined) return this.o.publishStatusAddresses;
     const a = serviceAddresses(snapshot, this.o.publishService);
     this.pendingGauge.set(a.length === 0 ? 1 : 0);

@@ -17,6 +17,8 @@ export interface StatusWriterOptions {
   readonly client: KubeClient;
   readonly log: StatusWriterLog;
   readonly conflictRetries?: number;
+  /** The object's current identity (uid/resourceVersion), so a re-created object is written again. */
+  readonly identity?: (kind: string, namespace: string | undefined, name: string) => string | undefined;
   /** Called for every write attempt result, for metrics. */
   readonly onResult?: (kind: string, result: 'written' | 'unchanged' | 'stale' | 'conflict' | 'error' | 'cleared') => void;
 }
@@ -106,7 +108,7 @@ export class StatusWriter {
   /** Returns true when the object now has the status (written or already in place, or gone). */
   private async writeOne(item: StatusItem, clearing: boolean): Promise<boolean> {
     const key = keyOf(item);
-    const body = JSON.stringify(item.status);
+    const body = `${this.o.identity?.(item.kind, item.metadata.namespace, item.metadata.name) ?? ''}|${JSON.stringify(item.status)}`;
     if (this.written.get(key) === body) return true;
     let access;
     try {
