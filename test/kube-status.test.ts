@@ -3,7 +3,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadKubeConfig, makeKubeClient } from '../controller/kube/client.ts';
 import { KUBE_ACCESS, accessFor, resourcePath } from '../controller/kube/resources.ts';
-import { StatusWriter, covers, liveIsNewer } from '../controller/kube/status-writer.ts';
+import { StatusWriter, covers, liveIsNewer, mergeOwned } from '../controller/kube/status-writer.ts';
 import { Coalescer } from '../controller/source.ts';
 import type { StatusItem } from '../controller/status.ts';
 import { startFakeApiServer, type FakeApiServer } from './fake-apiserver/index.ts';
@@ -54,6 +54,15 @@ describe('status writer', () => {
     api.updateStatus({ ...live, status: route(5).status });
     await w.update([route(3)]);
     expect(api.get(GW, 'HTTPRoute', 'default', 'r').status.parents[0].conditions[0].observedGeneration).toBe(5);
+  });
+
+  it("keeps other controllers' parents and conditions it does not compute", () => {
+    const merged = mergeOwned(
+      { parents: [{ controllerName: 'other.io/x', parentRef: { name: 'g2' } }, { controllerName: 'portico.dev/gateway-controller', parentRef: { name: 'old' } }], conditions: [{ type: 'Foreign' }, { type: 'Accepted', status: 'False' }] },
+      { parents: [{ controllerName: 'portico.dev/gateway-controller', parentRef: { name: 'gw' } }], conditions: [{ type: 'Accepted', status: 'True' }] },
+    );
+    expect(merged.parents).toEqual([{ controllerName: 'other.io/x', parentRef: { name: 'g2' } }, { controllerName: 'portico.dev/gateway-controller', parentRef: { name: 'gw' } }]);
+    expect(merged.conditions).toEqual([{ type: 'Foreign' }, { type: 'Accepted', status: 'True' }]);
   });
 
   it('compares only the fields it computes', () => {

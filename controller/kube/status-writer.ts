@@ -63,6 +63,24 @@ export function covers(live: unknown, computed: unknown): boolean {
   return JSON.stringify(live) === JSON.stringify(computed);
 }
 
+/**
+ * A merge patch replaces arrays whole, so the body keeps what others own: route `parents` entries
+ * of other controllers and top-level conditions of types we do not compute.
+ */
+export function mergeOwned(live: unknown, computed: Record<string, unknown>): Record<string, unknown> {
+  if (!isRecord(live)) return computed;
+  const out = { ...computed };
+  if (Array.isArray(computed.parents) && Array.isArray(live.parents)) {
+    const ours = new Set(computed.parents.filter(isRecord).map((p) => p.controllerName));
+    out.parents = [...live.parents.filter((p) => isRecord(p) && !ours.has(p.controllerName)), ...computed.parents];
+  }
+  if (Array.isArray(computed.conditions) && Array.isArray(live.conditions)) {
+    const types = new Set(computed.conditions.filter(isRecord).map((c) => c.type));
+    out.conditions = [...live.conditions.filter((c) => isRecord(c) && !types.has(c.type)), ...computed.conditions];
+  }
+  return out;
+}
+
 export class StatusWriter {
   private readonly o: StatusWriterOptions;
   /** What was last written (or found already in place), by object key. */
@@ -126,13 +144,14 @@ export class StatusWriter {
           this.o.onResult?.(item.kind, 'stale');
           return false; // our view is older than what is written; the newer event will come
         }
-        const already = clearing ? !hasLbIngress(live.status) : covers(live.status, item.status);
+        const wanted = clearing ? item.status : mergeOwned(live.status, item.status);
+        const already = clearing ? !hasLbIngress(live.status) : covers(live.status, wanted);
         if (already) {
           this.written.set(key, body);
           this.o.onResult?.(item.kind, 'unchanged');
           return true;
         }
-        await this.o.client.patchStatus(access, namespace, name, { metadata: { resourceVersion: live.metadata.resourceVersion }, status: item.status });
+        await this.o.client.patchStatus(access, namespace, name, { metadata: { resourceVersion: live.metadata.resourceVersion }, status: wanted });
         this.written.set(key, body);
         this.o.onResult?.(item.kind, clearing ? 'cleared' : 'written');
         this.o.log.info({ kind: item.kind, namespace, name }, clearing ? 'cleared status' : 'wrote status');
