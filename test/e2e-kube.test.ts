@@ -91,6 +91,14 @@ describe('Kubernetes API source', () => {
     await waitFor('web2 status cleared', () => lbStatus(api, 'web2') === undefined, 5000);
   });
 
+  it('clears our address from an Ingress it does not serve (served before a restart)', async () => {
+    const o = api.create(ingress('left', 'left.example', [{ path: '/', service: 'web' }], { className: 'someone-else' }));
+    api.updateStatus({ ...api.get('networking.k8s.io/v1', 'Ingress', 'default', 'left'), status: { loadBalancer: { ingress: [{ hostname: 'lb.example.net' }] } } });
+    expect(o.metadata.name).toBe('left');
+    await waitFor('stale status cleared', () => lbStatus(api, 'left') === undefined, 5000);
+    expect(JSON.stringify(lbStatus(api, 'web'))).toBe('[{"hostname":"lb.example.net"}]');
+  });
+
   it('keeps serving through watch cuts, 500s and 410, and catches up afterwards', async () => {
     api.faults.failNext(6, { status: 500, pathPrefix: '/apis/networking.k8s.io/v1/ingresses' });
     api.faults.cutWatches();

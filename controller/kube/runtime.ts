@@ -49,6 +49,7 @@ export class KubeRuntime {
   private last: readonly StatusItem[] | undefined;
   /** uid of each object in the latest snapshot. */
   private uids = new Map<string, string>();
+  private snapshot: SourceSnapshot | undefined;
   private pendingLogged = false;
   private retryTimer: NodeJS.Timeout | undefined;
 
@@ -105,6 +106,7 @@ export class KubeRuntime {
 
   /** The addresses to publish for this snapshot. */
   addresses(snapshot: SourceSnapshot): readonly string[] {
+    this.snapshot = snapshot;
     this.uids = new Map(snapshot.objects.filter((s) => s.object.metadata.uid).map((s) => [`${s.object.kind}/${s.object.metadata.namespace ?? ''}/${s.object.metadata.name}`, s.object.metadata.uid!]));
     if (this.o.publishService === undefined) return this.o.publishStatusAddresses;
     const a = serviceAddresses(snapshot, this.o.publishService);
@@ -120,7 +122,26 @@ export class KubeRuntime {
     // Never an empty or made-up address: an Ingress status without one is not written.
     this.last = items.filter((i) => i.kind !== 'Ingress' || asArray(asRecord(i.status.loadBalancer).ingress).length > 0);
     if (this.o.publishService !== undefined && this.pendingLogged) this.last = undefined; // pending: keep what is written
+    else this.adoptStale(items);
     this.flush();
+  }
+
+  /**
+   * Ingresses not served now whose status holds exactly the address we publish were served by
+   * Portico before (perhaps before a restart): they are cleared, so DNS stops pointing here.
+   */
+  private adoptStale(items: readonly StatusItem[]): void {
+    const served = new Set(items.map((i) => `${i.metadata.namespace}/${i.metadata.name}`));
+    const ours = items.find((i) => i.kind === 'Ingress');
+    if (ours === undefined || this.snapshot === undefined) return;
+    const lb = JSON.stringify(asRecord(ours.status.loadBalancer).ingress);
+    const stale: StatusItem[] = [];
+    for (const { object: o } of this.snapshot.objects) {
+      if (o.kind !== 'Ingress' || served.has(`${o.metadata.namespace}/${o.metadata.name}`)) continue;
+      if (JSON.stringify(asRecord(asRecord(o.status).loadBalancer).ingress) !== lb) continue;
+      stale.push({ apiVersion: o.apiVersion, kind: 'Ingress', metadata: { namespace: o.metadata.namespace, name: o.metadata.name }, status: {} });
+    }
+    if (stale.length > 0) this.writer.adoptServed(stale);
   }
 
   private flush(): void {

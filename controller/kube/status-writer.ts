@@ -102,6 +102,11 @@ export class StatusWriter {
     return this.running;
   }
 
+  /** Ingresses that carry our address though not served (e.g. served before a restart): cleared on the next update. */
+  adoptServed(items: readonly StatusItem[]): void {
+    for (const i of items) if (!this.servedIngress.has(keyOf(i))) this.servedIngress.set(keyOf(i), i);
+  }
+
   /** Forgets what was written, e.g. after losing leadership (another replica may write meanwhile). */
   reset(): void {
     this.written.clear();
