@@ -112,6 +112,13 @@ describe('Kubernetes API source', () => {
     await waitFor('source current again', async () => (await p.metric('portico_source_stale_since_seconds')) === 0, 10_000);
   }, 30_000);
 
+  it('rides through an API server restart', async () => {
+    await api.restart();
+    expect(await body(p, 'web.example', '/')).toBe('200 b /');
+    api.create(ingress('after', 'after.example', [{ path: '/', service: 'web' }]));
+    await waitFor('change after the restart served', async () => (await body(p, 'after.example', '/')) === '200 b /', 15_000, 50);
+  }, 30_000);
+
   it('an invalid Ingress does not remove served routes', async () => {
     const web = api.get('networking.k8s.io/v1', 'Ingress', 'default', 'web');
     api.update({ ...web, spec: { ...web.spec, rules: [{ host: 'web.example', http: { paths: [{ path: 'no-slash', pathType: 'Prefix', backend: { service: { name: 'web', port: { number: 80 } } } }] } }] } });
