@@ -23,7 +23,11 @@ export class TlsSecrets {
   private readonly secrets = new Map<string, KubeObject>();
   private readonly parsed = new Map<string, ReturnType<typeof parseTlsSecret>>();
 
-  constructor(objects: readonly KubeObject[]) {
+  /** `now` is the clock certificate validity is judged by (expiry warnings); translation passes it explicitly. */
+  private readonly now: Date | undefined;
+
+  constructor(objects: readonly KubeObject[], now?: Date) {
+    this.now = now;
     for (const o of objects) if (o.kind === 'Secret' && o.apiVersion === 'v1') this.secrets.set(`${o.metadata.namespace ?? 'default'}/${o.metadata.name}`, o);
   }
 
@@ -31,7 +35,7 @@ export class TlsSecrets {
     let parsed = this.parsed.get(id);
     if (parsed === undefined) {
       const secret = this.secrets.get(id);
-      parsed = secret === undefined ? { ok: false, reason: `Secret ${id} not found` } : parseTlsSecret(secret);
+      parsed = secret === undefined ? { ok: false, reason: `Secret ${id} not found` } : parseTlsSecret(secret, this.now ? { now: this.now } : {});
       this.parsed.set(id, parsed);
     }
     return parsed;

@@ -16,6 +16,8 @@ export interface TranslateOptions {
   readonly publishAddresses: readonly string[];
   /** `--default-ssl-certificate` as `namespace/name`. */
   readonly defaultCertificateSecret?: string;
+  /** The clock for certificate expiry warnings; the real time when unset (tests fix it). */
+  readonly now?: Date;
 }
 
 export interface TranslatorState {
@@ -43,7 +45,7 @@ export function translate(snapshot: SourceSnapshot, options: TranslateOptions, s
   const hasIngress = objects.some((o) => o.kind === 'Ingress');
   if (hasIngress) problems.push(...classSel.problems);
   const ingresses = snapshot.objects.filter((s) => isServedIngress(s.object, classSel));
-  const secrets = new TlsSecrets(objects);
+  const secrets = new TlsSecrets(objects, options.now);
   const ing = translateIngresses(ingresses, index, builder, state.lastGoodIngress, (id) => secrets.names(id));
   problems.push(...ing.problems);
   const tls = translateTls(secrets, ing.servedVersions, options.defaultCertificateSecret);
