@@ -1,6 +1,6 @@
 // The fake API server against real clients: kubectl 1.32 and @kubernetes/client-node 2.x.
 import { execFile, spawn } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import * as k8s from '@kubernetes/client-node';
@@ -267,9 +267,46 @@ describe('fake API server with client-node', () => {
   });
 });
 
+describe('fake API server: Leases and in-cluster config', () => {
+  let s: FakeApiServer;
+  beforeAll(async () => { s = await startFakeApiServer(); });
+  afterAll(async () => { await s.close(); });
+
+  it('takes Leases with six-digit MicroTimes and refuses a JS Date', async () => {
+    // The in-cluster path: service-account files under a prefix, HTTPS verified against the CA.
+    const dir = mkdtempSync(join(tmpdir(), 'fake-apiserver-sa-'));
+    const sa = join(dir, 'var/run/secrets/kubernetes.io/serviceaccount');
+    mkdirSync(sa, { recursive: true });
+    writeFileSync(join(sa, 'ca.crt'), s.caPem);
+    writeFileSync(join(sa, 'token'), s.token);
+    writeFileSync(join(sa, 'namespace'), 'kube-system');
+    const u = new URL(s.url);
+    const saved = { host: process.env.KUBERNETES_SERVICE_HOST, port: process.env.KUBERNETES_SERVICE_PORT };
+    process.env.KUBERNETES_SERVICE_HOST = u.hostname;
+    process.env.KUBERNETES_SERVICE_PORT = u.port;
+    const kc = new k8s.KubeConfig();
+    try { kc.loadFromCluster(dir); } finally {
+      if (saved.host === undefined) delete process.env.KUBERNETES_SERVICE_HOST; else process.env.KUBERNETES_SERVICE_HOST = saved.host;
+      if (saved.port === undefined) delete process.env.KUBERNETES_SERVICE_PORT; else process.env.KUBERNETES_SERVICE_PORT = saved.port;
+    }
+    const co = kc.makeApiClient(k8s.CoordinationV1Api);
+    const now = new k8s.V1MicroTime();
+    const lease = await co.createNamespacedLease({ namespace: 'kube-system', body: { metadata: { name: 'portico' }, spec: { holderIdentity: 'a', leaseDurationSeconds: 15, acquireTime: now, renewTime: now, leaseTransitions: 0 } } });
+    expect(lease.spec?.holderIdentity).toBe('a');
+    expect(String(lease.spec?.renewTime)).toMatch(/\.\d{6}Z$/);
+    const bad = await co.replaceNamespacedLease({ name: 'portico', namespace: 'kube-system', body: { ...lease, spec: { ...lease.spec, renewTime: new Date() as k8s.V1MicroTime } } }).catch((e: k8s.ApiException<string>) => e);
+    expect((bad as k8s.ApiException<string>).code).toBe(400);
+    const renewed = await co.replaceNamespacedLease({ name: 'portico', namespace: 'kube-system', body: { ...lease, spec: { ...lease.spec, holderIdentity: 'b', renewTime: new k8s.V1MicroTime() } } });
+    expect(renewed.spec?.holderIdentity).toBe('b');
+    const stale = await co.replaceNamespacedLease({ name: 'portico', namespace: 'kube-system', body: { ...lease, spec: { ...lease.spec, holderIdentity: 'c' } } }).catch((e: k8s.ApiException<string>) => e);
+    expect((stale as k8s.ApiException<string>).code).toBe(409);
+    rmSync(dir, { recursive: true, force: true });
+  });
+});
+
 describe('fake API server faults, discovery and restarts', () => {
   let s: FakeApiServer;
-  beforeAll(async () => { s = await startFakeApiServer({ https: false, gatewayApiCrds: false, token: 'secret' }); });
+  beforeAll(async () => { s = await startFakeApiServer({ https: false, gatewayApiCrds: false, token: 'secret', tlsRouteV1alpha2: true }); });
   afterAll(async () => { await s.close(); });
 
   it('serves plain HTTP with a kubeconfig client-node accepts', async () => {
@@ -294,8 +331,19 @@ describe('fake API server faults, discovery and restarts', () => {
     expect(v1.resources.map((r: { name: string }) => r.name)).toEqual(expect.arrayContaining(['gatewayclasses', 'gateways/status', 'httproutes', 'grpcroutes', 'tlsroutes', 'referencegrants']));
     expect((await raw(s, '/apis/gateway.networking.k8s.io/v1alpha2/tlsroutes')).json).toMatchObject({ kind: 'TLSRouteList', items: [] });
     expect((await raw(s, '/apis/gateway.networking.k8s.io/v1beta1/referencegrants')).status).toBe(200);
+    s.create({ apiVersion: 'gateway.networking.k8s.io/v1', kind: 'GatewayClass', metadata: { name: 'portico' }, spec: { controllerName: 'example.com/portico' } });
+    expect(s.get('gateway.networking.k8s.io/v1beta1', 'GatewayClass', undefined, 'portico').apiVersion).toBe('gateway.networking.k8s.io/v1beta1');
+    let ended = false;
+    const kc = clientFor(s);
+    const ac = await new k8s.Watch(kc).watch('/apis/gateway.networking.k8s.io/v1/gatewayclasses', {}, () => {}, () => { ended = true; });
+    await waitFor('watch open', () => s.requests.some((r) => r.path.endsWith('/gatewayclasses') && r.query.includes('watch=true') && r.status === 200), 5_000);
     s.removeCrds('gateway.networking.k8s.io');
+    await waitFor('watch ended with the CRD', () => ended, 5_000);
+    ac.abort();
     expect((await raw(s, '/apis/gateway.networking.k8s.io/v1/httproutes')).status).toBe(404);
+    s.installCrds('gateway.networking.k8s.io');
+    expect((await raw(s, '/apis/gateway.networking.k8s.io/v1/gatewayclasses')).json.items).toEqual([]);
+    s.removeCrds('gateway.networking.k8s.io');
     expect((await raw(s, '/api')).json.versions).toEqual(['v1']);
   });
 

@@ -19,7 +19,8 @@ export interface HttpContext {
   token: string;
   serverAddress: () => string;
   watch: WatchSettings;
-  openWatches: Set<ServerResponse>;
+  /** Open watch streams and the API group each watches. */
+  openWatches: Map<ServerResponse, string>;
   requests: RequestRecord[];
 }
 

@@ -11,7 +11,7 @@ import { makeServingCerts } from './certs.ts';
 import { ApiError } from './errors.ts';
 import { FaultPlan } from './faults.ts';
 import { handle, type HttpContext, type RequestRecord } from './http.ts';
-import { GATEWAY_API, GATEWAY_GROUP, Registry, type ResourceType } from './resources.ts';
+import { GATEWAY_API, GATEWAY_GROUP, Registry, TLSROUTE_V1ALPHA2, type ResourceType } from './resources.ts';
 import { Store } from './store.ts';
 import { expireOpenWatches } from './watch.ts';
 
@@ -21,6 +21,8 @@ export interface FakeApiServerOptions {
   token?: string;
   /** Default true: serve gateway.networking.k8s.io as its v1.6 standard CRDs do. */
   gatewayApiCrds?: boolean;
+  /** Also serve TLSRoute v1alpha2 (Gateway API <= v1.4, or v1.5 experimental). Default false. */
+  tlsRouteV1alpha2?: boolean;
   /** Interval of BOOKMARK events on watches that allow them. Default 1000 ms. */
   bookmarkIntervalMs?: number;
 }
@@ -61,21 +63,21 @@ export interface FakeApiServer {
   close(): Promise<void>;
 }
 
-const GROUPS: Record<string, ResourceType[]> = { [GATEWAY_GROUP]: GATEWAY_API };
 
 export async function startFakeApiServer(opts: FakeApiServerOptions = {}): Promise<FakeApiServer> {
   const https = opts.https ?? true;
+  const GROUPS: Record<string, ResourceType[]> = { [GATEWAY_GROUP]: [...GATEWAY_API, ...(opts.tlsRouteV1alpha2 ? [TLSROUTE_V1ALPHA2] : [])] };
   const token = opts.token ?? 'fake-token-' + Math.random().toString(36).slice(2);
   const dir = mkdtempSync(join(tmpdir(), 'fake-apiserver-'));
   const certs = https ? makeServingCerts(dir) : undefined;
   const store = new Store();
   const registry = new Registry();
-  if (opts.gatewayApiCrds ?? true) registry.install(GATEWAY_GROUP, GATEWAY_API);
+  if (opts.gatewayApiCrds ?? true) registry.install(GATEWAY_GROUP, GROUPS[GATEWAY_GROUP]);
   const faults = new FaultPlan();
   const requests: RequestRecord[] = [];
   let port = 0;
   const ctx: HttpContext = {
-    store, registry, faults, token, requests, openWatches: new Set(),
+    store, registry, faults, token, requests, openWatches: new Map(),
     serverAddress: () => `127.0.0.1:${port}`,
     watch: { bookmarkIntervalMs: opts.bookmarkIntervalMs ?? 1000, goneAs: 'http' },
   };
@@ -130,10 +132,15 @@ export async function startFakeApiServer(opts: FakeApiServerOptions = {}): Promi
       if (!types) throw new Error(`no CRDs known for group ${group}`);
       registry.install(group, types);
     },
-    removeCrds: (group) => registry.remove(group),
+    removeCrds: (group) => {
+      store.dropGroup(group);
+      registry.remove(group);
+      // Watches on the removed resources end, as when a CRD is deleted.
+      for (const [res, g] of [...ctx.openWatches]) if (g === group) { ctx.openWatches.delete(res); res.end(); }
+    },
     faults: {
-      cutWatches: () => { for (const res of [...ctx.openWatches]) { ctx.openWatches.delete(res); res.socket?.destroy(); res.destroy(); } },
-      endWatches: () => { for (const res of [...ctx.openWatches]) { ctx.openWatches.delete(res); res.end(); } },
+      cutWatches: () => { for (const [res] of [...ctx.openWatches]) { ctx.openWatches.delete(res); res.socket?.destroy(); res.destroy(); } },
+      endWatches: () => { for (const [res] of [...ctx.openWatches]) { ctx.openWatches.delete(res); res.end(); } },
       failNext: (count, o) => faults.failNext(count, o),
       delay: (ms, o) => faults.delay(ms, o),
       conflictNext: (count, o) => faults.conflictNext(count, o),

@@ -35,7 +35,8 @@ export const BUILTIN: ResourceType[] = [
 ];
 
 // Gateway API v1.6 standard channel as its CRDs serve it: GatewayClass/Gateway/HTTPRoute at v1 and
-// v1beta1, GRPCRoute v1, TLSRoute v1 and v1alpha2, ReferenceGrant v1beta1 (storage) and v1.
+// v1beta1, GRPCRoute v1, TLSRoute v1 (standard since v1.5; v1alpha2 left the standard channel in
+// v1.5 and the experimental one in v1.6), ReferenceGrant v1beta1 (storage) and v1.
 export const GATEWAY_API: ResourceType[] = [
   ...['v1', 'v1beta1'].flatMap((v) => [
     rt(GATEWAY_GROUP, v, 'GatewayClass', 'gatewayclasses', false, true, true, ['gc']),
@@ -44,10 +45,12 @@ export const GATEWAY_API: ResourceType[] = [
   ]),
   rt(GATEWAY_GROUP, 'v1', 'GRPCRoute', 'grpcroutes', true, true, true),
   rt(GATEWAY_GROUP, 'v1', 'TLSRoute', 'tlsroutes', true, true, true),
-  rt(GATEWAY_GROUP, 'v1alpha2', 'TLSRoute', 'tlsroutes', true, true, true),
   rt(GATEWAY_GROUP, 'v1beta1', 'ReferenceGrant', 'referencegrants', true, false, true, ['refgrant']),
   rt(GATEWAY_GROUP, 'v1', 'ReferenceGrant', 'referencegrants', true, false, true, ['refgrant']),
 ];
+
+/** TLSRoute v1alpha2, as Gateway API up to v1.4 (and v1.5 experimental) served it. */
+export const TLSROUTE_V1ALPHA2: ResourceType = rt(GATEWAY_GROUP, 'v1alpha2', 'TLSRoute', 'tlsroutes', true, true, true);
 
 /** Version preference per group (first is preferred), as the API server orders them. */
 const PREFERRED: Record<string, string[]> = { [GATEWAY_GROUP]: ['v1', 'v1beta1', 'v1alpha2'] };

@@ -1,7 +1,7 @@
 // Object storage with one global resourceVersion counter and a bounded event history that
 // watches replay from. Objects are stored once per group+kind and served at every version.
 import { randomUUID } from 'node:crypto';
-import { alreadyExists, conflict, expired, invalid, notFound } from './errors.ts';
+import { alreadyExists, badRequest, conflict, expired, invalid, notFound } from './errors.ts';
 import { groupVersion, type ResourceType } from './resources.ts';
 
 export type EventType = 'ADDED' | 'MODIFIED' | 'DELETED';
@@ -13,6 +13,18 @@ const gkOf = (t: ResourceType): string => `${t.group}/${t.plural}`;
 const keyOf = (ns: string | undefined, name: string): string => `${ns ?? ''}/${name}`;
 /** Everything except metadata and status: a change here bumps metadata.generation. */
 const specPart = (o: any): string => JSON.stringify(o, (k, v) => (k === 'metadata' || k === 'status' ? undefined : v));
+
+// metav1.MicroTime is parsed with exactly six fractional digits; a JS Date's three are refused.
+const MICROTIME = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}(Z|[+-]\d\d:\d\d)$/;
+function checkMicroTimes(t: ResourceType, obj: any): void {
+  if (t.kind !== 'Lease') return;
+  for (const f of ['acquireTime', 'renewTime']) {
+    const v = obj?.spec?.[f];
+    if (v !== undefined && v !== null && (typeof v !== 'string' || !MICROTIME.test(v))) {
+      throw badRequest(`Lease in version "v1" cannot be handled as a Lease: parsing time ${JSON.stringify(String(v))} as "2006-01-02T15:04:05.000000Z07:00": cannot parse as MicroTime`);
+    }
+  }
+}
 
 export interface WriteOptions { subresource?: 'status' }
 
@@ -76,6 +88,7 @@ export class Store {
 
   create(t: ResourceType, input: any): any {
     const obj = clone(input);
+    checkMicroTimes(t, obj);
     const md = (obj.metadata ??= {});
     if (!md.name && md.generateName) md.name = md.generateName + randomUUID().slice(0, 5);
     if (!md.name || typeof md.name !== 'string') throw invalid(t, '', 'metadata.name: Required value: name or generateName is required');
@@ -116,6 +129,7 @@ export class Store {
     const old = b.get(key);
     if (!old) throw notFound(t, md.name);
     if (md.resourceVersion !== undefined && md.resourceVersion !== '' && md.resourceVersion !== old.metadata.resourceVersion) throw conflict(t, md.name);
+    checkMicroTimes(t, input);
     let next: any;
     if (opts.subresource === 'status') {
       next = clone(old);
@@ -161,6 +175,11 @@ export class Store {
     this.record(t, 'DELETED', gone);
     if (t.kind === 'Namespace') for (const [gk, objs] of this.objects) for (const [k, o] of objs) if (o.metadata.namespace === name) this.dropNamespaced(gk, k, o);
     return this.view(t, gone);
+  }
+
+  /** Deletes every object of a group (a CRD removed takes its custom resources with it). */
+  dropGroup(group: string): void {
+    for (const [gk, objs] of this.objects) if (gk.startsWith(`${group}/`)) for (const [k, o] of [...objs]) this.dropNamespaced(gk, k, o);
   }
 
   private dropNamespaced(gk: string, key: string, o: any): void {

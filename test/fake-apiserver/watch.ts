@@ -24,7 +24,7 @@ export interface WatchSettings {
 }
 
 /** Opens a watch. Throws ApiError (answered as HTTP) only before the 200 head is written. */
-export function serveWatch(store: Store, w: WatchRequest, settings: WatchSettings, req: IncomingMessage, res: ServerResponse, onHead: (status: number) => void, open: Set<ServerResponse>): void {
+export function serveWatch(store: Store, w: WatchRequest, settings: WatchSettings, req: IncomingMessage, res: ServerResponse, onHead: (status: number) => void, open: Map<ServerResponse, string>): void {
   const inScope = (o: any): boolean => !!o && (!w.namespace || !w.t.namespaced || o.metadata?.namespace === w.namespace) && w.labels(o) && w.fields(o);
   let replay: any[] = [];
   let gone: ApiError | undefined;
@@ -51,7 +51,7 @@ export function serveWatch(store: Store, w: WatchRequest, settings: WatchSetting
     res.end();
     return;
   }
-  open.add(res);
+  open.set(res, w.t.group);
   let lastRv = store.currentRv();
   for (const ev of replay) send(ev);
   const unsubscribe = store.subscribe((e) => {
@@ -75,8 +75,8 @@ export function serveWatch(store: Store, w: WatchRequest, settings: WatchSetting
 }
 
 /** Sends an in-stream 410 to every open watch and ends it (history expired under them). */
-export function expireOpenWatches(open: Set<ServerResponse>, currentRv: number): void {
-  for (const res of [...open]) {
+export function expireOpenWatches(open: Map<ServerResponse, string>, currentRv: number): void {
+  for (const [res] of [...open]) {
     if (!res.writableEnded) res.end(JSON.stringify({ type: 'ERROR', object: expired(`too old resource version: ${currentRv - 1} (${currentRv})`).status() }) + '\n');
     open.delete(res);
   }
