@@ -69,8 +69,12 @@ describe('Gateway API CRDs and TLS Secrets', () => {
     api.create(endpointSlice('web', ['127.0.0.1:9']));
     const ing = ingress('web', 'tls.example', [{ path: '/', service: 'web' }]);
     api.create({ ...ing, spec: { ...(ing.spec as object), tls: [{ hosts: ['tls.example'], secretName: 'tls' }] } });
+    // Discovery failing at start-up: no empty table is served, start-up goes on once it answers.
+    api.faults.failNext(4, { status: 500, pathPrefix: '/api' });
     p = await startKubePortico(api.kubeconfigPath);
     await p.waitReady();
+    expect(p.logs.some((l) => l.includes('API discovery failed'))).toBe(true);
+    expect(p.logs.filter((l) => l.includes('publishing routing table')).length).toBe(1); // not an empty one first
     expect(p.logs.filter((l) => l.includes('CRD not installed') && l.includes('httproutes')).length).toBe(1);
     // Only TLS Secrets are listed and watched.
     const secretReqs = api.requests.filter((r) => r.path.startsWith('/api/v1/secrets'));

@@ -30,6 +30,9 @@ export interface KubeSourceOptions {
 /** Secrets Portico can use: only TLS ones, so the cache never holds other credentials. */
 export const TLS_SECRET_SELECTOR = 'type=kubernetes.io/tls';
 
+/** Groups served by CRDs that may be missing; the built-in kinds must all be served. */
+const OPTIONAL_GROUPS = new Set(['gateway.networking.k8s.io']);
+
 interface Watched {
   readonly access: KubeAccess;
   readonly informer: k8s.ListWatch<k8s.KubernetesObject>;
@@ -115,6 +118,11 @@ export class KubeSource implements Source {
       }
     }
     this.maybeFirstDelivery();
+    const builtIn = watchedResources().filter((a) => !OPTIONAL_GROUPS.has(a.group));
+    if (!this.stopping && !builtIn.every((a) => this.watched.has(`${a.group}/${a.resource}`))) {
+      // Not started yet (API unreachable, or discovery failed): try again soon, not in 30 s.
+      setTimeout(() => void this.discover(), this.o.restartMinMs ?? 500).unref();
+    }
   }
 
   private watch(a: KubeAccess): void {
@@ -190,13 +198,19 @@ export class KubeSource implements Source {
   /** The first table waits until every served kind has listed, so nothing is served half-known. */
   private maybeFirstDelivery(): void {
     if (this.delivered) return;
-    if ([...this.watched.values()].every((w) => w.synced)) this.coalescer.trigger();
+    if (this.allSynced()) this.coalescer.trigger();
+  }
+
+  /** Every watched kind listed, and every built-in kind among them (an unreachable API server must not give an empty table). */
+  private allSynced(): boolean {
+    const builtIn = watchedResources().filter((a) => !OPTIONAL_GROUPS.has(a.group));
+    return builtIn.every((a) => this.watched.has(`${a.group}/${a.resource}`)) && [...this.watched.values()].every((w) => w.synced);
   }
 
   private deliver(): void {
     if (this.onSnapshot === undefined) return;
     const ws = [...this.watched.values()];
-    if (!this.delivered && !ws.every((w) => w.synced)) return;
+    if (!this.delivered && !this.allSynced()) return;
     const objects: SourcedObject[] = [];
     for (const w of ws) {
       for (const o of w.informer.list()) objects.push({ object: normalize(o, w.access), origin: 'kubernetes' });
