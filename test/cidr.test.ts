@@ -51,3 +51,12 @@ describe('router/cidr: the one CIDR parser', () => {
     expect(set.contains('2.0.0.1')).toBe(false);
   });
 });
+
+describe('route allowlist in the data plane', () => {
+  it('a route whose ranges do not all parse denies every client (fails closed)', async () => {
+    const { allowlistDenial } = await import('../src/realip/allowlist.ts');
+    expect(allowlistDenial({ allowSourceRanges: ['10.0.0.0/8'] }, { clientIp: '10.0.0.1' })).toBeUndefined();
+    expect(allowlistDenial({ allowSourceRanges: ['10.0.0.0/8', '10.0.0.0/08'] }, { clientIp: '10.0.0.1' })).toEqual(expect.any(String));
+    expect(allowlistDenial({ allowSourceRanges: [] }, { clientIp: '10.0.0.1' })).toEqual(expect.any(String));
+  });
+});

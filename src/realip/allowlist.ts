@@ -19,7 +19,9 @@ export interface AllowlistRequest {
   readonly defaultAllowlist?: CidrSet | undefined;
 }
 
+// Parsed once per route of a compiled table (the IR route objects live as long as the table).
 const routeSets = new WeakMap<AllowlistRoute, CidrSet>();
+const DENY_ALL = new CidrSet();
 
 /**
  * Why the request must be answered 403, or undefined when it may go on. A route's own
@@ -30,7 +32,10 @@ export function allowlistDenial(route: AllowlistRoute, request: AllowlistRequest
   if (own !== undefined) {
     let set = routeSets.get(route);
     if (set === undefined) {
-      set = CidrSet.from(own);
+      // Translation already emits only valid ranges (router/cidr.ts); should an entry still fail
+      // to parse, the route denies every client rather than serve a wider set than written.
+      const parsed = CidrSet.parse(own);
+      set = parsed.errors.length > 0 ? DENY_ALL : parsed.set;
       routeSets.set(route, set);
     }
     return set.contains(request.clientIp) ? undefined : `client ${request.clientIp} not in ${own.join(',') || '(empty allowlist)'}`;
