@@ -367,6 +367,32 @@ describe('fake API server faults, discovery and restarts', () => {
     s.faults.delay(0, { pathPrefix: p });
   });
 
+  it('pages lists with limit/continue, 410s an expired token or Exact version, and streams initial events', async () => {
+    for (const n of ['p1', 'p2', 'p3']) s.create({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: n, namespace: 'kube-public' } });
+    const p = '/api/v1/namespaces/kube-public/configmaps';
+    const first = (await raw(s, `${p}?limit=2`)).json;
+    expect(first.items.map((i: any) => i.metadata.name)).toEqual(['p1', 'p2']);
+    expect(first.items[0].kind).toBeUndefined(); // built-in list items carry no kind
+    expect(first.metadata.remainingItemCount).toBe(1);
+    const rest = (await raw(s, `${p}?limit=2&continue=${first.metadata.continue}`)).json;
+    expect(rest.items.map((i: any) => i.metadata.name)).toEqual(['p3']);
+    expect(rest.metadata.continue).toBeUndefined();
+    expect((await raw(s, `${p}?resourceVersion=${first.metadata.resourceVersion}&resourceVersionMatch=Exact`)).status).toBe(200);
+    s.create({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'p4', namespace: 'kube-public' } });
+    s.faults.expireHistory();
+    const gone = await raw(s, `${p}?limit=2&continue=${first.metadata.continue}`);
+    expect(gone.status).toBe(410);
+    expect(gone.json).toMatchObject({ kind: 'Status', reason: 'Expired', code: 410 });
+    expect((await raw(s, `${p}?resourceVersion=${first.metadata.resourceVersion}&resourceVersionMatch=Exact`)).status).toBe(410);
+    const stale = await raw(s, `${p}?watch=true&resourceVersion=${first.metadata.resourceVersion}`);
+    expect(stale.status).toBe(410);
+    const events: any[] = [];
+    const ac = await new k8s.Watch(clientFor(s)).watch(p, { sendInitialEvents: true, resourceVersionMatch: 'NotOlderThan', allowWatchBookmarks: true }, (type, obj) => events.push({ type, obj }), () => {});
+    await waitFor('initial events end', () => events.some((e) => e.obj.metadata?.annotations?.['k8s.io/initial-events-end'] === 'true'), 5_000);
+    expect(events.slice(0, 4).map((e) => `${e.type} ${e.obj.metadata.name}`)).toEqual(['ADDED p1', 'ADDED p2', 'ADDED p3', 'ADDED p4']);
+    ac.abort();
+  });
+
   it('cuts watch streams and keeps state across a restart', async () => {
     const kc = clientFor(s);
     let ended = 0;

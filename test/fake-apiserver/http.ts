@@ -122,7 +122,11 @@ async function route(ctx: HttpContext, req: IncomingMessage, res: ServerResponse
       const fields = parseFieldSelector(q.get('fieldSelector'), t.kind);
       if (q.get('watch') === 'true' || q.get('watch') === '1') {
         const ts = q.get('timeoutSeconds');
-        return serveWatch(ctx.store, { t, namespace, labels, fields, resourceVersion: q.get('resourceVersion'), allowBookmarks: q.get('allowWatchBookmarks') === 'true', timeoutSeconds: ts ? Number(ts) : undefined }, ctx.watch, req, res, onHead, ctx.openWatches);
+        const initial = q.get('sendInitialEvents') === 'true';
+        if (initial && (q.get('resourceVersionMatch') !== 'NotOlderThan' || q.get('allowWatchBookmarks') !== 'true')) {
+          throw new ApiError(422, 'Invalid', 'sendInitialEvents requires resourceVersionMatch=NotOlderThan and allowWatchBookmarks=true');
+        }
+        return serveWatch(ctx.store, { t, namespace, labels, fields, resourceVersion: q.get('resourceVersion'), allowBookmarks: q.get('allowWatchBookmarks') === 'true', timeoutSeconds: ts ? Number(ts) : undefined, sendInitialEvents: initial }, ctx.watch, req, res, onHead, ctx.openWatches);
       }
       return send(200, list(ctx.store, t, namespace, q, (o) => labels(o) && fields(o)));
     }

@@ -15,6 +15,8 @@ export interface WatchRequest {
   resourceVersion: string | null;
   allowBookmarks: boolean;
   timeoutSeconds?: number;
+  /** Streaming list: synthetic ADDEDs, then a BOOKMARK annotated k8s.io/initial-events-end. */
+  sendInitialEvents?: boolean;
 }
 
 export interface WatchSettings {
@@ -29,7 +31,10 @@ export function serveWatch(store: Store, w: WatchRequest, settings: WatchSetting
   let replay: any[] = [];
   let gone: ApiError | undefined;
   const rvParam = w.resourceVersion;
-  if (rvParam === null || rvParam === '' || rvParam === '0') {
+  if (w.sendInitialEvents) {
+    replay = store.list(w.t, w.namespace).filter(inScope).map((o) => ({ type: 'ADDED', object: o }));
+    if (w.allowBookmarks) replay.push({ type: 'BOOKMARK', object: { kind: w.t.kind, apiVersion: groupVersion(w.t), metadata: { resourceVersion: String(store.currentRv()), annotations: { 'k8s.io/initial-events-end': 'true' } } } });
+  } else if (rvParam === null || rvParam === '' || rvParam === '0') {
     // "Get State and Start at Most Recent/Any": synthetic ADDED for what exists now.
     replay = store.list(w.t, w.namespace).filter(inScope).map((o) => ({ type: 'ADDED', object: o }));
   } else {
