@@ -89,6 +89,19 @@ describe('fake API server with kubectl', () => {
     expect(s.requests.some((r) => r.method === 'PATCH' && r.path.endsWith('/httproutes/r') && r.contentType === 'application/merge-patch+json')).toBe(true);
   });
 
+  it('takes kubectl patch as strategic merge (keyed lists), JSON patch and merge patch', async () => {
+    s.create({ apiVersion: 'v1', kind: 'Service', metadata: { name: 'svc', namespace: 'default' }, spec: { ports: [{ name: 'http', port: 80 }] } });
+    expect((await kubectl(s, 'patch', 'service', 'svc', '-p', '{"spec":{"ports":[{"name":"https","port":443}]}}')).out).toContain('patched');
+    expect(s.get('v1', 'Service', 'default', 'svc').spec.ports.map((p: { port: number }) => p.port)).toEqual([80, 443]);
+    expect(s.requests.at(-1)).toMatchObject({ method: 'PATCH', contentType: 'application/strategic-merge-patch+json', status: 200 });
+    expect((await kubectl(s, 'patch', 'service', 'svc', '--type=json', '-p', '[{"op":"remove","path":"/spec/ports/0"}]')).out).toContain('patched');
+    expect(s.get('v1', 'Service', 'default', 'svc').spec.ports).toEqual([{ name: 'https', port: 443 }]);
+    const bad = await kubectl(s, 'patch', 'service', 'svc', '--type=json', '-p', '[{"op":"remove","path":"/spec/nothing"}]');
+    expect(bad.code).not.toBe(0);
+    expect((await kubectl(s, 'patch', 'service', 'svc', '--subresource=status', '--type=merge', '-p', '{"status":{"loadBalancer":{"ingress":[{"hostname":"lb.example.net"}]}}}')).out).toContain('patched');
+    expect(s.get('v1', 'Service', 'default', 'svc').status.loadBalancer.ingress).toEqual([{ hostname: 'lb.example.net' }]);
+  });
+
   it('streams changes to kubectl get --watch', async () => {
     s.create({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'first', namespace: 'default' }, data: { a: '1' } });
     const child = spawn('kubectl', ['--kubeconfig', s.kubeconfigPath, 'get', 'configmaps', '--watch', '-o', 'name'], { stdio: ['ignore', 'pipe', 'pipe'] });
