@@ -71,6 +71,11 @@ describe('fake API server with kubectl', () => {
     expect(after.metadata.generation).toBe(2); // status writes never bump generation
     expect(s.requests.some((r) => r.method === 'PATCH' && r.path.endsWith('/web/status') && r.contentType === 'application/merge-patch+json')).toBe(true);
 
+    writeFileSync(file, JSON.stringify({ ...changed, bogus: 1 }));
+    const strict = await kubectl(s, 'apply', '-f', file);
+    expect(strict.code).not.toBe(0);
+    expect(strict.err).toContain('unknown field "bogus"');
+
     expect((await kubectl(s, 'delete', 'ingress', 'web')).out).toContain('deleted');
     expect(s.get(NET, 'Ingress', 'default', 'web')).toBeUndefined();
     const missing = await kubectl(s, 'get', 'ingress', 'web');

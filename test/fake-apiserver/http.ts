@@ -133,6 +133,7 @@ async function route(ctx: HttpContext, req: IncomingMessage, res: ServerResponse
     if (method === 'POST') {
       const obj = parse();
       checkKind(t, obj);
+      checkStrict(t, obj, q);
       if (t.namespaced) {
         if (obj.metadata?.namespace && obj.metadata.namespace !== namespace) throw badRequest('the namespace of the provided object does not match the namespace sent on the request');
         if (!ctx.store.get(ctx.registry.byPlural('', 'v1', 'namespaces')!, undefined, namespace!)) throw notFound(ctx.registry.byPlural('', 'v1', 'namespaces')!, namespace!);
@@ -159,6 +160,7 @@ async function route(ctx: HttpContext, req: IncomingMessage, res: ServerResponse
   if (method === 'PUT') {
     const obj = parse();
     checkKind(t, obj);
+    checkStrict(t, obj, q);
     if (obj.metadata?.name !== name) throw badRequest('the name of the object does not match the name on the URL');
     if (t.namespaced && obj.metadata?.namespace && obj.metadata.namespace !== namespace) throw badRequest('the namespace of the provided object does not match the namespace sent on the request');
     obj.metadata.namespace = namespace;
@@ -177,6 +179,7 @@ async function route(ctx: HttpContext, req: IncomingMessage, res: ServerResponse
     const rv = next?.metadata?.resourceVersion;
     if (rv !== cur.metadata.resourceVersion) throw conflict(t, name);
     if (next?.metadata?.name !== name) throw badRequest('metadata.name cannot be changed by a patch');
+    checkStrict(t, next, q);
     next.metadata.namespace = cur.metadata.namespace;
     return send(200, ctx.store.update(t, next, sub));
   }
@@ -186,6 +189,16 @@ async function route(ctx: HttpContext, req: IncomingMessage, res: ServerResponse
     return send(200, ctx.store.delete(t, namespace, name, pre));
   }
   throw new ApiError(405, 'MethodNotAllowed', 'the server does not allow this method on the requested resource');
+}
+
+// Top-level fields of each kind; fieldValidation=Strict refuses others (nested fields are not checked).
+const TOP_FIELDS: Record<string, string[]> = { Secret: ['data', 'stringData', 'type', 'immutable'], ConfigMap: ['data', 'binaryData', 'immutable'], EndpointSlice: ['addressType', 'endpoints', 'ports'] };
+
+function checkStrict(t: ResourceType, obj: any, q: URLSearchParams): void {
+  if (q.get('fieldValidation') !== 'Strict' || typeof obj !== 'object' || obj === null) return;
+  const known = new Set(['apiVersion', 'kind', 'metadata', ...(TOP_FIELDS[t.kind] ?? ['spec', 'status'])]);
+  const unknown = Object.keys(obj).filter((k) => !known.has(k));
+  if (unknown.length > 0) throw badRequest(`strict decoding error: ${unknown.map((k) => `unknown field "${k}"`).join(', ')}`);
 }
 
 function checkKind(t: ResourceType, obj: any): void {
