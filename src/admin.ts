@@ -1,6 +1,7 @@
 // The admin server, in the primary: health, readiness, metrics of all workers, status, routes.
 
 import http from 'node:http';
+import { CidrSet, parseCidr } from '../router/cidr.ts';
 import type { WorkerMetrics } from './cluster-metrics.ts';
 import type { Logger } from './log.ts';
 import type { ServeOptions } from './options.ts';
@@ -17,11 +18,31 @@ function text(res: http.ServerResponse, status: number, body: string, type = 'te
   res.end(body);
 }
 
+// Loopback is always allowed: a kubectl port-forward or a shell in the pod reads /debug/routes.
+const LOOPBACK = new CidrSet([parseCidr('127.0.0.0/8')!, parseCidr('::1/128')!]);
+
+/**
+ * Whether a client may read /status and /debug/* (they list every endpoint address). Decided on
+ * the socket's peer address only: forwarding headers are never trusted on the admin port.
+ * `::ffff:127.0.0.1` (an IPv4 peer on a dual-stack socket) counts as loopback.
+ */
+export function adminDebugAllowed(peer: string | undefined, allowed: CidrSet): boolean {
+  if (peer === undefined) return false;
+  return LOOPBACK.contains(peer) || allowed.contains(peer);
+}
+
+/** Paths that stay open to every client: probes and scrapers. */
+const OPEN_PATHS = new Set(['/healthz', '/readyz', '/metrics']);
+
 export async function startAdminServer(options: ServeOptions, state: PrimaryState, workerMetrics: WorkerMetrics, log: Logger): Promise<http.Server> {
+  const allowed = new CidrSet(options.adminAllowCidrs.map((c) => parseCidr(c)!).filter((c) => c !== undefined));
   const server = http.createServer(async (req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     try {
       if (req.method !== 'GET' && req.method !== 'HEAD') return text(res, 405, 'method not allowed\n');
+      if (!OPEN_PATHS.has(path) && !adminDebugAllowed(req.socket.remoteAddress, allowed)) {
+        return text(res, 403, 'forbidden: served to loopback clients only (see --admin-allow-cidr)\n');
+      }
       switch (path) {
         case '/healthz':
           return text(res, 200, 'ok\n');

@@ -3,6 +3,7 @@
 import { isIP } from 'node:net';
 import { availableParallelism } from 'node:os';
 import { parseArgs } from 'node:util';
+import { parseCidrList } from '../router/cidr.ts';
 import { REAL_IP_FLAGS, REAL_IP_KEYS, REAL_IP_LIST_KEYS, loadConfigFile, parseRealIpSettings, realIpSettingsToRecord, unknownConfigKeys } from './realip/config.ts';
 
 export interface ServeOptions {
@@ -15,6 +16,8 @@ export interface ServeOptions {
   readonly httpsPort: number;
   readonly adminPort: number;
   readonly adminAddress: string;
+  /** `--admin-allow-cidr`: clients besides loopback served /status and /debug/* (canonical CIDRs). */
+  readonly adminAllowCidrs: readonly string[];
   readonly workers: number;
   readonly ingressClass: string;
   readonly logLevel: string;
@@ -74,6 +77,7 @@ export const SERVE_FLAGS: readonly FlagSpec[] = [
   { name: 'bind-address', value: '0.0.0.0', help: 'address the traffic listeners bind to' },
   { name: 'admin-port', value: '10254', help: 'admin server port: /healthz /readyz /metrics /status /debug/routes' },
   { name: 'admin-address', value: '0.0.0.0', help: 'address the admin server binds to' },
+  { name: 'admin-allow-cidr', value: 'CIDRS', help: 'clients besides loopback that may read /status and /debug/* (comma-separated or repeated; default: loopback only)', list: true },
   { name: 'workers', value: 'CPUs', help: 'number of worker processes (default: number of CPUs)' },
   { name: 'ingress-class', value: 'portico', help: 'IngressClass to serve' },
   { name: 'log-level', value: 'info', help: 'trace|debug|info|warn|error|fatal|silent (access logs are info)' },
@@ -190,6 +194,8 @@ export function parseServeOptions(argvIn: readonly string[]): ServeOptions {
   if (!Number.isInteger(workersRaw)) throw new UsageError(`--workers: ${workersRaw} is not a whole number`);
   const ingressClass = (values['ingress-class'] as string | undefined) ?? 'portico';
   if (!/^[a-z0-9]([-.a-z0-9]*[a-z0-9])?$/.test(ingressClass)) throw new UsageError(`--ingress-class: ${JSON.stringify(ingressClass)} is not a valid object name`);
+  const adminAllow = parseCidrList((values['admin-allow-cidr'] as string | undefined) ?? '');
+  if (adminAllow.errors.length > 0) throw new UsageError(`--admin-allow-cidr: ${adminAllow.errors.join('; ')}`);
   const realIpFlags: Record<string, string> = {};
   for (const key of REAL_IP_KEYS) if (typeof values[key] === 'string') realIpFlags[key] = values[key] as string;
   return {
@@ -216,6 +222,7 @@ export function parseServeOptions(argvIn: readonly string[]): ServeOptions {
     httpsPort: num(values, 'https-port', 443, 0, 65535),
     adminPort: num(values, 'admin-port', 10254, 0, 65535),
     adminAddress: (values['admin-address'] as string | undefined) ?? '0.0.0.0',
+    adminAllowCidrs: adminAllow.cidrs,
     workers: workersRaw,
     ingressClass,
     logLevel,
