@@ -56,6 +56,9 @@ export function upstreamHeaders(rawHeaders: readonly string[], connection: strin
   let cookieAt = -1;
   for (let i = 0; i < rawHeaders.length; i += 2) {
     const name = rawHeaders[i];
+    // As nginx (underscores_in_headers off): `Content_Length` is Content-Length to backends that
+    // map `_` to `-` (CGI, WSGI, PHP), a framing header this proxy never checked. Not forwarded.
+    if (name.includes('_')) continue;
     const first = name.charCodeAt(0) | 0x20;
     // Fast path: a header whose first letter starts no hop-by-hop or forwarding name, and that
     // Connection does not list, goes through without being lower-cased.

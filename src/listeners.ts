@@ -21,7 +21,7 @@ export interface ListenerLimits {
   readonly maxConnections: number;
 }
 
-const REASONS: Record<number, string> = { 400: 'Bad Request', 408: 'Request Timeout', 414: 'URI Too Long', 431: 'Request Header Fields Too Large' };
+const REASONS: Record<number, string> = { 400: 'Bad Request', 408: 'Request Timeout', 414: 'URI Too Long', 431: 'Request Header Fields Too Large', 505: 'HTTP Version Not Supported' };
 
 /**
  * Node counts the request line into --max-header-size. When the bytes the parser failed on start
@@ -35,13 +35,91 @@ function requestLineTooLong(err: Error & { rawPacket?: unknown }): boolean {
   return nl < 0 || nl > 4096;
 }
 
-/** Answers a connection whose request cannot be parsed, then closes it. */
+/**
+ * Responses a connection still owes: requests the parser accepted whose answers have not been
+ * written yet (pipelining). A parse error behind them is answered only after them, in order.
+ */
+interface OwingSocket extends Duplex {
+  [kOwed]?: number;
+  /** The newest request: those before it were read whole, this one may still be arriving. */
+  [kLast]?: http.IncomingMessage;
+  [kRejection]?: () => void;
+  [kRejected]?: boolean;
+}
+const kOwed = Symbol('portico.owed');
+const kLast = Symbol('portico.last');
+const kRejection = Symbol('portico.rejection');
+const kRejected = Symbol('portico.rejected');
+
+function onOwedResponseDone(this: http.ServerResponse): void {
+  // Node detaches the socket from a finished response before this runs: use the one noted.
+  const socket = this[kCounted];
+  if (socket === undefined) return;
+  this[kCounted] = undefined;
+  const owed = (socket[kOwed] ?? 1) - 1;
+  socket[kOwed] = owed;
+  if (owed === 0 && socket[kRejection] !== undefined) {
+    const answer = socket[kRejection];
+    socket[kRejection] = undefined;
+    answer();
+  }
+}
+const kCounted = Symbol('portico.counted');
+declare module 'node:http' {
+  interface ServerResponse {
+    [kCounted]?: OwingSocket;
+  }
+}
+
+/** Counts a request's response as owed on its connection until it is finished or abandoned. */
+function oweResponse(req: http.IncomingMessage, res: http.ServerResponse): void {
+  // A pipelined response gets its socket only when the ones before it are done: use the request's.
+  const socket = req.socket as OwingSocket | null;
+  if (socket === null) return;
+  socket[kOwed] = (socket[kOwed] ?? 0) + 1;
+  socket[kLast] = req;
+  res[kCounted] = socket;
+  res.once('finish', onOwedResponseDone);
+  res.once('close', onOwedResponseDone);
+}
+
+/**
+ * Answers a connection whose request cannot be parsed, then closes it: after the responses still
+ * owed to the requests before it (as nginx does), never ahead of them.
+ */
 export function rejectClient(err: Error & { code?: string }, socket: Duplex, log: Logger): void {
+  const s = socket as OwingSocket;
+  // The parser reports the same error again for every later chunk: answer once.
+  if (s[kRejected] === true) return;
+  s[kRejected] = true;
   if (err.code === 'ECONNRESET' || err.code === 'EPIPE' || !socket.writable || socket.destroyed) {
     socket.destroy();
     return;
   }
-  const status = err.code === 'HPE_HEADER_OVERFLOW' ? (requestLineTooLong(err) ? 414 : 431) : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
+  // Held back only behind requests read whole: an error in the request still being read (its
+  // body, or a timeout) means that one can never be answered, so the answer goes now.
+  if ((s[kOwed] ?? 0) > 0 && s[kLast]?.complete === true) {
+    // Bytes after a request that said `Connection: close` are not a request at all: the owed
+    // response ends the connection, and nothing follows it.
+    if (err.code === 'HPE_CLOSED_CONNECTION') return;
+    s[kRejection] = () => {
+      if (!socket.destroyed && socket.writable && !socket.writableEnded) answerMalformed(err, socket, log);
+    };
+    return;
+  }
+  if (err.code === 'HPE_CLOSED_CONNECTION') {
+    socket.end();
+    return;
+  }
+  answerMalformed(err, socket, log);
+}
+
+function answerMalformed(err: Error & { code?: string }, socket: Duplex, log: Logger): void {
+  const status =
+    err.code === 'HPE_HEADER_OVERFLOW' ? (requestLineTooLong(err) ? 414 : 431)
+    : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408
+    : err.code === 'HPE_INVALID_VERSION' ? 505
+    : 400;
   const body = `${REASONS[status]}\n`;
   log.debug({ code: err.code }, 'rejected malformed request');
   socket.end(`HTTP/1.1 ${status} ${REASONS[status]}\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${body.length}\r\n\r\n${body}`);
@@ -63,7 +141,10 @@ export function createHttp1Server(limits: ListenerLimits, log: Logger, handler: 
       connectionsCheckingInterval: Math.min(1000, Math.max(100, Math.floor(limits.headersTimeoutMs / 4))),
       highWaterMark: 64 * 1024,
     },
-    handler as unknown as http.RequestListener,
+    ((req: http.IncomingMessage, res: http.ServerResponse) => {
+      oweResponse(req, res);
+      handler(req, res);
+    }) as http.RequestListener,
   );
   server.on('clientError', (err: Error & { code?: string }, socket: Duplex) => rejectClient(err, socket, log));
   server.on('upgrade', onUpgrade);

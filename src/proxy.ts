@@ -12,7 +12,7 @@ import { allowlistDenial } from './realip/allowlist.ts';
 import { getProxyInfo } from './realip/proxy-listener.ts';
 import type { Logger } from './log.ts';
 import { countRequest, observeUpstreamLatency, upstreamErrors } from './metrics.ts';
-import { checkTargetAndHost, isHttp2 } from './request-checks.ts';
+import { checkTargetAndHost, isHttp2, unsupportedVersion } from './request-checks.ts';
 
 /**
  * A client request and response: HTTP/1.1, or HTTP/2 through Node's compatibility API, which
@@ -446,8 +446,13 @@ function redirectToHttps(ex: Exchange, httpsPort: number): void {
 
 export function createRequestHandler(ctx: ProxyContext): RequestHandler {
   return (req, res) => {
-    const bad = checkTargetAndHost(req);
     const ex = new Exchange(ctx, req, res);
+    if (unsupportedVersion(req)) {
+      res.setHeader('connection', 'close');
+      ex.error = `HTTP/${req.httpVersion} on an HTTP/1 connection`;
+      return ex.reply(505, 'HTTP version not supported');
+    }
+    const bad = checkTargetAndHost(req);
     if (bad !== undefined) {
       // The request is not understood, so the connection is not reused.
       if (!isHttp2(req)) res.setHeader('connection', 'close');
@@ -461,6 +466,12 @@ export function createRequestHandler(ctx: ProxyContext): RequestHandler {
       return ex.reply(405, 'method not allowed');
     }
     const te = req.headers['transfer-encoding'];
+    if (te !== undefined && req.httpVersion === '1.0' && !isHttp2(req)) {
+      // RFC 9112 6.1: HTTP/1.0 has no chunked framing, so its body cannot be delimited safely.
+      res.setHeader('connection', 'close');
+      ex.error = 'Transfer-Encoding in an HTTP/1.0 request';
+      return ex.reply(400, 'bad request: Transfer-Encoding in an HTTP/1.0 request');
+    }
     if (te !== undefined && te.trim().toLowerCase() !== 'chunked') {
       // Node decodes the chunking and would pass the other codings' bytes on unmarked (RFC 9112 6.1).
       if (!isHttp2(req)) res.setHeader('connection', 'close');

@@ -3,9 +3,20 @@
 
 import type { IncomingMessage } from 'node:http';
 
-/** A request that arrived over HTTP/2 (through node:http2's compatibility API). */
+/**
+ * A request that arrived over an HTTP/2 session (through node:http2's compatibility API). Told by
+ * the stream it rides on, never by the version number: an HTTP/1 request line can say `HTTP/2.0`.
+ */
 export function isHttp2(req: IncomingMessage): boolean {
-  return req.httpVersionMajor === 2;
+  return (req as { stream?: unknown }).stream !== undefined;
+}
+
+/**
+ * An HTTP/1 connection carries HTTP/1.0 and HTTP/1.1 only: any other version in a request line
+ * (`HTTP/2.0`, `HTTP/1.2`, `HTTP/3.0`) gets 505 (RFC 9110 15.6.6), as nginx answers.
+ */
+export function unsupportedVersion(req: IncomingMessage): boolean {
+  return !isHttp2(req) && req.httpVersion !== '1.1' && req.httpVersion !== '1.0';
 }
 
 /**
@@ -21,6 +32,9 @@ export function checkTargetAndHost(req: IncomingMessage): string | undefined {
   if (url.charCodeAt(0) !== 47 /* / */ && url !== '*') {
     const m = ABSOLUTE_FORM.exec(url);
     if (m === null) return 'malformed request target';
+    // RFC 9110 4.2.4: userinfo is not allowed in http(s) URIs; readers split `a@b` differently.
+    if (m[1].includes('@')) return 'userinfo in the request target';
+    if (m[1] === '') return 'malformed request target';
     if (!isHttp2(req)) {
       const raw = req.rawHeaders;
       const rest: string[] = [];
@@ -87,7 +101,8 @@ function isHex(c: number): boolean {
   return (c >= 48 && c <= 57) || ((c | 0x20) >= 97 && (c | 0x20) <= 102);
 }
 
-const ABSOLUTE_FORM = /^https?:\/\/([^/?#@\s]+)([^#\s]*)$/i;
+// The authority ends at the first '/' or '?'; what follows it must start with one of them.
+const ABSOLUTE_FORM = /^https?:\/\/([^/?#\s]*)((?:[/?][^#\s]*)?)$/i;
 const HOST_VALUE = /^(?:[A-Za-z0-9._~!$&'()*+,;=%-]*|\[[0-9A-Fa-f:.]+\])(?::[0-9]*)?$/;
 const validHosts = new Set<string>();
 

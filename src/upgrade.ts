@@ -13,10 +13,10 @@ import { upstreamHeaders, type ForwardedValues } from './forwarding.ts';
 import type { Logger } from './log.ts';
 import { countRequest, upstreamErrors } from './metrics.ts';
 import { proxyLogFields, type DownstreamRequest } from './proxy.ts';
-import { checkTargetAndHost } from './request-checks.ts';
+import { checkTargetAndHost, unsupportedVersion } from './request-checks.ts';
 import { allowlistDenial } from './realip/allowlist.ts';
 
-const REASONS: Record<number, string> = { 308: 'Permanent Redirect', 400: 'Bad Request', 403: 'Forbidden', 404: 'Not Found', 421: 'Misdirected Request', 502: 'Bad Gateway', 503: 'Service Unavailable', 504: 'Gateway Timeout' };
+const REASONS: Record<number, string> = { 308: 'Permanent Redirect', 400: 'Bad Request', 403: 'Forbidden', 404: 'Not Found', 421: 'Misdirected Request', 502: 'Bad Gateway', 503: 'Service Unavailable', 504: 'Gateway Timeout', 505: 'HTTP Version Not Supported' };
 
 function refuse(socket: Duplex, status: number, message: string, extra = ''): void {
   const body = `${message}\n`;
@@ -42,6 +42,10 @@ export interface UpgradeContext {
 export function createUpgradeHandler(ctx: UpgradeContext): (req: IncomingMessage, socket: Duplex, head: Buffer) => void {
   return (req, socket, head) => {
     socket.on('error', () => undefined);
+    if (unsupportedVersion(req)) {
+      countRequest('-', 505);
+      return refuse(socket, 505, 'HTTP version not supported');
+    }
     const bad = checkTargetAndHost(req);
     if (bad !== undefined) {
       countRequest('-', 400);

@@ -57,12 +57,13 @@ describe('bad input never stops serving', () => {
     expect(status.items.find((i: { metadata: { name: string } }) => i.metadata.name === 'edit').metadata.generation).toBe(2);
   });
 
-  it('an edit to a Service that does not exist keeps serving the old backend; a new Ingress to it gets 503', async () => {
+  it('an edit to a Service that does not exist serves the current content: that path answers 503, the others are served', async () => {
     portico.write('svc.yaml', toYaml(ingress('svc', 'svc.test', [{ path: '/', service: 'app' }])));
     await waitFor('route', async () => (await get('svc.test')).status === 200);
-    portico.write('svc.yaml', toYaml(ingress('svc', 'svc.test', [{ path: '/', service: 'typo' }])));
+    portico.write('svc.yaml', toYaml(ingress('svc', 'svc.test', [{ path: '/', service: 'typo' }, { path: '/ok', service: 'app' }])));
     await waitFor('problem', async () => (await problems()).find((x) => x.name === 'svc' && /typo not found/.test(x.message)));
-    expect((await get('svc.test')).status).toBe(200);
+    await waitFor('503', async () => (await get('svc.test')).status === 503);
+    expect((await get('svc.test', '/ok')).status).toBe(200);
     portico.write('fresh.yaml', toYaml(ingress('fresh', 'fresh.test', [{ path: '/', service: 'typo' }])));
     await waitFor('503', async () => (await get('fresh.test')).status === 503);
   });

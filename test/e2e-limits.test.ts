@@ -43,8 +43,14 @@ function closedWithin(s: net.Socket, ms: number): Promise<{ closed: boolean; dat
 }
 
 describe('malformed HTTP and limits', () => {
+  it('a version other than HTTP/1.0 or 1.1 gets 505 and a closed connection', async () => {
+    const r = await rawExchange(portico.httpPort, 'GET / HTTP/9.9\r\nHost: x\r\n\r\n');
+    expect(r.text).toMatch(/^HTTP\/1\.1 505 HTTP Version Not Supported/);
+    expect(r.closed).toBe(true);
+  });
+
   it('malformed requests get 400 and a closed connection', async () => {
-    for (const bad of ['GARBAGE\r\n\r\n', 'GET / HTTP/1.1\r\nHost: app.test\r\nBad Header Line\r\n\r\n', 'GET / HTTP/9.9\r\nHost: x\r\n\r\n', 'GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n']) {
+    for (const bad of ['GARBAGE\r\n\r\n', 'GET / HTTP/1.1\r\nHost: app.test\r\nBad Header Line\r\n\r\n', 'GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n']) {
       const r = await rawExchange(portico.httpPort, bad);
       expect(r.text).toMatch(/^HTTP\/1\.1 400 Bad Request/);
       expect(r.closed).toBe(true);
