@@ -4,6 +4,7 @@ import { isIP } from 'node:net';
 import { availableParallelism } from 'node:os';
 import { parseArgs } from 'node:util';
 import { parseCidrList } from '../router/cidr.ts';
+import { ESCAPED_SLASHES, type EscapedSlashes } from './request-checks.ts';
 import { REAL_IP_FLAGS, REAL_IP_KEYS, REAL_IP_LIST_KEYS, loadConfigFile, parseRealIpSettings, realIpSettingsToRecord, unknownConfigKeys } from './realip/config.ts';
 
 export interface ServeOptions {
@@ -31,6 +32,8 @@ export interface ServeOptions {
   readonly keepAliveTimeoutMs: number;
   readonly maxConnections: number;
   readonly shutdownGraceMs: number;
+  /** `--escaped-slashes`: route a path with %2F/%5C as the decoded slash, or refuse it (400). */
+  readonly escapedSlashes: EscapedSlashes;
   /** `--default-ssl-certificate ns/name`; a self-signed certificate is generated when absent. */
   readonly defaultSslCertificate?: string;
   readonly strictSni: boolean;
@@ -90,6 +93,7 @@ export const SERVE_FLAGS: readonly FlagSpec[] = [
   { name: 'keepalive-timeout', value: '60', help: 'seconds an idle keep-alive connection stays open' },
   { name: 'max-connections', value: '10000', help: 'open client connections per listener in each worker; more are closed at once' },
   { name: 'shutdown-grace', value: '10', help: 'seconds to finish in-flight requests on SIGTERM' },
+  { name: 'escaped-slashes', value: 'decode', help: 'paths with %2F or %5C: decode (route by the decoded path, forward the original bytes) or reject (400)' },
   { name: 'default-ssl-certificate', value: 'NS/NAME', help: 'TLS Secret served when no certificate matches (default: generated self-signed)' },
   { name: 'strict-sni', value: '', help: 'refuse TLS handshakes whose SNI matches no certificate', boolean: true },
   { name: 'tls-min-version', value: 'TLSv1.2', help: 'lowest TLS version accepted: TLSv1.2 or TLSv1.3' },
@@ -178,6 +182,8 @@ export function parseServeOptions(argvIn: readonly string[]): ServeOptions {
   if (defaultSsl !== undefined && !/^[a-z0-9]([-a-z0-9]*[a-z0-9])?\/[a-z0-9]([-.a-z0-9]*[a-z0-9])?$/.test(defaultSsl)) {
     throw new UsageError(`--default-ssl-certificate: ${JSON.stringify(defaultSsl)} must be namespace/name`);
   }
+  const escapedSlashes = ((values['escaped-slashes'] as string | undefined) ?? 'decode') as EscapedSlashes;
+  if (!ESCAPED_SLASHES.includes(escapedSlashes)) throw new UsageError(`--escaped-slashes: must be one of ${ESCAPED_SLASHES.join(', ')}`);
   const tlsMin = (values['tls-min-version'] as string | undefined) ?? 'TLSv1.2';
   if (tlsMin !== 'TLSv1.2' && tlsMin !== 'TLSv1.3') throw new UsageError('--tls-min-version: must be TLSv1.2 or TLSv1.3');
   const ports = (['http-port', 'https-port', 'admin-port'] as const).map((f) => [f, num(values, f, f === 'http-port' ? 80 : f === 'https-port' ? 443 : 10254, 0, 65535)] as const);
@@ -235,6 +241,7 @@ export function parseServeOptions(argvIn: readonly string[]): ServeOptions {
     keepAliveTimeoutMs: num(values, 'keepalive-timeout', 60, 0.001, 3600) * 1000,
     maxConnections: Math.floor(num(values, 'max-connections', 10000, 1, 1e7)),
     shutdownGraceMs: num(values, 'shutdown-grace', 10, 0, 3600) * 1000,
+    escapedSlashes,
   };
 }
 

@@ -2,6 +2,22 @@
 // and a backend could read differently is refused with 400 before anything is routed.
 
 import type { IncomingMessage } from 'node:http';
+import { hasEscapedSlash } from '../router/path.ts';
+
+/**
+ * `--escaped-slashes`: what a path holding %2F or %5C gets. `decode`: routed as the slash a
+ * decoding backend reads (the original bytes are forwarded); `reject`: 400, as Envoy's
+ * REJECT_REQUEST action, for backends that read an escaped slash as a character.
+ */
+export type EscapedSlashes = 'decode' | 'reject';
+export const ESCAPED_SLASHES: readonly EscapedSlashes[] = ['decode', 'reject'];
+
+// Process-wide, set once when a worker starts; every listener applies the same policy.
+let escapedSlashes: EscapedSlashes = 'decode';
+
+export function setEscapedSlashes(policy: EscapedSlashes): void {
+  escapedSlashes = policy;
+}
 
 /**
  * A request that arrived over an HTTP/2 session (through node:http2's compatibility API). Told by
@@ -70,21 +86,26 @@ export function checkTargetAndHost(req: IncomingMessage): string | undefined {
 }
 
 /**
- * As nginx: a path with a broken percent-escape, or whose `..` segments climb above the root,
- * is refused rather than routed one way and read another way upstream.
+ * As nginx: a path with a broken percent-escape, an escaped NUL, or whose `..` segments climb
+ * above the root (escaped slashes and dots counted as the backend will decode them) is refused
+ * rather than routed one way and read another way upstream.
  */
 function pathProblem(target: string): string | undefined {
   let end = target.indexOf('?');
   if (end < 0) end = target.length;
   const path = target.slice(0, end);
-  // A backslash is a separator to some backends (WHATWG URL parsing) and a character to the router.
+  // A backslash is a separator to some backends (WHATWG URL parsing) and a character to others.
   if (path.includes('\\')) return 'backslash in the path';
   for (let i = path.indexOf('%'); i >= 0; i = path.indexOf('%', i + 1)) {
     if (!isHex(path.charCodeAt(i + 1)) || !isHex(path.charCodeAt(i + 2))) return 'malformed percent-encoding in the path';
+    if (path.charCodeAt(i + 1) === 48 /* 0 */ && path.charCodeAt(i + 2) === 48) return 'an escaped NUL in the path';
   }
+  const escapedSlash = hasEscapedSlash(path);
+  if (escapedSlash && escapedSlashes === 'reject') return 'an escaped slash (%2F or %5C) in the path';
+  const decoded = escapedSlash ? path.replace(/%2f|%5c/gi, '/') : path;
   let depth = 0;
   let previous = 'x';
-  for (const raw of path.split('/').slice(1)) {
+  for (const raw of decoded.split('/').slice(1)) {
     const seg = raw.includes('%') ? raw.replace(/%2e/gi, '.') : raw;
     if (seg === '..') {
       // `//..` reads as one step up to the router (empty segments collapse) and as leaving the

@@ -15,11 +15,13 @@ import { tableSwaps, tableVersion } from './metrics.ts';
 import type { ServeOptions } from './options.ts';
 import { UpstreamPools, createRequestHandler, drain, requestHost, type DownstreamRequest } from './proxy.ts';
 import { createUpgradeHandler } from './upgrade.ts';
+import { setEscapedSlashes } from './request-checks.ts';
 import { parseRealIpSettings } from './realip/config.ts';
 import { createProxyProtocolAccept, peerWarningKey, proxyHeaderTimeoutMs, realIpForRequest, type WarnLogger } from './realip/proxy-listener.ts';
 
 const options = JSON.parse(process.env.PORTICO_OPTIONS ?? '{}') as ServeOptions;
 const log = createLogger(options.logLevel ?? 'info', { component: 'worker', pid: process.pid }, true);
+setEscapedSlashes(options.escapedSlashes ?? 'decode');
 
 let current: RoutingTable | undefined;
 let servers: Server[] = [];

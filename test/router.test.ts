@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { hasEscapedSlash } from '../router/path.ts';
 import { compileTable, normalizePath, type RouteIR, type RoutingIR, type VirtualHostIR } from '../router/index.ts';
 
 const source = { kind: 'Ingress', namespace: 'default', name: 'test' };
@@ -72,8 +73,27 @@ describe('path matching', () => {
     expect(t.match('h', '//api//v1')?.id).toBe('api-v1');
     expect(t.match('h', '/%61pi/v1')?.id).toBe('api-v1');
     expect(t.match('h', '/../../api')?.id).toBe('api');
-    // An escaped slash stays part of a segment.
-    expect(t.match('h', '/api%2Fv1')).toBeUndefined();
+  });
+
+  it('routes an escaped slash (%2F, %5C) or a backslash as the slash a decoding backend reads', () => {
+    // The route must be the one the backend's decoded path selects: `/x/..%2fapi/login` is
+    // `/api/login` to a backend that decodes before resolving dot segments.
+    expect(t.match('h', '/api%2Fv1')?.id).toBe('api-v1');
+    expect(t.match('h', '/api%2fv1/users')?.id).toBe('api-v1');
+    expect(t.match('h', '/static/..%2fapi/login')?.id).toBe('login');
+    expect(t.match('h', '/%2fapi/login')?.id).toBe('login');
+    expect(t.match('h', '/api%5Clogin')?.id).toBe('login');
+    expect(t.match('h', '/api\\login')?.id).toBe('login');
+    expect(t.match('h', '/api/login%2F')?.id).toBe('api');
+    // Other reserved escapes stay encoded: %3F is not a query, %25 decodes once only.
+    expect(t.match('h', '/api/login%3Fx')?.id).toBe('api');
+    expect(t.match('h', '/api/v1%3F/users')?.id).toBe('api');
+    expect(t.match('h', '/api%252Fv1')).toBeUndefined();
+  });
+
+  it('hasEscapedSlash finds %2F and %5C in either case', () => {
+    for (const p of ['/a%2Fb', '/a%2fb', '/a%5Cb', '/a%5cb', '/%2F']) expect(hasEscapedSlash(p), p).toBe(true);
+    for (const p of ['/a/b', '/a%252Fb', '/a%20b', '/a%2', '/a%5', '/a%3Fb', '/a%2Eb']) expect(hasEscapedSlash(p), p).toBe(false);
   });
 
   it('normalizePath keeps trailing slashes and never climbs above the root', () => {
