@@ -57,7 +57,14 @@ export class KubeRuntime {
     this.o = options;
     this.log = log;
     this.client = makeKubeClient(loadKubeConfig(options.kubeconfig));
-    this.source = new KubeSource({ client: this.client, log, ...(options.watchNamespace ? { watchNamespace: options.watchNamespace } : {}), ...testTimings() });
+    const published = options.publishService?.split('/');
+    this.source = new KubeSource({
+      client: this.client,
+      log,
+      ...(options.watchNamespace ? { watchNamespace: options.watchNamespace } : {}),
+      ...(published ? { namedObjects: [{ kind: 'Service', namespace: published[0], name: published[1] }] } : {}),
+      ...testTimings(),
+    });
     const writes = new client.Counter({ name: 'portico_status_writes_total', help: 'Status subresource writes, by kind and result', labelNames: ['kind', 'result'], registers: [registry] });
     this.writer = new StatusWriter({
       client: this.client,

@@ -25,6 +25,11 @@ export interface KubeSourceOptions {
   readonly rediscoverMs?: number;
   readonly restartMinMs?: number;
   readonly restartMaxMs?: number;
+  /**
+   * Objects watched by name outside --watch-namespace: the --publish-service Service, which
+   * usually lives in the controller's namespace rather than the watched one.
+   */
+  readonly namedObjects?: readonly { readonly kind: string; readonly namespace: string; readonly name: string }[];
 }
 
 /** Secrets Portico can use: only TLS ones, so the cache never holds other credentials. */
@@ -117,6 +122,7 @@ export class KubeSource implements Source {
         }
       }
     }
+    this.watchNamedObjects();
     this.maybeFirstDelivery();
     const builtIn = watchedResources().filter((a) => !OPTIONAL_GROUPS.has(a.group));
     if (!this.stopping && !builtIn.every((a) => this.watched.has(`${a.group}/${a.resource}`))) {
@@ -125,9 +131,22 @@ export class KubeSource implements Source {
     }
   }
 
-  private watch(a: KubeAccess): void {
-    const ns = a.namespaced ? this.o.watchNamespace : undefined;
-    const fieldSelector = a.kind === 'Secret' ? TLS_SECRET_SELECTOR : undefined;
+  /** One informer per named object its kind's own informer cannot see (another namespace). */
+  private watchNamedObjects(): void {
+    if (this.stopping || this.o.watchNamespace === undefined) return;
+    for (const n of this.o.namedObjects ?? []) {
+      if (n.namespace === this.o.watchNamespace) continue;
+      const a = watchedResources().find((x) => x.kind === n.kind);
+      if (a === undefined || !a.namespaced) continue;
+      const key = `${a.group}/${a.resource}@${n.namespace}/${n.name}`;
+      if (this.watched.has(key) || !this.watched.has(`${a.group}/${a.resource}`)) continue;
+      this.watch(a, { key, namespace: n.namespace, fieldSelector: `metadata.name=${n.name}` });
+    }
+  }
+
+  private watch(a: KubeAccess, scope?: { readonly key: string; readonly namespace: string; readonly fieldSelector: string }): void {
+    const ns = scope?.namespace ?? (a.namespaced ? this.o.watchNamespace : undefined);
+    const fieldSelector = scope?.fieldSelector ?? (a.kind === 'Secret' ? TLS_SECRET_SELECTOR : undefined);
     const listFn = async (): Promise<k8s.KubernetesListObject<k8s.KubernetesObject>> => {
       const r = await this.o.client.list(a, ns, fieldSelector);
       return { apiVersion: 'v1', kind: 'List', metadata: { resourceVersion: r.resourceVersion }, items: r.items as k8s.KubernetesObject[] };
@@ -135,7 +154,7 @@ export class KubeSource implements Source {
     // The selector goes to both: client-node adds it to the watch but not to the list.
     const informer = new k8s.ListWatch(resourcePath(a, ns), new k8s.Watch(this.o.client.kc), listFn, false, undefined, fieldSelector);
     const w: Watched = { access: a, informer, stopped: false, synced: false, backoffMs: this.o.restartMinMs ?? 500 };
-    this.watched.set(`${a.group}/${a.resource}`, w);
+    this.watched.set(scope?.key ?? `${a.group}/${a.resource}`, w);
     const changed = (): void => {
       if (w.downSince !== undefined) this.markUp(w);
       this.coalescer.trigger();
