@@ -62,22 +62,33 @@ export interface StartOptions {
   args?: string[];
   logLevel?: string;
   ready?: boolean;
+  env?: Record<string, string>;
 }
 
-export async function startPortico(opts: StartOptions = {}): Promise<Portico> {
-  const dir = mkdtempSync(join(tmpdir(), 'portico-test-'));
-  const write = (file: string, content: string) => {
-    // Write-then-rename, as editors and ConfigMap mounts do, so no half-written file is read.
-    const tmp = join(dir, `.${file}.tmp`);
-    writeFileSync(tmp, content);
-    renameSync(tmp, join(dir, file));
-  };
-  for (const [f, c] of Object.entries(opts.files ?? {})) write(f, c);
+/** What every launched `portico serve` offers, whatever its source. */
+export interface LaunchedPortico {
+  readonly httpPort: number;
+  readonly httpsPort: number;
+  readonly adminPort: number;
+  readonly proc: ChildProcess;
+  readonly logs: string[];
+  admin(path: string): Promise<Response>;
+  metric(name: string, labels?: Record<string, string>): Promise<number | undefined>;
+  waitReady(): Promise<void>;
+  /** Signals the process (SIGTERM by default) and waits for it to exit, SIGKILL after 8 s. */
+  kill(signal?: NodeJS.Signals): Promise<void>;
+}
+
+/**
+ * Starts `portico serve` with the given source flags (`--manifests DIR` or `--kubernetes ...`) on
+ * free loopback ports, collecting its log lines.
+ */
+export async function launchPortico(sourceArgs: readonly string[], opts: { workers?: number; logLevel?: string; args?: readonly string[]; env?: Record<string, string> } = {}): Promise<LaunchedPortico> {
   const httpPort = await freePort();
   const adminPort = await freePort();
   const httpsPort = await freePort();
-  const args = [BIN, 'serve', '--manifests', dir, '--http-port', String(httpPort), '--https-port', String(httpsPort), '--admin-port', String(adminPort), '--bind-address', '127.0.0.1', '--admin-address', '127.0.0.1', '--workers', String(opts.workers ?? 2), '--log-level', opts.logLevel ?? 'info', ...(opts.args ?? [])];
-  const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const args = [BIN, 'serve', ...sourceArgs, '--http-port', String(httpPort), '--https-port', String(httpsPort), '--admin-port', String(adminPort), '--bind-address', '127.0.0.1', '--admin-address', '127.0.0.1', '--workers', String(opts.workers ?? 2), '--log-level', opts.logLevel ?? 'info', ...(opts.args ?? [])];
+  const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...(opts.env ?? {}) } });
   const logs: string[] = [];
   const collect = (chunk: Buffer) => {
     for (const line of chunk.toString().split('\n')) if (line) logs.push(line);
@@ -86,18 +97,13 @@ export async function startPortico(opts: StartOptions = {}): Promise<Portico> {
   proc.stdout!.on('data', collect);
   proc.stderr!.on('data', collect);
   const base = `http://127.0.0.1:${adminPort}`;
-  const p: Portico = {
-    dir,
+  return {
     httpPort,
     httpsPort,
     adminPort,
     proc,
     logs,
-    url: `http://127.0.0.1:${httpPort}`,
-    write,
-    remove: (file) => unlinkSync(join(dir, file)),
     admin: (path) => fetch(base + path),
-    json: async (path) => (await (await fetch(base + path)).json()) as any,
     metric: async (name, labels = {}) => {
       const text = await (await fetch(base + '/metrics')).text();
       for (const line of text.split('\n')) {
@@ -109,27 +115,57 @@ export async function startPortico(opts: StartOptions = {}): Promise<Portico> {
       }
       return undefined;
     },
-    workerPids: async () => {
-      const { execFileSync } = await import('node:child_process');
-      const out = execFileSync('ps', ['-o', 'pid=', '--ppid', String(proc.pid)]).toString();
-      return out.split('\n').map((s) => Number(s.trim())).filter((n) => n > 0);
-    },
     waitReady: async () => {
       await waitFor('portico /readyz', async () => {
         if (proc.exitCode !== null) throw new Error(`portico exited with ${proc.exitCode}:\n${logs.slice(-20).join('\n')}`);
         return (await fetch(base + '/readyz')).status === 200;
       }, 20_000);
     },
+    kill: async (signal = 'SIGTERM') => {
+      if (proc.exitCode === null && proc.signalCode === null) {
+        proc.kill(signal);
+        await Promise.race([new Promise((r) => proc.once('exit', r)), sleep(8000)]);
+        if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
+      }
+    },
+  };
+}
+
+export async function startPortico(opts: StartOptions = {}): Promise<Portico> {
+  const dir = mkdtempSync(join(tmpdir(), 'portico-test-'));
+  const write = (file: string, content: string) => {
+    // Write-then-rename, as editors and ConfigMap mounts do, so no half-written file is read.
+    const tmp = join(dir, `.${file}.tmp`);
+    writeFileSync(tmp, content);
+    renameSync(tmp, join(dir, file));
+  };
+  for (const [f, c] of Object.entries(opts.files ?? {})) write(f, c);
+  const l = await launchPortico(['--manifests', dir], opts);
+  const p: Portico = {
+    dir,
+    httpPort: l.httpPort,
+    httpsPort: l.httpsPort,
+    adminPort: l.adminPort,
+    proc: l.proc,
+    logs: l.logs,
+    url: `http://127.0.0.1:${l.httpPort}`,
+    write,
+    remove: (file) => unlinkSync(join(dir, file)),
+    admin: l.admin,
+    json: async (path) => (await (await l.admin(path)).json()) as any,
+    metric: l.metric,
+    workerPids: async () => {
+      const { execFileSync } = await import('node:child_process');
+      const out = execFileSync('ps', ['-o', 'pid=', '--ppid', String(l.proc.pid)]).toString();
+      return out.split('\n').map((s) => Number(s.trim())).filter((n) => n > 0);
+    },
+    waitReady: l.waitReady,
     waitVersion: async (min) => waitFor(`table version >= ${min}`, async () => {
-      const v = ((await (await fetch(base + "/debug/routes")).json()) as { version: number }).version;
+      const v = ((await (await l.admin('/debug/routes')).json()) as { version: number }).version;
       return v >= min ? v : undefined;
     }, 10_000, 10),
     stop: async () => {
-      if (proc.exitCode === null) {
-        proc.kill('SIGTERM');
-        await Promise.race([new Promise((r) => proc.once('exit', r)), sleep(8000)]);
-        if (proc.exitCode === null) proc.kill('SIGKILL');
-      }
+      await l.kill();
       rmSync(dir, { recursive: true, force: true });
     },
   };
