@@ -2,7 +2,9 @@
 // it; every worker compiles the same IR again (functions and Maps do not cross IPC).
 
 import { hostKey } from './host.ts';
+import { routeLabels, type RouteLabels } from './labels.ts';
 import { needsNormalizing, normalizePath, pathEnd } from './path.ts';
+import { compileSafeRegex, RegexError, type SafeRegex } from './regex.ts';
 import { PathNode, findChild, freezeTrie, getOrAddChild, splitSegments } from './trie.ts';
 import type { BackendIR, RouteIR, RoutingIR, ValueMatchIR, VirtualHostIR } from './types.ts';
 
@@ -26,6 +28,8 @@ export interface CompiledBackend {
   readonly protocol: 'http' | 'https' | 'h2c';
   readonly endpoints: readonly CompiledEndpoint[];
   readonly unavailableReason: string | undefined;
+  /** Answer with this status instead of proxying (an unresolvable Gateway API backendRef). */
+  readonly errorStatus: 500 | undefined;
   /** Round-robin position: run-time state, the one mutable part of a table. */
   readonly cursor: Uint32Array;
 }
@@ -43,11 +47,17 @@ export interface CompiledRoute {
   readonly queryParams: readonly CompiledValueMatch[] | undefined;
   readonly backends: readonly { readonly backend: CompiledBackend; readonly weight: number }[];
   readonly totalWeight: number;
+  /** A RegularExpression path's compiled pattern (see regex.ts for the accepted subset). */
+  readonly pathRegex: SafeRegex | undefined;
+  /** Metrics labels, from the table only (src/metrics.ts). */
+  readonly labels: RouteLabels;
 }
 
 export interface VirtualHost {
   readonly hostname: string;
   readonly root: PathNode<CompiledRoute>;
+  /** RegularExpression routes, most specific first: tried after Exact, before Prefix matches. */
+  readonly regex: readonly CompiledRoute[] | undefined;
   readonly fallback: CompiledRoute | undefined;
 }
 
@@ -59,13 +69,17 @@ function compileValueMatch(m: ValueMatchIR, lowerName: boolean): CompiledValueMa
     const want = m.value;
     return { name, test: (v) => v === want };
   }
-  let re: RegExp;
-  try {
-    re = new RegExp(`^(?:${m.value})$`);
-  } catch (err) {
-    throw new CompileError(`invalid regular expression ${JSON.stringify(m.value)}: ${(err as Error).message}`);
-  }
+  const re = safeRegex(m.value);
   return { name, test: (v) => v !== undefined && re.test(v) };
+}
+
+function safeRegex(pattern: string): SafeRegex {
+  try {
+    return compileSafeRegex(pattern);
+  } catch (err) {
+    if (err instanceof RegexError) throw new CompileError(err.message);
+    throw err;
+  }
 }
 
 function compileBackend(b: BackendIR): CompiledBackend {
@@ -79,12 +93,13 @@ function compileBackend(b: BackendIR): CompiledBackend {
       return Object.freeze({ address: e.address, port: e.port, origin: `${scheme}://${host}:${e.port}` });
     }),
     unavailableReason: b.unavailableReason,
+    errorStatus: b.errorStatus,
     cursor: new Uint32Array(1),
   };
 }
 
-function compileRoute(r: RouteIR, backends: Map<string, CompiledBackend>): CompiledRoute {
-  if (r.path.charCodeAt(0) !== 47) throw new CompileError(`route ${r.id}: path must start with '/'`);
+function compileRoute(r: RouteIR, backends: Map<string, CompiledBackend>, virtualHost: string | undefined): CompiledRoute {
+  if (r.pathType !== 'RegularExpression' && r.path.charCodeAt(0) !== 47) throw new CompileError(`route ${r.id}: path must start with '/'`);
   const refs = r.backends.map((ref) => {
     const backend = backends.get(ref.backend);
     if (backend === undefined) throw new CompileError(`route ${r.id}: unknown backend ${ref.backend}`);
@@ -99,6 +114,8 @@ function compileRoute(r: RouteIR, backends: Map<string, CompiledBackend>): Compi
     queryParams: r.queryParams?.length ? Object.freeze(r.queryParams.map((q) => compileValueMatch(q, false))) : undefined,
     backends: Object.freeze(refs),
     totalWeight: refs.reduce((sum, ref) => sum + ref.weight, 0),
+    pathRegex: r.pathType === 'RegularExpression' ? safeRegex(r.path) : undefined,
+    labels: routeLabels(r.source, virtualHost, r.path),
   });
 }
 
@@ -113,8 +130,13 @@ function compileVirtualHost(vh: VirtualHostIR, backends: Map<string, CompiledBac
   const root = new PathNode<CompiledRoute>('');
   const exact = new Map<PathNode<CompiledRoute>, CompiledRoute[]>();
   const prefix = new Map<PathNode<CompiledRoute>, CompiledRoute[]>();
+  const regex: CompiledRoute[] = [];
   for (const r of vh.routes) {
-    const route = compileRoute(r, backends);
+    const route = compileRoute(r, backends, vh.hostname);
+    if (r.pathType === 'RegularExpression') {
+      regex.push(route);
+      continue;
+    }
     const path = r.pathType === 'Prefix' && r.path.length > 1 && r.path.endsWith('/') ? r.path.replace(/\/+$/, '') || '/' : r.path;
     let node = root;
     for (const seg of splitSegments(path)) node = getOrAddChild(node, seg);
@@ -126,7 +148,7 @@ function compileVirtualHost(vh: VirtualHostIR, backends: Map<string, CompiledBac
   for (const [node, list] of exact) node.exact = Object.freeze(stableSortBySpecificity(list));
   for (const [node, list] of prefix) node.prefix = Object.freeze(stableSortBySpecificity(list));
   freezeTrie(root);
-  return Object.freeze({ hostname: vh.hostname, root, fallback: vh.fallback ? compileRoute(vh.fallback, backends) : undefined });
+  return Object.freeze({ hostname: vh.hostname, root, regex: regex.length > 0 ? Object.freeze(stableSortBySpecificity(regex)) : undefined, fallback: vh.fallback ? compileRoute(vh.fallback, backends, vh.hostname) : undefined });
 }
 
 function stableSortBySpecificity(list: CompiledRoute[]): CompiledRoute[] {
@@ -182,6 +204,15 @@ function matchPath(vh: VirtualHost, path: string, end: number, req: RequestAttri
     const route = firstMatching(node.exact, req);
     if (route !== undefined) return route;
   }
+  // RegularExpression precedence is left to implementations: after Exact, before any Prefix (as
+  // Envoy Gateway orders them).
+  if (vh.regex !== undefined) {
+    const value = end === path.length ? path : path.slice(0, end);
+    for (let i = 0; i < vh.regex.length; i++) {
+      const route = vh.regex[i];
+      if (route.pathRegex!.test(value) && conditionsMatch(route, req)) return route;
+    }
+  }
   for (let i = depth - 1; i >= 0; i--) {
     const route = firstMatching(prefixStack[i].prefix, req);
     if (route !== undefined) return route;
@@ -195,6 +226,8 @@ export class RoutingTable {
   readonly backends: ReadonlyMap<string, CompiledBackend>;
   private readonly exactHosts: ReadonlyMap<string, VirtualHost>;
   private readonly wildcardHosts: ReadonlyMap<string, VirtualHost>;
+  /** Gateway API `*.suffix` hosts (any number of labels), by suffix. */
+  private readonly suffixHosts: ReadonlyMap<string, VirtualHost>;
   private readonly catchAll: VirtualHost | undefined;
   private readonly defaultRoute: CompiledRoute | undefined;
   private readonly passthroughExact: ReadonlyMap<string, CompiledBackend>;
@@ -209,6 +242,7 @@ export class RoutingTable {
     for (const [key, b] of Object.entries(ir.backends)) backends.set(key, Object.freeze(compileBackend(b)));
     const exactHosts = new Map<string, VirtualHost>();
     const wildcardHosts = new Map<string, VirtualHost>();
+    const suffixHosts = new Map<string, VirtualHost>();
     let catchAll: VirtualHost | undefined;
     for (const vh of ir.virtualHosts) {
       const compiled = compileVirtualHost(vh, backends);
@@ -216,6 +250,9 @@ export class RoutingTable {
       if (name === '*' || name === '') {
         if (catchAll) throw new CompileError('more than one catch-all virtual host');
         catchAll = compiled;
+      } else if (name.startsWith('*.') && vh.multiLabelWildcard === true) {
+        if (suffixHosts.has(name.slice(2))) throw new CompileError(`duplicate virtual host ${name}`);
+        suffixHosts.set(name.slice(2), compiled);
       } else if (name.startsWith('*.')) {
         if (wildcardHosts.has(name.slice(2))) throw new CompileError(`duplicate virtual host ${name}`);
         wildcardHosts.set(name.slice(2), compiled);
@@ -227,8 +264,9 @@ export class RoutingTable {
     this.backends = backends;
     this.exactHosts = exactHosts;
     this.wildcardHosts = wildcardHosts;
+    this.suffixHosts = suffixHosts;
     this.catchAll = catchAll;
-    this.defaultRoute = ir.defaultRoute ? compileRoute(ir.defaultRoute, backends) : undefined;
+    this.defaultRoute = ir.defaultRoute ? compileRoute(ir.defaultRoute, backends, undefined) : undefined;
     const ptExact = new Map<string, CompiledBackend>();
     const ptWildcard = new Map<string, CompiledBackend>();
     for (const p of ir.passthrough ?? []) {
@@ -249,7 +287,13 @@ export class RoutingTable {
   /** The most specific virtual host for a Host header: exact name, one-label wildcard, catch-all. */
   virtualHost(rawHost: string | undefined): VirtualHost | undefined {
     const key = hostKey(rawHost);
-    return this.exactHosts.get(key.name) ?? (key.wildcardSuffix !== '' ? this.wildcardHosts.get(key.wildcardSuffix) : undefined) ?? this.catchAll;
+    const found = this.exactHosts.get(key.name) ?? (key.wildcardSuffix !== '' ? this.wildcardHosts.get(key.wildcardSuffix) : undefined);
+    if (found !== undefined) return found;
+    if (this.suffixHosts.size > 0) for (const suffix of key.suffixes) {
+      const vh = this.suffixHosts.get(suffix);
+      if (vh !== undefined) return vh;
+    }
+    return this.catchAll;
   }
 
   /** The backend a TLS connection is spliced to, by its SNI server name; undefined: terminate here. */
@@ -284,6 +328,16 @@ export class RoutingTable {
       const wildcard = this.wildcardHosts.get(key.wildcardSuffix);
       if (wildcard !== undefined) {
         const r = matchPath(wildcard, path, end, req) ?? wildcard.fallback;
+        if (r !== undefined) return r;
+      }
+    }
+    // Gateway API wildcards, the longest suffix (the most specific hostname) first.
+    if (this.suffixHosts.size > 0) {
+      const suffixes = key.suffixes;
+      for (let i = 0; i < suffixes.length; i++) {
+        const vh = this.suffixHosts.get(suffixes[i]);
+        if (vh === undefined) continue;
+        const r = matchPath(vh, path, end, req) ?? vh.fallback;
         if (r !== undefined) return r;
       }
     }

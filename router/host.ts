@@ -7,9 +7,18 @@ export interface HostKey {
   readonly name: string;
   /** What a one-label wildcard `*.X` must have as X: everything after the first label, or '' if none. */
   readonly wildcardSuffix: string;
+  /** Every proper suffix after a dot, longest first (`b.example.com`, `example.com`, `com`): Gateway API wildcards. */
+  readonly suffixes: readonly string[];
 }
 
-const EMPTY: HostKey = Object.freeze({ name: '', wildcardSuffix: '' });
+const EMPTY: HostKey = Object.freeze({ name: '', wildcardSuffix: '', suffixes: Object.freeze([]) });
+
+function suffixesOf(name: string): readonly string[] {
+  const out: string[] = [];
+  if (name.charCodeAt(0) === 91 /* [ */) return Object.freeze(out);
+  for (let i = name.indexOf('.'); i > 0 && i < name.length - 1; i = name.indexOf('.', i + 1)) out.push(name.slice(i + 1));
+  return Object.freeze(out);
+}
 const MAX_CACHED = 4096;
 let cache = new Map<string, HostKey>();
 
@@ -32,7 +41,7 @@ export function hostKey(raw: string | undefined): HostKey {
   if (hit !== undefined) return hit;
   const name = normalizeHostname(raw);
   const dot = name.indexOf('.');
-  const key: HostKey = Object.freeze({ name, wildcardSuffix: dot <= 0 || name.charCodeAt(0) === 91 ? '' : name.slice(dot + 1) });
+  const key: HostKey = Object.freeze({ name, wildcardSuffix: dot <= 0 || name.charCodeAt(0) === 91 ? '' : name.slice(dot + 1), suffixes: suffixesOf(name) });
   // Clients control the Host header: bound the cache so random hosts cannot grow it without limit.
   if (cache.size >= MAX_CACHED) cache = new Map();
   cache.set(raw, key);

@@ -2,7 +2,8 @@
 // Each worker compiles it into a RoutingTable (see compile.ts). Nothing here holds functions,
 // so the same IR serves golden tests, /debug/routes and the wire.
 
-export type PathMatchType = 'Exact' | 'Prefix';
+/** RegularExpression (Gateway API) is matched with the safe subset of router/regex.ts. */
+export type PathMatchType = 'Exact' | 'Prefix' | 'RegularExpression';
 
 /** Where a route came from, so status, logs and metrics can name the object. */
 export interface RouteSource {
@@ -34,7 +35,7 @@ export interface RouteIR {
   /** Stable, unique within the table: used as the metrics/access-log route label. */
   readonly id: string;
   readonly pathType: PathMatchType;
-  /** Normalised: starts with '/', no trailing slash for Prefix except the root. */
+  /** Normalised: starts with '/', no trailing slash for Prefix except the root; for RegularExpression the pattern. */
   readonly path: string;
   readonly method?: string;
   readonly headers?: readonly ValueMatchIR[];
@@ -53,6 +54,11 @@ export interface RouteIR {
 export interface VirtualHostIR {
   /** Lower-case hostname, `*.suffix` for a one-label wildcard, or '*' for every host. */
   readonly hostname: string;
+  /**
+   * Gateway API hostnames: `*.suffix` matches any number of labels before the suffix (Ingress's
+   * matches exactly one). The longest matching suffix is tried first.
+   */
+  readonly multiLabelWildcard?: boolean;
   readonly routes: readonly RouteIR[];
   /** Served when the host matches but no route does (an Ingress's spec.defaultBackend). */
   readonly fallback?: RouteIR;
@@ -70,6 +76,11 @@ export interface BackendIR {
   readonly endpoints: readonly EndpointIR[];
   /** Why the backend has no endpoints, for the 503 body and logs. */
   readonly unavailableReason?: string;
+  /**
+   * Requests given this backend are answered with this status instead of being proxied: 500 for
+   * a Gateway API backendRef that cannot be resolved (or a rule without one), as the spec asks.
+   */
+  readonly errorStatus?: 500;
 }
 
 /** A hostname whose TLS connections are spliced, still encrypted, to a backend (by SNI). */
