@@ -8,6 +8,9 @@ import type { KubeObject, Problem, SourceSnapshot } from './objects.ts';
 import { ingressStatus, type StatusItem } from './status.ts';
 import { TableBuilder } from './table-builder.ts';
 import { TlsSecrets, translateTls, type TlsTranslation } from './tls.ts';
+import { storeCertificate } from '../tls/store.ts';
+import type { ConditionClock } from './gateway/conditions.ts';
+import { DEFAULT_GATEWAY_CONTROLLER, mergeVirtualHosts, translateGatewayApi } from './gateway/index.ts';
 
 export interface TranslateOptions {
   /** `--ingress-class`: the IngressClass whose Ingresses Portico serves. */
@@ -18,14 +21,21 @@ export interface TranslateOptions {
   readonly defaultCertificateSecret?: string;
   /** The clock for certificate expiry warnings; the real time when unset (tests fix it). */
   readonly now?: Date;
+  /** `--gateway-controller-name`: GatewayClasses with this spec.controllerName are Portico's. */
+  readonly gatewayControllerName?: string;
+  /** The ports Portico serves HTTP and HTTPS on (--http-port, --https-port): Gateway listeners must use them. */
+  readonly httpPort?: number;
+  readonly httpsPort?: number;
 }
 
 export interface TranslatorState {
   readonly lastGoodIngress: Map<string, KubeObject>;
+  /** Gateway API conditions' last transition times (they move only when a status flips). */
+  readonly conditionClock?: ConditionClock;
 }
 
 export function newTranslatorState(): TranslatorState {
-  return { lastGoodIngress: new Map() };
+  return { lastGoodIngress: new Map(), conditionClock: new Map() };
 }
 
 export interface Translation {
@@ -51,7 +61,24 @@ export function translate(snapshot: SourceSnapshot, options: TranslateOptions, s
   const tls = translateTls(secrets, ing.servedVersions, options.defaultCertificateSecret);
   problems.push(...tls.problems);
 
-  const statuses: StatusItem[] = ing.served.map((o) => ingressStatus(o, options.publishAddresses));
-  statuses.sort((a, b) => (a.metadata.namespace + '/' + a.metadata.name < b.metadata.namespace + '/' + b.metadata.name ? -1 : 1));
-  return { ir: builder.build(), statuses, problems, tls };
+  const gw = translateGatewayApi(
+    objects,
+    { controllerName: options.gatewayControllerName ?? DEFAULT_GATEWAY_CONTROLLER, httpPort: options.httpPort ?? 80, httpsPort: options.httpsPort ?? 443, addresses: options.publishAddresses, now: options.now ?? new Date() },
+    index,
+    builder,
+    secrets,
+    state.conditionClock ?? new Map(),
+  );
+  problems.push(...gw.problems);
+  // HTTPS listeners' certificates join the store after the Ingresses' (the first listed wins a shared name).
+  const certificates = [...tls.certificates];
+  for (const id of gw.certificates) {
+    const parsed = secrets.get(id);
+    if (parsed.ok && !certificates.some((c) => c.id === id)) certificates.push(storeCertificate(id, parsed));
+  }
+
+  const statuses: StatusItem[] = [...ing.served.map((o) => ingressStatus(o, options.publishAddresses)), ...gw.statuses];
+  const order = (i: StatusItem): string => `${i.kind === 'Ingress' ? '' : i.kind}|${i.metadata.namespace ?? ''}/${i.metadata.name}`;
+  statuses.sort((a, b) => (order(a) < order(b) ? -1 : order(a) > order(b) ? 1 : 0));
+  return { ir: mergeVirtualHosts(builder.build(), gw.virtualHosts), statuses, problems, tls: { ...tls, certificates } };
 }

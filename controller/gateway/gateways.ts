@@ -1,0 +1,258 @@
+// GatewayClass and Gateway -> the listeners Portico serves, with their conditions. Listeners map
+// onto the ports Portico already serves (--http-port, --https-port); binding a listener's own
+// port is a later step, so any other port is reported as unavailable rather than half-served.
+
+import { isIP } from 'node:net';
+import { asArray, asRecord, asString, compareAge, type KubeObject } from '../objects.ts';
+import type { TlsSecrets } from '../tls.ts';
+import { cond, type ConditionInput } from './conditions.ts';
+import { validGatewayHostname } from './hostnames.ts';
+import { GATEWAY_GROUP, labelSelector, type NamespaceLabels, type ReferenceGrants } from './refs.ts';
+
+export const DEFAULT_GATEWAY_CONTROLLER = 'portico.dev/gateway-controller';
+
+export interface RouteKind {
+  readonly group: string;
+  readonly kind: string;
+}
+
+/** Route kinds Portico serves per listener protocol. */
+const SERVED_KINDS: Record<string, readonly string[]> = { HTTP: ['HTTPRoute'], HTTPS: ['HTTPRoute'] };
+
+export interface ListenerModel {
+  readonly gateway: KubeObject;
+  readonly name: string;
+  readonly port: number;
+  readonly protocol: string;
+  readonly hostname: string | undefined;
+  accepted: boolean;
+  /** Routes attached to it are put in the table. */
+  programmed: boolean;
+  readonly supportedKinds: RouteKind[];
+  allowsNamespace: (ns: string) => boolean;
+  attachedRoutes: number;
+  /** Valid certificate Secrets (`ns/name`) of an HTTPS listener. */
+  readonly certificates: string[];
+  accept?: ConditionInput;
+  conflict?: ConditionInput;
+  refs: ConditionInput[];
+}
+
+export interface GatewayModel {
+  readonly object: KubeObject;
+  readonly key: string;
+  readonly listeners: ListenerModel[];
+  readonly gatewayConditions: () => ConditionInput[];
+  readonly addresses: { type: string; value: string }[];
+}
+
+export interface GatewayContext {
+  readonly controllerName: string;
+  readonly httpPort: number;
+  readonly httpsPort: number;
+  readonly addresses: readonly string[];
+  readonly namespaces: NamespaceLabels;
+  readonly grants: ReferenceGrants;
+  readonly secrets: TlsSecrets;
+}
+
+const isGatewayApi = (o: KubeObject, kind: string): boolean => o.kind === kind && o.apiVersion.startsWith(`${GATEWAY_GROUP}/`);
+
+/** GatewayClasses naming Portico's controller, with their conditions; the others are not ours to report on. */
+export function ownClasses(objects: readonly KubeObject[], controllerName: string): { object: KubeObject; accepted: boolean; conditions: ConditionInput[] }[] {
+  return objects
+    .filter((o) => isGatewayApi(o, 'GatewayClass') && asString(asRecord(o.spec).controllerName) === controllerName)
+    .map((object) => {
+      const params = asRecord(object.spec).parametersRef;
+      const accepted = params === undefined || params === null;
+      return {
+        object,
+        accepted,
+        conditions: [
+          accepted ? cond('Accepted', true, 'Accepted') : cond('Accepted', false, 'InvalidParameters', 'Portico takes no GatewayClass parameters; remove spec.parametersRef'),
+          cond('SupportedVersion', true, 'SupportedVersion'),
+        ],
+      };
+    });
+}
+
+function parsePort(v: unknown): number | undefined {
+  return typeof v === 'number' && Number.isInteger(v) && v >= 1 && v <= 65535 ? v : undefined;
+}
+
+/** Evaluates every Gateway of an accepted Portico class; older Gateways claim shared ports first. */
+export function evaluateGateways(objects: readonly KubeObject[], classes: ReadonlySet<string>, ctx: GatewayContext): GatewayModel[] {
+  const gateways = objects.filter((o) => isGatewayApi(o, 'Gateway') && classes.has(asString(asRecord(o.spec).gatewayClassName) ?? '')).sort(compareAge);
+  const portOwner = new Map<number, { key: string; protocols: Set<string> }>();
+  return gateways.map((gw) => evaluateGateway(gw, ctx, portOwner));
+}
+
+function evaluateGateway(gw: KubeObject, ctx: GatewayContext, portOwner: Map<number, { key: string; protocols: Set<string> }>): GatewayModel {
+  const ns = gw.metadata.namespace ?? 'default';
+  const key = `${ns}/${gw.metadata.name}`;
+  const spec = asRecord(gw.spec);
+  const listeners: ListenerModel[] = asArray(spec.listeners).map((raw) => parseListener(gw, ns, asRecord(raw), ctx));
+
+  // Distinctness within the Gateway (HTTP/HTTPS: port, protocol, hostname). Indistinct listeners
+  // are all refused: the spec forbids picking a winner.
+  const byPort = new Map<number, ListenerModel[]>();
+  for (const l of listeners) if (l.port > 0) byPort.set(l.port, [...(byPort.get(l.port) ?? []), l]);
+  for (const group of byPort.values()) {
+    const protocols = new Set(group.map((l) => l.protocol));
+    for (const l of group) {
+      if (protocols.size > 1) l.conflict = cond('Conflicted', true, 'ProtocolConflict', `port ${l.port} has listeners of protocols ${[...protocols].sort().join(', ')}`);
+      else if (group.some((o) => o !== l && (o.hostname ?? '') === (l.hostname ?? ''))) l.conflict = cond('Conflicted', true, 'HostnameConflict', `another listener on port ${l.port} has the same hostname ${l.hostname ?? '(none)'}`);
+    }
+  }
+  for (const l of listeners) {
+    if (l.conflict !== undefined && l.accept === undefined) l.accept = cond('Accepted', false, l.conflict.reason, l.conflict.message);
+  }
+  // One address (manifest mode): a port belongs to the oldest Gateway that uses it.
+  const ownedHere = new Set<number>();
+  for (const l of listeners) {
+    if (l.accept !== undefined) continue;
+    const owner = portOwner.get(l.port);
+    if (owner !== undefined && owner.key !== key) {
+      const reason = owner.protocols.has(l.protocol) ? 'HostnameConflict' : 'ProtocolConflict';
+      const message = `port ${l.port} is already served by the older Gateway ${owner.key}`;
+      l.conflict = cond('Conflicted', true, reason, message);
+      l.accept = cond('Accepted', false, 'PortUnavailable', message);
+      continue;
+    }
+    ownedHere.add(l.port);
+  }
+  for (const port of ownedHere) {
+    const entry = portOwner.get(port) ?? { key, protocols: new Set<string>() };
+    for (const l of listeners) if (l.port === port && l.accept === undefined) entry.protocols.add(l.protocol);
+    portOwner.set(port, entry);
+  }
+  for (const l of listeners) {
+    l.accepted = l.accept === undefined;
+    l.programmed = l.accepted && !l.refs.some((r) => r.reason === 'InvalidCertificateRef' || r.reason === 'RefNotPermitted');
+  }
+
+  // Addresses: Portico's published addresses; spec.addresses may only name one of them.
+  const addresses = ctx.addresses.map((a) => ({ type: isIP(a) ? 'IPAddress' : 'Hostname', value: a }));
+  let addressProblem: ConditionInput | undefined;
+  let addressUnusable: ConditionInput | undefined;
+  for (const raw of asArray(spec.addresses)) {
+    const a = asRecord(raw);
+    const type = asString(a.type) ?? 'IPAddress';
+    const value = asString(a.value);
+    if (type !== 'IPAddress' && type !== 'Hostname') addressProblem ??= cond('Accepted', false, 'UnsupportedAddress', `address type ${type} is not supported`);
+    else if (value === undefined || !ctx.addresses.includes(value)) addressUnusable ??= cond('Programmed', false, 'AddressNotUsable', `Portico serves on ${ctx.addresses.join(', ') || '(no published address)'}, not ${value ?? '(unset)'}`);
+  }
+  const infra = asRecord(spec.infrastructure).parametersRef;
+  const gatewayConditions = (): ConditionInput[] => {
+    const valid = listeners.filter((l) => l.accepted);
+    const invalid = listeners.length - valid.length;
+    let accepted: ConditionInput;
+    if (infra !== undefined && infra !== null) accepted = cond('Accepted', false, 'InvalidParameters', 'Portico takes no infrastructure parameters; remove spec.infrastructure.parametersRef');
+    else if (addressProblem !== undefined) accepted = addressProblem;
+    else if (listeners.length > 0 && valid.length === 0) accepted = cond('Accepted', false, 'ListenersNotValid', 'no listener is valid');
+    else if (invalid > 0) accepted = cond('Accepted', true, 'ListenersNotValid', `${invalid} of ${listeners.length} listeners are not valid`);
+    else accepted = cond('Accepted', true, 'Accepted');
+    let programmed: ConditionInput;
+    if (accepted.status === 'False') programmed = cond('Programmed', false, 'Invalid', 'the Gateway is not accepted');
+    else if (addressUnusable !== undefined) programmed = addressUnusable;
+    else if (!listeners.some((l) => l.programmed)) programmed = cond('Programmed', false, 'Invalid', 'no listener is programmed');
+    else programmed = cond('Programmed', true, 'Programmed');
+    return [accepted, programmed];
+  };
+  return { object: gw, key, listeners, gatewayConditions, addresses };
+}
+
+function parseListener(gw: KubeObject, ns: string, l: Record<string, unknown>, ctx: GatewayContext): ListenerModel {
+  const name = asString(l.name) ?? '';
+  const port = parsePort(l.port) ?? 0;
+  const protocol = asString(l.protocol) ?? '';
+  const rawHost = asString(l.hostname);
+  const hostname = rawHost === undefined || rawHost === '' ? undefined : rawHost.toLowerCase();
+  const model: ListenerModel = {
+    gateway: gw,
+    name,
+    port,
+    protocol,
+    hostname,
+    accepted: false,
+    programmed: false,
+    supportedKinds: [],
+    allowsNamespace: () => false,
+    attachedRoutes: 0,
+    certificates: [],
+    refs: [],
+  };
+  const served = SERVED_KINDS[protocol];
+  if (served === undefined) {
+    model.accept = cond('Accepted', false, 'UnsupportedProtocol', `protocol ${protocol || '(none)'} is not served by Portico (HTTP and HTTPS are)`);
+    return model;
+  }
+  // allowedRoutes.kinds: only kinds Portico serves on this protocol are supported.
+  const allowed = asRecord(l.allowedRoutes);
+  const kinds = allowed.kinds === undefined ? served.map((kind) => ({ group: GATEWAY_GROUP, kind })) : asArray(allowed.kinds).map((k) => ({ group: asString(asRecord(k).group) ?? GATEWAY_GROUP, kind: asString(asRecord(k).kind) ?? '' }));
+  const invalidKinds = kinds.filter((k) => k.group !== GATEWAY_GROUP || !served.includes(k.kind));
+  for (const k of kinds) if (!invalidKinds.includes(k) && !model.supportedKinds.some((s) => s.kind === k.kind)) model.supportedKinds.push(k);
+  if (invalidKinds.length > 0) model.refs.push(cond('ResolvedRefs', false, 'InvalidRouteKinds', `route kinds not supported on ${protocol}: ${invalidKinds.map((k) => `${k.group}/${k.kind}`).join(', ')}`));
+
+  const from = asString(asRecord(allowed.namespaces).from) ?? 'Same';
+  if (from === 'Same') model.allowsNamespace = (routeNs) => routeNs === ns;
+  else if (from === 'All') model.allowsNamespace = () => true;
+  else if (from === 'Selector') {
+    const test = labelSelector(asRecord(allowed.namespaces).selector);
+    model.allowsNamespace = test === undefined ? () => false : (routeNs) => test(ctx.namespaces.of(routeNs));
+  }
+
+  if (port === 0) model.accept = cond('Accepted', false, 'UnsupportedValue', 'port must be 1-65535');
+  else if (hostname !== undefined && !validGatewayHostname(hostname)) model.accept = cond('Accepted', false, 'UnsupportedValue', `hostname ${JSON.stringify(rawHost)} is not a valid hostname`);
+  else {
+    const servedPort = protocol === 'HTTPS' ? ctx.httpsPort : ctx.httpPort;
+    if (port !== servedPort) model.accept = cond('Accepted', false, 'PortUnavailable', `Portico serves ${protocol} on port ${servedPort} only (--${protocol === 'HTTPS' ? 'https' : 'http'}-port); listeners on other ports are not served yet`);
+  }
+  if (protocol === 'HTTPS') checkCertificates(model, ns, asRecord(l.tls), ctx);
+  return model;
+}
+
+function checkCertificates(model: ListenerModel, ns: string, tls: Record<string, unknown>, ctx: GatewayContext): void {
+  const mode = asString(tls.mode) ?? 'Terminate';
+  if (mode !== 'Terminate') {
+    model.accept ??= cond('Accepted', false, 'UnsupportedValue', `tls.mode ${mode} is not valid on an HTTPS listener (Passthrough needs protocol TLS)`);
+    return;
+  }
+  const refs = asArray(tls.certificateRefs).map(asRecord);
+  if (refs.length === 0) {
+    model.refs.unshift(cond('ResolvedRefs', false, 'InvalidCertificateRef', 'an HTTPS listener needs tls.certificateRefs'));
+    return;
+  }
+  const problems: ConditionInput[] = [];
+  for (const r of refs) {
+    const group = asString(r.group) ?? '';
+    const kind = asString(r.kind) ?? 'Secret';
+    const name = asString(r.name) ?? '';
+    const refNs = asString(r.namespace) ?? ns;
+    const id = `${refNs}/${name}`;
+    if (group !== '' || kind !== 'Secret') {
+      problems.push(cond('ResolvedRefs', false, 'InvalidCertificateRef', `certificateRef ${group}/${kind} ${id} is not a core Secret`));
+      continue;
+    }
+    if (!ctx.grants.permits({ group: GATEWAY_GROUP, kind: 'Gateway', namespace: ns }, { group: '', kind: 'Secret', namespace: refNs, name })) {
+      problems.push(cond('ResolvedRefs', false, 'RefNotPermitted', `Secret ${id} is in another namespace and no ReferenceGrant there allows it`));
+      continue;
+    }
+    const parsed = ctx.secrets.get(id);
+    if (!parsed.ok) {
+      problems.push(cond('ResolvedRefs', false, 'InvalidCertificateRef', parsed.reason));
+      continue;
+    }
+    model.certificates.push(id);
+  }
+  if (problems.length > 0) model.refs.unshift(cond('ResolvedRefs', false, problems[0].reason, problems.map((p) => p.message).join('; ')));
+}
+
+/** The listener's four conditions, in the order the spec lists them. */
+export function listenerConditions(l: ListenerModel): ConditionInput[] {
+  const accepted = l.accept ?? cond('Accepted', true, 'Accepted');
+  const programmed = l.programmed ? cond('Programmed', true, 'Programmed') : cond('Programmed', false, 'Invalid', l.accept?.message ?? l.refs[0]?.message ?? 'not programmed');
+  const resolved = l.refs[0] !== undefined ? cond('ResolvedRefs', false, l.refs[0].reason, l.refs.map((r) => r.message).join('; ')) : cond('ResolvedRefs', true, 'ResolvedRefs');
+  const conflicted = l.conflict ?? cond('Conflicted', false, 'NoConflicts');
+  return [accepted, programmed, resolved, conflicted];
+}

@@ -1,0 +1,279 @@
+// HTTPRoute -> route entries per virtual host, and each parent's conditions. Attachment follows
+// the spec: parentRef (sectionName, port) -> listeners -> allowedRoutes -> hostname intersection.
+// A rule Portico cannot serve exactly as written (a filter the data path does not apply yet, an
+// unsafe regular expression) is dropped and reported, never served half-way.
+
+import type { RouteIR, ValueMatchIR, WeightedBackendIR } from '../../router/types.ts';
+import { unsafeRegexReason } from '../../router/regex.ts';
+import type { BackendIndex } from '../backends.ts';
+import { asArray, asRecord, asString, type KubeObject } from '../objects.ts';
+import { cond, type ConditionInput } from './conditions.ts';
+import { intersectHostnames, validGatewayHostname } from './hostnames.ts';
+import type { GatewayModel, ListenerModel } from './gateways.ts';
+import { GATEWAY_GROUP, type ReferenceGrants } from './refs.ts';
+
+export interface BackendSink {
+  addBackend(key: string, backend: import('../../router/types.ts').BackendIR): void;
+}
+
+interface MatchSpec {
+  pathType: RouteIR['pathType'];
+  path: string;
+  method?: string;
+  headers?: ValueMatchIR[];
+  queryParams?: ValueMatchIR[];
+}
+
+interface RuleSpec {
+  index: number;
+  matches: MatchSpec[];
+  backends: WeightedBackendIR[];
+  timeoutMs?: number;
+}
+
+export interface RouteEntry {
+  /** Virtual host: undefined = every host. */
+  readonly hostname: string | undefined;
+  readonly route: RouteIR;
+}
+
+export interface HTTPRouteResult {
+  readonly object: KubeObject;
+  readonly parents: { parentRef: Record<string, unknown>; conditions: ConditionInput[] }[];
+  readonly entries: RouteEntry[];
+}
+
+const DURATION = /^([0-9]{1,5}(h|m|s|ms)){1,4}$/;
+
+function durationMs(v: string): number | undefined {
+  if (!DURATION.test(v)) return undefined;
+  let ms = 0;
+  for (const m of v.matchAll(/([0-9]+)(h|ms|m|s)/g)) ms += Number(m[1]) * (m[2] === 'h' ? 3_600_000 : m[2] === 'm' ? 60_000 : m[2] === 's' ? 1000 : 1);
+  return ms;
+}
+
+/** Exact and PathPrefix values as the spec validates them. */
+function pathProblem(value: string): string | undefined {
+  if (!value.startsWith('/')) return 'must start with /';
+  if (value.length > 1024) return 'is longer than 1024 characters';
+  for (const bad of ['//', '/./', '/../', '%2f', '%2F', '#']) if (value.includes(bad)) return `must not contain ${bad}`;
+  if (value.endsWith('/..') || value.endsWith('/.')) return 'must not end with /.. or /.';
+  if (/[\s?]/.test(value)) return 'must not contain whitespace or ?';
+  return undefined;
+}
+
+function valueMatches(list: unknown, what: string, lower: boolean, errors: string[]): ValueMatchIR[] | undefined {
+  const out: ValueMatchIR[] = [];
+  const seen = new Set<string>();
+  for (const raw of asArray(list)) {
+    const m = asRecord(raw);
+    const name = asString(m.name) ?? '';
+    const value = asString(m.value) ?? '';
+    const type = asString(m.type) ?? 'Exact';
+    if (name === '') {
+      errors.push(`${what} match without a name`);
+      continue;
+    }
+    // The spec: only the first match of a name counts (names compared as the field is).
+    const key = lower ? name.toLowerCase() : name;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    if (type !== 'Exact' && type !== 'RegularExpression') errors.push(`${what} ${name}: match type ${type} is not supported`);
+    else if (type === 'RegularExpression') {
+      const reason = unsafeRegexReason(value);
+      if (reason !== undefined) errors.push(`${what} ${name}: regular expression ${JSON.stringify(value)} refused: ${reason}`);
+    }
+    out.push({ name, type: type as ValueMatchIR['type'], value });
+  }
+  return out.length > 0 ? out : undefined;
+}
+
+function parseMatch(raw: Record<string, unknown>, errors: string[]): MatchSpec | undefined {
+  const p = asRecord(raw.path);
+  const type = asString(p.type) ?? 'PathPrefix';
+  const value = asString(p.value) ?? '/';
+  const before = errors.length;
+  let pathType: RouteIR['pathType'] = 'Prefix';
+  let path = value;
+  if (type === 'Exact' || type === 'PathPrefix') {
+    const problem = pathProblem(value);
+    if (problem !== undefined) errors.push(`path ${JSON.stringify(value)} ${problem}`);
+    pathType = type === 'Exact' ? 'Exact' : 'Prefix';
+    // PathPrefix is element-wise: a trailing slash does not change what it matches.
+    if (pathType === 'Prefix') path = value.replace(/\/+$/, '') || '/';
+  } else if (type === 'RegularExpression') {
+    const reason = unsafeRegexReason(value);
+    if (reason !== undefined) errors.push(`path regular expression ${JSON.stringify(value)} refused: ${reason}`);
+    pathType = 'RegularExpression';
+  } else errors.push(`path match type ${type} is not supported`);
+  const headers = valueMatches(raw.headers, 'header', true, errors);
+  const queryParams = valueMatches(raw.queryParams, 'query parameter', false, errors);
+  const method = asString(raw.method);
+  if (errors.length > before) return undefined;
+  return { pathType, path, ...(method ? { method } : {}), ...(headers ? { headers } : {}), ...(queryParams ? { queryParams } : {}) };
+}
+
+interface RefOutcome {
+  reason?: 'InvalidKind' | 'RefNotPermitted' | 'BackendNotFound';
+  message?: string;
+}
+
+/** Resolves a rule's backendRefs; unresolvable ones become 500 backends with their share of weight. */
+function resolveBackends(route: KubeObject, rule: Record<string, unknown>, index: BackendIndex, grants: ReferenceGrants, sink: BackendSink, outcomes: RefOutcome[]): WeightedBackendIR[] {
+  const ns = route.metadata.namespace ?? 'default';
+  const out: WeightedBackendIR[] = [];
+  const failed = (key: string, reason: RefOutcome['reason'], message: string, weight: number): void => {
+    outcomes.push({ reason, message });
+    const k = `!500 ${key}`;
+    sink.addBackend(k, { name: k, protocol: 'http', endpoints: [], unavailableReason: message, errorStatus: 500 });
+    out.push({ backend: k, weight });
+  };
+  for (const raw of asArray(rule.backendRefs)) {
+    const b = asRecord(raw);
+    const group = asString(b.group) ?? '';
+    const kind = asString(b.kind) ?? 'Service';
+    const name = asString(b.name) ?? '';
+    const refNs = asString(b.namespace) ?? ns;
+    const port = typeof b.port === 'number' && Number.isInteger(b.port) && b.port > 0 && b.port < 65536 ? b.port : undefined;
+    const weight = b.weight === undefined ? 1 : typeof b.weight === 'number' && Number.isInteger(b.weight) && b.weight >= 0 && b.weight <= 1_000_000 ? b.weight : 1;
+    const label = `${refNs}/${name}${port !== undefined ? ':' + port : ''}`;
+    if (group !== '' || kind !== 'Service') failed(`${group}/${kind} ${label}`, 'InvalidKind', `backendRef ${group || 'core'}/${kind} ${label}: only Services are supported`, weight);
+    else if (!grants.permits({ group: GATEWAY_GROUP, kind: 'HTTPRoute', namespace: ns }, { group: '', kind: 'Service', namespace: refNs, name })) failed(label, 'RefNotPermitted', `Service ${label} is in another namespace and no ReferenceGrant there allows it`, weight);
+    else if (port === undefined) failed(label, 'BackendNotFound', `backendRef Service ${label} needs a port`, weight);
+    else {
+      const problem = index.referenceProblem(refNs, name, { number: port });
+      if (problem !== undefined) failed(label, 'BackendNotFound', problem, weight);
+      else {
+        const resolved = index.resolve(refNs, name, { number: port });
+        sink.addBackend(resolved.key, resolved.backend);
+        out.push({ backend: resolved.key, weight });
+      }
+    }
+  }
+  // No backendRefs, or none with weight: the spec's 500 (ResolvedRefs stays as it is).
+  if (out.length === 0 || out.every((w) => w.weight === 0)) {
+    const k = '!500 no backend';
+    sink.addBackend(k, { name: k, protocol: 'http', endpoints: [], unavailableReason: 'no backendRefs to forward to', errorStatus: 500 });
+    return [...out, { backend: k, weight: 1 }];
+  }
+  return out;
+}
+
+function parseRules(route: KubeObject, index: BackendIndex, grants: ReferenceGrants, sink: BackendSink): { rules: RuleSpec[]; dropped: string[]; outcomes: RefOutcome[] } {
+  const rules: RuleSpec[] = [];
+  const dropped: string[] = [];
+  const outcomes: RefOutcome[] = [];
+  asArray(asRecord(route.spec).rules).forEach((raw, i) => {
+    const rule = asRecord(raw);
+    const label = `rule ${i}${asString(rule.name) ? ` (${asString(rule.name)})` : ''}`;
+    const errors: string[] = [];
+    const filters = [...asArray(rule.filters), ...asArray(rule.backendRefs).flatMap((b) => asArray(asRecord(b).filters))];
+    const types = [...new Set(filters.map((f) => asString(asRecord(f).type) ?? '(no type)'))];
+    if (types.length > 0) errors.push(`filter ${types.join(', ')} is not applied by Portico's data path yet`);
+    for (const field of ['sessionPersistence', 'retry']) if (rule[field] !== undefined) errors.push(`${field} is not supported`);
+    let timeoutMs: number | undefined;
+    const timeouts = asRecord(rule.timeouts);
+    if (timeouts.request !== undefined) errors.push('timeouts.request is not supported yet');
+    if (timeouts.backendRequest !== undefined) {
+      const ms = durationMs(asString(timeouts.backendRequest) ?? '');
+      if (ms === undefined || ms === 0) errors.push(`timeouts.backendRequest ${JSON.stringify(timeouts.backendRequest)}: only a positive duration is supported`);
+      else timeoutMs = ms;
+    }
+    const rawMatches = rule.matches === undefined ? [{}] : asArray(rule.matches);
+    const matches: MatchSpec[] = [];
+    for (const m of rawMatches) {
+      const parsed = parseMatch(asRecord(m), errors);
+      if (parsed !== undefined) matches.push(parsed);
+    }
+    if (errors.length > 0) {
+      dropped.push(`${label}: ${errors.join('; ')}`);
+      return;
+    }
+    const backends = resolveBackends(route, rule, index, grants, sink, outcomes);
+    rules.push({ index: i, matches, backends, ...(timeoutMs !== undefined ? { timeoutMs } : {}) });
+  });
+  return { rules, dropped, outcomes };
+}
+
+/** Evaluates one HTTPRoute against Portico's Gateways. */
+export function translateHTTPRoute(route: KubeObject, gateways: ReadonlyMap<string, GatewayModel>, index: BackendIndex, grants: ReferenceGrants, sink: BackendSink): HTTPRouteResult {
+  const ns = route.metadata.namespace ?? 'default';
+  const spec = asRecord(route.spec);
+  const hostnames = asArray(spec.hostnames).filter((h): h is string => typeof h === 'string').map((h) => h.toLowerCase()).filter(validGatewayHostname);
+  const { rules, dropped, outcomes } = parseRules(route, index, grants, sink);
+  const failedRef = outcomes.find((o) => o.reason !== undefined);
+  const resolvedRefs = failedRef === undefined ? cond('ResolvedRefs', true, 'ResolvedRefs') : cond('ResolvedRefs', false, failedRef.reason!, outcomes.filter((o) => o.reason).map((o) => o.message).join('; '));
+
+  const parents: HTTPRouteResult['parents'] = [];
+  const entries: RouteEntry[] = [];
+  const seen = new Set<string>();
+  for (const raw of asArray(spec.parentRefs)) {
+    const p = asRecord(raw);
+    const group = asString(p.group) ?? GATEWAY_GROUP;
+    const kind = asString(p.kind) ?? 'Gateway';
+    const name = asString(p.name) ?? '';
+    const pns = asString(p.namespace) ?? ns;
+    if (group !== GATEWAY_GROUP || kind !== 'Gateway') continue;
+    const gw = gateways.get(`${pns}/${name}`);
+    if (gw === undefined) continue; // not a Gateway of Portico's: its controller reports
+    const sectionName = asString(p.sectionName);
+    const port = typeof p.port === 'number' ? p.port : undefined;
+    const parentRef = { group, kind, namespace: pns, name, ...(sectionName !== undefined ? { sectionName } : {}), ...(port !== undefined ? { port } : {}) };
+    const conditions = (accepted: ConditionInput): ConditionInput[] => [accepted, resolvedRefs, ...(accepted.status === 'True' && dropped.length > 0 ? [cond('PartiallyInvalid', true, 'UnsupportedValue', `Dropped Rule: ${dropped.join(' | ')}`)] : [])];
+
+    const candidates = gw.listeners.filter((l) => (sectionName === undefined || l.name === sectionName) && (port === undefined || l.port === port));
+    if (candidates.length === 0) {
+      parents.push({ parentRef, conditions: conditions(cond('Accepted', false, 'NoMatchingParent', `Gateway ${pns}/${name} has no listener${sectionName !== undefined ? ` named ${sectionName}` : ''}${port !== undefined ? ` on port ${port}` : ''}`)) });
+      continue;
+    }
+    const allowed = candidates.filter((l) => l.accepted && l.supportedKinds.some((k) => k.kind === 'HTTPRoute') && l.allowsNamespace(ns));
+    if (allowed.length === 0) {
+      const why = candidates.map((l) => `${l.name}: ${!l.accepted ? `not accepted (${l.accept?.reason})` : !l.supportedKinds.some((k) => k.kind === 'HTTPRoute') ? 'does not allow HTTPRoute' : `does not allow routes from namespace ${ns}`}`);
+      parents.push({ parentRef, conditions: conditions(cond('Accepted', false, 'NotAllowedByListeners', why.join('; '))) });
+      continue;
+    }
+    const attached: { listener: ListenerModel; hosts: (string | undefined)[] }[] = [];
+    for (const l of allowed) {
+      const hosts = intersectHostnames(l.hostname, hostnames);
+      if (hosts.length > 0) attached.push({ listener: l, hosts });
+    }
+    if (attached.length === 0) {
+      parents.push({ parentRef, conditions: conditions(cond('Accepted', false, 'NoMatchingListenerHostname', `no hostname of the route (${hostnames.join(', ')}) matches a listener`)) });
+      continue;
+    }
+    if (rules.length === 0) {
+      parents.push({ parentRef, conditions: conditions(cond('Accepted', false, 'UnsupportedValue', dropped.length > 0 ? `no rule can be served: ${dropped.join(' | ')}` : 'the route has no rules')) });
+      continue;
+    }
+    parents.push({ parentRef, conditions: conditions(cond('Accepted', true, 'Accepted')) });
+    for (const { listener, hosts } of attached) {
+      listener.attachedRoutes++;
+      if (!listener.programmed) continue;
+      for (const host of hosts) {
+        for (const rule of rules) {
+          rule.matches.forEach((m, mi) => {
+            const id = `HTTPRoute/${ns}/${route.metadata.name}#${rule.index}.${mi}`;
+            const dedupe = `${host ?? '*'} ${id}`;
+            if (seen.has(dedupe)) return;
+            seen.add(dedupe);
+            entries.push({
+              hostname: host,
+              route: {
+                id,
+                pathType: m.pathType,
+                path: m.path,
+                ...(m.method ? { method: m.method } : {}),
+                ...(m.headers ? { headers: m.headers } : {}),
+                ...(m.queryParams ? { queryParams: m.queryParams } : {}),
+                backends: rule.backends,
+                ...(rule.timeoutMs !== undefined ? { timeoutMs: rule.timeoutMs } : {}),
+                source: { kind: 'HTTPRoute', namespace: ns, name: route.metadata.name },
+              },
+            });
+          });
+        }
+      }
+    }
+  }
+  return { object: route, parents, entries };
+}

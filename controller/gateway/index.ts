@@ -1,0 +1,126 @@
+// Gateway API translation (GatewayClass, Gateway, HTTPRoute, ReferenceGrant) over the same
+// snapshot the Ingress translator reads. Returns its virtual hosts, the Secrets its HTTPS
+// listeners use, and status as data; translate.ts merges them into one table.
+
+import type { RoutingIR, RouteIR, VirtualHostIR } from '../../router/types.ts';
+import type { BackendIndex } from '../backends.ts';
+import { compareAge, type KubeObject, type Problem } from '../objects.ts';
+import type { StatusItem } from '../status.ts';
+import type { TlsSecrets } from '../tls.ts';
+import { ConditionStamper, type ConditionClock } from './conditions.ts';
+import { evaluateGateways, listenerConditions, ownClasses, type GatewayModel } from './gateways.ts';
+import { translateHTTPRoute, type BackendSink } from './httproute.ts';
+import { GATEWAY_GROUP, NamespaceLabels, ReferenceGrants } from './refs.ts';
+
+export { DEFAULT_GATEWAY_CONTROLLER } from './gateways.ts';
+
+export interface GatewayTranslateOptions {
+  readonly controllerName: string;
+  readonly httpPort: number;
+  readonly httpsPort: number;
+  /** Published addresses (Gateway status.addresses). */
+  readonly addresses: readonly string[];
+  readonly now: Date;
+}
+
+export interface GatewayVirtualHost {
+  readonly hostname: string;
+  readonly multiLabelWildcard: boolean;
+  readonly routes: RouteIR[];
+}
+
+export interface GatewayTranslation {
+  readonly virtualHosts: GatewayVirtualHost[];
+  /** Valid Secrets (`ns/name`) of programmed HTTPS listeners, oldest Gateway first. */
+  readonly certificates: string[];
+  readonly statuses: StatusItem[];
+  readonly problems: Problem[];
+}
+
+export function translateGatewayApi(objects: readonly KubeObject[], options: GatewayTranslateOptions, index: BackendIndex, sink: BackendSink, secrets: TlsSecrets, clock: ConditionClock): GatewayTranslation {
+  const stamper = new ConditionStamper(clock, options.now);
+  const statuses: StatusItem[] = [];
+  const problems: Problem[] = [];
+  const classes = ownClasses(objects, options.controllerName);
+  for (const c of classes) {
+    statuses.push({ apiVersion: c.object.apiVersion, kind: 'GatewayClass', metadata: { name: c.object.metadata.name, generation: c.object.metadata.generation }, status: { conditions: stamper.stamp(`GatewayClass/${c.object.metadata.name}`, c.object.metadata.generation, c.conditions) } });
+  }
+  const grants = new ReferenceGrants(objects);
+  const gateways = evaluateGateways(objects, new Set(classes.filter((c) => c.accepted).map((c) => c.object.metadata.name)), {
+    controllerName: options.controllerName,
+    httpPort: options.httpPort,
+    httpsPort: options.httpsPort,
+    addresses: options.addresses,
+    namespaces: new NamespaceLabels(objects),
+    grants,
+    secrets,
+  });
+  const byKey = new Map<string, GatewayModel>(gateways.map((g) => [g.key, g]));
+
+  const hosts = new Map<string, GatewayVirtualHost>();
+  const routes = objects.filter((o) => o.kind === 'HTTPRoute' && o.apiVersion.startsWith(`${GATEWAY_GROUP}/`)).sort(compareAge);
+  for (const route of routes) {
+    const result = translateHTTPRoute(route, byKey, index, grants, sink);
+    // Oldest route first, then rule and match order: the compiler keeps IR order among equals.
+    for (const e of result.entries) {
+      const hostname = e.hostname ?? '*';
+      const multi = hostname.startsWith('*.');
+      const key = `${multi ? '~' : ''}${hostname}`;
+      let vh = hosts.get(key);
+      if (vh === undefined) hosts.set(key, (vh = { hostname, multiLabelWildcard: multi, routes: [] }));
+      vh.routes.push(e.route);
+    }
+    if (result.parents.length === 0) continue;
+    const ns = route.metadata.namespace ?? 'default';
+    statuses.push({
+      apiVersion: route.apiVersion,
+      kind: 'HTTPRoute',
+      metadata: { namespace: ns, name: route.metadata.name, generation: route.metadata.generation },
+      status: {
+        parents: result.parents.map((p) => ({
+          parentRef: p.parentRef,
+          controllerName: options.controllerName,
+          conditions: stamper.stamp(`HTTPRoute/${ns}/${route.metadata.name}|${JSON.stringify(p.parentRef)}`, route.metadata.generation, p.conditions),
+        })),
+      },
+    });
+  }
+
+  const certificates: string[] = [];
+  for (const g of gateways) {
+    const gen = g.object.metadata.generation;
+    const listeners = g.listeners.map((l) => ({
+      name: l.name,
+      supportedKinds: l.supportedKinds,
+      attachedRoutes: l.attachedRoutes,
+      conditions: stamper.stamp(`Gateway/${g.key}|listener ${l.name}`, gen, listenerConditions(l)),
+    }));
+    for (const l of g.listeners) if (l.programmed) for (const id of l.certificates) if (!certificates.includes(id)) certificates.push(id);
+    statuses.push({
+      apiVersion: g.object.apiVersion,
+      kind: 'Gateway',
+      metadata: { namespace: g.object.metadata.namespace, name: g.object.metadata.name, generation: gen },
+      status: { addresses: g.addresses, conditions: stamper.stamp(`Gateway/${g.key}`, gen, g.gatewayConditions()), listeners },
+    });
+    if (g.listeners.some((l) => l.programmed)) {
+      problems.push({ severity: 'warning', kind: 'Gateway', namespace: g.object.metadata.namespace, name: g.object.metadata.name, message: 'routing tables are not per listener yet: routes attached to this Gateway answer on both the HTTP and the HTTPS port, and a host is not isolated to its most specific listener' });
+    }
+  }
+  stamper.sweep();
+  const virtualHosts = [...hosts.values()].sort((a, b) => (a.hostname < b.hostname ? -1 : a.hostname > b.hostname ? 1 : 0));
+  return { virtualHosts, certificates, statuses, problems };
+}
+
+/** Adds Gateway virtual hosts to the Ingress ones: same host and wildcard kind share one, Ingress routes first. */
+export function mergeVirtualHosts(ir: RoutingIR, extra: readonly GatewayVirtualHost[]): RoutingIR {
+  if (extra.length === 0) return ir;
+  const out: VirtualHostIR[] = [...ir.virtualHosts];
+  for (const g of extra) {
+    const multi = g.multiLabelWildcard;
+    const i = out.findIndex((v) => v.hostname === g.hostname && (v.multiLabelWildcard === true) === multi);
+    if (i >= 0) out[i] = { ...out[i], routes: [...out[i].routes, ...g.routes] };
+    else out.push({ hostname: g.hostname, ...(multi ? { multiLabelWildcard: true } : {}), routes: g.routes });
+  }
+  out.sort((a, b) => (a.hostname < b.hostname ? -1 : a.hostname > b.hostname ? 1 : (a.multiLabelWildcard ? 1 : 0) - (b.multiLabelWildcard ? 1 : 0)));
+  return { ...ir, virtualHosts: out };
+}

@@ -1,0 +1,82 @@
+// ReferenceGrant (an index consulted for cross-namespace references) and Namespace label selection
+// for allowedRoutes.namespaces.from: Selector.
+
+import { asArray, asRecord, asString, type KubeObject } from '../objects.ts';
+
+export const GATEWAY_GROUP = 'gateway.networking.k8s.io';
+
+export interface RefFrom {
+  readonly group: string;
+  readonly kind: string;
+  readonly namespace: string;
+}
+export interface RefTo {
+  readonly group: string;
+  readonly kind: string;
+  readonly namespace: string;
+  readonly name: string;
+}
+
+export class ReferenceGrants {
+  private readonly grants: KubeObject[];
+  constructor(objects: readonly KubeObject[]) {
+    this.grants = objects.filter((o) => o.kind === 'ReferenceGrant' && (o.apiVersion === `${GATEWAY_GROUP}/v1beta1` || o.apiVersion === `${GATEWAY_GROUP}/v1`));
+  }
+
+  /** A reference into the same namespace needs no grant; another namespace needs one there. */
+  permits(from: RefFrom, to: RefTo): boolean {
+    if (from.namespace === to.namespace) return true;
+    return this.grants.some((g) => {
+      if ((g.metadata.namespace ?? 'default') !== to.namespace) return false;
+      const spec = asRecord(g.spec);
+      const fromOk = asArray(spec.from).some((f) => {
+        const r = asRecord(f);
+        return (asString(r.group) ?? '') === from.group && asString(r.kind) === from.kind && asString(r.namespace) === from.namespace;
+      });
+      if (!fromOk) return false;
+      return asArray(spec.to).some((t) => {
+        const r = asRecord(t);
+        const name = asString(r.name);
+        return (asString(r.group) ?? '') === to.group && asString(r.kind) === to.kind && (name === undefined || name === '' || name === to.name);
+      });
+    });
+  }
+}
+
+/** Namespace labels; a namespace without an object still has kubernetes.io/metadata.name, as the API server sets it. */
+export class NamespaceLabels {
+  private readonly labels = new Map<string, Record<string, string>>();
+  constructor(objects: readonly KubeObject[]) {
+    for (const o of objects) if (o.kind === 'Namespace') this.labels.set(o.metadata.name, { ...(o.metadata.labels ?? {}), 'kubernetes.io/metadata.name': o.metadata.name });
+  }
+  of(ns: string): Record<string, string> {
+    return this.labels.get(ns) ?? { 'kubernetes.io/metadata.name': ns };
+  }
+}
+
+/**
+ * A metav1.LabelSelector as a predicate; undefined when it is malformed (then it selects nothing,
+ * which is the restrictive reading).
+ */
+export function labelSelector(sel: unknown): ((labels: Record<string, string>) => boolean) | undefined {
+  const s = asRecord(sel);
+  const match = asRecord(s.matchLabels);
+  const tests: ((l: Record<string, string>) => boolean)[] = [];
+  for (const [k, v] of Object.entries(match)) {
+    if (typeof v !== 'string') return undefined;
+    tests.push((l) => l[k] === v);
+  }
+  for (const e of asArray(s.matchExpressions)) {
+    const r = asRecord(e);
+    const key = asString(r.key);
+    const op = asString(r.operator);
+    const values = asArray(r.values).filter((v): v is string => typeof v === 'string');
+    if (!key) return undefined;
+    if (op === 'In') tests.push((l) => l[key] !== undefined && values.includes(l[key]));
+    else if (op === 'NotIn') tests.push((l) => l[key] === undefined || !values.includes(l[key]));
+    else if (op === 'Exists') tests.push((l) => l[key] !== undefined);
+    else if (op === 'DoesNotExist') tests.push((l) => l[key] === undefined);
+    else return undefined;
+  }
+  return (l) => tests.every((t) => t(l));
+}

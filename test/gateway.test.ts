@@ -1,0 +1,219 @@
+// Gateway API translation, end to end through the router: hostname intersection, the spec's
+// match precedence (conformance scenarios rewritten as tables), the safe regular-expression
+// subset, and status that follows objects over time.
+import { describe, expect, it } from 'vitest';
+import { intersectHostnames } from '../controller/gateway/hostnames.ts';
+import type { KubeObject } from '../controller/objects.ts';
+import { newTranslatorState, translate, type TranslateOptions } from '../controller/translate.ts';
+import { compileTable, type RequestAttributes } from '../router/index.ts';
+import { compileSafeRegex, unsafeRegexReason } from '../router/regex.ts';
+
+const GW = 'gateway.networking.k8s.io/v1';
+const obj = (kind: string, name: string, spec: unknown, extra: Partial<KubeObject['metadata']> = {}, apiVersion = GW): KubeObject => ({
+  apiVersion,
+  kind,
+  metadata: { name, namespace: kind === 'GatewayClass' ? undefined : 'default', generation: 1, creationTimestamp: '2026-01-01T00:00:00Z', ...extra },
+  spec,
+});
+const svc = (name: string): KubeObject[] => [
+  { apiVersion: 'v1', kind: 'Service', metadata: { name, namespace: 'default' }, spec: { ports: [{ name: 'http', port: 8080, targetPort: 3000 }] } },
+  { apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice', metadata: { name: `${name}-1`, namespace: 'default', labels: { 'kubernetes.io/service-name': name } }, addressType: 'IPv4', ports: [{ name: 'http', port: 3000 }], endpoints: [{ addresses: ['10.0.0.1'] }] } as KubeObject,
+];
+const base = (listeners: unknown[] = [{ name: 'http', port: 80, protocol: 'HTTP' }]): KubeObject[] => [
+  obj('GatewayClass', 'portico', { controllerName: 'portico.dev/gateway-controller' }),
+  obj('Gateway', 'gw', { gatewayClassName: 'portico', listeners }),
+  ...svc('v1'),
+  ...svc('v2'),
+  ...svc('v3'),
+];
+const route = (name: string, spec: Record<string, unknown>, extra: Partial<KubeObject['metadata']> = {}): KubeObject => obj('HTTPRoute', name, { parentRefs: [{ name: 'gw' }], ...spec }, extra);
+const rule = (backend: string, ...matches: unknown[]) => ({ ...(matches.length ? { matches } : {}), backendRefs: [{ name: backend, port: 8080 }] });
+const OPTIONS: TranslateOptions = { ingressClass: 'portico', publishAddresses: ['192.0.2.10'], now: new Date('2026-06-01T00:00:00Z') };
+
+function run(objects: KubeObject[], options: TranslateOptions = OPTIONS, state = newTranslatorState()) {
+  const t = translate({ objects: objects.map((object) => ({ object, origin: 'test' })), problems: [] }, options, state);
+  return { t, table: compileTable(t.ir, 1) };
+}
+
+function attrs(method: string, headers: Record<string, string>, target: string): RequestAttributes {
+  const lower = Object.fromEntries(Object.entries(headers).map(([k, v]) => [k.toLowerCase(), v]));
+  const q = new URLSearchParams(target.includes('?') ? target.slice(target.indexOf('?') + 1) : '');
+  return { method, header: (n) => lower[n], queryParam: (n) => q.get(n) ?? undefined };
+}
+
+/** The Service that answers, '404' when no route matches. */
+function who(table: ReturnType<typeof compileTable>, host: string, target: string, headers: Record<string, string> = {}, method = 'GET'): string {
+  const r = table.match(host, target, attrs(method, headers, target));
+  if (r === undefined) return '404';
+  return r.backends.map((b) => b.backend.name.replace(/^default\/|:8080$/g, '')).join('+');
+}
+
+describe('hostname intersection', () => {
+  it.each([
+    [undefined, [], [undefined]],
+    [undefined, ['a.com'], ['a.com']],
+    ['a.com', [], ['a.com']],
+    ['very.specific.com', ['non.matching.com', '*.specific.com'], ['very.specific.com']],
+    ['*.wildcard.io', ['wildcard.io', 'foo.wildcard.io', 'foo.bar.wildcard.io'], ['foo.wildcard.io', 'foo.bar.wildcard.io']],
+    ['*.com', ['*.example.com'], ['*.example.com']],
+    ['*.example.com', ['*.com'], ['*.example.com']],
+    ['*.example.com', ['example.com', 'test.example.net'], []],
+    ['*.anotherwildcard.io', ['*.anotherwildcard.io'], ['*.anotherwildcard.io']],
+  ] as const)('listener %s x route %j', (listener, routeHosts, want) => {
+    expect(intersectHostnames(listener, routeHosts)).toEqual(want);
+  });
+
+  it("a '*.' listener matches several labels, never the bare suffix; exact hosts beat wildcards", () => {
+    const { table } = run([
+      ...base([{ name: 'wild', port: 80, protocol: 'HTTP', hostname: '*.bar.com' }, { name: 'exact', port: 80, protocol: 'HTTP', hostname: 'foo.bar.com' }]),
+      route('wild', { parentRefs: [{ name: 'gw', sectionName: 'wild' }], rules: [rule('v3')] }),
+      route('exact', { parentRefs: [{ name: 'gw', sectionName: 'exact' }], rules: [rule('v2')] }),
+    ]);
+    expect(who(table, 'foo.bar.com', '/')).toBe('v2');
+    expect(who(table, 'baz.bar.com', '/')).toBe('v3');
+    expect(who(table, 'multiple.prefixes.bar.com:8080', '/')).toBe('v3');
+    expect(who(table, 'bar.com', '/')).toBe('404');
+  });
+});
+
+describe('match precedence (the spec order)', () => {
+  it('HTTPRouteMatching: ORed matches, segment-wise prefixes, headers', () => {
+    const { table } = run([
+      ...base(),
+      route('r', { rules: [rule('v1', { path: { type: 'PathPrefix', value: '/' } }, { headers: [{ name: 'version', value: 'one' }] }), rule('v2', { path: { type: 'PathPrefix', value: '/v2' } }, { headers: [{ name: 'version', value: 'two' }] })] }),
+    ]);
+    const cases: [string, Record<string, string>, string][] = [
+      ['/', {}, 'v1'], ['/example', {}, 'v1'], ['/', { Version: 'one' }, 'v1'], ['/v2', {}, 'v2'], ['/v2/example', {}, 'v2'],
+      ['/', { Version: 'two' }, 'v2'], ['/v2/', {}, 'v2'], ['/v2example', {}, 'v1'], ['/foo/v2/example', {}, 'v1'],
+    ];
+    for (const [path, headers, want] of cases) expect(`${path} ${JSON.stringify(headers)} ${who(table, 'x.test', path, headers)}`).toBe(`${path} ${JSON.stringify(headers)} ${want}`);
+  });
+
+  it('HTTPRouteHeaderMatching: more header matches win, then rule order', () => {
+    const h = (...pairs: [string, string][]) => ({ headers: pairs.map(([name, value]) => ({ name, value })) });
+    const { table } = run([
+      ...base(),
+      route('r', { rules: [rule('v1', h(['version', 'one'])), rule('v2', h(['version', 'two'])), rule('v1', h(['version', 'two'], ['color', 'orange'])), rule('v1', h(['color', 'blue']), h(['color', 'green'])), rule('v2', h(['color', 'red']), h(['color', 'yellow']))] }),
+    ]);
+    const cases: [Record<string, string>, string][] = [
+      [{ Version: 'one' }, 'v1'], [{ Version: 'two' }, 'v2'], [{ Version: 'two', Color: 'orange' }, 'v1'], [{ Version: 'two', Color: 'blue' }, 'v2'],
+      [{ Color: 'orange' }, '404'], [{ 'Some-Other-Header': 'one' }, '404'], [{ Color: 'blue' }, 'v1'], [{ Color: 'green' }, 'v1'], [{ Color: 'red' }, 'v2'], [{ Color: 'yellow' }, 'v2'], [{ Color: 'purple' }, '404'],
+    ];
+    for (const [headers, want] of cases) expect(`${JSON.stringify(headers)} ${who(table, 'x.test', '/', headers)}`).toBe(`${JSON.stringify(headers)} ${want}`);
+  });
+
+  it('HTTPRoutePathMatchOrder: Exact beats prefix, longer prefix beats shorter', () => {
+    const p = (type: string, value: string) => ({ path: { type, value } });
+    const { table } = run([
+      ...base(),
+      route('r', { rules: [rule('v1', p('Exact', '/match')), rule('v2', p('Exact', '/match/exact')), rule('v3', p('Exact', '/match/exact/one')), rule('v3', p('PathPrefix', '/match/')), rule('v1', p('PathPrefix', '/match/prefix/')), rule('v2', p('PathPrefix', '/match/prefix/one'))] }),
+    ]);
+    const cases = [['/match/exact/one', 'v3'], ['/match/exact', 'v2'], ['/match', 'v1'], ['/match/prefix/one/any', 'v2'], ['/match/prefix/any', 'v1'], ['/match/any', 'v3']];
+    for (const [path, want] of cases) expect(`${path} ${who(table, 'x.test', path)}`).toBe(`${path} ${want}`);
+  });
+
+  it('HTTPRouteMethodMatching: path beats method, method beats headers', () => {
+    const { table } = run([
+      ...base(),
+      route('r', {
+        rules: [
+          rule('v1', { method: 'POST' }), rule('v2', { method: 'GET' }), rule('v1', { path: { type: 'PathPrefix', value: '/path1' }, method: 'GET' }),
+          rule('v2', { headers: [{ name: 'version', value: 'one' }], method: 'PUT' }), rule('v3', { path: { type: 'PathPrefix', value: '/path2' }, headers: [{ name: 'version', value: 'two' }], method: 'POST' }),
+          rule('v1', { path: { type: 'PathPrefix', value: '/path3' }, method: 'PATCH' }, { path: { type: 'PathPrefix', value: '/path4' }, headers: [{ name: 'version', value: 'three' }], method: 'DELETE' }),
+          rule('v1', { path: { type: 'PathPrefix', value: '/path5' } }), rule('v2', { method: 'PATCH' }), rule('v3', { headers: [{ name: 'version', value: 'four' }] }),
+        ],
+      }),
+    ]);
+    const cases: [string, string, Record<string, string>, string][] = [
+      ['POST', '/', {}, 'v1'], ['GET', '/', {}, 'v2'], ['HEAD', '/', {}, '404'], ['GET', '/path1', {}, 'v1'], ['PUT', '/', { version: 'one' }, 'v2'],
+      ['POST', '/path2', { version: 'two' }, 'v3'], ['PATCH', '/path3', {}, 'v1'], ['DELETE', '/path4', { version: 'three' }, 'v1'], ['PUT', '/', {}, '404'],
+      ['DELETE', '/path4', {}, '404'], ['PATCH', '/path5', {}, 'v1'], ['PATCH', '/', { version: 'four' }, 'v2'],
+    ];
+    for (const [method, path, headers, want] of cases) expect(`${method} ${path} ${who(table, 'x.test', path, headers, method)}`).toBe(`${method} ${path} ${want}`);
+  });
+
+  it('HTTPRouteQueryParamMatching: more query matches win; names and values are case-sensitive', () => {
+    const q = (...pairs: [string, string][]) => ({ queryParams: pairs.map(([name, value]) => ({ name, value })) });
+    const { table } = run([
+      ...base(),
+      route('r', { rules: [rule('v1', q(['animal', 'whale'])), rule('v2', q(['animal', 'dolphin'])), rule('v3', q(['animal', 'dolphin'], ['color', 'blue']), q(['ANIMAL', 'Whale'])), rule('v1', { path: { type: 'PathPrefix', value: '/path5' } }), rule('v2', q(['animal', 'hydra'])), rule('v3', { headers: [{ name: 'version', value: 'four' }] })] }),
+    ]);
+    const cases: [string, Record<string, string>, string][] = [
+      ['/?animal=whale', {}, 'v1'], ['/?animal=dolphin', {}, 'v2'], ['/?animal=dolphin&color=blue', {}, 'v3'], ['/?ANIMAL=Whale', {}, 'v3'], ['/?animal=whale&otherparam=irrelevant', {}, 'v1'],
+      ['/?color=blue', {}, '404'], ['/?animal=whaledolphin', {}, '404'], ['/', {}, '404'], ['/path5?animal=hydra', {}, 'v1'], ['/?animal=hydra', { version: 'four' }, 'v3'],
+    ];
+    for (const [path, headers, want] of cases) expect(`${path} ${who(table, 'x.test', path, headers)}`).toBe(`${path} ${want}`);
+  });
+
+  it('across routes: the more specific hostname first, then the oldest route, then namespace/name', () => {
+    const { table } = run([
+      ...base(),
+      route('young', { rules: [rule('v1', { path: { type: 'PathPrefix', value: '/a' } })] }, { creationTimestamp: '2026-03-01T00:00:00Z' }),
+      route('old', { rules: [rule('v2', { path: { type: 'PathPrefix', value: '/a' } })] }, { creationTimestamp: '2026-02-01T00:00:00Z' }),
+      route('b-same-age', { rules: [rule('v3', { path: { type: 'PathPrefix', value: '/b' } })] }),
+      route('a-same-age', { rules: [rule('v1', { path: { type: 'PathPrefix', value: '/b' } })] }),
+      route('wild', { hostnames: ['*.example.com'], rules: [rule('v3', { path: { type: 'PathPrefix', value: '/a' } })] }, { creationTimestamp: '2026-04-01T00:00:00Z' }),
+      route('exact', { hostnames: ['foo.example.com'], rules: [rule('v1', { path: { type: 'PathPrefix', value: '/' } })] }, { creationTimestamp: '2026-05-01T00:00:00Z' }),
+    ]);
+    expect(who(table, 'x.test', '/a')).toBe('v2');
+    expect(who(table, 'x.test', '/b')).toBe('v1');
+    expect(who(table, 'bar.example.com', '/a')).toBe('v3');
+    expect(who(table, 'deep.bar.example.com', '/a')).toBe('v3');
+    // The exact hostname's `/` beats the wildcard's longer prefix: hostname comes first.
+    expect(who(table, 'foo.example.com', '/a')).toBe('v1');
+  });
+
+  it('RegularExpression paths: after Exact, before any prefix; whole-path matches', () => {
+    const { table } = run([
+      ...base(),
+      route('r', { rules: [rule('v1', { path: { type: 'PathPrefix', value: '/items' } }), rule('v2', { path: { type: 'RegularExpression', value: '/items/[0-9]+' } }), rule('v3', { path: { type: 'Exact', value: '/items/42' } })] }),
+    ]);
+    expect(who(table, 'x', '/items/7')).toBe('v2');
+    expect(who(table, 'x', '/items/7?x=1')).toBe('v2');
+    expect(who(table, 'x', '/items/42')).toBe('v3');
+    expect(who(table, 'x', '/items/7/more')).toBe('v1');
+    expect(who(table, 'x', '/items/abc')).toBe('v1');
+  });
+});
+
+describe('regular expressions from route authors', () => {
+  it.each(['(a+)+$', '(a|a)*', '(a*)*b', '(\\w+\\s?)+$', '(.*)+', '\\1', '(?=a)', '(?<n>a)', 'a{1,1000}', 'x'.repeat(300), '.*.*.*.*'])('refuses %s', (p) => {
+    expect(unsafeRegexReason(p)).toBeDefined();
+  });
+  it.each(['/items/[0-9]+', '^/api/v[12]/.*$', 'blue|green', '(foo|bar)?/x', '(abc)+', '[^/]+\\.json', '\\d{1,3}'])('accepts %s', (p) => {
+    expect(unsafeRegexReason(p)).toBeUndefined();
+  });
+  it('a refused pattern drops its rule with a condition; the rest of the table keeps serving', () => {
+    const { t, table } = run([...base(), route('r', { rules: [rule('v1', { path: { type: 'RegularExpression', value: '/(a+)+$' } }), rule('v2', { path: { type: 'PathPrefix', value: '/ok' } })] })]);
+    expect(who(table, 'x', '/ok')).toBe('v2');
+    expect(who(table, 'x', '/' + 'a'.repeat(40) + '!')).toBe('404');
+    const parents = (t.statuses.find((s) => s.kind === 'HTTPRoute')!.status as any).parents;
+    expect(parents[0].conditions.find((c: any) => c.type === 'PartiallyInvalid')).toMatchObject({ status: 'True', reason: 'UnsupportedValue' });
+  });
+  it('anchors are whole-value and inputs are bounded', () => {
+    const re = compileSafeRegex('a.*');
+    expect(re.test('abc')).toBe(true);
+    expect(re.test('xabc')).toBe(false);
+    expect(re.test('a'.repeat(5000))).toBe(false);
+  });
+});
+
+describe('status over time', () => {
+  it('lastTransitionTime moves only when a status flips; observedGeneration follows the object', () => {
+    const state = newTranslatorState();
+    const objects = [...base(), route('r', { rules: [rule('v1')] })];
+    const first = run(objects, { ...OPTIONS, now: new Date('2026-06-01T00:00:00Z') }, state).t;
+    const conds = (t: typeof first) => (t.statuses.find((s) => s.kind === 'HTTPRoute')!.status as any).parents[0].conditions;
+    expect(conds(first)[1]).toMatchObject({ type: 'ResolvedRefs', status: 'True', lastTransitionTime: '2026-06-01T00:00:00Z', observedGeneration: 1 });
+    const broken = [...base(), route('r', { rules: [{ backendRefs: [{ name: 'gone', port: 8080 }] }] }, { generation: 2 })];
+    const second = run(broken, { ...OPTIONS, now: new Date('2026-06-02T00:00:00Z') }, state).t;
+    expect(conds(second)[0]).toMatchObject({ type: 'Accepted', status: 'True', lastTransitionTime: '2026-06-01T00:00:00Z', observedGeneration: 2 });
+    expect(conds(second)[1]).toMatchObject({ type: 'ResolvedRefs', status: 'False', reason: 'BackendNotFound', lastTransitionTime: '2026-06-02T00:00:00Z' });
+  });
+
+  it('--gateway-controller-name picks the classes; other controllers\' objects get no status', () => {
+    const { t } = run([...base(), route('r', { rules: [rule('v1')] })], { ...OPTIONS, gatewayControllerName: 'example.com/other' });
+    expect(t.statuses.filter((s) => s.kind !== 'Ingress')).toEqual([]);
+    expect(t.ir.virtualHosts).toEqual([]);
+  });
+});
