@@ -21,6 +21,8 @@ export interface ServeOptions {
   readonly adminAllowCidrs: readonly string[];
   readonly workers: number;
   readonly ingressClass: string;
+  /** `--gateway-controller-name`: GatewayClasses whose spec.controllerName is this are Portico's. */
+  readonly gatewayControllerName: string;
   readonly logLevel: string;
   readonly publishStatusAddresses: readonly string[];
   /** Upstream response-header timeout, ms (504 when exceeded). */
@@ -83,6 +85,7 @@ export const SERVE_FLAGS: readonly FlagSpec[] = [
   { name: 'admin-allow-cidr', value: 'CIDRS', help: 'clients besides loopback that may read /status and /debug/* (comma-separated or repeated; default: loopback only)', list: true },
   { name: 'workers', value: 'CPUs', help: 'number of worker processes (default: number of CPUs)' },
   { name: 'ingress-class', value: 'portico', help: 'IngressClass to serve' },
+  { name: 'gateway-controller-name', value: 'portico.dev/gateway-controller', help: 'Gateway API controllerName whose GatewayClasses Portico serves' },
   { name: 'log-level', value: 'info', help: 'trace|debug|info|warn|error|fatal|silent (access logs are info)' },
   { name: 'publish-status-address', value: '', help: 'IPs/hostnames written to status (loadBalancer.ingress), comma-separated or repeated', list: true },
   { name: 'upstream-timeout', value: '60', help: 'seconds to wait for upstream response headers (504 after)' },
@@ -200,6 +203,9 @@ export function parseServeOptions(argvIn: readonly string[]): ServeOptions {
   if (!Number.isInteger(workersRaw)) throw new UsageError(`--workers: ${workersRaw} is not a whole number`);
   const ingressClass = (values['ingress-class'] as string | undefined) ?? 'portico';
   if (!/^[a-z0-9]([-.a-z0-9]*[a-z0-9])?$/.test(ingressClass)) throw new UsageError(`--ingress-class: ${JSON.stringify(ingressClass)} is not a valid object name`);
+  const gatewayControllerName = (values['gateway-controller-name'] as string | undefined) ?? 'portico.dev/gateway-controller';
+  // The GatewayClass controllerName pattern: a domain, '/', a path.
+  if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/[A-Za-z0-9\/\-._~%!$&'()*+,;=:]+$/.test(gatewayControllerName) || gatewayControllerName.length > 253) throw new UsageError(`--gateway-controller-name: ${JSON.stringify(gatewayControllerName)} is not a controller name (domain/path)`);
   const adminAllow = parseCidrList((values['admin-allow-cidr'] as string | undefined) ?? '');
   if (adminAllow.errors.length > 0) throw new UsageError(`--admin-allow-cidr: ${adminAllow.errors.join('; ')}`);
   const realIpFlags: Record<string, string> = {};
@@ -231,6 +237,7 @@ export function parseServeOptions(argvIn: readonly string[]): ServeOptions {
     adminAllowCidrs: adminAllow.cidrs,
     workers: workersRaw,
     ingressClass,
+    gatewayControllerName,
     logLevel,
     publishStatusAddresses: ((values['publish-status-address'] as string | undefined) ?? '').split(',').map((a) => a.trim()).filter(Boolean),
     upstreamTimeoutMs: num(values, 'upstream-timeout', 60, 0.001, 86400) * 1000,
