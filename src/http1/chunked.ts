@@ -25,6 +25,8 @@ export class ChunkedFramer {
   private inName = false; // inside a trailer field name (before its colon)
   /** Data bytes seen so far (the decoded body length). */
   bodyBytes = 0;
+  /** When set, receives the chunk data (without framing): for a reader that cannot take chunked. */
+  onData: ((buf: Uint8Array, start: number, end: number) => void) | undefined;
 
   get done(): boolean {
     return this.state === S.Done;
@@ -68,6 +70,7 @@ export class ChunkedFramer {
           continue;
         case S.Data: {
           const n = Math.min(this.remaining, end - p);
+          if (this.onData !== undefined && n > 0) this.onData(buf, p, p + n);
           p += n;
           this.remaining -= n;
           this.bodyBytes += n;

@@ -42,14 +42,14 @@ export type ParseResult =
 const INCOMPLETE: ParseResult = { kind: 'incomplete' };
 
 // RFC 9110 5.6.2 tchar.
-const TCHAR = new Uint8Array(256);
+export const TCHAR = new Uint8Array(256);
 for (const c of "!#$%&'*+-.^_`|~") TCHAR[c.charCodeAt(0)] = 1;
 for (let c = 48; c <= 57; c++) TCHAR[c] = 1;
 for (let c = 65; c <= 90; c++) TCHAR[c] = 1;
 for (let c = 97; c <= 122; c++) TCHAR[c] = 1;
 
 // field-value bytes: VCHAR, SP, HTAB, obs-text. Every other CTL (including CR, LF, NUL, DEL) is refused.
-const FIELD = new Uint8Array(256);
+export const FIELD = new Uint8Array(256);
 FIELD[9] = 1;
 for (let c = 32; c < 127; c++) FIELD[c] = 1;
 for (let c = 128; c < 256; c++) FIELD[c] = 1;
@@ -229,7 +229,7 @@ function checkTarget(method: string, target: string): string | undefined {
   return undefined;
 }
 
-function tokens(list: string): string[] {
+export function tokens(list: string): string[] {
   const out: string[] = [];
   for (const t of list.split(',')) {
     const v = t.trim().toLowerCase();

@@ -1,0 +1,137 @@
+// The upstream side of the fast path: parse a response head only as far as relaying needs (status,
+// the header fields to pass on, and the framing of the body), strict enough that a backend cannot
+// make the client and Portico read different message boundaries (RFC 9112 6.3).
+
+import { FIELD, TCHAR, tokens } from './head-parser.ts';
+
+export interface ResponseHead {
+  readonly status: number;
+  readonly reason: string;
+  readonly versionMinor: 0 | 1;
+  /** Names and values as sent, alternating. */
+  readonly rawHeaders: string[];
+  /** Content-Length, or -1 when none. */
+  readonly contentLength: number;
+  /** Transfer-Encoding is (exactly) chunked. */
+  readonly chunked: boolean;
+  /** The upstream allows another request on this connection after this response. */
+  readonly keepAlive: boolean;
+  /** Lower-case tokens of the Connection header. */
+  readonly connectionTokens: string[];
+  /** Bytes of the head, including the final CRLF CRLF. */
+  readonly headLength: number;
+}
+
+export type ResponseParse =
+  | { readonly kind: 'incomplete' }
+  | { readonly kind: 'error'; readonly reason: string }
+  | { readonly kind: 'ok'; readonly head: ResponseHead };
+
+const INCOMPLETE: ResponseParse = { kind: 'incomplete' };
+const MAX_HEADERS = 256;
+
+function fail(reason: string): ResponseParse {
+  return { kind: 'error', reason };
+}
+
+/** Parses a response head from buf[start..]; a head larger than maxSize is an error. */
+export function parseResponseHead(buf: Buffer, start: number, maxSize: number): ResponseParse {
+  const end = buf.length;
+  let p = start;
+  // Status line: HTTP/1.x SP 3DIGIT SP reason CRLF (the reason may be empty; some servers omit the SP).
+  if (end - p < 12) return prefixOk(buf, p, end) ? INCOMPLETE : fail('malformed status line');
+  if (buf[p] !== 72 || buf[p + 1] !== 84 || buf[p + 2] !== 84 || buf[p + 3] !== 80 || buf[p + 4] !== 47 || buf[p + 5] !== 49 || buf[p + 6] !== 46 ||
+      (buf[p + 7] !== 48 && buf[p + 7] !== 49) || buf[p + 8] !== 32 || !isDigit(buf[p + 9]) || !isDigit(buf[p + 10]) || !isDigit(buf[p + 11])) {
+    return fail('malformed status line');
+  }
+  const minor = (buf[p + 7] - 48) as 0 | 1;
+  const status = (buf[p + 9] - 48) * 100 + (buf[p + 10] - 48) * 10 + (buf[p + 11] - 48);
+  if (status < 100) return fail('malformed status code');
+  p += 12;
+  let reason = '';
+  if (p < end && buf[p] === 32) {
+    const rs = ++p;
+    while (p < end && FIELD[buf[p]] === 1) p++;
+    reason = buf.toString('latin1', rs, p);
+  }
+  if (p + 1 >= end) return end - start > maxSize ? fail('response head too large') : INCOMPLETE;
+  if (buf[p] !== 13 || buf[p + 1] !== 10) return fail('malformed status line');
+  p += 2;
+
+  const rawHeaders: string[] = [];
+  let contentLength = -1;
+  let te: string | undefined;
+  let connection = '';
+  for (;;) {
+    if (p >= end) return end - start > maxSize ? fail('response head too large') : INCOMPLETE;
+    if (buf[p] === 13) {
+      if (p + 1 >= end) return INCOMPLETE;
+      if (buf[p + 1] !== 10) return fail('bare CR');
+      p += 2;
+      break;
+    }
+    if (buf[p] === 32 || buf[p] === 9) return fail('obs-fold in a response header');
+    const nameStart = p;
+    while (p < end && TCHAR[buf[p]] === 1) p++;
+    if (p === end) return end - start > maxSize ? fail('response head too large') : INCOMPLETE;
+    if (buf[p] !== 58 || p === nameStart) return fail('malformed response header name');
+    const name = buf.toString('latin1', nameStart, p);
+    p++;
+    while (p < end && (buf[p] === 32 || buf[p] === 9)) p++;
+    const valueStart = p;
+    while (p < end && FIELD[buf[p]] === 1) p++;
+    if (p + 1 >= end) return end - start > maxSize ? fail('response head too large') : INCOMPLETE;
+    if (buf[p] !== 13 || buf[p + 1] !== 10) return fail('control character or bare LF in a response header');
+    let valueEnd = p;
+    while (valueEnd > valueStart && (buf[valueEnd - 1] === 32 || buf[valueEnd - 1] === 9)) valueEnd--;
+    const value = buf.toString('latin1', valueStart, valueEnd);
+    p += 2;
+    if (p - start > maxSize) return fail('response head too large');
+    if (rawHeaders.length >= MAX_HEADERS * 2) return fail('too many response header fields');
+    rawHeaders.push(name, value);
+    if (name.length === 14 && name.toLowerCase() === 'content-length') {
+      // A repeated identical value is tolerated (RFC 9110 8.6 allows folding it); differing ones are not.
+      if (!/^[0-9]{1,15}$/.test(value)) return fail('malformed Content-Length in the response');
+      const n = Number(value);
+      if (contentLength !== -1 && contentLength !== n) return fail('conflicting Content-Length in the response');
+      contentLength = n;
+    } else if (name.length === 17 && name.toLowerCase() === 'transfer-encoding') {
+      te = te === undefined ? value : `${te}, ${value}`;
+    } else if (name.length === 10 && name.toLowerCase() === 'connection') {
+      connection = connection === '' ? value : `${connection},${value}`;
+    }
+  }
+  let chunked = false;
+  if (te !== undefined) {
+    // Anything but exactly `chunked` leaves the body close-delimited with a coding the client would
+    // have to undo: refused rather than guessed at.
+    if (te.trim().toLowerCase() !== 'chunked') return fail(`unsupported response Transfer-Encoding ${te}`);
+    chunked = true;
+  }
+  const connectionTokens = connection === '' ? [] : tokens(connection);
+  const keepAlive = minor === 1 ? !connectionTokens.includes('close') : connectionTokens.includes('keep-alive');
+  return { kind: 'ok', head: { status, reason, versionMinor: minor, rawHeaders, contentLength, chunked, keepAlive, connectionTokens, headLength: p - start } };
+}
+
+const PREFIX = Buffer.from('HTTP/1.');
+
+function prefixOk(buf: Buffer, p: number, end: number): boolean {
+  const n = Math.min(end - p, PREFIX.length);
+  return buf.compare(PREFIX, 0, n, p, p + n) === 0;
+}
+
+function isDigit(c: number): boolean {
+  return c >= 48 && c <= 57;
+}
+
+/** How a response body is delimited (RFC 9112 6.3). */
+export type BodyFraming = 'none' | 'length' | 'chunked' | 'close';
+
+export function responseFraming(head: ResponseHead, requestMethod: string): BodyFraming {
+  const s = head.status;
+  if (requestMethod === 'HEAD' || s < 200 || s === 204 || s === 304) return 'none';
+  // Transfer-Encoding overrides Content-Length (RFC 9112 6.3 item 3); the relay drops the length.
+  if (head.chunked) return 'chunked';
+  if (head.contentLength >= 0) return head.contentLength === 0 ? 'none' : 'length';
+  return 'close';
+}
