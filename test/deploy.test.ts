@@ -1,0 +1,228 @@
+// deploy/: the kustomization and every overlay render with `kubectl kustomize`, every object
+// passes the Kubernetes schemas, the RBAC grants exactly what the controller calls, and the
+// controller's args parse with the CLI's own parser and agree with the ports and probes.
+
+import { spawnSync } from 'node:child_process';
+import { existsSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { parseAllDocuments } from 'yaml';
+import { KUBE_ACCESS } from '../controller/kube/resources.ts';
+import { INGRESS_CONTROLLER_NAME } from '../controller/ingress.ts';
+import { DEFAULT_GATEWAY_CONTROLLER } from '../controller/gateway/index.ts';
+import { parseServeOptions, type ServeOptions } from '../src/options.ts';
+import { validateManifest, type Manifest } from './deploy-validate.ts';
+
+const DEPLOY = fileURLToPath(new URL('../deploy/', import.meta.url));
+const OVERLAYS = join(DEPLOY, 'overlays');
+
+const kubectl = spawnSync('kubectl', ['version', '--client'], { encoding: 'utf8', timeout: 20_000 });
+const HAVE_KUBECTL = kubectl.status === 0;
+if (!HAVE_KUBECTL) console.warn('deploy tests skipped: kubectl (with its built-in kustomize) is not on PATH');
+
+/** Every kustomization: deploy/, each overlay, each example. */
+const TARGETS: string[] = [
+  '.',
+  ...(existsSync(OVERLAYS) ? readdirSync(OVERLAYS).map((d) => `overlays/${d}`) : []),
+  ...readdirSync(join(DEPLOY, 'examples')).map((d) => `examples/${d}`),
+].filter((d) => existsSync(join(DEPLOY, d, 'kustomization.yaml')));
+
+const rendered = new Map<string, Manifest[]>();
+function render(target: string): Manifest[] {
+  let objects = rendered.get(target);
+  if (objects === undefined) {
+    const r = spawnSync('kubectl', ['kustomize', join(DEPLOY, target)], { encoding: 'utf8', timeout: 60_000 });
+    if (r.status !== 0) throw new Error(`kubectl kustomize ${target} failed: ${r.stderr}`);
+    objects = parseAllDocuments(r.stdout).map((d) => {
+      if (d.errors.length > 0) throw new Error(`${target}: ${d.errors[0].message}`);
+      return d.toJS() as Manifest;
+    });
+    rendered.set(target, objects);
+  }
+  return objects;
+}
+
+const find = (objects: Manifest[], kind: string, name?: string): Manifest[] => objects.filter((o) => o.kind === kind && (name === undefined || o.metadata.name === name));
+
+type Obj = Record<string, any>;
+
+/** Portico's workload (Deployment or DaemonSet) in a rendering, with its pod spec and container. */
+function workloads(objects: Manifest[]): { o: Manifest; pod: Obj; c: Obj }[] {
+  return objects
+    .filter((o) => o.kind === 'Deployment' || o.kind === 'DaemonSet')
+    .map((o) => {
+      const pod = (o as Obj).spec.template.spec as Obj;
+      return { o, pod, c: (pod.containers as Obj[]).find((c) => c.name === 'portico') as Obj };
+    })
+    .filter((w) => w.c !== undefined);
+}
+
+/** The container's args through the CLI's own parser, with the env the pod gives it. */
+function parseArgs(w: { o: Manifest; c: Obj }): ServeOptions {
+  const args = w.c.args as string[];
+  expect(args[0]).toBe('serve');
+  if (args.includes('--kubernetes')) {
+    // Leader election reads its identity and the Lease's namespace from the downward API.
+    const env = (w.c.env ?? []) as Obj[];
+    expect(env.find((e) => e.name === 'POD_NAMESPACE')?.valueFrom?.fieldRef?.fieldPath).toBe('metadata.namespace');
+    expect(env.find((e) => e.name === 'POD_NAME')?.valueFrom?.fieldRef?.fieldPath).toBe('metadata.name');
+  }
+  const saved = process.env.POD_NAMESPACE;
+  process.env.POD_NAMESPACE = w.o.metadata.namespace;
+  try {
+    return parseServeOptions(args.slice(1));
+  } finally {
+    if (saved === undefined) delete process.env.POD_NAMESPACE;
+    else process.env.POD_NAMESPACE = saved;
+  }
+}
+
+/** `group|resource[/sub]|verb` for every verb a rule list grants; wildcards fail the test. */
+function granted(rules: Obj[]): Set<string> {
+  const out = new Set<string>();
+  for (const r of rules) {
+    for (const g of r.apiGroups ?? []) for (const res of r.resources ?? []) for (const v of r.verbs ?? []) {
+      expect([g, res, v], 'no wildcards in RBAC rules').not.toContain('*');
+      out.add(`${g}|${res}|${v}`);
+    }
+    expect(r.nonResourceURLs, 'no non-resource URLs').toBeUndefined();
+  }
+  return out;
+}
+
+function needed(namespacedOnly: boolean): Set<string> {
+  const out = new Set<string>();
+  for (const a of KUBE_ACCESS) {
+    const isLease = a.group === 'coordination.k8s.io';
+    if (isLease !== namespacedOnly) continue;
+    for (const v of a.verbs) out.add(`${a.group}|${a.resource}${a.subresource ? '/' + a.subresource : ''}|${v}`);
+  }
+  return out;
+}
+
+describe.skipIf(!HAVE_KUBECTL)('deploy/ kustomizations', () => {
+  it('finds the kustomization at the root of deploy/', () => {
+    expect(TARGETS).toContain('.');
+  });
+
+  it.each(TARGETS)('%s renders and every object passes its schema', async (target) => {
+    const objects = render(target);
+    expect(objects.length).toBeGreaterThan(0);
+    const problems: string[] = [];
+    for (const o of objects) for (const p of await validateManifest(o)) problems.push(`${o.kind} ${o.metadata?.namespace ?? ''}/${o.metadata?.name}: ${p}`);
+    expect(problems).toEqual([]);
+    // No image left as the bare placeholder: the kustomization's images: sets it.
+    for (const w of workloads(objects)) expect(w.c.image, target).toMatch(/:[\w.-]+$|@sha256:/);
+  });
+
+  it.each(TARGETS)('%s: the container args parse with the CLI parser and agree with ports and probes', (target) => {
+    const objects = render(target);
+    const ws = workloads(objects);
+    expect(ws.length, 'one Portico workload').toBe(1);
+    for (const w of ws) {
+      const opts = parseArgs(w);
+      const ports = new Map(((w.c.ports ?? []) as Obj[]).map((p) => [p.name as string, p.containerPort as number]));
+      expect(ports.get('http')).toBe(opts.httpPort);
+      expect(ports.get('https')).toBe(opts.httpsPort);
+      expect(ports.get('admin')).toBe(opts.adminPort);
+      const probePort = (p: Obj): number => (typeof p.httpGet.port === 'string' ? ports.get(p.httpGet.port)! : p.httpGet.port);
+      expect(w.c.readinessProbe.httpGet.path).toBe('/readyz');
+      expect(probePort(w.c.readinessProbe)).toBe(opts.adminPort);
+      expect(w.c.livenessProbe.httpGet.path).toBe('/healthz');
+      expect(probePort(w.c.livenessProbe)).toBe(opts.adminPort);
+      // A Service in front maps its ports to container ports that exist.
+      for (const svc of find(objects, 'Service').filter((s) => (s as Obj).spec.selector?.['app.kubernetes.io/name'] === 'portico')) {
+        for (const p of (svc as Obj).spec.ports as Obj[]) {
+          const target = typeof p.targetPort === 'string' ? ports.get(p.targetPort) : p.targetPort;
+          expect(target, `Service ${svc.metadata.name} port ${p.port}`).toBeDefined();
+          expect([opts.httpPort, opts.httpsPort]).toContain(target);
+        }
+      }
+      if (opts.kubernetes === undefined) continue; // manifest-directory example
+      expect(opts.kubernetes.electionNamespace).toBe(w.o.metadata.namespace);
+      // The published Service exists in the rendering.
+      if (opts.kubernetes.publishService !== undefined) {
+        const [ns, name] = opts.kubernetes.publishService.split('/');
+        expect(find(objects, 'Service', name).some((s) => s.metadata.namespace === ns), `--publish-service ${opts.kubernetes.publishService}`).toBe(true);
+      }
+      // Drain: the preStop pause plus --shutdown-grace fit in the termination grace period.
+      const sleep = Number((w.c.lifecycle?.preStop?.exec?.command as string[] | undefined)?.[1] ?? 0);
+      expect((w.pod.terminationGracePeriodSeconds as number) * 1000).toBeGreaterThan(sleep * 1000 + opts.shutdownGraceMs);
+    }
+  });
+
+  it.each(TARGETS.filter((t) => !t.startsWith('examples/')))('%s: RBAC grants exactly the verbs and resources the controller uses', (target) => {
+    const objects = render(target);
+    const [w] = workloads(objects);
+    const opts = parseArgs(w);
+    const sa = (w.pod.serviceAccountName as string) ?? 'default';
+    const ns = w.o.metadata.namespace!;
+    const boundTo = (b: Manifest): boolean => ((b as Obj).subjects as Obj[]).some((s) => s.kind === 'ServiceAccount' && s.name === sa && s.namespace === ns);
+
+    const crbs = find(objects, 'ClusterRoleBinding').filter(boundTo);
+    const clusterRules = crbs.flatMap((b) => find(objects, 'ClusterRole', (b as Obj).roleRef.name).flatMap((r) => (r as Obj).rules as Obj[]));
+    expect([...granted(clusterRules)].sort()).toEqual([...needed(false)].sort());
+
+    // Leases: a Role in the controller's own namespace only, limited to the election Lease.
+    const rbs = find(objects, 'RoleBinding').filter((b) => boundTo(b) && b.metadata.namespace === ns);
+    expect(rbs.every((b) => (b as Obj).roleRef.kind === 'Role')).toBe(true);
+    const roleRules = rbs.flatMap((b) => find(objects, 'Role', (b as Obj).roleRef.name).filter((r) => r.metadata.namespace === ns).flatMap((r) => (r as Obj).rules as Obj[]));
+    expect([...granted(roleRules)].sort()).toEqual([...needed(true)].sort());
+    for (const r of roleRules) {
+      if ((r.verbs as string[]).includes('create')) continue; // RBAC cannot limit create by name
+      expect(r.resourceNames).toEqual([opts.kubernetes!.electionId]);
+    }
+    // Nothing else in the rendering grants Portico anything.
+    for (const b of [...find(objects, 'ClusterRoleBinding'), ...find(objects, 'RoleBinding')]) {
+      if (!crbs.includes(b) && !rbs.includes(b)) expect(boundTo(b), `${b.kind} ${b.metadata.name}`).toBe(false);
+    }
+  });
+
+  it('deploy/: the install the issue asks for', () => {
+    const objects = render('.');
+    expect(find(objects, 'Namespace', 'portico')).toHaveLength(1);
+    for (const o of objects) if (!['Namespace', 'ClusterRole', 'ClusterRoleBinding', 'IngressClass', 'GatewayClass'].includes(o.kind)) expect(o.metadata.namespace, `${o.kind} ${o.metadata.name}`).toBe('portico');
+
+    const [ic] = find(objects, 'IngressClass', 'portico') as Obj[];
+    expect(ic.spec.controller).toBe(INGRESS_CONTROLLER_NAME);
+    expect(ic.metadata.annotations?.['ingressclass.kubernetes.io/is-default-class']).toBeUndefined();
+    const [gc] = find(objects, 'GatewayClass', 'portico') as Obj[];
+    expect(gc.spec.controllerName).toBe(DEFAULT_GATEWAY_CONTROLLER);
+
+    const [w] = workloads(objects);
+    expect(w.o.kind).toBe('Deployment');
+    expect((w.o as Obj).spec.replicas).toBe(2);
+    const opts = parseArgs(w);
+    expect(opts.kubernetes).toBeDefined();
+    expect(opts.ingressClass).toBe(ic.metadata.name);
+    expect(opts.adminPort).toBe(10254);
+    expect(w.c.resources.requests.cpu).toBeDefined();
+    expect(w.c.resources.requests.memory).toBeDefined();
+    expect(w.c.resources.limits.cpu).toBeDefined();
+    expect(w.c.resources.limits.memory).toBeDefined();
+    expect(w.pod.affinity.podAntiAffinity).toBeDefined();
+    expect(w.pod.securityContext).toMatchObject({ runAsNonRoot: true, seccompProfile: { type: 'RuntimeDefault' } });
+    expect(w.c.securityContext).toEqual({ allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } });
+
+    const [pdb] = find(objects, 'PodDisruptionBudget') as Obj[];
+    expect(pdb.spec.selector.matchLabels).toEqual((w.o as Obj).spec.selector.matchLabels);
+
+    const [svc] = find(objects, 'Service', 'portico') as Obj[];
+    expect(svc.spec.type).toBe('LoadBalancer');
+    expect(svc.spec.externalTrafficPolicy).toBe('Local');
+    expect((svc.spec.ports as Obj[]).map((p) => p.port).sort()).toEqual([443, 80]);
+    expect(svc.spec.selector).toEqual((w.o as Obj).spec.template.metadata.labels);
+  });
+});
+
+describe('deploy/ validation catches mistakes', () => {
+  it('refuses a wrong type, an unknown field and an unknown kind', async () => {
+    const d = (extra: Obj): Manifest => ({ apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'x', namespace: 'n' }, spec: { selector: {}, template: { spec: { containers: [{ name: 'c', ...extra }] } } } });
+    expect(await validateManifest(d({}))).toEqual([]);
+    expect((await validateManifest(d({ ports: [{ containerPort: 'http' }] }))).join()).toMatch(/containerPort must be integer/);
+    expect(await validateManifest(d({ readinesProbe: {} }))).toEqual(['.spec.template.spec.containers[0].readinesProbe: unknown field']);
+    expect((await validateManifest({ apiVersion: 'example.com/v1', kind: 'Widget', metadata: { name: 'w' } })).join()).toMatch(/no schema known/);
+    expect((await validateManifest({ apiVersion: 'gateway.networking.k8s.io/v1', kind: 'GatewayClass', metadata: { name: 'g' }, spec: { controllerName: 'portico' } })).join()).toMatch(/controllerName/);
+  });
+});
