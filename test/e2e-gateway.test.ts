@@ -87,6 +87,9 @@ beforeAll(async () => {
     httpRoute('any-host', { parentRefs: [{ name: 'gw', sectionName: 'http' }], rules: [rule('v2', p('Exact', '/any-host'))] }),
     // From another namespace: the `http` listener allows All.
     httpRoute('cross-ns-route', onGw(['web.test'], [rule('web-backend')]), 'web'),
+    // Route authors' regular expressions: one refused (exponential), one the subset admits but
+    // that is cubic on a backtracking engine.
+    httpRoute('regex', onGw(['regex.test'], [rule('v1', p('RegularExpression', '/a*a*a*b')), rule('v2', p('RegularExpression', '/(a+)+$')), rule('v3', p('PathPrefix', '/ok'))])),
     // HTTPRouteWeight
     httpRoute('weights', onGw(['weights.test'], [{ backendRefs: [ref('v1', { weight: 70 }), ref('v2', { weight: 30 }), ref('v3', { weight: 0 })] }])),
   ));
@@ -203,6 +206,40 @@ describe('HTTPRoute matching through portico serve', () => {
   });
 });
 
+describe('regular expressions from route authors', () => {
+  it('a refused pattern drops only its rule, with PartiallyInvalid in status', async () => {
+    await table('regex.test', [['/aab', 'infra/v1'], ['/ok', 'infra/v3'], ['/aaaa', '404']]);
+    const { items } = await portico.json<{ items: any[] }>('/status');
+    const conds = statusOf(items, 'HTTPRoute', 'infra', 'regex').parents[0].conditions;
+    expect(condition(conds, 'Accepted')?.status).toBe('True');
+    expect(condition(conds, 'PartiallyInvalid')).toMatchObject({ status: 'True', reason: 'UnsupportedValue' });
+    expect(condition(conds, 'PartiallyInvalid')?.message).toContain('(a+)+$');
+  });
+
+  it('a flood of worst-case inputs for a polynomial pattern does not stall other traffic', async () => {
+    // On a backtracking engine each of these costs ~100 ms of worker CPU (n^3 over 1 KiB), so
+    // 400 of them would hold both workers for ~20 s; on the linear engine the whole flood takes
+    // well under a second. The budget below sits between the two by a wide margin either way.
+    const evil = '/' + 'a'.repeat(1000);
+    let next = 0;
+    const deadline = Date.now() + 12_000;
+    const flood = Promise.all(Array.from({ length: 16 }, async () => {
+      const statuses: number[] = [];
+      while (next < 400 && Date.now() < deadline) {
+        next++;
+        statuses.push((await send(port, 'regex.test', evil, { timeoutMs: 12_000 }).catch(() => ({ status: 0 }))).status);
+      }
+      return statuses;
+    }));
+    const others: string[] = [];
+    for (let i = 0; i < 20; i++) others.push(await who(port, 'paths.test', '/one', { timeoutMs: 3000 }).catch((e) => String(e)));
+    const evilStatuses = (await flood).flat();
+    expect(evilStatuses.length).toBe(400);
+    expect(evilStatuses.every((s) => s === 404)).toBe(true);
+    expect(others.every((w) => w === 'infra/v1')).toBe(true);
+  });
+});
+
 describe('status at GET /status', () => {
   it('Gateway, listeners and routes carry the spec conditions; attachedRoutes counts accepted routes only', async () => {
     const { items } = await portico.json<{ items: any[] }>('/status');
@@ -216,7 +253,7 @@ describe('status at GET /status', () => {
     }
     expect(listener('specific').attachedRoutes).toBe(2); // s1, s3
     expect(listener('wild').attachedRoutes).toBe(1); // s2
-    expect(listener('http').attachedRoutes).toBe(16); // every route on sectionName http
+    expect(listener('http').attachedRoutes).toBe(17); // every route on sectionName http
     const ok = statusOf(items, 'HTTPRoute', 'infra', 's1');
     expect(ok.parents).toHaveLength(1);
     expect(ok.parents[0]).toMatchObject({ parentRef: { group: 'gateway.networking.k8s.io', kind: 'Gateway', namespace: 'infra', name: 'gw', sectionName: 'specific' }, controllerName: 'portico.dev/gateway-controller' });

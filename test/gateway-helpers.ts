@@ -143,7 +143,7 @@ export async function send(port: number, host: string, path: string, opts: { met
 }
 
 /** Which Service answered ("ns/service"), or the status code as a string when none did. */
-export async function who(port: number, host: string, path: string, opts: { method?: string; headers?: Record<string, string> } = {}): Promise<string> {
+export async function who(port: number, host: string, path: string, opts: { method?: string; headers?: Record<string, string>; timeoutMs?: number } = {}): Promise<string> {
   const a = await send(port, host, path, opts);
   return a.echo ? `${a.echo.namespace}/${a.echo.service}` : String(a.status);
 }

@@ -1,6 +1,7 @@
 // Gateway API translation, end to end through the router: hostname intersection, the spec's
 // match precedence (conformance scenarios rewritten as tables), the safe regular-expression
 // subset, and status that follows objects over time.
+import { setFlagsFromString } from 'node:v8';
 import { describe, expect, it } from 'vitest';
 import { intersectHostnames } from '../controller/gateway/hostnames.ts';
 import type { KubeObject } from '../controller/objects.ts';
@@ -189,6 +190,18 @@ describe('regular expressions from route authors', () => {
     expect(who(table, 'x', '/' + 'a'.repeat(40) + '!')).toBe('404');
     const parents = (t.statuses.find((s) => s.kind === 'HTTPRoute')!.status as any).parents;
     expect(parents[0].conditions.find((c: any) => c.type === 'PartiallyInvalid')).toMatchObject({ status: 'True', reason: 'UnsupportedValue' });
+  });
+  it("runs on V8's linear-time engine when the process enables it (workers do), else backtracks within the subset's bounds", () => {
+    setFlagsFromString('--enable-experimental-regexp-engine');
+    const cubic = compileSafeRegex('/a*a*a*b');
+    expect(cubic.linear).toBe(true);
+    expect(cubic.test('/' + 'a'.repeat(1000))).toBe(false);
+    expect(cubic.test('/aab')).toBe(true);
+    // Counted repetitions the linear engine would expand: the backtracking engine, still correct.
+    const counted = compileSafeRegex('x{0,100}y{0,100}');
+    expect(counted.linear).toBe(false);
+    expect(counted.test('xxyy')).toBe(true);
+    expect(counted.test('yx')).toBe(false);
   });
   it('anchors are whole-value and inputs are bounded', () => {
     const re = compileSafeRegex('a.*');
