@@ -1,6 +1,7 @@
 // Compiles a RoutingIR into a frozen RoutingTable. The primary compiles each IR once to validate
 // it; every worker compiles the same IR again (functions and Maps do not cross IPC).
 
+import { compileFilters, FilterError, type CompiledFilters } from './filters.ts';
 import { hostKey } from './host.ts';
 import { routeLabels, type RouteLabels } from './labels.ts';
 import { needsNormalizing, normalizePath, pathEnd } from './path.ts';
@@ -39,14 +40,23 @@ interface CompiledValueMatch {
   readonly test: (value: string | undefined) => boolean;
 }
 
+export interface CompiledBackendRef {
+  readonly backend: CompiledBackend;
+  readonly weight: number;
+  /** backendRef filters: applied, after the route's, to the requests this backend gets. */
+  readonly filters: CompiledFilters | undefined;
+}
+
 export interface CompiledRoute {
   readonly ir: RouteIR;
   readonly id: string;
   readonly method: string | undefined;
   readonly headers: readonly CompiledValueMatch[] | undefined;
   readonly queryParams: readonly CompiledValueMatch[] | undefined;
-  readonly backends: readonly { readonly backend: CompiledBackend; readonly weight: number }[];
+  readonly backends: readonly CompiledBackendRef[];
   readonly totalWeight: number;
+  /** Gateway API rule filters (header edits, rewrite, redirect), compiled once. */
+  readonly filters: CompiledFilters | undefined;
   /** A RegularExpression path's compiled pattern (see regex.ts for the accepted subset). */
   readonly pathRegex: SafeRegex | undefined;
   /** Metrics labels, from the table only (src/metrics.ts). */
@@ -100,11 +110,22 @@ function compileBackend(b: BackendIR): CompiledBackend {
 
 function compileRoute(r: RouteIR, backends: Map<string, CompiledBackend>, virtualHost: string | undefined): CompiledRoute {
   if (r.pathType !== 'RegularExpression' && r.path.charCodeAt(0) !== 47) throw new CompileError(`route ${r.id}: path must start with '/'`);
-  const refs = r.backends.map((ref) => {
+  // ReplacePrefixMatch replaces the route's own prefix ('' for '/').
+  const prefix = r.pathType === 'Prefix' ? r.path.replace(/\/+$/, '') : undefined;
+  const filters = (ir: RouteIR['filters']): CompiledFilters | undefined => {
+    try {
+      return compileFilters(ir, prefix);
+    } catch (err) {
+      if (err instanceof FilterError) throw new CompileError(`route ${r.id}: ${err.message}`);
+      throw err;
+    }
+  };
+  const refs = r.backends.map((ref): CompiledBackendRef => {
     const backend = backends.get(ref.backend);
     if (backend === undefined) throw new CompileError(`route ${r.id}: unknown backend ${ref.backend}`);
     if (!(ref.weight >= 0)) throw new CompileError(`route ${r.id}: bad weight ${ref.weight}`);
-    return Object.freeze({ backend, weight: ref.weight });
+    if (ref.filters?.redirect !== undefined) throw new CompileError(`route ${r.id}: a backend cannot redirect`);
+    return Object.freeze({ backend, weight: ref.weight, filters: filters(ref.filters) });
   });
   return Object.freeze({
     ir: r,
@@ -114,6 +135,7 @@ function compileRoute(r: RouteIR, backends: Map<string, CompiledBackend>, virtua
     queryParams: r.queryParams?.length ? Object.freeze(r.queryParams.map((q) => compileValueMatch(q, false))) : undefined,
     backends: Object.freeze(refs),
     totalWeight: refs.reduce((sum, ref) => sum + ref.weight, 0),
+    filters: filters(r.filters),
     pathRegex: r.pathType === 'RegularExpression' ? safeRegex(r.path) : undefined,
     labels: routeLabels(r.source, virtualHost, r.path),
   });
@@ -357,15 +379,22 @@ export function compileTable(ir: RoutingIR, version: number): RoutingTable {
 
 /** Choose a backend of a route by weight; undefined when every weight is 0. */
 export function pickBackend(route: CompiledRoute): CompiledBackend | undefined {
+  return pickBackendRef(route)?.backend;
+}
+
+/** Choose a weighted backend reference (with its backendRef filters); undefined when every weight is 0. */
+export function pickBackendRef(route: CompiledRoute): CompiledBackendRef | undefined {
   const refs = route.backends;
-  if (refs.length === 1) return refs[0].weight > 0 ? refs[0].backend : undefined;
+  if (refs.length === 1) return refs[0].weight > 0 ? refs[0] : undefined;
   if (route.totalWeight <= 0) return undefined;
   let r = Math.random() * route.totalWeight;
   for (let i = 0; i < refs.length; i++) {
     r -= refs[i].weight;
-    if (r < 0) return refs[i].backend;
+    // A weight-0 reference is never chosen, even when r lands on its boundary.
+    if (r < 0 && refs[i].weight > 0) return refs[i];
   }
-  return refs[refs.length - 1].backend;
+  for (let i = refs.length - 1; i >= 0; i--) if (refs[i].weight > 0) return refs[i];
+  return undefined;
 }
 
 /** Round-robin over a backend's endpoints. */

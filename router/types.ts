@@ -19,16 +19,61 @@ export interface ValueMatchIR {
   readonly value: string;
 }
 
-/** A per-rule request/response transformation. Kept open so the Gateway API can add kinds. */
-export interface FilterIR {
-  readonly type: string;
-  readonly [key: string]: unknown;
+/** A header to set or add (Gateway API HTTPHeader). Names compare case-insensitively. */
+export interface HeaderValueIR {
+  readonly name: string;
+  readonly value: string;
+}
+
+/** RequestHeaderModifier / ResponseHeaderModifier: remove, then set (replace), then add (append). */
+export interface HeaderModifierIR {
+  readonly set?: readonly HeaderValueIR[];
+  readonly add?: readonly HeaderValueIR[];
+  readonly remove?: readonly string[];
+}
+
+/**
+ * A path replacement (HTTPPathModifier). ReplacePrefixMatch replaces the route's own PathPrefix
+ * (so it is only valid on Prefix routes), element-wise.
+ */
+export interface PathModifierIR {
+  readonly type: 'ReplaceFullPath' | 'ReplacePrefixMatch';
+  readonly value: string;
+}
+
+/** RequestRedirect: answered by Portico, never proxied. Unset fields keep the request's. */
+export interface RedirectIR {
+  readonly scheme?: 'http' | 'https';
+  readonly hostname?: string;
+  readonly port?: number;
+  readonly path?: PathModifierIR;
+  readonly statusCode: 301 | 302 | 303 | 307 | 308;
+}
+
+/** URLRewrite: what the upstream request carries instead of the client's Host and path. */
+export interface RewriteIR {
+  readonly hostname?: string;
+  readonly path?: PathModifierIR;
+}
+
+/**
+ * Typed request/response actions of a route (Gateway API rule filters) or of one weighted
+ * backend (backendRef filters: they apply only to the requests that backend gets).
+ */
+export interface FiltersIR {
+  readonly requestHeaders?: HeaderModifierIR;
+  readonly responseHeaders?: HeaderModifierIR;
+  readonly rewrite?: RewriteIR;
+  /** Rule level only: a redirecting route has no backends to forward to. */
+  readonly redirect?: RedirectIR;
 }
 
 export interface WeightedBackendIR {
   /** Key into RoutingIR.backends. */
   readonly backend: string;
   readonly weight: number;
+  /** Applied after the route's own filters, to this backend's share of requests only. */
+  readonly filters?: FiltersIR;
 }
 
 export interface RouteIR {
@@ -40,7 +85,7 @@ export interface RouteIR {
   readonly method?: string;
   readonly headers?: readonly ValueMatchIR[];
   readonly queryParams?: readonly ValueMatchIR[];
-  readonly filters?: readonly FilterIR[];
+  readonly filters?: FiltersIR;
   readonly backends: readonly WeightedBackendIR[];
   /** Upstream response-header timeout for this route, in milliseconds. */
   readonly timeoutMs?: number;

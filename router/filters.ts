@@ -1,0 +1,211 @@
+// Gateway API filters as frozen data (compiled once with the table) and the pure per-request
+// functions the data path calls: header list edits, the redirect Location, the rewritten path.
+// Nothing here parses configuration per request.
+
+import type { FiltersIR, HeaderModifierIR, PathModifierIR, RedirectIR, RewriteIR } from './types.ts';
+
+export interface CompiledHeaderEdit {
+  /** Lower-case names whose existing values go: removed ones and set ones. */
+  readonly drop: ReadonlySet<string>;
+  /** Header lines appended after the drop: set values, then added values (name as configured). */
+  readonly append: readonly (readonly [name: string, value: string])[];
+  /** Lower-case names that `add` appends to (for record edits, where values merge). */
+  readonly addLower: readonly (readonly [lower: string, value: string])[];
+  readonly setLower: readonly (readonly [lower: string, value: string])[];
+}
+
+export interface CompiledPathModifier {
+  readonly type: 'ReplaceFullPath' | 'ReplacePrefixMatch';
+  /** ReplaceFullPath: the path. ReplacePrefixMatch: the replacement, trailing slashes removed ('' for '/'). */
+  readonly value: string;
+  /** ReplacePrefixMatch: the route's prefix, trailing slashes removed ('' for '/'). */
+  readonly prefix: string;
+}
+
+export interface CompiledRedirect {
+  readonly scheme: 'http' | 'https' | undefined;
+  readonly hostname: string | undefined;
+  readonly port: number | undefined;
+  readonly path: CompiledPathModifier | undefined;
+  readonly statusCode: 301 | 302 | 303 | 307 | 308;
+}
+
+export interface CompiledRewrite {
+  readonly hostname: string | undefined;
+  readonly path: CompiledPathModifier | undefined;
+}
+
+export interface CompiledFilters {
+  readonly requestHeaders: CompiledHeaderEdit | undefined;
+  readonly responseHeaders: CompiledHeaderEdit | undefined;
+  readonly rewrite: CompiledRewrite | undefined;
+  readonly redirect: CompiledRedirect | undefined;
+}
+
+export class FilterError extends Error {}
+
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+// Field values: visible characters, spaces and tabs inside; no CR, LF or NUL.
+const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
+
+function checkHeader(name: string, value?: string): void {
+  if (!TOKEN.test(name)) throw new FilterError(`header name ${JSON.stringify(name)} is not a valid token`);
+  if (value !== undefined && !FIELD_VALUE.test(value)) throw new FilterError(`header ${name}: value has characters not allowed in a header`);
+}
+
+export function compileHeaderEdit(ir: HeaderModifierIR | undefined): CompiledHeaderEdit | undefined {
+  if (ir === undefined) return undefined;
+  const drop = new Set<string>();
+  const append: [string, string][] = [];
+  const setLower: [string, string][] = [];
+  const addLower: [string, string][] = [];
+  for (const name of ir.remove ?? []) {
+    checkHeader(name);
+    drop.add(name.toLowerCase());
+  }
+  for (const h of ir.set ?? []) {
+    checkHeader(h.name, h.value);
+    drop.add(h.name.toLowerCase());
+    append.push([h.name, h.value]);
+    setLower.push([h.name.toLowerCase(), h.value]);
+  }
+  for (const h of ir.add ?? []) {
+    checkHeader(h.name, h.value);
+    append.push([h.name, h.value]);
+    addLower.push([h.name.toLowerCase(), h.value]);
+  }
+  if (drop.size === 0 && append.length === 0) return undefined;
+  return Object.freeze({ drop, append: Object.freeze(append.map((a) => Object.freeze(a))), setLower: Object.freeze(setLower), addLower: Object.freeze(addLower) });
+}
+
+const trimSlashes = (p: string): string => p.replace(/\/+$/, '');
+
+/** `prefix` is the route's PathPrefix, needed by ReplacePrefixMatch. */
+export function compilePathModifier(ir: PathModifierIR | undefined, prefix: string | undefined): CompiledPathModifier | undefined {
+  if (ir === undefined) return undefined;
+  if (!ir.value.startsWith('/')) throw new FilterError(`path ${JSON.stringify(ir.value)} must start with /`);
+  if (/[\s?#]/.test(ir.value)) throw new FilterError(`path ${JSON.stringify(ir.value)} must not contain whitespace, ? or #`);
+  if (ir.type === 'ReplaceFullPath') return Object.freeze({ type: ir.type, value: ir.value, prefix: '' });
+  if (prefix === undefined) throw new FilterError('ReplacePrefixMatch needs a PathPrefix match');
+  return Object.freeze({ type: ir.type, value: trimSlashes(ir.value), prefix: trimSlashes(prefix) });
+}
+
+function compileRedirect(ir: RedirectIR | undefined, prefix: string | undefined): CompiledRedirect | undefined {
+  if (ir === undefined) return undefined;
+  if (ir.port !== undefined && !(Number.isInteger(ir.port) && ir.port >= 1 && ir.port <= 65535)) throw new FilterError(`redirect port ${ir.port} is not 1-65535`);
+  if (ir.hostname !== undefined && !/^[A-Za-z0-9.-]+$/.test(ir.hostname)) throw new FilterError(`redirect hostname ${JSON.stringify(ir.hostname)} is not a hostname`);
+  return Object.freeze({ scheme: ir.scheme, hostname: ir.hostname?.toLowerCase(), port: ir.port, path: compilePathModifier(ir.path, prefix), statusCode: ir.statusCode });
+}
+
+function compileRewrite(ir: RewriteIR | undefined, prefix: string | undefined): CompiledRewrite | undefined {
+  if (ir === undefined || (ir.hostname === undefined && ir.path === undefined)) return undefined;
+  if (ir.hostname !== undefined && !/^[A-Za-z0-9.-]+$/.test(ir.hostname)) throw new FilterError(`rewrite hostname ${JSON.stringify(ir.hostname)} is not a hostname`);
+  return Object.freeze({ hostname: ir.hostname, path: compilePathModifier(ir.path, prefix) });
+}
+
+/** Compiles a route's (or a backend's) filters; `prefix` is the route's PathPrefix, if it is one. Throws FilterError. */
+export function compileFilters(ir: FiltersIR | undefined, prefix: string | undefined): CompiledFilters | undefined {
+  if (ir === undefined) return undefined;
+  const out = {
+    requestHeaders: compileHeaderEdit(ir.requestHeaders),
+    responseHeaders: compileHeaderEdit(ir.responseHeaders),
+    rewrite: compileRewrite(ir.rewrite, prefix),
+    redirect: compileRedirect(ir.redirect, prefix),
+  };
+  if (out.requestHeaders === undefined && out.responseHeaders === undefined && out.rewrite === undefined && out.redirect === undefined) return undefined;
+  return Object.freeze(out);
+}
+
+/**
+ * Edits a flat header list (`[name, value, name, value, ...]`, as node:http's rawHeaders and
+ * undici's request headers): drops removed and set names (any case), then appends set and added
+ * lines. An added header becomes its own line after the existing ones, so a backend reading the
+ * lines in order sees `old,new`.
+ */
+export function editHeaderList(list: readonly string[], edit: CompiledHeaderEdit): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < list.length; i += 2) {
+    if (edit.drop.size > 0 && edit.drop.has(list[i].toLowerCase())) continue;
+    out.push(list[i], list[i + 1]);
+  }
+  for (const [name, value] of edit.append) out.push(name, value);
+  return out;
+}
+
+export type HeaderRecord = Record<string, string | string[] | undefined>;
+
+/**
+ * Edits response headers held as a record with lower-case names (undici's response headers).
+ * Added values join the existing ones as separate values (separate header lines on the wire).
+ */
+export function editHeaderRecord(headers: HeaderRecord, edit: CompiledHeaderEdit): HeaderRecord {
+  const out: HeaderRecord = {};
+  for (const name in headers) {
+    if (edit.drop.has(name)) continue;
+    out[name] = headers[name];
+  }
+  for (const [name, value] of edit.setLower) out[name] = value;
+  for (const [name, value] of edit.addLower) {
+    const prev = out[name];
+    out[name] = prev === undefined ? value : Array.isArray(prev) ? [...prev, value] : [prev, value];
+  }
+  return out;
+}
+
+function splitTarget(target: string): [path: string, query: string] {
+  const q = target.indexOf('?');
+  return q === -1 ? [target, ''] : [target.slice(0, q), target.slice(q)];
+}
+
+/**
+ * Applies a path modifier to a request path (no query). ReplacePrefixMatch is element-wise: the
+ * prefix `/foo` of `/foo/bar` becomes the replacement, with the rest kept (`/xyz/bar`); an empty
+ * result is `/`.
+ */
+export function modifyPath(path: string, m: CompiledPathModifier): string {
+  if (m.type === 'ReplaceFullPath') return m.value;
+  // The router matched the prefix element-wise; when the path as sent starts differently (it
+  // was normalised to match), the replacement still takes the matched number of elements.
+  let rest: string;
+  if (path.startsWith(m.prefix) && (path.length === m.prefix.length || path.charCodeAt(m.prefix.length) === 47)) rest = path.slice(m.prefix.length);
+  else {
+    const elements = m.prefix === '' ? 0 : m.prefix.split('/').length - 1;
+    const parts = path.split('/');
+    rest = parts.length - 1 > elements ? '/' + parts.slice(elements + 1).join('/') : '';
+  }
+  const out = m.value + rest;
+  return out === '' ? '/' : out.charCodeAt(0) === 47 ? out : '/' + out;
+}
+
+/** The upstream request target after a URLRewrite path change; the query is kept. */
+export function rewriteTarget(target: string, m: CompiledPathModifier): string {
+  const [path, query] = splitTarget(target);
+  return modifyPath(path, m) + query;
+}
+
+export interface RedirectRequest {
+  /** The scheme the client used. */
+  readonly scheme: 'http' | 'https';
+  /** The request's host, without a port (an IPv6 literal keeps its brackets). */
+  readonly host: string;
+  /** The port of the listener the request arrived on. */
+  readonly listenerPort: number;
+  /** The request target: path and query. */
+  readonly target: string;
+}
+
+/**
+ * The Location of a RequestRedirect. The spec's port rules: an explicit port wins; else a
+ * redirect that sets the scheme uses that scheme's well-known port; else the listener's port.
+ * The port is left out when it is the scheme's default (80 for http, 443 for https). The query
+ * string is kept.
+ */
+export function redirectLocation(r: CompiledRedirect, req: RedirectRequest): string {
+  const scheme = r.scheme ?? req.scheme;
+  const host = r.hostname ?? req.host;
+  const port = r.port ?? (r.scheme !== undefined ? (scheme === 'https' ? 443 : 80) : req.listenerPort);
+  const defaultPort = scheme === 'https' ? 443 : 80;
+  const [path, query] = splitTarget(req.target);
+  const newPath = r.path !== undefined ? modifyPath(path, r.path) : path;
+  return `${scheme}://${host}${port === defaultPort ? '' : `:${port}`}${newPath}${query}`;
+}
