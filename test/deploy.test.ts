@@ -11,7 +11,7 @@ import { parseAllDocuments } from 'yaml';
 import { KUBE_ACCESS } from '../controller/kube/resources.ts';
 import { INGRESS_CONTROLLER_NAME } from '../controller/ingress.ts';
 import { DEFAULT_GATEWAY_CONTROLLER } from '../controller/gateway/index.ts';
-import { parseServeOptions, type ServeOptions } from '../src/options.ts';
+import { applyConfigFile, parseServeOptions, type ServeOptions } from '../src/options.ts';
 import { validateManifest, type Manifest } from './deploy-validate.ts';
 
 const DEPLOY = fileURLToPath(new URL('../deploy/', import.meta.url));
@@ -116,12 +116,14 @@ describe.skipIf(!HAVE_KUBECTL)('deploy/ kustomizations', () => {
     for (const w of workloads(objects)) expect(w.c.image, target).toMatch(/:[\w.-]+$|@sha256:/);
   });
 
-  it.each(TARGETS)('%s: the container args parse with the CLI parser and agree with ports and probes', (target) => {
+  it.each(TARGETS)('%s: the container args parse with the CLI parser and agree with ports and probes', async (target) => {
     const objects = render(target);
     const ws = workloads(objects);
     expect(ws.length, 'one Portico workload').toBe(1);
     for (const w of ws) {
       const opts = parseArgs(w);
+      // The second stage of the CLI's validation (real-IP settings); throws as the CLI would.
+      await applyConfigFile(opts);
       const ports = new Map(((w.c.ports ?? []) as Obj[]).map((p) => [p.name as string, p.containerPort as number]));
       expect(ports.get('http')).toBe(opts.httpPort);
       expect(ports.get('https')).toBe(opts.httpsPort);
@@ -196,6 +198,7 @@ describe.skipIf(!HAVE_KUBECTL)('deploy/ kustomizations', () => {
     const opts = parseArgs(w);
     expect(opts.kubernetes).toBeDefined();
     expect(opts.ingressClass).toBe(ic.metadata.name);
+    expect(opts.gatewayControllerName).toBe(gc.spec.controllerName);
     expect(opts.adminPort).toBe(10254);
     expect(w.c.resources.requests.cpu).toBeDefined();
     expect(w.c.resources.requests.memory).toBeDefined();
@@ -213,6 +216,84 @@ describe.skipIf(!HAVE_KUBECTL)('deploy/ kustomizations', () => {
     expect(svc.spec.externalTrafficPolicy).toBe('Local');
     expect((svc.spec.ports as Obj[]).map((p) => p.port).sort()).toEqual([443, 80]);
     expect(svc.spec.selector).toEqual((w.o as Obj).spec.template.metadata.labels);
+  });
+});
+
+describe.skipIf(!HAVE_KUBECTL)('deploy/overlays', () => {
+  const service = (objects: Manifest[]): Obj => find(objects, 'Service', 'portico')[0] as Obj;
+
+  it('nodeport: a NodePort Service, and no --publish-service (it has no load balancer address)', () => {
+    const objects = render('overlays/nodeport');
+    expect(service(objects).spec.type).toBe('NodePort');
+    expect(parseArgs(workloads(objects)[0]).kubernetes!.publishService).toBeUndefined();
+  });
+
+  it('daemonset-hostnetwork: a DaemonSet on the host network binding 80/443 with only NET_BIND_SERVICE', () => {
+    const objects = render('overlays/daemonset-hostnetwork');
+    expect(find(objects, 'Deployment')).toEqual([]);
+    expect(find(objects, 'PodDisruptionBudget')).toEqual([]);
+    const [w] = workloads(objects);
+    expect(w.o.kind).toBe('DaemonSet');
+    expect(w.pod.hostNetwork).toBe(true);
+    expect(w.pod.dnsPolicy).toBe('ClusterFirstWithHostNet');
+    const opts = parseArgs(w);
+    expect([opts.httpPort, opts.httpsPort]).toEqual([80, 443]);
+    expect(w.c.securityContext.capabilities).toEqual({ drop: ['ALL'], add: ['NET_BIND_SERVICE'] });
+    expect(w.c.securityContext.allowPrivilegeEscalation).toBe(false);
+    // hostNetwork is outside the baseline Pod Security Standard.
+    expect(find(objects, 'Namespace', 'portico')[0].metadata.labels!['pod-security.kubernetes.io/enforce']).toBe('privileged');
+  });
+
+  it('aws-nlb-proxy-protocol: the NLB sends PROXY v2 and Portico requires it from a trusted range', async () => {
+    const objects = render('overlays/aws-nlb-proxy-protocol');
+    const a = service(objects).metadata.annotations as Record<string, string>;
+    expect(a['service.beta.kubernetes.io/aws-load-balancer-proxy-protocol']).toBe('*');
+    expect(a['service.beta.kubernetes.io/aws-load-balancer-nlb-target-type']).toBe('ip');
+    const opts = (await applyConfigFile(parseArgs(workloads(objects)[0]))).options;
+    expect(opts.realIp['use-proxy-protocol']).toBe('true');
+    expect(opts.realIp['proxy-protocol-trusted-cidrs']).toMatch(/\//);
+    // Health checks to the admin port, which expects no PROXY header.
+    expect(Number(a['service.beta.kubernetes.io/aws-load-balancer-healthcheck-port'])).toBe(opts.adminPort);
+    expect(a['service.beta.kubernetes.io/aws-load-balancer-healthcheck-path']).toBe('/readyz');
+  });
+
+  it('gcp and azure: their load balancer annotations, externalTrafficPolicy Local', () => {
+    const gcp = service(render('overlays/gcp'));
+    expect(gcp.metadata.annotations['cloud.google.com/l4-rbs']).toBe('enabled');
+    const azure = service(render('overlays/azure'));
+    expect(azure.metadata.annotations['service.beta.kubernetes.io/azure-load-balancer-health-probe-request-path']).toBe('/healthz');
+    for (const s of [gcp, azure]) expect(s.spec.externalTrafficPolicy).toBe('Local');
+  });
+
+  it('metallb: a pool and an L2Advertisement of it, and the Service asks for that pool', () => {
+    const objects = render('overlays/metallb');
+    const [pool] = find(objects, 'IPAddressPool') as Obj[];
+    const [l2] = find(objects, 'L2Advertisement') as Obj[];
+    expect(l2.metadata.namespace).toBe(pool.metadata.namespace);
+    expect(l2.spec.ipAddressPools).toEqual([pool.metadata.name]);
+    expect(service(objects).metadata.annotations['metallb.io/address-pool']).toBe(pool.metadata.name);
+    expect(service(objects).spec.type).toBe('LoadBalancer');
+  });
+
+  it('externaldns: ingress and gateway-httproute sources for Portico\'s class, a txt owner id, and RBAC to read them', () => {
+    const objects = render('overlays/externaldns');
+    const portico = parseArgs(workloads(objects)[0]);
+    // ExternalDNS publishes what Portico writes to status, which needs an address source.
+    expect(portico.kubernetes!.publishService).toBeDefined();
+    const [d] = find(objects, 'Deployment', 'external-dns') as Obj[];
+    const c = (d.spec.template.spec.containers as Obj[])[0];
+    const args = c.args as string[];
+    expect(args).toContain('--source=ingress');
+    expect(args).toContain('--source=gateway-httproute');
+    expect(args).toContain(`--ingress-class=${portico.ingressClass}`);
+    expect(args.find((a) => a.startsWith('--txt-owner-id='))).toMatch(/^--txt-owner-id=[a-z0-9][-a-z0-9]*$/);
+    const binding = find(objects, 'ClusterRoleBinding').find((b) => ((b as Obj).subjects as Obj[]).some((s) => s.name === d.spec.template.spec.serviceAccountName && s.namespace === d.metadata.namespace)) as Obj;
+    const rules = find(objects, 'ClusterRole', binding.roleRef.name).flatMap((r) => (r as Obj).rules as Obj[]);
+    const g = granted(rules);
+    for (const need of ['networking.k8s.io|ingresses', 'gateway.networking.k8s.io|gateways', 'gateway.networking.k8s.io|httproutes', '|namespaces']) {
+      for (const v of ['list', 'watch']) expect(g.has(`${need}|${v}`), `${need} ${v}`).toBe(true);
+    }
+    expect([...g].every((k) => /\|(get|list|watch)$/.test(k)), 'ExternalDNS only reads').toBe(true);
   });
 });
 
