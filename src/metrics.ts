@@ -1,19 +1,58 @@
 // Worker-side Prometheus metrics. Each worker registers them in prom-client's default registry;
 // the primary's /metrics collects and sums every worker's registry (src/cluster-metrics.ts).
+//
+// Request series are labelled as ingress-nginx labels them (namespace, ingress, host, path,
+// service, method, status), from the routing table only (CompiledRoute.labels): a client can
+// choose among a route's series but never create one. Series of routes that leave the table are
+// removed when the new table is swapped in (retainRouteSeries).
 
 import cluster from 'node:cluster';
 import client from 'prom-client';
+import type { CompiledBackend, CompiledRoute, RoutingIR } from '../router/index.ts';
+import { seriesKey, serviceLabel, tableSeriesKeys, type RouteLabels } from '../router/labels.ts';
+
+/** Labels every request metric has. `ingress` or `route` is absent, depending on the route's kind. */
+const ROUTE_LABELS = ['namespace', 'ingress', 'route', 'host', 'path', 'service'] as const;
 
 export const requestsTotal = new client.Counter({
   name: 'portico_requests_total',
-  help: 'Requests served, by status class and route',
-  labelNames: ['code_class', 'route'] as const,
+  help: 'Requests answered, by route (namespace, ingress or route, host pattern, configured path), backend Service, method and status class',
+  labelNames: [...ROUTE_LABELS, 'method', 'status'] as const,
+});
+
+// ingress-nginx's default --time-buckets.
+const TIME_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+// ingress-nginx's default --size-buckets (its --length-buckets, 10..100 bytes, would put nearly
+// every request in +Inf).
+const SIZE_BUCKETS = [10, 100, 1000, 10_000, 100_000, 1_000_000, 10_000_000];
+
+// Histograms carry the route labels only: method and status would multiply their buckets by up
+// to 50; the counter above has them.
+export const requestDuration = new client.Histogram({
+  name: 'portico_request_duration_seconds',
+  help: 'Whole request, from its arrival to the end of the response (to the 101 for upgrades), in seconds',
+  labelNames: ROUTE_LABELS,
+  buckets: TIME_BUCKETS,
+});
+
+export const requestSize = new client.Histogram({
+  name: 'portico_request_size_bytes',
+  help: 'Request size: head (request line and header fields, as HTTP/1.1 text) and the body its Content-Length declares',
+  labelNames: ROUTE_LABELS,
+  buckets: SIZE_BUCKETS,
+});
+
+export const responseSize = new client.Histogram({
+  name: 'portico_response_size_bytes',
+  help: 'Response size: head (status line and header fields, as HTTP/1.1 text) and body bytes sent',
+  labelNames: ROUTE_LABELS,
+  buckets: SIZE_BUCKETS,
 });
 
 export const upstreamLatency = new client.Histogram({
   name: 'portico_upstream_response_seconds',
   help: 'Time from sending a request upstream to its response headers',
-  labelNames: ['route'] as const,
+  labelNames: ROUTE_LABELS,
   buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
 });
 
@@ -40,31 +79,201 @@ export const openConnections = new client.Gauge({
   labelNames: ['listener'] as const,
 });
 
-// Label lookups hash their arguments on every call; requests reuse the child per route and class.
-const requestChildren = new Map<string, client.Counter.Internal[]>();
-const latencyChildren = new Map<string, client.Histogram.Internal<'route'>>();
-const CLASSES = ['1xx', '2xx', '3xx', '4xx', '5xx'];
+/** Methods with a series of their own; any other is `other`. */
+export const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS', 'CONNECT', 'TRACE', 'other'] as const;
+const METHOD_INDEX = new Map<string, number>(METHODS.map((m, i) => [m, i]));
+const OTHER_METHOD = METHODS.length - 1;
+export const STATUS_CLASSES = ['1xx', '2xx', '3xx', '4xx', '5xx'] as const;
 
-export function countRequest(route: string, status: number): void {
-  let children = requestChildren.get(route);
-  if (children === undefined) {
-    children = CLASSES.map((c) => requestsTotal.labels(c, route));
-    requestChildren.set(route, children);
-  }
-  const i = Math.min(Math.max(Math.floor(status / 100) - 1, 0), 4);
-  children[i].inc();
+export function methodIndex(method: string | undefined): number {
+  return (method !== undefined ? METHOD_INDEX.get(method) : undefined) ?? OTHER_METHOD;
 }
 
-export function observeUpstreamLatency(route: string, seconds: number): void {
-  let child = latencyChildren.get(route);
-  if (child === undefined) {
-    child = upstreamLatency.labels(route);
-    latencyChildren.set(route, child);
+export function statusClassIndex(status: number): number {
+  return Math.min(Math.max(Math.floor(status / 100) - 1, 0), 4);
+}
+
+type Labels = Readonly<Record<string, string>>;
+
+/** One route towards one Service: its label values and, made on first use, its children. */
+class Series {
+  readonly key: string;
+  readonly labels: Labels;
+  dead = false;
+  // Label lookups hash their arguments; a request reuses the children of its series.
+  private readonly counters: (client.Counter.Internal | undefined)[] = new Array(METHODS.length * STATUS_CLASSES.length);
+  private histograms: { duration: client.Histogram.Internal<string>; request: client.Histogram.Internal<string>; response: client.Histogram.Internal<string> } | undefined;
+  private upstream: client.Histogram.Internal<string> | undefined;
+
+  constructor(key: string, labels: Labels) {
+    this.key = key;
+    this.labels = labels;
   }
-  child.observe(seconds);
+
+  observe(method: number, statusClass: number, seconds: number, requestBytes: number, responseBytes: number): void {
+    const i = method * STATUS_CLASSES.length + statusClass;
+    let counter = this.counters[i];
+    if (counter === undefined) {
+      counter = requestsTotal.labels({ ...this.labels, method: METHODS[method], status: STATUS_CLASSES[statusClass] });
+      this.counters[i] = counter;
+    }
+    counter.inc();
+    let h = this.histograms;
+    if (h === undefined) {
+      h = { duration: requestDuration.labels(this.labels), request: requestSize.labels(this.labels), response: responseSize.labels(this.labels) };
+      this.histograms = h;
+    }
+    h.duration.observe(seconds);
+    h.request.observe(requestBytes);
+    h.response.observe(responseBytes);
+  }
+
+  observeUpstream(seconds: number): void {
+    this.upstream ??= upstreamLatency.labels(this.labels);
+    this.upstream.observe(seconds);
+  }
+
+  /** Removes every series this made from the registry; later observations are dropped. */
+  remove(): void {
+    this.dead = true;
+    for (let i = 0; i < this.counters.length; i++) {
+      if (this.counters[i] === undefined) continue;
+      requestsTotal.remove({ ...this.labels, method: METHODS[Math.floor(i / STATUS_CLASSES.length)], status: STATUS_CLASSES[i % STATUS_CLASSES.length] });
+      this.counters[i] = undefined;
+    }
+    if (this.histograms !== undefined) for (const m of [requestDuration, requestSize, responseSize]) m.remove(this.labels);
+    if (this.upstream !== undefined) upstreamLatency.remove(this.labels);
+    this.histograms = undefined;
+    this.upstream = undefined;
+  }
+}
+
+/** Requests that match no route (400, 404, 421, 505...): fixed labels, so they cannot make series. */
+const UNMATCHED = new Series('', { namespace: '', ingress: '', host: '', path: '', service: '' });
+/** Where observations for routes that already left the table go. */
+const GONE = new Series('\0gone', {});
+GONE.dead = true;
+
+/** Series by key: a route that stays in the table keeps its series across swaps. */
+const byKey = new Map<string, Series>();
+/** Per compiled route's labels (one object per route per table), by backend name. */
+const byRoute = new WeakMap<RouteLabels, Map<string, Series>>();
+/** Keys the current table can produce; undefined until the first table. */
+let liveKeys: Set<string> | undefined;
+
+function labelsOf(l: RouteLabels, service: string): Labels {
+  const out: Record<string, string> = { namespace: l.namespace };
+  if (l.ingress !== undefined) out.ingress = l.ingress;
+  if (l.route !== undefined) out.route = l.route;
+  out.host = l.host;
+  out.path = l.path;
+  out.service = service;
+  return Object.freeze(out);
+}
+
+function seriesFor(route: CompiledRoute | undefined, backend: CompiledBackend | undefined): Series {
+  if (route === undefined) return UNMATCHED;
+  // A request answered before a backend was picked (redirect, allowlist) is the route's only
+  // backend's, when it has one: the series exists anyway.
+  const b = backend ?? (route.backends.length === 1 ? route.backends[0].backend : undefined);
+  const labels = route.labels;
+  let perBackend = byRoute.get(labels);
+  if (perBackend === undefined) {
+    perBackend = new Map();
+    byRoute.set(labels, perBackend);
+  }
+  const name = b?.name ?? '';
+  let series = perBackend.get(name);
+  if (series === undefined) {
+    const service = b === undefined ? '' : serviceLabel(b.name);
+    const key = seriesKey(labels, service);
+    series = byKey.get(key);
+    if (series === undefined) {
+      if (liveKeys !== undefined && !liveKeys.has(key)) {
+        series = GONE; // a request of an older table, for a route that has left it
+      } else {
+        series = new Series(key, labelsOf(labels, service));
+        byKey.set(key, series);
+      }
+    }
+    perBackend.set(name, series);
+  }
+  return series;
+}
+
+/**
+ * Counts one answered request. `route` is undefined when none matched; `backend` is the one
+ * picked, if any. Sizes in bytes, duration in seconds.
+ */
+export function observeRequest(route: CompiledRoute | undefined, backend: CompiledBackend | undefined, method: string | undefined, status: number, seconds: number, requestBytes: number, responseBytes: number): void {
+  const series = seriesFor(route, backend);
+  if (series.dead) return;
+  series.observe(methodIndex(method), statusClassIndex(status), seconds, requestBytes, responseBytes);
+}
+
+export function observeUpstreamLatency(route: CompiledRoute, backend: CompiledBackend, seconds: number): void {
+  const series = seriesFor(route, backend);
+  if (!series.dead) series.observeUpstream(seconds);
+}
+
+/** IPC message telling the primary which series keys left the table (cluster-metrics.ts). */
+export const SERIES_GONE = 'portico:metrics-series-gone';
+
+/**
+ * A new table was swapped in: removes the series of routes (and route-Service pairs) it no longer
+ * has, and tells the primary, which drops them from the counts of exited workers too.
+ * Returns the keys removed.
+ */
+export function retainRouteSeries(ir: RoutingIR): string[] {
+  const keys = tableSeriesKeys(ir);
+  const gone = liveKeys === undefined ? [] : [...liveKeys].filter((k) => !keys.has(k));
+  liveKeys = keys;
+  for (const [key, series] of byKey) {
+    if (keys.has(key)) continue;
+    series.remove();
+    byKey.delete(key);
+  }
+  if (gone.length > 0 && cluster.isWorker && process.connected) process.send?.({ type: SERIES_GONE, keys: gone });
+  return gone;
+}
+
+/** Number of route series held (for tests). */
+export function routeSeriesCount(): number {
+  return byKey.size;
+}
+
+/** Size of a request head written as HTTP/1.1 text (HTTP/2's pseudo-headers count as fields). */
+export function requestHeadBytes(method: string | undefined, url: string | undefined, rawHeaders: readonly string[]): number {
+  // "METHOD SP target SP HTTP/1.1 CRLF", each "name: value CRLF", then CRLF.
+  let n = (method?.length ?? 0) + (url?.length ?? 0) + 12;
+  for (let i = 0; i + 1 < rawHeaders.length; i += 2) n += rawHeaders[i].length + rawHeaders[i + 1].length + 4;
+  return n;
+}
+
+/** A request's size: its head and the body its Content-Length declares (a chunked body is not counted). */
+export function requestBytes(req: { method?: string; url?: string; rawHeaders: string[]; headers: { 'content-length'?: string } }): number {
+  const cl = Number(req.headers['content-length']);
+  return requestHeadBytes(req.method, req.url, req.rawHeaders) + (Number.isSafeInteger(cl) && cl > 0 ? cl : 0);
+}
+
+/** Size of a response head written as HTTP/1.1 text. */
+export function responseHeadBytes(statusMessage: string | undefined, headers: Readonly<Record<string, unknown>>): number {
+  // "HTTP/1.1 SP 200 SP reason CRLF", each "name: value CRLF", then CRLF.
+  let n = 17 + (statusMessage?.length ?? 0);
+  for (const name in headers) {
+    const v = headers[name];
+    if (v === undefined) continue;
+    if (Array.isArray(v)) for (const x of v) n += name.length + String(x).length + 4;
+    else n += name.length + String(v).length + 4;
+  }
+  return n;
 }
 
 // prom-client answers the primary's metrics requests only after an AggregatorRegistry has been
 // made in this process: making one registers that listener. Not in the primary, whose own listener
-// would take the collector's answers for its own (src/cluster-metrics.ts).
-if (cluster.isWorker) new client.AggregatorRegistry();
+// would take the collector's answers for its own (src/cluster-metrics.ts). The primary collects
+// its own process metrics there and sums them with these.
+if (cluster.isWorker) {
+  new client.AggregatorRegistry();
+  client.collectDefaultMetrics();
+}

@@ -4,15 +4,16 @@
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
+import type { TLSSocket } from 'node:tls';
 import { Pool, type Dispatcher } from 'undici';
-import type { CompiledBackend, CompiledEndpoint, CompiledRoute, RequestAttributes, RoutingTable } from '../router/index.ts';
-import { hostKey, normalizeHostname, pickBackend, pickEndpoint } from '../router/index.ts';
+import type { CompiledBackend, CompiledEndpoint, CompiledRoute, RoutingTable } from '../router/index.ts';
+import { pickEndpoint } from '../router/index.ts';
 import { downstreamHeaders, upstreamHeaders, type ForwardedValues } from './forwarding.ts';
-import { allowlistDenial } from './realip/allowlist.ts';
 import { getProxyInfo } from './realip/proxy-listener.ts';
 import type { Logger } from './log.ts';
-import { countRequest, observeUpstreamLatency, upstreamErrors } from './metrics.ts';
+import { observeRequest, observeUpstreamLatency, requestBytes, responseHeadBytes, upstreamErrors } from './metrics.ts';
 import { checkTargetAndHost, isHttp2, unsupportedVersion } from './request-checks.ts';
+import { decideRoute, type DecisionContext, type RespondDecision, type RouteRequest } from './route-decision.ts';
 
 /**
  * A client request and response: HTTP/1.1, or HTTP/2 through Node's compatibility API, which
@@ -101,16 +102,21 @@ const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS']);
  */
 export const drain = { active: false };
 
-export function sendError(res: DownstreamResponse, status: number, message: string): void {
+/** Answers with a short text body; returns the body's size in bytes (0 when nothing could be sent). */
+export function sendError(res: DownstreamResponse, status: number, message: string, location?: string): number {
   if (res.headersSent) {
     res.destroy();
-    return;
+    return 0;
   }
-  if (responseGone(res)) return;
+  if (responseGone(res)) return 0;
   if (drain.active && 'shouldKeepAlive' in res) res.setHeader('connection', 'close');
   const body = `${message}\n`;
-  res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' });
+  const length = Buffer.byteLength(body);
+  const headers: Record<string, string | number> = { 'content-type': 'text/plain; charset=utf-8', 'content-length': length, 'cache-control': 'no-store' };
+  if (location !== undefined) headers.location = location;
+  res.writeHead(status, headers);
   res.end(body);
+  return length;
 }
 
 function hasRequestBody(req: DownstreamRequest): boolean {
@@ -142,7 +148,6 @@ class Exchange implements Dispatcher.DispatchHandler {
   readonly res: TrackedResponse;
   readonly startedAt: number;
   readonly fwd: ForwardedValues;
-  routeId = '-';
   route: CompiledRoute | undefined;
   backend: CompiledBackend | undefined;
   endpoint: CompiledEndpoint | undefined;
@@ -161,6 +166,8 @@ class Exchange implements Dispatcher.DispatchHandler {
   interimSent = false;
   /** A body chunk held back to be sent with the end of the response. */
   held: Buffer | undefined;
+  /** Response body bytes written to the client (for the response size metric). */
+  bodyBytes = 0;
 
   constructor(ctx: ProxyContext, req: DownstreamRequest, res: DownstreamResponse) {
     this.ctx = ctx;
@@ -172,9 +179,17 @@ class Exchange implements Dispatcher.DispatchHandler {
     res.on('close', onResponseClose);
   }
 
-  /** Reply without going upstream (404, 503). */
+  /** Reply without going upstream (400, 505...). */
   reply(status: number, message: string): void {
-    sendError(this.res, status, message);
+    this.bodyBytes += sendError(this.res, status, message);
+  }
+
+  /** Carry out a decision not to proxy (404, 421, 308, 403, 500, 503). */
+  respond(d: RespondDecision): void {
+    this.route = d.route;
+    this.backend = d.backend;
+    this.error = d.error;
+    this.bodyBytes += sendError(this.res, d.status, d.message, d.location);
   }
 
   proxy(route: CompiledRoute, backend: CompiledBackend, endpoint: CompiledEndpoint): void {
@@ -210,10 +225,11 @@ class Exchange implements Dispatcher.DispatchHandler {
       this.controller.abort(new Error('client closed the connection'));
     }
     const res = this.res;
-    countRequest(this.routeId, res.statusCode);
+    const req = this.req;
+    const seconds = (performance.now() - this.startedAt) / 1000;
+    observeRequest(this.route, this.backend, req.method, res.statusCode, seconds, requestBytes(req), res.headersSent ? responseHeadBytes(res.statusMessage, res.getHeaders()) + this.bodyBytes : 0);
     const log = this.ctx.log;
     if (!this.ctx.accessLog) return;
-    const req = this.req;
     log.info({
       type: 'access',
       client: this.fwd.clientIp,
@@ -222,8 +238,8 @@ class Exchange implements Dispatcher.DispatchHandler {
       path: req.url,
       proto: `HTTP/${req.httpVersion}`,
       status: res.statusCode,
-      duration_ms: Math.round((performance.now() - this.startedAt) * 1000) / 1000,
-      route: this.routeId,
+      duration_ms: Math.round(seconds * 1_000_000) / 1000,
+      route: this.route?.id ?? '-',
       upstream: this.endpoint?.origin,
       aborted: res.writableFinished ? undefined : true,
       error: this.error,
@@ -257,7 +273,7 @@ class Exchange implements Dispatcher.DispatchHandler {
     if (statusCode === 204 && headers['content-length'] !== undefined) headers = { ...headers, 'content-length': undefined };
     const cl = headers['content-length'];
     this.bodyLeft = typeof cl === 'string' ? Number(cl) : -1;
-    observeUpstreamLatency(this.routeId, (performance.now() - this.sentAt) / 1000);
+    observeUpstreamLatency(this.route!, this.backend!, (performance.now() - this.sentAt) / 1000);
     if (responseGone(this.res)) return;
     try {
       // HTTP/2 has no reason phrase.
@@ -285,6 +301,7 @@ class Exchange implements Dispatcher.DispatchHandler {
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
     if (responseGone(this.res)) return;
+    this.bodyBytes += chunk.length;
     if (this.trailersOnly !== undefined) {
       // Not trailers-only after all: send the held headers before the body.
       const { ':status': status, ...rest } = this.trailersOnly;
@@ -390,19 +407,36 @@ export interface ProxyContext {
   readonly forwarding: ForwardingResolver;
   /** Whether access logs are written (log level info or lower). */
   readonly accessLog: boolean;
-  /** True when an HTTPS request's Host belongs to another certificate than its connection's SNI (421). */
-  readonly misdirected?: (req: DownstreamRequest, host: string) => boolean;
+  /** Redirect port and the 421 check (route-decision.ts). */
+  readonly decision: DecisionContext;
 }
 
-// Route conditions (method, headers, query) read the request through this adapter. Lookups are
-// synchronous, so one adapter serves every request and routing allocates nothing for it.
-class RequestView implements RequestAttributes {
+// The route decision reads a node:http (or HTTP/2 compatibility) request through this adapter.
+// Lookups are synchronous, so one adapter per handler serves every request and routing
+// allocates nothing for it; set `req` before deciding and clear it after.
+export class NodeRouteRequest implements RouteRequest {
   req: DownstreamRequest | undefined;
   private query: URLSearchParams | undefined;
   private queryOf: DownstreamRequest | undefined;
 
   get method(): string {
     return this.req?.method ?? 'GET';
+  }
+
+  get host(): string | undefined {
+    return this.req === undefined ? undefined : requestHost(this.req);
+  }
+
+  get target(): string {
+    return this.req?.url ?? '/';
+  }
+
+  get serverName(): string | undefined {
+    // For HTTP/2, req.socket stands for the session's TLS socket.
+    const socket = this.req?.socket as TLSSocket | undefined;
+    if (socket?.encrypted !== true) return undefined;
+    const name = socket.servername;
+    return typeof name === 'string' && name !== '' ? name : undefined;
   }
 
   header(name: string): string | undefined {
@@ -420,7 +454,6 @@ class RequestView implements RequestAttributes {
     return this.query?.get(name) ?? undefined;
   }
 }
-const requestView = new RequestView();
 
 /** What a PROXY v2 header said about the connection (TLVs included), for the access log. */
 export function proxyLogFields(req: DownstreamRequest): Record<string, unknown> | undefined {
@@ -436,15 +469,8 @@ export function proxyLogFields(req: DownstreamRequest): Record<string, unknown> 
   };
 }
 
-function redirectToHttps(ex: Exchange, httpsPort: number): void {
-  const host = normalizeHostname(requestHost(ex.req) ?? '');
-  const location = `https://${host}${httpsPort === 443 ? '' : `:${httpsPort}`}${ex.req.url ?? '/'}`;
-  const body = `redirecting to ${location}\n`;
-  ex.res.writeHead(308, { location, 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body) });
-  ex.res.end(body);
-}
-
 export function createRequestHandler(ctx: ProxyContext): RequestHandler {
+  const view = new NodeRouteRequest();
   return (req, res) => {
     const ex = new Exchange(ctx, req, res);
     if (unsupportedVersion(req)) {
@@ -483,32 +509,10 @@ export function createRequestHandler(ctx: ProxyContext): RequestHandler {
       res.writeHead(200, { allow: 'GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS', 'content-length': '0' });
       return void res.end();
     }
-    const table = ctx.table();
-    if (table === undefined) return ex.reply(503, 'no routing table yet');
-    const host = requestHost(req);
-    if (ctx.misdirected !== undefined && host !== undefined && ctx.misdirected(req, hostKey(host).name)) {
-      return ex.reply(421, 'misdirected request: this connection was set up for another host');
-    }
-    requestView.req = req;
-    const route = table.match(host, req.url ?? '/', requestView);
-    requestView.req = undefined;
-    if (route === undefined) return ex.reply(404, 'no route for this host and path');
-    ex.routeId = route.id;
-    // The redirect comes first, as with ingress-nginx: it reveals nothing, and the allowlist
-    // is then checked on the HTTPS request.
-    if (route.ir.httpsRedirect === true && ex.fwd.proto !== 'https') return redirectToHttps(ex, ctx.options.httpsPort);
-    const denied = allowlistDenial(route.ir, ex.fwd);
-    if (denied !== undefined) {
-      ex.error = denied;
-      return ex.reply(403, 'forbidden: your address is not allowed here');
-    }
-    const backend = pickBackend(route);
-    const endpoint = backend === undefined ? undefined : pickEndpoint(backend);
-    if (backend === undefined || endpoint === undefined) {
-      const reason = backend?.unavailableReason ?? 'no backend available';
-      ex.error = reason;
-      return ex.reply(503, `service unavailable: ${reason}`);
-    }
-    ex.proxy(route, backend, endpoint);
+    view.req = req;
+    const d = decideRoute(ctx.table(), view, ex.fwd, ctx.decision);
+    view.req = undefined;
+    if (d.action === 'respond') return ex.respond(d);
+    ex.proxy(d.route, d.backend, d.endpoint);
   };
 }

@@ -7,20 +7,40 @@ import http, { type IncomingMessage } from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
-import { hostKey, normalizeHostname } from '../router/host.ts';
-import { pickBackend, pickEndpoint, type RoutingTable } from '../router/index.ts';
+import type { CompiledBackend, CompiledRoute, RoutingTable } from '../router/index.ts';
 import { upstreamHeaders, type ForwardedValues } from './forwarding.ts';
 import type { Logger } from './log.ts';
-import { countRequest, upstreamErrors } from './metrics.ts';
-import { proxyLogFields, type DownstreamRequest } from './proxy.ts';
+import { observeRequest, requestBytes, upstreamErrors } from './metrics.ts';
+import { NodeRouteRequest, proxyLogFields } from './proxy.ts';
 import { checkTargetAndHost, unsupportedVersion } from './request-checks.ts';
-import { allowlistDenial } from './realip/allowlist.ts';
+import { decideRoute, type DecisionContext } from './route-decision.ts';
 
-const REASONS: Record<number, string> = { 308: 'Permanent Redirect', 400: 'Bad Request', 403: 'Forbidden', 404: 'Not Found', 421: 'Misdirected Request', 502: 'Bad Gateway', 503: 'Service Unavailable', 504: 'Gateway Timeout', 505: 'HTTP Version Not Supported' };
+const REASONS: Record<number, string> = { 308: 'Permanent Redirect', 400: 'Bad Request', 403: 'Forbidden', 404: 'Not Found', 421: 'Misdirected Request', 500: 'Internal Server Error', 502: 'Bad Gateway', 503: 'Service Unavailable', 504: 'Gateway Timeout', 505: 'HTTP Version Not Supported' };
 
-function refuse(socket: Duplex, status: number, message: string, extra = ''): void {
+/** Answers and closes; returns the bytes written (for the response size metric). */
+function refuse(socket: Duplex, status: number, message: string, extra = ''): number {
   const body = `${message}\n`;
-  socket.end(`HTTP/1.1 ${status} ${REASONS[status]}\r\nConnection: close\r\n${extra}Content-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+  const text = `HTTP/1.1 ${status} ${REASONS[status]}\r\nConnection: close\r\n${extra}Content-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
+  socket.end(text);
+  return Buffer.byteLength(text);
+}
+
+/**
+ * Whether node:http hands a request with an Upgrade header to the upgrade handler (a tunnel after
+ * a 101) or serves it as an ordinary request with the Upgrade dropped (it is hop-by-hop). Only a
+ * request without a body is tunnelled: a body would have to be sent before the 101 and the
+ * client's bytes after it would be ambiguous. `h2c` is never tunnelled: HTTP/2 is served here
+ * (prior knowledge), and an h2c upgrade passed to a backend would smuggle a connection past
+ * routing (RFC 9113 3.1 deprecates it).
+ */
+export function shouldUpgrade(req: IncomingMessage): boolean {
+  const upgrade = req.headers.upgrade;
+  if (upgrade === undefined) return false;
+  if (req.headers['transfer-encoding'] !== undefined) return false;
+  const cl = req.headers['content-length'];
+  if (cl !== undefined && cl !== '0') return false;
+  for (const token of upgrade.split(',')) if (token.trim().toLowerCase().startsWith('h2c')) return false;
+  return true;
 }
 
 
@@ -33,54 +53,31 @@ export interface UpgradeContext {
   readonly responseTimeoutMs: number;
   /** Idle time after which a tunnel is closed (0: never). */
   readonly idleTimeoutMs: number;
-  /** Port HTTPS is served on, for redirects of routes that require TLS. */
-  readonly httpsPort: number;
-  /** As ProxyContext.misdirected: the 421 check for TLS connections. */
-  readonly misdirected?: (req: DownstreamRequest, host: string) => boolean;
+  /** As ProxyContext.decision: redirect port and the 421 check. */
+  readonly decision: DecisionContext;
 }
 
 export function createUpgradeHandler(ctx: UpgradeContext): (req: IncomingMessage, socket: Duplex, head: Buffer) => void {
+  const view = new NodeRouteRequest();
   return (req, socket, head) => {
     socket.on('error', () => undefined);
-    if (unsupportedVersion(req)) {
-      countRequest('-', 505);
-      return refuse(socket, 505, 'HTTP version not supported');
-    }
+    const arrived = performance.now();
+    const count = (route: CompiledRoute | undefined, backend: CompiledBackend | undefined, status: number, bytes: number) =>
+      observeRequest(route, backend, req.method, status, (performance.now() - arrived) / 1000, requestBytes(req), bytes);
+    if (unsupportedVersion(req)) return void count(undefined, undefined, 505, refuse(socket, 505, 'HTTP version not supported'));
     const bad = checkTargetAndHost(req);
-    if (bad !== undefined) {
-      countRequest('-', 400);
-      return refuse(socket, 400, `bad request: ${bad}`);
-    }
-    const host = req.headers.host;
-    if (ctx.misdirected !== undefined && host !== undefined && ctx.misdirected(req, hostKey(host).name)) {
-      countRequest('-', 421);
-      return refuse(socket, 421, 'misdirected request: this connection was set up for another host');
-    }
-    const table = ctx.table();
-    const route = table?.match(host, req.url ?? '/');
-    if (route === undefined) {
-      countRequest('-', 404);
-      return refuse(socket, 404, 'no route for this host and path');
-    }
+    if (bad !== undefined) return void count(undefined, undefined, 400, refuse(socket, 400, `bad request: ${bad}`));
     const fwd = ctx.forwarding(req);
-    if (route.ir.httpsRedirect === true && fwd.proto !== 'https') {
-      const location = `https://${normalizeHostname(host ?? '')}${ctx.httpsPort === 443 ? '' : `:${ctx.httpsPort}`}${req.url ?? '/'}`;
-      countRequest(route.id, 308);
-      return refuse(socket, 308, `redirecting to ${location}`, `Location: ${location}\r\n`);
+    view.req = req;
+    const d = decideRoute(ctx.table(), view, fwd, ctx.decision);
+    view.req = undefined;
+    if (d.action === 'respond') {
+      const bytes = refuse(socket, d.status, d.message, d.location !== undefined ? `Location: ${d.location}\r\n` : '');
+      return void count(d.route, d.backend, d.status, bytes);
     }
-    if (allowlistDenial(route.ir, fwd) !== undefined) {
-      countRequest(route.id, 403);
-      return refuse(socket, 403, 'forbidden: your address is not allowed here');
-    }
-    const backend = pickBackend(route);
-    const endpoint = backend === undefined ? undefined : pickEndpoint(backend);
-    if (backend === undefined || endpoint === undefined) {
-      countRequest(route.id, 503);
-      return refuse(socket, 503, `service unavailable: ${backend?.unavailableReason ?? 'no backend available'}`);
-    }
-    const started = performance.now();
+    const { route, backend, endpoint } = d;
     const log = (status: number, error?: string) =>
-      ctx.log.info({ type: 'access', upgrade: req.headers.upgrade, client: fwd.clientIp, method: req.method, host: req.headers.host, path: req.url, status, route: route.id, upstream: endpoint.origin, duration_ms: Math.round((performance.now() - started) * 1000) / 1000, error, proxy_protocol: proxyLogFields(req) });
+      ctx.log.info({ type: 'access', upgrade: req.headers.upgrade, client: fwd.clientIp, method: req.method, host: req.headers.host, path: req.url, status, route: route.id, upstream: endpoint.origin, duration_ms: Math.round((performance.now() - arrived) * 1000) / 1000, error, proxy_protocol: proxyLogFields(req) });
     // Node's HTTP client reads the upstream's answer: 101 ('upgrade'), or any other final
     // response ('response', with its framing, HEAD and trailers handled). Nothing the client
     // sends goes upstream before a 101: a refusal keeps the connection HTTP (RFC 9110 7.8), and a
@@ -104,9 +101,8 @@ export function createUpgradeHandler(ctx: UpgradeContext): (req: IncomingMessage
       clearTimeout(connectTimer);
       clearTimeout(responseTimer);
       upstreamErrors.labels(kind).inc();
-      countRequest(route.id, status);
+      count(route, backend, status, refuse(socket, status, message));
       log(status, error);
-      refuse(socket, status, message);
       upstreamRequest.destroy();
     };
     const connectTimer = setTimeout(() => fail(502, 'upstream connect error', 'timeout', 'connect timeout'), ctx.connectTimeoutMs);
@@ -127,9 +123,10 @@ export function createUpgradeHandler(ctx: UpgradeContext): (req: IncomingMessage
       answered = true;
       clearTimeout(connectTimer);
       clearTimeout(responseTimer);
-      countRequest(route.id, 101);
+      const head101 = responseHead(res, false);
+      count(route, backend, 101, Buffer.byteLength(head101));
       log(101);
-      socket.write(responseHead(res, false));
+      socket.write(head101);
       if (upstreamHead.length > 0) socket.write(upstreamHead);
       // What the client sent right behind its request belongs to the new protocol.
       if (head.length > 0) upstream.write(head);
@@ -146,10 +143,12 @@ export function createUpgradeHandler(ctx: UpgradeContext): (req: IncomingMessage
       answered = true;
       clearTimeout(connectTimer);
       clearTimeout(responseTimer);
-      countRequest(route.id, res.statusCode ?? 502);
-      log(res.statusCode ?? 502);
       // The refusal, with its body (if any) delimited by closing the connection.
-      socket.write(responseHead(res, true));
+      const refusal = responseHead(res, true);
+      const cl = Number(res.headers['content-length']);
+      count(route, backend, res.statusCode ?? 502, Buffer.byteLength(refusal) + (Number.isSafeInteger(cl) ? cl : 0));
+      log(res.statusCode ?? 502);
+      socket.write(refusal);
       res.pipe(socket, { end: false });
       res.on('end', () => {
         socket.end();

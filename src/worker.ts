@@ -2,7 +2,6 @@
 // Routing changes swap one reference; listeners and connections are never touched by them.
 
 import { isIP, type Server } from 'node:net';
-import type { TLSSocket } from 'node:tls';
 import { applyTicketKeys, type TicketKeyState } from '../tls/session-tickets.ts';
 import { CertificateStore } from '../tls/store.ts';
 import { createHttpsStack, type HttpsStack } from './https.ts';
@@ -11,7 +10,7 @@ import type { ForwardedValues } from './forwarding.ts';
 import { LISTEN_FAILED_EXIT_CODE, isMessage, type AckMessage, type PeerWarningMessage, type ShutdownMessage, type TableMessage, type TicketKeysMessage } from './ipc.ts';
 import { createH2cServer, createHttp1Server, createTrafficListener, listen, plainHttpServe } from './listeners.ts';
 import { createLogger } from './log.ts';
-import { tableSwaps, tableVersion } from './metrics.ts';
+import { retainRouteSeries, tableSwaps, tableVersion } from './metrics.ts';
 import type { ServeOptions } from './options.ts';
 import { UpstreamPools, createRequestHandler, drain, requestHost, type DownstreamRequest } from './proxy.ts';
 import { createUpgradeHandler } from './upgrade.ts';
@@ -61,20 +60,18 @@ const table = () => current;
  * other than the one this connection was set up for (its SNI). Hosts sharing the connection's
  * certificate may share the connection (HTTP/2 connection reuse).
  */
-function misdirected(req: DownstreamRequest, host: string): boolean {
-  const socket = req.socket as TLSSocket;
-  if (socket.encrypted !== true) return false;
-  const sni = socket.servername;
+function misdirected(sni: string, host: string): boolean {
   // An IP address is not a server name (RFC 6066 3), though some clients (wrk) send one.
-  if (typeof sni !== 'string' || sni === host || isIP(sni) !== 0) return false;
+  if (sni === host || isIP(sni) !== 0) return false;
   const own = store.lookup(host);
   if (own === undefined || own.match === 'default') return false;
   return store.lookup(sni)?.id !== own.id;
 }
 
-const handler = createRequestHandler({ table, pools, log, options, forwarding: forwardingFor, accessLog: log.isLevelEnabled('info'), misdirected });
+const decision = { httpsPort: options.httpsPort, misdirected };
+const handler = createRequestHandler({ table, pools, log, options, forwarding: forwardingFor, accessLog: log.isLevelEnabled('info'), decision });
 // WebSocket tunnels are long-lived; an hour of silence ends one (nginx's default is a minute).
-const upgrade = createUpgradeHandler({ table, forwarding: forwardingFor, log, connectTimeoutMs: options.upstreamConnectTimeoutMs, responseTimeoutMs: options.upstreamTimeoutMs, idleTimeoutMs: 3_600_000, httpsPort: options.httpsPort, misdirected });
+const upgrade = createUpgradeHandler({ table, forwarding: forwardingFor, log, connectTimeoutMs: options.upstreamConnectTimeoutMs, responseTimeoutMs: options.upstreamTimeoutMs, idleTimeoutMs: 3_600_000, decision });
 
 async function startListeners(): Promise<void> {
   const http1 = createHttp1Server(options, log, handler, upgrade);
@@ -112,6 +109,7 @@ async function onTable(msg: TableMessage): Promise<void> {
   for (const f of report.failed) log.error({ certificate: f.id, err: f.reason }, 'certificate rejected by TLS; its hosts get the default certificate');
   if (https !== undefined) store.applyTo(https.tlsServer);
   current = table;
+  retainRouteSeries(msg.ir);
   tableSwaps.inc();
   tableVersion.set(table.version);
   pools.retainOnly(table);

@@ -1,0 +1,100 @@
+// The one route decision every kind of request takes: HTTP/1.1 through node:http, upgrades
+// (WebSocket), HTTP/2 and the HTTP/1.1 fast path all ask it, so a route conditioned on method,
+// headers or query, an allowlist or a redirect applies alike whatever carried the request. It
+// reads the request through RouteRequest, not node:http's classes, and only decides: writing the
+// answer is the caller's.
+
+import type { CompiledBackend, CompiledEndpoint, CompiledRoute, RequestAttributes, RoutingTable } from '../router/index.ts';
+import { hostKey, normalizeHostname, pickBackend, pickEndpoint } from '../router/index.ts';
+import type { ForwardedValues } from './forwarding.ts';
+import { allowlistDenial } from './realip/allowlist.ts';
+
+/** What the decision reads of a request. Lookups are synchronous: one view can serve every request. */
+export interface RouteRequest extends RequestAttributes {
+  /** Host (HTTP/1.1) or :authority (HTTP/2), after an absolute-form target replaced it. */
+  readonly host: string | undefined;
+  /** The request target in origin form (path and query). */
+  readonly target: string;
+  /** The TLS server name (SNI) of the connection; undefined on plain connections or without SNI. */
+  readonly serverName: string | undefined;
+}
+
+export interface DecisionContext {
+  /** Port HTTPS is served on, for redirects from plain HTTP (left out of the URL when 443). */
+  readonly httpsPort: number;
+  /**
+   * True when `host` has a certificate of its own other than the one the connection's SNI chose:
+   * 421 (RFC 9110 15.5.20). Called only for TLS connections with a server name.
+   */
+  readonly misdirected?: (serverName: string, host: string) => boolean;
+}
+
+export interface ProxyDecision {
+  readonly action: 'proxy';
+  readonly route: CompiledRoute;
+  readonly backend: CompiledBackend;
+  readonly endpoint: CompiledEndpoint;
+}
+
+export interface RespondDecision {
+  readonly action: 'respond';
+  readonly status: 308 | 403 | 404 | 421 | 500 | 503;
+  /** Short plain-text body (a newline is added by the writer). */
+  readonly message: string;
+  /** The matched route, when one was; metrics and logs name it. */
+  readonly route: CompiledRoute | undefined;
+  readonly backend: CompiledBackend | undefined;
+  /** Location header of a redirect. */
+  readonly location?: string;
+  /** Why, for the access log; undefined when the status says it all. */
+  readonly error?: string;
+}
+
+export type RouteDecision = ProxyDecision | RespondDecision;
+
+function respond(status: RespondDecision['status'], message: string, route?: CompiledRoute, backend?: CompiledBackend, error?: string, location?: string): RespondDecision {
+  return { action: 'respond', status, message, route, backend, error, location };
+}
+
+const NO_TABLE = Object.freeze(respond(503, 'service unavailable: no routing table yet', undefined, undefined, 'no routing table yet'));
+const MISDIRECTED = Object.freeze(respond(421, 'misdirected request: this connection was set up for another host'));
+const NO_ROUTE = Object.freeze(respond(404, 'no route for this host and path'));
+
+/** The https:// URL of the same request, for routes that require TLS. */
+export function httpsLocation(host: string | undefined, target: string, httpsPort: number): string {
+  return `https://${normalizeHostname(host ?? '')}${httpsPort === 443 ? '' : `:${httpsPort}`}${target}`;
+}
+
+/**
+ * Decides what a request gets, in this order: no table yet (503); a Host that belongs to another
+ * certificate than the connection's (421); no route (404); a route that requires HTTPS, on plain
+ * HTTP (308, before the allowlist as ingress-nginx does: it reveals nothing and the allowlist is
+ * then checked on the HTTPS request); a client address the route does not allow (403); a backend
+ * the translator could not resolve (its errorStatus, 500 for Gateway API); no ready endpoint (503);
+ * else proxy to the picked endpoint.
+ */
+export function decideRoute(table: RoutingTable | undefined, req: RouteRequest, fwd: ForwardedValues, ctx: DecisionContext): RouteDecision {
+  if (table === undefined) return NO_TABLE;
+  const host = req.host;
+  const sni = req.serverName;
+  if (sni !== undefined && host !== undefined && ctx.misdirected !== undefined && ctx.misdirected(sni, hostKey(host).name)) return MISDIRECTED;
+  const route = table.match(host, req.target, req);
+  if (route === undefined) return NO_ROUTE;
+  if (route.ir.httpsRedirect === true && fwd.proto !== 'https') {
+    const location = httpsLocation(host, req.target, ctx.httpsPort);
+    return respond(308, `redirecting to ${location}`, route, undefined, undefined, location);
+  }
+  const denied = allowlistDenial(route.ir, fwd);
+  if (denied !== undefined) return respond(403, 'forbidden: your address is not allowed here', route, undefined, denied);
+  const backend = pickBackend(route);
+  if (backend !== undefined && backend.errorStatus !== undefined) {
+    const reason = backend.unavailableReason ?? 'the route has no usable backend';
+    return respond(backend.errorStatus, `internal server error: ${reason}`, route, backend, reason);
+  }
+  const endpoint = backend === undefined ? undefined : pickEndpoint(backend);
+  if (backend === undefined || endpoint === undefined) {
+    const reason = backend?.unavailableReason ?? 'no backend available';
+    return respond(503, `service unavailable: ${reason}`, route, backend, reason);
+  }
+  return { action: 'proxy', route, backend, endpoint };
+}
