@@ -12,6 +12,7 @@ import type { Duplex } from 'node:stream';
 import type { Logger } from './log.ts';
 import { openConnections } from './metrics.ts';
 import type { RequestHandler } from './proxy.ts';
+import { shouldUpgrade } from './upgrade.ts';
 
 export interface ListenerLimits {
   readonly maxHeaderSize: number;
@@ -43,13 +44,21 @@ interface OwingSocket extends Duplex {
   [kOwed]?: number;
   /** The newest request: those before it were read whole, this one may still be arriving. */
   [kLast]?: http.IncomingMessage;
+  [kLastResponse]?: http.ServerResponse;
   [kRejection]?: () => void;
   [kRejected]?: boolean;
+  /** A response that ends the connection was sent: nothing the client sent after it is read. */
+  [kClosing]?: boolean;
+  /** Pipelined requests waiting for the one before them to be answered (RFC 9112 9.3.2). */
+  [kWaiting]?: (() => void)[];
 }
 const kOwed = Symbol('portico.owed');
 const kLast = Symbol('portico.last');
 const kRejection = Symbol('portico.rejection');
 const kRejected = Symbol('portico.rejected');
+const kClosing = Symbol('portico.closing');
+const kLastResponse = Symbol('portico.last-response');
+const kWaiting = Symbol('portico.waiting');
 
 function onOwedResponseDone(this: http.ServerResponse): void {
   // Node detaches the socket from a finished response before this runs: use the one noted.
@@ -58,6 +67,10 @@ function onOwedResponseDone(this: http.ServerResponse): void {
   this[kCounted] = undefined;
   const owed = (socket[kOwed] ?? 1) - 1;
   socket[kOwed] = owed;
+  if (this.getHeader('connection') === 'close' || !this.shouldKeepAlive) socket[kClosing] = true;
+  // The next pipelined request goes upstream only now that this one is answered.
+  const next = socket[kWaiting]?.shift();
+  if (next !== undefined && socket[kClosing] !== true) next();
   if (owed === 0 && socket[kRejection] !== undefined) {
     const answer = socket[kRejection];
     socket[kRejection] = undefined;
@@ -71,16 +84,26 @@ declare module 'node:http' {
   }
 }
 
-/** Counts a request's response as owed on its connection until it is finished or abandoned. */
-function oweResponse(req: http.IncomingMessage, res: http.ServerResponse): void {
+/**
+ * Counts a request's response as owed on its connection until it is finished or abandoned, and
+ * handles the request now, or, when pipelined behind one not yet answered, once that one is: a
+ * proxy that sent pipelined requests upstream in parallel would run a POST and the GET behind it
+ * out of order (RFC 9112 9.3.2 allows parallel processing for safe methods only; serving each in
+ * turn, as nginx does, is simpler and always right).
+ */
+function oweResponse(req: http.IncomingMessage, res: http.ServerResponse, handle: () => void): void {
   // A pipelined response gets its socket only when the ones before it are done: use the request's.
   const socket = req.socket as OwingSocket | null;
-  if (socket === null) return;
+  if (socket === null) return handle();
+  const busy = (socket[kOwed] ?? 0) > 0;
   socket[kOwed] = (socket[kOwed] ?? 0) + 1;
   socket[kLast] = req;
+  socket[kLastResponse] = res;
   res[kCounted] = socket;
   res.once('finish', onOwedResponseDone);
   res.once('close', onOwedResponseDone);
+  if (!busy) return handle();
+  (socket[kWaiting] ??= []).push(handle);
 }
 
 /**
@@ -96,6 +119,18 @@ export function rejectClient(err: Error & { code?: string }, socket: Duplex, log
     socket.destroy();
     return;
   }
+  // The last answer closed the connection: what follows it is not read, let alone answered.
+  if (s[kClosing] === true) {
+    socket.end();
+    return;
+  }
+  // The request still being read was answered already (its bad framing was refused before the
+  // parser reached it): that answer is the last one, a 400 behind it would be read as another.
+  if (s[kLast]?.complete === false && s[kLastResponse]?.headersSent === true) {
+    if ((s[kOwed] ?? 0) === 0) socket.end();
+    else s[kRejection] = () => void socket.end();
+    return;
+  }
   // Held back only behind requests read whole: an error in the request still being read (its
   // body, or a timeout) means that one can never be answered, so the answer goes now.
   if ((s[kOwed] ?? 0) > 0 && s[kLast]?.complete === true) {
@@ -103,6 +138,7 @@ export function rejectClient(err: Error & { code?: string }, socket: Duplex, log
     // response ends the connection, and nothing follows it.
     if (err.code === 'HPE_CLOSED_CONNECTION') return;
     s[kRejection] = () => {
+      if (s[kClosing] === true) return void socket.end();
       if (!socket.destroyed && socket.writable && !socket.writableEnded) answerMalformed(err, socket, log);
     };
     return;
@@ -140,11 +176,10 @@ export function createHttp1Server(limits: ListenerLimits, log: Logger, handler: 
       requireHostHeader: false,
       connectionsCheckingInterval: Math.min(1000, Math.max(100, Math.floor(limits.headersTimeoutMs / 4))),
       highWaterMark: 64 * 1024,
+      // Which Upgrade requests become tunnels; the others are served as plain requests.
+      shouldUpgradeCallback: shouldUpgrade,
     },
-    ((req: http.IncomingMessage, res: http.ServerResponse) => {
-      oweResponse(req, res);
-      handler(req, res);
-    }) as http.RequestListener,
+    ((req: http.IncomingMessage, res: http.ServerResponse) => oweResponse(req, res, () => handler(req, res))) as http.RequestListener,
   );
   server.on('clientError', (err: Error & { code?: string }, socket: Duplex) => rejectClient(err, socket, log));
   server.on('upgrade', onUpgrade);
