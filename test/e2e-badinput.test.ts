@@ -1,28 +1,16 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startEchoBackend, type EchoBackend } from '../examples/quickstart/echo-backend.ts';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { request } from './helpers/http.ts';
 import { endpointSlice, ingress, ingressClass, service, toYaml } from './helpers/manifests.ts';
-import { sleep, startPortico, waitFor, type Portico } from './helpers/portico.ts';
+import { sleep, waitFor, type Portico } from './helpers/portico.ts';
+import { useSite } from './helpers/site.ts';
 
-let backend: EchoBackend;
+const site = useSite();
 let portico: Portico;
 const get = (host: string, path = '/') => request(portico.httpPort, path, { host });
 const problems = async () => (await portico.json('/status')).problems as { origin?: string; message: string; name?: string }[];
 
-beforeAll(async () => {
-  backend = await startEchoBackend('app', '127.0.0.2', 0);
-  portico = await startPortico({
-    workers: 2,
-    files: {
-      'base.yaml': toYaml(ingressClass(), service('app'), endpointSlice('app', [`127.0.0.2:${backend.port}`])),
-      'site.yaml': toYaml(ingress('site', 'site.test', [{ path: '/', service: 'app' }])),
-    },
-  });
-}, 60_000);
-
-afterAll(async () => {
-  await portico?.stop();
-  await backend?.close();
+beforeAll(() => {
+  portico = site.portico;
 });
 
 describe('bad input never stops serving', () => {
@@ -131,7 +119,7 @@ describe('a missing manifest directory', () => {
       }, 15_000);
       expect(problem.message).toContain(dir);
       mkdirSync(dir);
-      writeFileSync(join(dir, 'all.yaml'), toYaml(ingressClass(), service('app'), endpointSlice('app', [`127.0.0.2:${backend.port}`]), ingress('later', 'later.test', [{ path: '/', service: 'app' }])));
+      writeFileSync(join(dir, 'all.yaml'), toYaml(ingressClass(), service('app'), endpointSlice('app', [`127.0.0.2:${site.backend.port}`]), ingress('later', 'later.test', [{ path: '/', service: 'app' }])));
       await waitFor('served', async () => (await request(http, '/', { host: 'later.test' })).status === 200, 15_000);
     } finally {
       proc.kill('SIGTERM');

@@ -1,30 +1,17 @@
 // Issue 8 regressions: requests that used to kill a worker or be answered out of order.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startEchoBackend, type EchoBackend } from '../examples/quickstart/echo-backend.ts';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { rawExchange } from './helpers/http.ts';
-import { endpointSlice, ingress, ingressClass, service, toYaml } from './helpers/manifests.ts';
-import { startPortico, type Portico } from './helpers/portico.ts';
+import type { Portico } from './helpers/portico.ts';
+import { useSite } from './helpers/site.ts';
 
-let backend: EchoBackend;
+const site = useSite();
 let portico: Portico;
 const statuses = (text: string) => [...text.matchAll(/HTTP\/1\.1 (\d{3})/g)].map((m) => Number(m[1]));
 const send = (data: string) => rawExchange(portico.httpPort, data, { waitMs: 3000 });
 const H = 'Host: site.test\r\n';
 
-beforeAll(async () => {
-  backend = await startEchoBackend('app', '127.0.0.2', 0);
-  portico = await startPortico({
-    workers: 2,
-    files: {
-      'base.yaml': toYaml(ingressClass(), service('app'), endpointSlice('app', [`127.0.0.2:${backend.port}`])),
-      'site.yaml': toYaml(ingress('site', 'site.test', [{ path: '/', service: 'app' }])),
-    },
-  });
-}, 60_000);
-
-afterAll(async () => {
-  await portico?.stop();
-  await backend?.close();
+beforeAll(() => {
+  portico = site.portico;
 });
 
 describe('request hardening', () => {
