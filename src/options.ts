@@ -1,9 +1,9 @@
 // `portico serve` options: the command-line contract, parsed and validated in one place.
 
 import { isIP } from 'node:net';
-import { availableParallelism } from 'node:os';
 import { parseArgs } from 'node:util';
 import { parseCidrList } from '../router/cidr.ts';
+import { usableCpus } from './cpus.ts';
 import { ESCAPED_SLASHES, type EscapedSlashes } from './request-checks.ts';
 import { REAL_IP_FLAGS, REAL_IP_KEYS, REAL_IP_LIST_KEYS, loadConfigFile, parseRealIpSettings, realIpSettingsToRecord, unknownConfigKeys } from './realip/config.ts';
 
@@ -83,7 +83,7 @@ export const SERVE_FLAGS: readonly FlagSpec[] = [
   { name: 'admin-port', value: '10254', help: 'admin server port: /healthz /readyz /metrics /status /debug/routes' },
   { name: 'admin-address', value: '0.0.0.0', help: 'address the admin server binds to' },
   { name: 'admin-allow-cidr', value: 'CIDRS', help: 'clients besides loopback that may read /status and /debug/* (comma-separated or repeated; default: loopback only)', list: true },
-  { name: 'workers', value: 'CPUs', help: 'number of worker processes (default: number of CPUs)' },
+  { name: 'workers', value: 'CPUs', help: 'number of worker processes (default: the CPUs the container may use: its cgroup CPU limit rounded up, else the CPU count)' },
   { name: 'ingress-class', value: 'portico', help: 'IngressClass to serve' },
   { name: 'gateway-controller-name', value: 'portico.dev/gateway-controller', help: 'Gateway API controllerName whose GatewayClasses Portico serves' },
   { name: 'log-level', value: 'info', help: 'trace|debug|info|warn|error|fatal|silent (access logs are info)' },
@@ -199,7 +199,7 @@ export function parseServeOptions(argvIn: readonly string[]): ServeOptions {
     const a = values[flag];
     if (typeof a === 'string' && isIP(a) === 0) throw new UsageError(`--${flag}: ${JSON.stringify(a)} is not an IP address`);
   }
-  const workersRaw = num(values, 'workers', availableParallelism(), 1, 256);
+  const workersRaw = num(values, 'workers', usableCpus(), 1, 256);
   if (!Number.isInteger(workersRaw)) throw new UsageError(`--workers: ${workersRaw} is not a whole number`);
   const ingressClass = (values['ingress-class'] as string | undefined) ?? 'portico';
   if (!/^[a-z0-9]([-.a-z0-9]*[a-z0-9])?$/.test(ingressClass)) throw new UsageError(`--ingress-class: ${JSON.stringify(ingressClass)} is not a valid object name`);
