@@ -47,6 +47,7 @@ export async function startAdminServer(options: ServeOptions, state: PrimaryStat
         case '/healthz':
           return text(res, 200, 'ok\n');
         case '/readyz':
+          if (state.shuttingDown()) return text(res, 503, 'not ready: shutting down\n');
           return state.ready() ? text(res, 200, 'ready\n') : text(res, 503, 'not ready: waiting for every worker to serve a routing table\n');
         case '/metrics': {
           let workers = '';

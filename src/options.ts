@@ -34,6 +34,8 @@ export interface ServeOptions {
   readonly keepAliveTimeoutMs: number;
   readonly maxConnections: number;
   readonly shutdownGraceMs: number;
+  /** On SIGTERM, /readyz fails this long before the listeners stop accepting (load balancers notice). */
+  readonly shutdownDelayMs: number;
   /** `--escaped-slashes`: route a path with %2F/%5C as the decoded slash, or refuse it (400). */
   readonly escapedSlashes: EscapedSlashes;
   /** `--default-ssl-certificate ns/name`; a self-signed certificate is generated when absent. */
@@ -95,7 +97,8 @@ export const SERVE_FLAGS: readonly FlagSpec[] = [
   { name: 'request-timeout', value: '300', help: 'seconds a client has to send a whole request (408 after; 0 = none)' },
   { name: 'keepalive-timeout', value: '60', help: 'seconds an idle keep-alive connection stays open' },
   { name: 'max-connections', value: '10000', help: 'open client connections per listener in each worker; more are closed at once' },
-  { name: 'shutdown-grace', value: '10', help: 'seconds to finish in-flight requests on SIGTERM' },
+  { name: 'shutdown-delay', value: '5', help: 'seconds to keep serving after SIGTERM with /readyz failing, before the listeners stop accepting (not on SIGINT)' },
+  { name: 'shutdown-grace', value: '10', help: 'seconds to finish in-flight requests on SIGTERM, after the delay' },
   { name: 'escaped-slashes', value: 'decode', help: 'paths with %2F or %5C: decode (route by the decoded path, forward the original bytes) or reject (400)' },
   { name: 'default-ssl-certificate', value: 'NS/NAME', help: 'TLS Secret served when no certificate matches (default: generated self-signed)' },
   { name: 'strict-sni', value: '', help: 'refuse TLS handshakes whose SNI matches no certificate', boolean: true },
@@ -248,6 +251,7 @@ export function parseServeOptions(argvIn: readonly string[]): ServeOptions {
     keepAliveTimeoutMs: num(values, 'keepalive-timeout', 60, 0.001, 3600) * 1000,
     maxConnections: Math.floor(num(values, 'max-connections', 10000, 1, 1e7)),
     shutdownGraceMs: num(values, 'shutdown-grace', 10, 0, 3600) * 1000,
+    shutdownDelayMs: num(values, 'shutdown-delay', 5, 0, 3600) * 1000,
     escapedSlashes,
   };
 }

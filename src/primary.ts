@@ -46,6 +46,8 @@ function selfSignedDefault(log: Logger, requested: string | undefined): StoreCer
 /** What the admin server reads from the primary. */
 export interface PrimaryState {
   ready(): boolean;
+  /** Shutting down: /readyz says so (while traffic is still served during --shutdown-delay). */
+  shuttingDown(): boolean;
   statuses(): readonly StatusItem[];
   problems(): readonly Problem[];
   table(): Published | undefined;
@@ -79,6 +81,8 @@ export async function runPrimary(options: ServeOptions, warnings: readonly strin
   let problems: Problem[] = [];
   let version = 0;
   let stopping = false;
+  /** SIGTERM received: not ready any more, whether or not the listeners still accept. */
+  let shuttingDown = false;
   const acked = new Map<number, number>(); // worker id -> served version
   // Workers' per-peer warnings (PROXY mismatches): once a minute per peer and kind, whichever
   // worker saw it. Their own logger: `component` is a base field, and repeating it in a log
@@ -200,10 +204,11 @@ export async function runPrimary(options: ServeOptions, warnings: readonly strin
 
   const primaryState: PrimaryState = {
     ready: () => {
-      if (published === undefined) return false;
+      if (shuttingDown || published === undefined) return false;
       const workers = Object.values(cluster.workers ?? {});
       return workers.length >= options.workers && workers.every((w) => w !== undefined && (acked.get(w.id) ?? 0) >= 1);
     },
+    shuttingDown: () => shuttingDown,
     statuses: () => statuses,
     problems: () => problems,
     table: () => published,
@@ -217,12 +222,8 @@ export async function runPrimary(options: ServeOptions, warnings: readonly strin
   kube?.start();
   for (let i = 0; i < options.workers; i++) fork();
 
-  const stop = (signal: string): void => {
-    if (stopping) return;
-    stopping = true;
-    log.info({ signal }, 'shutting down: finishing in-flight requests');
-    void (kube ? kube.stop() : source.stop());
-    tickets.stop();
+  const drainWorkers = (): void => {
+    log.info({ graceMs: options.shutdownGraceMs }, 'shutting down: no longer accepting; finishing in-flight requests');
     for (const w of Object.values(cluster.workers ?? {})) w?.send({ type: 'portico:shutdown', graceMs: options.shutdownGraceMs });
     const exitWhenDone = setInterval(() => {
       if (Object.keys(cluster.workers ?? {}).length === 0) {
@@ -235,6 +236,35 @@ export async function runPrimary(options: ServeOptions, warnings: readonly strin
       for (const w of Object.values(cluster.workers ?? {})) w?.kill('SIGKILL');
       process.exit(0);
     }, options.shutdownGraceMs + 2000).unref();
+  };
+  /**
+   * SIGTERM (Kubernetes stopping the pod): /readyz fails at once, traffic is still served for
+   * --shutdown-delay so load balancers and endpoint controllers take this instance out, then the
+   * listeners stop accepting and in-flight requests finish. SIGINT (a person at a terminal) skips
+   * the delay. A second signal during the delay drains at once.
+   */
+  let delayTimer: NodeJS.Timeout | undefined;
+  const stop = (signal: string): void => {
+    if (stopping) {
+      if (delayTimer !== undefined) {
+        clearTimeout(delayTimer);
+        delayTimer = undefined;
+        drainWorkers();
+      }
+      return;
+    }
+    stopping = true;
+    shuttingDown = true;
+    // The source and leadership go first: another replica takes status writing over at once.
+    void (kube ? kube.stop() : source.stop());
+    tickets.stop();
+    const delay = signal === 'SIGTERM' ? options.shutdownDelayMs : 0;
+    if (delay === 0) return drainWorkers();
+    log.info({ signal, delayMs: delay }, 'shutting down: /readyz fails; still serving until load balancers stop sending');
+    delayTimer = setTimeout(() => {
+      delayTimer = undefined;
+      drainWorkers();
+    }, delay);
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));

@@ -1,6 +1,7 @@
 // A worker process: receives routing tables from the primary, swaps them in, serves traffic.
 // Routing changes swap one reference; listeners and connections are never touched by them.
 
+import type { Http2Session } from 'node:http2';
 import { isIP, type Server } from 'node:net';
 import { applyTicketKeys, type TicketKeyState } from '../tls/session-tickets.ts';
 import { CertificateStore } from '../tls/store.ts';
@@ -87,7 +88,19 @@ async function startListeners(): Promise<void> {
   store.applyTo(https.tlsServer);
   const secure = createTrafficListener({ name: 'https', port: options.httpsPort, host: options.bindAddress, limits: options, log, accept: acceptFor('https'), serve: https.serve, allowHalfOpen: true });
   servers = [plain, secure];
-  shutdownHooks.push(() => http1.closeIdleConnections(), () => h2c.close(), () => https1.closeIdleConnections(), () => h2.close());
+  // Draining HTTP/2 sessions get a GOAWAY (session.close()): their open streams finish, new ones
+  // go to a new connection. Closing the servers alone would leave sessions taking new streams.
+  const sessions = new Set<Http2Session>();
+  for (const server of [h2c, h2]) {
+    server.on('session', (session: Http2Session) => {
+      sessions.add(session);
+      session.once('close', () => sessions.delete(session));
+      if (drain.active) session.close();
+    });
+  }
+  shutdownHooks.push(() => http1.closeIdleConnections(), () => h2c.close(), () => https1.closeIdleConnections(), () => h2.close(), () => {
+    for (const session of sessions) if (!session.closed) session.close();
+  });
   await listen(plain, options.httpPort, options.bindAddress);
   await listen(secure, options.httpsPort, options.bindAddress);
   log.info({ http: options.httpPort, https: options.httpsPort, address: options.bindAddress }, 'listeners ready');

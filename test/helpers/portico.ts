@@ -87,7 +87,9 @@ export async function launchPortico(sourceArgs: readonly string[], opts: { worke
   const httpPort = await freePort();
   const adminPort = await freePort();
   const httpsPort = await freePort();
-  const args = [BIN, 'serve', ...sourceArgs, '--http-port', String(httpPort), '--https-port', String(httpsPort), '--admin-port', String(adminPort), '--bind-address', '127.0.0.1', '--admin-address', '127.0.0.1', '--workers', String(opts.workers ?? 2), '--log-level', opts.logLevel ?? 'info', ...(opts.args ?? [])];
+  const args = [BIN, 'serve', ...sourceArgs, '--http-port', String(httpPort), '--https-port', String(httpsPort), '--admin-port', String(adminPort), '--bind-address', '127.0.0.1', '--admin-address', '127.0.0.1', '--workers', String(opts.workers ?? 2), '--log-level', opts.logLevel ?? 'info',
+    // Tests stop Portico often: no load-balancer delay unless a test asks for one (a later flag wins).
+    '--shutdown-delay', '0', ...(opts.args ?? [])];
   const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...(opts.env ?? {}) } });
   const logs: string[] = [];
   const collect = (chunk: Buffer) => {
