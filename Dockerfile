@@ -31,7 +31,8 @@ COPY tls ./tls
 COPY controller ./controller
 COPY src ./src
 # The base image's `node` user, by number: Kubernetes' runAsNonRoot can only verify a numeric
-# user. Unprivileged ports (8080, 8443, 10254) need no capability.
+# user. The default ports (8080, 8443, 10254) are unprivileged, so `docker run` needs no
+# capability; deploy/ passes its own args (80/443, allowed by a sysctl in the pod).
 USER 1000:1000
 EXPOSE 8080 8443 10254
 HEALTHCHECK --interval=10s --timeout=2s CMD ["node", "-e", "fetch('http://127.0.0.1:10254/healthz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]

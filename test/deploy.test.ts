@@ -139,6 +139,9 @@ describe.skipIf(!HAVE_KUBECTL)('deploy/ kustomizations', () => {
           const target = typeof p.targetPort === 'string' ? ports.get(p.targetPort) : p.targetPort;
           expect(target, `Service ${svc.metadata.name} port ${p.port}`).toBeDefined();
           expect([opts.httpPort, opts.httpsPort]).toContain(target);
+          // Portico listens on the port the Service offers: Gateway listeners name that port,
+          // and the translator serves a listener only on the port Portico really listens on.
+          expect(target, `Service ${svc.metadata.name} port ${p.port} reaches Portico on the same port`).toBe(p.port);
         }
       }
       if (opts.kubernetes === undefined) continue; // manifest-directory example
