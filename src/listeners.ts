@@ -283,8 +283,13 @@ export function createTrafficListener(o: TrafficListenerOptions): net.Server {
 /** When each connection was accepted: the steps before the HTTP server share one headers timeout. */
 const acceptedAt = new WeakMap<net.Socket, number>();
 
+/** Takes accepted connections: node:http's server, or the fast path (src/http1/server.ts). */
+export interface ConnectionSink {
+  emit(event: 'connection', socket: net.Socket): boolean;
+}
+
 /** Plain HTTP: HTTP/1.1, or h2c when the client opens with the HTTP/2 preface. */
-export function plainHttpServe(http1: http.Server, h2c: http2.Http2Server, headersTimeoutMs: number): (socket: net.Socket) => void {
+export function plainHttpServe(http1: ConnectionSink, h2c: http2.Http2Server, headersTimeoutMs: number): (socket: net.Socket) => void {
   return (socket) => {
     // Time spent in the accept step (waiting for a possible PROXY header) counts against the
     // headers timeout; a floor leaves bytes already read the time to be seen.

@@ -50,7 +50,12 @@ export interface ServeOptions {
    * ConfigMap-key form, JSON-safe for the workers; flags over the config file.
    */
   readonly realIp: Record<string, string>;
+  /** `--http1-engine` (or PORTICO_HTTP1_ENGINE): plain HTTP/1.1 on node:http, or on the fast path (src/http1). */
+  readonly http1Engine: Http1Engine;
 }
+
+export type Http1Engine = 'node' | 'fast';
+export const HTTP1_ENGINES: readonly Http1Engine[] = ['node', 'fast'];
 
 export interface KubernetesOptions {
   readonly kubeconfig?: string;
@@ -104,6 +109,7 @@ export const SERVE_FLAGS: readonly FlagSpec[] = [
   { name: 'strict-sni', value: '', help: 'refuse TLS handshakes whose SNI matches no certificate', boolean: true },
   { name: 'tls-min-version', value: 'TLSv1.2', help: 'lowest TLS version accepted: TLSv1.2 or TLSv1.3' },
   { name: 'tls-ciphers', value: 'LIST', help: 'OpenSSL cipher list for TLS 1.2 (default: Node\'s)' },
+  { name: 'http1-engine', value: 'node', help: 'HTTP/1.1 data path: node (node:http + undici) or fast (raw sockets, src/http1); env PORTICO_HTTP1_ENGINE' },
   { name: 'config', value: 'FILE', help: 'YAML settings (keys as in ingress-nginx\'s ConfigMap; a ConfigMap manifest works too)' },
   ...REAL_IP_FLAGS.map((f) => (REAL_IP_LIST_KEYS.has(f.name) ? { ...f, list: true as const } : f)),
 ];
@@ -190,6 +196,8 @@ export function parseServeOptions(argvIn: readonly string[]): ServeOptions {
   }
   const escapedSlashes = ((values['escaped-slashes'] as string | undefined) ?? 'decode') as EscapedSlashes;
   if (!ESCAPED_SLASHES.includes(escapedSlashes)) throw new UsageError(`--escaped-slashes: must be one of ${ESCAPED_SLASHES.join(', ')}`);
+  const http1Engine = ((values['http1-engine'] as string | undefined) ?? (process.env.PORTICO_HTTP1_ENGINE || 'node')) as Http1Engine;
+  if (!HTTP1_ENGINES.includes(http1Engine)) throw new UsageError(`--http1-engine (or PORTICO_HTTP1_ENGINE): must be one of ${HTTP1_ENGINES.join(', ')}`);
   const tlsMin = (values['tls-min-version'] as string | undefined) ?? 'TLSv1.2';
   if (tlsMin !== 'TLSv1.2' && tlsMin !== 'TLSv1.3') throw new UsageError('--tls-min-version: must be TLSv1.2 or TLSv1.3');
   const ports = (['http-port', 'https-port', 'admin-port'] as const).map((f) => [f, num(values, f, f === 'http-port' ? 80 : f === 'https-port' ? 443 : 10254, 0, 65535)] as const);
@@ -253,6 +261,7 @@ export function parseServeOptions(argvIn: readonly string[]): ServeOptions {
     shutdownGraceMs: num(values, 'shutdown-grace', 10, 0, 3600) * 1000,
     shutdownDelayMs: num(values, 'shutdown-delay', 5, 0, 3600) * 1000,
     escapedSlashes,
+    http1Engine,
   };
 }
 

@@ -90,7 +90,7 @@ export function checkTargetAndHost(req: IncomingMessage): string | undefined {
  * above the root (escaped slashes and dots counted as the backend will decode them) is refused
  * rather than routed one way and read another way upstream.
  */
-function pathProblem(target: string): string | undefined {
+export function pathProblem(target: string): string | undefined {
   let end = target.indexOf('?');
   if (end < 0) end = target.length;
   const path = target.slice(0, end);

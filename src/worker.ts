@@ -15,6 +15,7 @@ import { retainRouteSeries, tableSwaps, tableVersion } from './metrics.ts';
 import type { ServeOptions } from './options.ts';
 import { UpstreamPools, createRequestHandler, drain, requestHost, type DownstreamRequest } from './proxy.ts';
 import { createUpgradeHandler } from './upgrade.ts';
+import { createFastHttp1 } from './http1/server.ts';
 import { setEscapedSlashes } from './request-checks.ts';
 import { parseRealIpSettings } from './realip/config.ts';
 import { createProxyProtocolAccept, peerWarningKey, proxyHeaderTimeoutMs, realIpForRequest, type WarnLogger } from './realip/proxy-listener.ts';
@@ -79,7 +80,10 @@ async function startListeners(): Promise<void> {
   const h2c = createH2cServer(options, handler);
   const acceptFor = (listener: string) =>
     createProxyProtocolAccept({ mode: realIp.useProxyProtocol, trustedCidrs: realIp.proxyProtocolTrustedCidrs, log: peerWarnings, listener, headerTimeoutMs: proxyHeaderTimeoutMs(options.headersTimeoutMs) });
-  const plain = createTrafficListener({ name: 'http', port: options.httpPort, host: options.bindAddress, limits: options, log, accept: acceptFor('http'), serve: plainHttpServe(http1, h2c, options.headersTimeoutMs) });
+  // --http1-engine fast: plain HTTP/1.1 on raw sockets; upgrades and h2c backends are handed to http1.
+  const fast = options.http1Engine === 'fast' ? createFastHttp1({ limits: options, log, accessLog: log.isLevelEnabled('info'), table, decision, realIp, handOff: (s) => http1.emit('connection', s) }) : undefined;
+  if (fast !== undefined) shutdownHooks.push(() => fast.closeIdleConnections());
+  const plain = createTrafficListener({ name: 'http', port: options.httpPort, host: options.bindAddress, limits: options, log, accept: acceptFor('http'), serve: plainHttpServe(fast ?? http1, h2c, options.headersTimeoutMs) });
   // HTTPS: the same kinds of HTTP servers, behind TLS termination (and passthrough).
   const https1 = createHttp1Server(options, log, handler, upgrade);
   const h2 = createH2cServer(options, handler);
@@ -103,7 +107,7 @@ async function startListeners(): Promise<void> {
   });
   await listen(plain, options.httpPort, options.bindAddress);
   await listen(secure, options.httpsPort, options.bindAddress);
-  log.info({ http: options.httpPort, https: options.httpsPort, address: options.bindAddress }, 'listeners ready');
+  log.info({ http: options.httpPort, https: options.httpsPort, address: options.bindAddress, http1Engine: options.http1Engine }, 'listeners ready');
 }
 const shutdownHooks: (() => void)[] = [];
 

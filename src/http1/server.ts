@@ -1,0 +1,926 @@
+// The HTTP/1.1 fast path: requests served on the client socket itself. The strict head parser
+// (head-parser.ts) reads each request, the same checks and route decision as the node:http path
+// decide it, the head goes to a pooled upstream connection (upstream-pool.ts), and bodies are
+// relayed as bytes both ways with backpressure, parsed only as far as framing needs.
+//
+// One request at a time per connection: a pipelined request is not read, let alone sent upstream,
+// before the response to the one ahead of it is complete (RFC 9112 9.3.2), so responses can
+// never be reordered and a malformed request is answered after those before it.
+//
+// Upgrade requests (WebSocket, h2c) and routes to h2c backends keep Node's path: the connection,
+// with the bytes already read, is handed to the node:http server, and stays there.
+
+import { STATUS_CODES } from 'node:http';
+import type net from 'node:net';
+import type { TLSSocket } from 'node:tls';
+import type { CompiledBackend, CompiledEndpoint, CompiledRoute, RoutingTable } from '../../router/index.ts';
+import { pickEndpoint } from '../../router/index.ts';
+import { connectionTokens, isHopByHop, upstreamHeaders, type ForwardedValues } from '../forwarding.ts';
+import type { ListenerLimits } from '../listeners.ts';
+import type { Logger } from '../log.ts';
+import { observeRequest, observeUpstreamLatency, requestHeadBytes, upstreamErrors } from '../metrics.ts';
+import { drain, proxyLogFields, type DownstreamRequest } from '../proxy.ts';
+import type { RealIpConfig } from '../realip/client-ip.ts';
+import { resolveRealIp } from '../realip/client-ip.ts';
+import { getProxyInfo } from '../realip/proxy-listener.ts';
+import { pathProblem } from '../request-checks.ts';
+import { decideRoute, type DecisionContext, type RouteRequest } from '../route-decision.ts';
+import { BodyFramer } from './body.ts';
+import { parseRequestHead, type RequestHead } from './head-parser.ts';
+import { parseResponseHead, responseFraming, type BodyFraming, type ResponseHead } from './response-head.ts';
+import { UpstreamSocketPool, isConnectError, type UpstreamConnection, type UpstreamTarget, type UpstreamUser, type UpstreamWaiter } from './upstream-pool.ts';
+
+export interface FastHttp1Options {
+  readonly limits: ListenerLimits;
+  readonly log: Logger;
+  /** Whether access logs are written (log level info or lower). */
+  readonly accessLog: boolean;
+  readonly table: () => RoutingTable | undefined;
+  readonly decision: DecisionContext;
+  readonly realIp: RealIpConfig;
+  readonly pool: UpstreamSocketPool;
+  readonly upstreamTimeoutMs: number;
+  /** Serves a connection the fast path hands over (upgrades, h2c backends): node:http's server. */
+  readonly handOff: (socket: net.Socket) => void;
+}
+
+const MAX_ATTEMPTS = 3;
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS']);
+// Bytes read ahead of the request being served (its body before the upstream is ready, or
+// pipelined requests) beyond which the client socket stops being read.
+const READ_AHEAD = 64 * 1024;
+const ALLOW = 'GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS';
+const CONTINUE = 'HTTP/1.1 100 Continue\r\n\r\n';
+
+function reasonOf(status: number): string {
+  return STATUS_CODES[status] ?? '';
+}
+
+/** Route conditions read the request through this view; one per server, set for each decision. */
+class HeadView implements RouteRequest {
+  head: RequestHead | undefined;
+  rawHeaders: string[] = [];
+  serverName: string | undefined;
+  private query: URLSearchParams | undefined;
+  private queryOf: RequestHead | undefined;
+
+  get method(): string {
+    return this.head?.method ?? 'GET';
+  }
+
+  get host(): string | undefined {
+    return this.head?.host;
+  }
+
+  get target(): string {
+    return this.head?.target ?? '/';
+  }
+
+  header(name: string): string | undefined {
+    const raw = this.rawHeaders;
+    let out: string | undefined;
+    for (let i = 0; i < raw.length; i += 2) {
+      const n = raw[i];
+      if (n.length !== name.length || n.toLowerCase() !== name) continue;
+      out = out === undefined ? raw[i + 1] : `${out}, ${raw[i + 1]}`;
+    }
+    return out;
+  }
+
+  queryParam(name: string): string | undefined {
+    if (this.queryOf !== this.head) {
+      const t = this.head?.target ?? '';
+      const q = t.indexOf('?');
+      this.query = new URLSearchParams(q === -1 ? '' : t.slice(q + 1));
+      this.queryOf = this.head;
+    }
+    return this.query?.get(name) ?? undefined;
+  }
+}
+
+export class FastHttp1Server {
+  readonly options: FastHttp1Options;
+  readonly connections = new Set<Connection>();
+  readonly view = new HeadView();
+  /** Buffered bytes beyond which the client is not read (a whole head always fits). */
+  readonly readAhead: number;
+  private sweeper: NodeJS.Timeout | undefined;
+
+  constructor(options: FastHttp1Options) {
+    this.options = options;
+    this.readAhead = Math.max(READ_AHEAD, options.limits.maxHeaderSize + 1);
+  }
+
+  /** Serves an accepted socket (the drop-in for `http.Server.emit('connection', socket)`). */
+  emit(event: 'connection', socket: net.Socket): boolean {
+    if (event !== 'connection') return false;
+    this.handle(socket);
+    return true;
+  }
+
+  handle(socket: net.Socket): void {
+    const conn = new Connection(this, socket);
+    this.connections.add(conn);
+    this.startSweeper();
+  }
+
+  /** Shutdown: connections between requests close now; busy ones after their response. */
+  closeIdleConnections(): void {
+    for (const c of this.connections) c.closeIfIdle();
+  }
+
+  private startSweeper(): void {
+    if (this.sweeper !== undefined) return;
+    const l = this.options.limits;
+    const shortest = Math.min(l.headersTimeoutMs, l.keepAliveTimeoutMs, l.requestTimeoutMs > 0 ? l.requestTimeoutMs : Infinity);
+    // Deadlines are checked in a sweep (as node:http's connectionsCheckingInterval), so a
+    // request costs a number assignment, not a timer.
+    this.sweeper = setInterval(() => {
+      const now = performance.now();
+      for (const c of this.connections) c.checkDeadlines(now);
+      if (this.connections.size === 0 && this.sweeper !== undefined) {
+        clearInterval(this.sweeper);
+        this.sweeper = undefined;
+      }
+    }, Math.max(20, Math.min(250, Math.floor(shortest / 4))));
+    this.sweeper.unref();
+  }
+}
+
+const Deadline = { None: 0, Idle: 1, Headers: 2, Request: 3 } as const;
+type Deadline = (typeof Deadline)[keyof typeof Deadline];
+
+class Connection {
+  readonly server: FastHttp1Server;
+  readonly socket: net.Socket;
+  buf: Buffer | undefined;
+  ex: Exchange | undefined;
+  /** The client deadline: idle (keep-alive), headers or request timeout. */
+  deadline = 0;
+  deadlineKind: Deadline = Deadline.None;
+  requests = 0;
+  closed = false;
+  clientEnded = false;
+  handedOff = false;
+  readPaused = false;
+  private pumping = false;
+  private again = false;
+
+  constructor(server: FastHttp1Server, socket: net.Socket) {
+    this.server = server;
+    this.socket = socket;
+    // The client may half-close after its last request; its answers still go out.
+    socket.allowHalfOpen = true;
+    this.setDeadline(Deadline.Headers, server.options.limits.headersTimeoutMs);
+    socket.on('data', this.onData);
+    socket.on('end', this.onEnd);
+    socket.on('close', this.onClose);
+    socket.on('drain', this.onDrain);
+    socket.on('error', noop);
+  }
+
+  setDeadline(kind: Deadline, ms: number): void {
+    this.deadlineKind = kind;
+    this.deadline = performance.now() + ms;
+  }
+
+  clearDeadline(): void {
+    this.deadlineKind = Deadline.None;
+  }
+
+  checkDeadlines(now: number): void {
+    if (this.closed) return;
+    const ex = this.ex;
+    if (ex !== undefined && ex.upstreamDeadline > 0 && now >= ex.upstreamDeadline) ex.upstreamTimedOut();
+    if (this.deadlineKind === Deadline.None || now < this.deadline) return;
+    const kind = this.deadlineKind;
+    this.deadlineKind = Deadline.None;
+    if (kind === Deadline.Idle) return this.destroy();
+    if (kind === Deadline.Headers) {
+      // Nothing at all: just close. Part of a head: 408 (as node:http).
+      if (this.buf === undefined || this.buf.length === 0) return this.destroy();
+      return this.fail(408, 'Request Timeout\n');
+    }
+    // The request body did not arrive in time.
+    ex?.clientTimedOut();
+  }
+
+  readonly onData = (chunk: Buffer): void => {
+    if (this.closed) return;
+    if (this.buf === undefined || this.buf.length === 0) {
+      this.buf = chunk;
+      // The first byte of a head starts its headers timeout (a kept-alive connection was idle).
+      if (this.ex === undefined && this.deadlineKind === Deadline.Idle) this.setDeadline(Deadline.Headers, this.server.options.limits.headersTimeoutMs);
+    } else {
+      this.buf = Buffer.concat([this.buf, chunk]);
+    }
+    this.pump();
+  };
+
+  readonly onEnd = (): void => {
+    this.clientEnded = true;
+    if (this.ex === undefined) this.pump();
+    // else: the exchange finishes, then the connection closes (see next()).
+  };
+
+  readonly onClose = (): void => {
+    this.closed = true;
+    this.server.connections.delete(this);
+    this.ex?.clientGone();
+  };
+
+  readonly onDrain = (): void => {
+    this.ex?.clientDrained();
+  };
+
+  /** Stops or restarts reading the client as buffered bytes and upstream backpressure demand. */
+  updateReading(): void {
+    const ex = this.ex;
+    const stop = (ex !== undefined && ex.upstreamBlocked) || (this.buf !== undefined && this.buf.length > this.server.readAhead);
+    if (stop && !this.readPaused) {
+      this.readPaused = true;
+      this.socket.pause();
+    } else if (!stop && this.readPaused) {
+      this.readPaused = false;
+      this.socket.resume();
+    }
+  }
+
+  /** Reads whatever the buffered bytes allow: the next head, or the body of the current request. */
+  pump(): void {
+    if (this.pumping) {
+      this.again = true;
+      return;
+    }
+    this.pumping = true;
+    try {
+      do {
+        this.again = false;
+        this.step();
+      } while (this.again && !this.closed && !this.handedOff);
+    } finally {
+      this.pumping = false;
+    }
+    if (!this.closed && !this.handedOff) this.updateReading();
+  }
+
+  private step(): void {
+    if (this.closed || this.handedOff) return;
+    const current = this.ex;
+    if (current !== undefined) {
+      current.relayRequestBody();
+      return;
+    }
+    const buf = this.buf;
+    if (buf === undefined || buf.length === 0) {
+      this.buf = undefined;
+      if (this.clientEnded) return this.close();
+      return;
+    }
+    const o = this.server.options;
+    const r = parseRequestHead(buf, 0, o.limits.maxHeaderSize);
+    if (r.kind === 'incomplete') {
+      if (this.clientEnded) return this.close();
+      if (this.deadlineKind !== Deadline.Headers) this.setDeadline(Deadline.Headers, o.limits.headersTimeoutMs);
+      return;
+    }
+    if (r.kind === 'error') return this.refuse(r.status, r.reason);
+    const head = r.head;
+    // Upgrades (WebSocket, h2c) are Node's: it decides which become tunnels (src/upgrade.ts).
+    if (head.upgrade) return this.handOff();
+    this.clearDeadline();
+    this.requests++;
+    // The head is consumed before the request starts: its body may be relayed at once.
+    this.buf = buf.length === head.headLength ? undefined : buf.subarray(head.headLength);
+    const ex = new Exchange(this, head);
+    if (!ex.start()) {
+      // Handed to node:http after all (an h2c backend): with the head, as it came.
+      this.buf = buf;
+      this.ex = undefined;
+      this.handOff();
+      return;
+    }
+    this.again = true;
+  }
+
+  /** A request the parser refused: answered (after every earlier one, by construction), then closed. */
+  private refuse(status: number, reason: string): void {
+    this.server.options.log.debug({ reason, status }, 'rejected malformed request');
+    if (status === 405) {
+      const body = 'CONNECT is not supported\n';
+      return this.endWith(`HTTP/1.1 405 Method Not Allowed\r\nAllow: ${ALLOW}\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${body.length}\r\n\r\n${body}`);
+    }
+    const body = status === 400 ? `bad request: ${reason}\n`
+      : status === 501 ? 'not implemented: only the chunked transfer-coding is supported\n'
+      : status === 505 ? 'HTTP version not supported\n'
+      : `${reasonOf(status)}\n`;
+    this.fail(status, body);
+  }
+
+  fail(status: number, body: string): void {
+    this.endWith(`HTTP/1.1 ${status} ${reasonOf(status)}\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nCache-Control: no-store\r\n\r\n${body}`);
+  }
+
+  /** Writes a last response and closes; nothing after it is read. */
+  endWith(data: string): void {
+    if (this.closed) return;
+    this.buf = undefined;
+    this.clearDeadline();
+    this.socket.off('data', this.onData);
+    this.socket.end(data, 'latin1');
+    // A client that keeps its side open is not waited for long.
+    const t = setTimeout(() => this.socket.destroy(), 2000);
+    t.unref();
+  }
+
+  /** Ends the connection after what was written; nothing more is read. */
+  close(): void {
+    if (this.closed) return;
+    this.buf = undefined;
+    this.clearDeadline();
+    this.socket.off('data', this.onData);
+    this.socket.end();
+    const t = setTimeout(() => this.socket.destroy(), 2000);
+    t.unref();
+  }
+
+  destroy(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.socket.destroy();
+  }
+
+  closeIfIdle(): void {
+    if (this.ex === undefined && (this.buf === undefined || this.buf.length === 0)) this.destroy();
+  }
+
+  /** Gives the connection, with the bytes read and not yet served, to node:http. */
+  handOff(): void {
+    this.handedOff = true;
+    this.clearDeadline();
+    this.server.connections.delete(this);
+    const s = this.socket;
+    s.off('data', this.onData);
+    s.off('end', this.onEnd);
+    s.off('close', this.onClose);
+    s.off('drain', this.onDrain);
+    s.pause();
+    if (this.buf !== undefined && this.buf.length > 0) s.unshift(this.buf);
+    this.buf = undefined;
+    s.allowHalfOpen = false;
+    this.server.options.handOff(s);
+    s.resume();
+  }
+
+  /** The current exchange is complete: the next request may be read. */
+  next(closeAfter: boolean): void {
+    this.ex = undefined;
+    if (this.closed) return;
+    if (closeAfter) return this.close();
+    if (this.buf === undefined || this.buf.length === 0) {
+      if (this.clientEnded) return this.close();
+      this.setDeadline(Deadline.Idle, this.server.options.limits.keepAliveTimeoutMs);
+    } else {
+      this.setDeadline(Deadline.Headers, this.server.options.limits.headersTimeoutMs);
+    }
+    this.pump();
+  }
+}
+
+function noop(): void {}
+
+/** One request on a connection, from its head to the end of its response. */
+class Exchange implements UpstreamWaiter, UpstreamUser {
+  readonly conn: Connection;
+  readonly head: RequestHead;
+  readonly startedAt = performance.now();
+  rawHeaders: string[];
+  fwd!: ForwardedValues;
+  route: CompiledRoute | undefined;
+  backend: CompiledBackend | undefined;
+  endpoint: CompiledEndpoint | undefined;
+  target: UpstreamTarget | undefined;
+  upstream: UpstreamConnection | undefined;
+  attempts = 1;
+  /** Framing of the request body; undefined when there is none. */
+  reqBody: BodyFramer | undefined;
+  reqBodyDone: boolean;
+  /** The upstream did not take the last body write: the client is not read until it drains. */
+  upstreamBlocked = false;
+  upstreamHead = '';
+  sentAt = 0;
+  upstreamDeadline = 0;
+  timeoutMs = 0;
+  // Response side.
+  rbuf: Buffer | undefined;
+  resHead: ResponseHead | undefined;
+  resBody: BodyFramer | undefined;
+  resFraming: BodyFraming = 'none';
+  /** The upstream sent response bytes: the request can no longer be retried. */
+  responseBegun = false;
+  /** A head (final) went to the client. */
+  headSent = false;
+  status = 0;
+  responseBytes = 0;
+  closeAfter = false;
+  dechunk = false;
+  error: string | undefined;
+  done = false;
+
+  constructor(conn: Connection, head: RequestHead) {
+    this.conn = conn;
+    this.head = head;
+    this.rawHeaders = head.rawHeaders;
+    const hasBody = head.chunked || head.contentLength > 0;
+    this.reqBody = hasBody ? new BodyFramer(head.chunked ? 'chunked' : 'length', head.contentLength) : undefined;
+    this.reqBodyDone = !hasBody;
+    this.closeAfter = !head.keepAlive;
+  }
+
+  private get o(): FastHttp1Options {
+    return this.conn.server.options;
+  }
+
+  /** Decides and starts the request. False when the connection was handed to node:http instead. */
+  start(): boolean {
+    const conn = this.conn;
+    const head = this.head;
+    conn.ex = this;
+    const o = this.o;
+    if (head.rawTarget !== head.target) {
+      // Absolute form: its authority is the Host (RFC 9112 3.2.2), for routing and upstream alike.
+      const rest: string[] = [];
+      const raw = head.rawHeaders;
+      for (let i = 0; i < raw.length; i += 2) if (raw[i].toLowerCase() !== 'host') rest.push(raw[i], raw[i + 1]);
+      rest.push('Host', head.host ?? '');
+      this.rawHeaders = rest;
+    }
+    const socket = conn.socket as net.Socket & { encrypted?: boolean };
+    const r = resolveRealIp(socket.remoteAddress, getProxyInfo(socket), socket.encrypted === true, socket.localPort ?? 0, this.rawHeaders, o.realIp);
+    this.fwd = r.host === '' ? { ...r, host: head.host ?? '' } : r;
+    if (this.reqBody !== undefined) {
+      const rt = o.limits.requestTimeoutMs;
+      if (rt > 0) conn.setDeadline(Deadline.Request, rt);
+    }
+    const target = head.target;
+    if (target.includes('%') || target.includes('..') || target.includes('\\')) {
+      const problem = pathProblem(target);
+      if (problem !== undefined) {
+        this.closeAfter = true;
+        this.error = problem;
+        return this.local(400, `bad request: ${problem}`), true;
+      }
+    }
+    if (head.method === 'TRACE') {
+      this.error = 'TRACE is not allowed';
+      return this.local(405, 'method not allowed', `Allow: ${ALLOW}\r\n`), true;
+    }
+    if (target === '*') {
+      // OPTIONS * asks about the server itself: Portico answers it, no backend does.
+      return this.writeLocal(200, `Allow: ${ALLOW}\r\nContent-Length: 0\r\n`, ''), true;
+    }
+    const view = conn.server.view;
+    view.head = head;
+    view.rawHeaders = this.rawHeaders;
+    const tlsSocket = socket as TLSSocket;
+    view.serverName = tlsSocket.encrypted === true && typeof tlsSocket.servername === 'string' && tlsSocket.servername !== '' ? tlsSocket.servername : undefined;
+    const d = decideRoute(o.table(), view, this.fwd, o.decision);
+    view.head = undefined;
+    view.rawHeaders = [];
+    if (d.action === 'respond') {
+      this.route = d.route;
+      this.backend = d.backend;
+      this.error = d.error;
+      return this.local(d.status, d.message, d.location !== undefined ? `Location: ${d.location}\r\n` : ''), true;
+    }
+    // HTTP/2 cleartext upstreams are undici's (src/proxy.ts): this connection moves there.
+    if (d.backend.protocol === 'h2c') return false;
+    this.route = d.route;
+    this.backend = d.backend;
+    this.endpoint = d.endpoint;
+    this.timeoutMs = d.route.ir.timeoutMs ?? o.upstreamTimeoutMs;
+    this.upstreamHead = this.buildUpstreamHead();
+    if (head.expectContinue && this.reqBody !== undefined && head.versionMinor === 1) conn.socket.write(CONTINUE, 'latin1');
+    this.acquire();
+    return true;
+  }
+
+  private buildUpstreamHead(): string {
+    const head = this.head;
+    const h = upstreamHeaders(this.rawHeaders, head.connectionTokens.length === 0 ? undefined : head.connectionTokens.join(','), this.fwd);
+    let s = `${head.method} ${head.target} HTTP/1.1\r\n`;
+    for (let i = 0; i < h.length; i += 2) s += `${h[i]}: ${h[i + 1]}\r\n`;
+    // The chunked framing is relayed as it came (upstreamHeaders drops the hop-by-hop TE).
+    if (head.chunked) s += 'Transfer-Encoding: chunked\r\n';
+    return `${s}\r\n`;
+  }
+
+  private acquire(): void {
+    const ep = this.endpoint!;
+    this.target = { address: ep.address, port: ep.port, tls: this.backend!.protocol === 'https' };
+    this.o.pool.acquire(this.target, this);
+  }
+
+  // UpstreamWaiter
+  onConnection(up: UpstreamConnection): void {
+    if (this.done || this.conn.closed) {
+      up.pool.release(up, true);
+      return;
+    }
+    this.upstream = up;
+    up.user = this;
+    this.sentAt = performance.now();
+    this.upstreamDeadline = this.sentAt + this.timeoutMs;
+    up.write(this.upstreamHead);
+    this.relayRequestBody();
+    this.conn.updateReading();
+  }
+
+  onConnectError(err: Error & { code?: string }): void {
+    if (this.done) return;
+    if (!this.conn.closed && this.reqBody === undefined && this.attempts < MAX_ATTEMPTS) {
+      // As nginx's proxy_next_upstream: a request not yet sent can try another endpoint.
+      const other = this.otherEndpoint();
+      if (other !== undefined) {
+        this.attempts++;
+        this.endpoint = other;
+        this.acquire();
+        return;
+      }
+    }
+    this.upstreamFailed('connect', err);
+  }
+
+  /** Relays the buffered request body bytes to the upstream, as far as they belong to this request. */
+  relayRequestBody(): void {
+    const body = this.reqBody;
+    const conn = this.conn;
+    if (body === undefined || this.reqBodyDone || conn.buf === undefined) return;
+    // Until the upstream is ready the body waits in the buffer (and, past READ_AHEAD, in the socket).
+    if (this.upstream === undefined && !this.headSent) return;
+    const buf = conn.buf;
+    const r = body.feed(buf, 0);
+    if (r.error !== undefined) return this.clientBodyError(r.error);
+    if (r.consumed > 0) {
+      const part = r.consumed === buf.length ? buf : buf.subarray(0, r.consumed);
+      conn.buf = r.consumed === buf.length ? undefined : buf.subarray(r.consumed);
+      // After an early response the upstream connection is gone: the rest is read and dropped.
+      if (this.upstream !== undefined && !this.upstream.write(part)) this.upstreamBlocked = true;
+    }
+    if (r.done) {
+      this.reqBodyDone = true;
+      conn.clearDeadline();
+      if (this.done) this.finish();
+    }
+  }
+
+  private clientBodyError(reason: string): void {
+    this.error = `request body: ${reason}`;
+    this.conn.buf = undefined;
+    if (this.upstream !== undefined) {
+      this.upstream.pool.evict(this.upstream);
+      this.upstream = undefined;
+    } else if (this.target !== undefined) {
+      this.o.pool.cancel(this.target, this);
+    }
+    this.upstreamDeadline = 0;
+    if (this.headSent) {
+      this.status = this.status || 400;
+      this.log(true);
+      this.done = true;
+      this.conn.destroy();
+      return;
+    }
+    // The request cannot be framed: answer now, whatever the upstream would have said.
+    this.done = true;
+    this.status = 400;
+    const body = `bad request: ${reason}\n`;
+    this.responseBytes = body.length;
+    this.log(false);
+    this.conn.fail(400, body);
+  }
+
+  // UpstreamUser
+  onUpstreamDrain(): void {
+    if (!this.upstreamBlocked) return;
+    this.upstreamBlocked = false;
+    this.conn.pump();
+  }
+
+  clientDrained(): void {
+    if (this.upstream !== undefined && this.upstream.socket.isPaused()) this.upstream.socket.resume();
+  }
+
+  onUpstreamData(chunk: Buffer): void {
+    if (this.done) return;
+    this.responseBegun = true;
+    if (this.resHead === undefined) {
+      this.rbuf = this.rbuf === undefined ? chunk : Buffer.concat([this.rbuf, chunk]);
+      if (!this.readResponseHead()) return;
+    } else {
+      this.relayResponseBody(chunk);
+    }
+  }
+
+  /** Parses interim and final heads from rbuf; false while the final head is not complete. */
+  private readResponseHead(): boolean {
+    for (;;) {
+      const buf = this.rbuf!;
+      const r = parseResponseHead(buf, 0, 65536);
+      if (r.kind === 'incomplete') return false;
+      if (r.kind === 'error') {
+        this.o.log.warn({ err: r.reason, upstream: this.endpoint?.origin }, 'invalid upstream response');
+        this.upstreamFailed('reset', Object.assign(new Error(r.reason), { code: 'HPE_INVALID_RESPONSE' }));
+        return false;
+      }
+      const h = r.head;
+      const rest = buf.length === h.headLength ? undefined : buf.subarray(h.headLength);
+      this.rbuf = rest;
+      if (h.status < 200) {
+        if (h.status === 101) {
+          this.upstreamFailed('reset', Object.assign(new Error('101 to a request that did not ask to upgrade'), { code: 'HPE_UNEXPECTED_101' }));
+          return false;
+        }
+        // 103 Early Hints are passed on (to HTTP/1.1 clients only: a 1.0 client would take an
+        // interim response for the final one, RFC 9110 15.2); 100 was answered here already.
+        if (h.status === 103 && this.head.versionMinor === 1) this.writeEarlyHints(h);
+        if (rest === undefined) return false;
+        continue;
+      }
+      this.startResponse(h);
+      this.rbuf = undefined;
+      if (rest !== undefined) this.relayResponseBody(rest);
+      else if (this.resBody!.done) this.responseComplete();
+      return true;
+    }
+  }
+
+  private writeEarlyHints(h: ResponseHead): void {
+    let links = '';
+    for (let i = 0; i < h.rawHeaders.length; i += 2) if (h.rawHeaders[i].toLowerCase() === 'link') links += `Link: ${h.rawHeaders[i + 1]}\r\n`;
+    if (links !== '') this.conn.socket.write(`HTTP/1.1 103 Early Hints\r\n${links}\r\n`, 'latin1');
+  }
+
+  private startResponse(h: ResponseHead): void {
+    this.resHead = h;
+    this.status = h.status;
+    const framing = responseFraming(h, this.head.method);
+    this.resFraming = framing;
+    this.resBody = new BodyFramer(framing, h.contentLength);
+    observeUpstreamLatency(this.route!, this.backend!, (performance.now() - this.sentAt) / 1000);
+    const client11 = this.head.versionMinor === 1;
+    if (framing === 'close') this.closeAfter = true;
+    if (framing === 'chunked' && !client11) {
+      // HTTP/1.0 has no chunked coding: the data is relayed without its framing, close-delimited.
+      this.dechunk = true;
+      this.closeAfter = true;
+      this.resBody.chunked!.onData = (b, s, e) => this.writeClient(Buffer.from(b.buffer, b.byteOffset + s, e - s));
+    }
+    // A request whose body is still arriving cannot be followed by another on this connection.
+    if (!this.reqBodyDone || drain.active) this.closeAfter = true;
+    const listedValue = h.connectionTokens.length === 0 ? undefined : h.connectionTokens.join(',');
+    const listed = connectionTokens(listedValue);
+    let s = `HTTP/1.1 ${h.status} ${h.reason || reasonOf(h.status)}\r\n`;
+    const raw = h.rawHeaders;
+    for (let i = 0; i < raw.length; i += 2) {
+      const name = raw[i];
+      const lower = name.toLowerCase();
+      if (isHopByHop(lower, listed)) continue;
+      // Transfer-Encoding overrides Content-Length (and a 204 has none, RFC 9110 8.6).
+      if (lower === 'content-length' && (h.chunked || h.status === 204)) continue;
+      s += `${name}: ${raw[i + 1]}\r\n`;
+    }
+    if (framing === 'chunked' && client11) s += 'Transfer-Encoding: chunked\r\n';
+    if (this.closeAfter) s += 'Connection: close\r\n';
+    else if (!client11) s += 'Connection: keep-alive\r\n';
+    s += '\r\n';
+    this.headSent = true;
+    this.responseBytes += s.length;
+    this.conn.socket.write(s, 'latin1');
+  }
+
+  private relayResponseBody(chunk: Buffer): void {
+    const body = this.resBody!;
+    // Upstream body timeout: the time allowed between two reads, as undici's bodyTimeout.
+    this.upstreamDeadline = performance.now() + this.timeoutMs;
+    const r = body.feed(chunk, 0);
+    if (r.error !== undefined) {
+      this.o.log.warn({ err: r.error, upstream: this.endpoint?.origin }, 'invalid upstream response body framing');
+      this.upstreamFailed('reset', Object.assign(new Error(r.error), { code: 'HPE_INVALID_CHUNK' }));
+      return;
+    }
+    if (r.consumed > 0 && !this.dechunk) this.writeClient(r.consumed === chunk.length ? chunk : chunk.subarray(0, r.consumed));
+    if (r.consumed < chunk.length) {
+      // Bytes past the end of the response: the connection is out of step and is not reused.
+      this.rbuf = chunk.subarray(r.consumed);
+    }
+    if (body.done) this.responseComplete();
+  }
+
+  private writeClient(part: Buffer): void {
+    this.responseBytes += part.length;
+    if (!this.conn.socket.write(part) && this.upstream !== undefined) this.upstream.socket.pause();
+  }
+
+  private responseComplete(): void {
+    const up = this.upstream;
+    this.upstream = undefined;
+    this.upstreamDeadline = 0;
+    if (up !== undefined) {
+      const h = this.resHead!;
+      const reusable = h.keepAlive && this.resFraming !== 'close' && this.reqBodyDone && this.rbuf === undefined;
+      if (up.socket.isPaused()) up.socket.resume();
+      up.pool.release(up, reusable);
+    }
+    this.done = true;
+    this.log(false);
+    if (this.reqBodyDone || this.closeAfter) this.finish();
+    // else: the rest of the body is read and dropped (relayRequestBody), then finish().
+  }
+
+  private finish(): void {
+    if (this.conn.ex !== this) return;
+    this.conn.next(this.closeAfter || !this.reqBodyDone);
+  }
+
+  onUpstreamClose(err: (Error & { code?: string }) | undefined): void {
+    this.upstream = undefined;
+    if (this.done) return;
+    if (this.resHead !== undefined && this.resBody!.endOfInput()) {
+      // A close-delimited body ends with the connection.
+      this.responseComplete();
+      return;
+    }
+    if (!this.responseBegun && this.reqBody === undefined && IDEMPOTENT.has(this.head.method) && this.attempts < MAX_ATTEMPTS && !this.conn.closed) {
+      // Closed before any response byte: most often a kept-alive connection the upstream closed
+      // just as it was reused. As nginx does for idempotent requests, try again.
+      this.attempts++;
+      this.upstreamDeadline = 0;
+      this.acquire();
+      return;
+    }
+    this.upstreamFailed('reset', err ?? Object.assign(new Error('upstream closed the connection'), { code: 'UND_ERR_SOCKET' }));
+  }
+
+  upstreamTimedOut(): void {
+    this.upstreamDeadline = 0;
+    if (this.done) return;
+    this.upstreamFailed('timeout', Object.assign(new Error('upstream timed out'), { code: 'UND_ERR_HEADERS_TIMEOUT' }));
+  }
+
+  private upstreamFailed(kind: 'connect' | 'timeout' | 'reset', err: Error & { code?: string }): void {
+    if (this.done) return;
+    upstreamErrors.labels(kind).inc();
+    const up = this.upstream;
+    this.upstream = undefined;
+    this.upstreamDeadline = 0;
+    if (up !== undefined) up.pool.evict(up);
+    this.error = `${err.code ?? err.name}: ${err.message}`;
+    if (this.headSent) {
+      // Part of the response went out: the client can only learn of the failure by the close.
+      this.done = true;
+      this.log(true);
+      this.conn.destroy();
+      return;
+    }
+    if (!this.reqBodyDone) this.closeAfter = true;
+    if (kind === 'timeout') this.local(504, 'upstream timed out');
+    else this.local(502, kind === 'connect' ? 'upstream connect error' : 'upstream connection error');
+  }
+
+  /** The client timed out sending the body. */
+  clientTimedOut(): void {
+    if (this.done && this.reqBodyDone) return;
+    this.error = 'request timeout';
+    if (this.upstream !== undefined) this.upstream.pool.evict(this.upstream);
+    else if (this.target !== undefined) this.o.pool.cancel(this.target, this);
+    this.upstream = undefined;
+    this.upstreamDeadline = 0;
+    if (this.headSent || this.done) {
+      if (!this.done) this.log(true);
+      this.done = true;
+      return this.conn.destroy();
+    }
+    this.done = true;
+    this.status = 408;
+    this.log(false);
+    this.conn.fail(408, 'Request Timeout\n');
+  }
+
+  /** The client connection closed. */
+  clientGone(): void {
+    if (this.upstream !== undefined) {
+      this.upstream.pool.evict(this.upstream);
+      this.upstream = undefined;
+    } else if (this.target !== undefined && !this.done) {
+      this.o.pool.cancel(this.target, this);
+    }
+    this.upstreamDeadline = 0;
+    if (!this.done) {
+      this.done = true;
+      this.log(true);
+    }
+  }
+
+  private otherEndpoint(): CompiledEndpoint | undefined {
+    for (const { backend } of this.route!.backends) {
+      if (backend.endpoints.length < 2) continue;
+      if (this.endpoint === undefined || !backend.endpoints.includes(this.endpoint)) continue;
+      for (let i = 0; i < backend.endpoints.length; i++) {
+        const ep = pickEndpoint(backend);
+        if (ep !== undefined && ep !== this.endpoint) return ep;
+      }
+    }
+    return undefined;
+  }
+
+  /** A response written here (no upstream): a short text body, as sendError writes it. */
+  private local(status: number, message: string, extra = ''): void {
+    const body = `${message}\n`;
+    // A body the request declared and that is not read yet would be taken for the next request.
+    if (!this.reqBodyDone && this.upstream === undefined && !this.headSent) this.closeAfter = true;
+    this.writeLocal(status, `Content-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nCache-Control: no-store\r\n${extra}`, body);
+  }
+
+  private writeLocal(status: number, headers: string, body: string): void {
+    if (drain.active) this.closeAfter = true;
+    this.status = status;
+    const head = `HTTP/1.1 ${status} ${reasonOf(status)}\r\n${headers}${this.closeAfter ? 'Connection: close\r\n' : this.head.versionMinor === 0 ? 'Connection: keep-alive\r\n' : ''}\r\n`;
+    const out = this.head.method === 'HEAD' ? head : head + body;
+    this.responseBytes = out.length;
+    this.headSent = true;
+    this.done = true;
+    this.conn.socket.write(out, 'latin1');
+    this.log(false);
+    if (this.closeAfter) {
+      this.conn.buf = undefined;
+      this.conn.next(true);
+    } else {
+      this.finish();
+    }
+  }
+
+  private logged = false;
+
+  /** The access log line and metrics, once per request. */
+  log(aborted: boolean): void {
+    if (this.logged) return;
+    this.logged = true;
+    const head = this.head;
+    const seconds = (performance.now() - this.startedAt) / 1000;
+    const requestBytes = requestHeadBytes(head.method, head.target, head.rawHeaders) + (head.contentLength > 0 ? head.contentLength : 0);
+    observeRequest(this.route, this.backend, head.method, this.status, seconds, requestBytes, this.responseBytes);
+    const o = this.o;
+    if (!o.accessLog) return;
+    o.log.info({
+      type: 'access',
+      client: this.fwd.clientIp,
+      method: head.method,
+      host: head.host,
+      path: head.target,
+      proto: `HTTP/1.${head.versionMinor}`,
+      status: this.status,
+      duration_ms: Math.round(seconds * 1_000_000) / 1000,
+      route: this.route?.id ?? '-',
+      upstream: this.endpoint?.origin,
+      aborted: aborted ? true : undefined,
+      error: this.error,
+      user_agent: this.header('user-agent'),
+      // proxyLogFields reads only the request's socket.
+      proxy_protocol: proxyLogFields({ socket: this.conn.socket } as unknown as DownstreamRequest),
+    });
+  }
+
+  private header(name: string): string | undefined {
+    const raw = this.head.rawHeaders;
+    for (let i = 0; i < raw.length; i += 2) if (raw[i].length === name.length && raw[i].toLowerCase() === name) return raw[i + 1];
+    return undefined;
+  }
+}
+
+/** What the worker has at hand to make the fast path (ServeOptions and the worker's own parts). */
+export interface FastHttp1Setup {
+  readonly limits: ListenerLimits & { readonly upstreamTimeoutMs: number; readonly upstreamConnectTimeoutMs: number };
+  readonly log: Logger;
+  readonly accessLog: boolean;
+  readonly table: () => RoutingTable | undefined;
+  readonly decision: DecisionContext;
+  readonly realIp: RealIpConfig;
+  readonly handOff: (socket: net.Socket) => void;
+}
+
+/**
+ * The fast path with its own upstream pool: up to 256 connections per endpoint, idle ones kept
+ * 4 s (undici's defaults, which the node path uses), the configured connect timeout.
+ */
+export function createFastHttp1(s: FastHttp1Setup): FastHttp1Server & { closeIdleConnections(): void } {
+  const pool = new UpstreamSocketPool({ maxPerEndpoint: 256, idleTimeoutMs: 4000, connectTimeoutMs: s.limits.upstreamConnectTimeoutMs });
+  const server = new FastHttp1Server({ limits: s.limits, log: s.log, accessLog: s.accessLog, table: s.table, decision: s.decision, realIp: s.realIp, pool, upstreamTimeoutMs: s.limits.upstreamTimeoutMs, handOff: s.handOff });
+  const closeIdle = server.closeIdleConnections.bind(server);
+  // At shutdown: idle client connections close, and upstream connections once released.
+  server.closeIdleConnections = () => {
+    closeIdle();
+    pool.closeAll();
+  };
+  return server;
+}
