@@ -2,61 +2,13 @@
 // passes the Kubernetes schemas, the RBAC grants exactly what the controller calls, and the
 // controller's args parse with the CLI's own parser and agree with the ports and probes.
 
-import { spawnSync } from 'node:child_process';
-import { existsSync, readdirSync } from 'node:fs';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { parseAllDocuments } from 'yaml';
 import { KUBE_ACCESS } from '../controller/kube/resources.ts';
 import { INGRESS_CONTROLLER_NAME } from '../controller/ingress.ts';
 import { DEFAULT_GATEWAY_CONTROLLER } from '../controller/gateway/index.ts';
 import { applyConfigFile, parseServeOptions, type ServeOptions } from '../src/options.ts';
+import { find, HAVE_KUBECTL, render, TARGETS, workloads, type Obj } from './deploy-render.ts';
 import { validateManifest, type Manifest } from './deploy-validate.ts';
-
-const DEPLOY = fileURLToPath(new URL('../deploy/', import.meta.url));
-const OVERLAYS = join(DEPLOY, 'overlays');
-
-const kubectl = spawnSync('kubectl', ['version', '--client'], { encoding: 'utf8', timeout: 20_000 });
-const HAVE_KUBECTL = kubectl.status === 0;
-if (!HAVE_KUBECTL) console.warn('deploy tests skipped: kubectl (with its built-in kustomize) is not on PATH');
-
-/** Every kustomization: deploy/, each overlay, each example. */
-const TARGETS: string[] = [
-  '.',
-  ...(existsSync(OVERLAYS) ? readdirSync(OVERLAYS).map((d) => `overlays/${d}`) : []),
-  ...readdirSync(join(DEPLOY, 'examples')).map((d) => `examples/${d}`),
-].filter((d) => existsSync(join(DEPLOY, d, 'kustomization.yaml')));
-
-const rendered = new Map<string, Manifest[]>();
-function render(target: string): Manifest[] {
-  let objects = rendered.get(target);
-  if (objects === undefined) {
-    const r = spawnSync('kubectl', ['kustomize', join(DEPLOY, target)], { encoding: 'utf8', timeout: 60_000 });
-    if (r.status !== 0) throw new Error(`kubectl kustomize ${target} failed: ${r.stderr}`);
-    objects = parseAllDocuments(r.stdout).map((d) => {
-      if (d.errors.length > 0) throw new Error(`${target}: ${d.errors[0].message}`);
-      return d.toJS() as Manifest;
-    });
-    rendered.set(target, objects);
-  }
-  return objects;
-}
-
-const find = (objects: Manifest[], kind: string, name?: string): Manifest[] => objects.filter((o) => o.kind === kind && (name === undefined || o.metadata.name === name));
-
-type Obj = Record<string, any>;
-
-/** Portico's workload (Deployment or DaemonSet) in a rendering, with its pod spec and container. */
-function workloads(objects: Manifest[]): { o: Manifest; pod: Obj; c: Obj }[] {
-  return objects
-    .filter((o) => o.kind === 'Deployment' || o.kind === 'DaemonSet')
-    .map((o) => {
-      const pod = (o as Obj).spec.template.spec as Obj;
-      return { o, pod, c: (pod.containers as Obj[]).find((c) => c.name === 'portico') as Obj };
-    })
-    .filter((w) => w.c !== undefined);
-}
 
 /** The container's args through the CLI's own parser, with the env the pod gives it. */
 function parseArgs(w: { o: Manifest; c: Obj }): ServeOptions {

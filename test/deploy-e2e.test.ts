@@ -1,0 +1,142 @@
+// deploy/ end to end, as far as a machine without a cluster allows: `portico serve` runs with the
+// rendered Deployment's own args and downward-API env against the fake API server, holding the
+// objects deploy/ creates (namespace, classes, the published Service). It must become ready,
+// lead through the Lease the Role names, serve an Ingress and an HTTPRoute, and write their
+// status with the Service's address; and every request it made must be one the rendered RBAC
+// allows (checked request by request, apart from the KUBE_ACCESS comparison in deploy.test.ts).
+
+import { createServer, type Server } from 'node:http';
+import { request } from 'node:http';
+import { afterAll, describe, expect, it } from 'vitest';
+import { startFakeApiServer, type FakeApiServer } from './fake-apiserver/index.ts';
+import { endpointSlice, ingress, service } from './helpers/manifests.ts';
+import { launchPortico, waitFor, type LaunchedPortico } from './helpers/portico.ts';
+import { find, HAVE_KUBECTL, render, workloads, type Obj } from './deploy-render.ts';
+import type { Manifest } from './deploy-validate.ts';
+
+const GW = 'gateway.networking.k8s.io/v1';
+const LB_IP = '192.0.2.50';
+
+interface ApiCall {
+  verb: string;
+  group: string;
+  resource: string;
+  namespace?: string;
+  name?: string;
+}
+
+/** The RBAC view of one API request, or undefined for discovery (allowed to every authenticated client). */
+function apiCall(method: string, path: string, query: string): ApiCall | undefined {
+  const parts = path.split('/').filter(Boolean);
+  let group: string;
+  let rest: string[];
+  if (parts[0] === 'api' && parts.length >= 2) [group, rest] = ['', parts.slice(2)];
+  else if (parts[0] === 'apis' && parts.length >= 3) [group, rest] = [parts[1], parts.slice(3)];
+  else return undefined; // /api, /apis, /apis/<group>, /version, /openapi: non-resource discovery
+  if (rest.length === 0) return undefined; // /api/v1, /apis/<group>/<version>: discovery
+  let namespace: string | undefined;
+  if (rest[0] === 'namespaces' && rest.length >= 3) [namespace, rest] = [rest[1], rest.slice(2)];
+  const [res, name, sub] = rest;
+  const watch = /(^|&)watch=(true|1)(&|$)/.test(query);
+  const verb = { GET: name ? 'get' : watch ? 'watch' : 'list', POST: 'create', PUT: 'update', PATCH: 'patch', DELETE: name ? 'delete' : 'deletecollection' }[method] ?? method.toLowerCase();
+  return { verb, group, resource: sub ? `${res}/${sub}` : res, ...(namespace ? { namespace } : {}), ...(name ? { name } : {}) };
+}
+
+/** Whether a rule list grants the call (resourceNames honoured: they cannot match list, watch or create). */
+function allows(rules: Obj[], c: ApiCall): boolean {
+  return rules.some((r) =>
+    (r.apiGroups as string[]).includes(c.group) &&
+    (r.resources as string[]).includes(c.resource) &&
+    (r.verbs as string[]).includes(c.verb) &&
+    (r.resourceNames === undefined || (c.name !== undefined && (r.resourceNames as string[]).includes(c.name))),
+  );
+}
+
+function rulesFor(objects: Manifest[], sa: string, ns: string): { cluster: Obj[]; namespaced: Obj[] } {
+  const bound = (b: Manifest): boolean => ((b as Obj).subjects as Obj[]).some((s) => s.kind === 'ServiceAccount' && s.name === sa && s.namespace === ns);
+  const cluster = find(objects, 'ClusterRoleBinding').filter(bound).flatMap((b) => find(objects, 'ClusterRole', (b as Obj).roleRef.name).flatMap((r) => (r as Obj).rules as Obj[]));
+  const namespaced = find(objects, 'RoleBinding').filter((b) => bound(b) && b.metadata.namespace === ns).flatMap((b) => find(objects, 'Role', (b as Obj).roleRef.name).filter((r) => r.metadata.namespace === ns).flatMap((r) => (r as Obj).rules as Obj[]));
+  return { cluster, namespaced };
+}
+
+function get(port: number, host: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, path: '/', headers: { host }, timeout: 5000 }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (body += c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+describe.skipIf(!HAVE_KUBECTL)('deploy/ against the fake API server', () => {
+  let api: FakeApiServer | undefined;
+  let portico: LaunchedPortico | undefined;
+  let backend: Server | undefined;
+  afterAll(async () => {
+    await portico?.kill();
+    await api?.close();
+    await new Promise<void>((r) => (backend ? backend.close(() => r()) : r()));
+  });
+
+  it('runs with the Deployment\'s args, leads, serves and writes status, within the rendered RBAC', async () => {
+    const objects = render('.');
+    const [w] = workloads(objects);
+    const ns = w.o.metadata.namespace!;
+    api = await startFakeApiServer();
+
+    // What `kubectl apply -k deploy/` creates that the controller reads, as rendered.
+    for (const kind of ['Namespace', 'IngressClass', 'GatewayClass', 'Service']) for (const o of find(objects, kind)) api.create(o);
+    const published = find(objects, 'Service', 'portico')[0];
+    api.updateStatus({ ...published, status: { loadBalancer: { ingress: [{ ip: LB_IP }] } } });
+
+    backend = createServer((_req, res) => res.end('backend'));
+    await new Promise<void>((r) => backend!.listen(0, '127.0.0.1', () => r()));
+    const backendPort = (backend.address() as { port: number }).port;
+    api.create(service('web'));
+    api.create(endpointSlice('web', [`127.0.0.1:${backendPort}`]));
+    api.create(ingress('web', 'web.example', [{ path: '/', service: 'web' }]));
+
+    // The container's args as they are, but the listener ports: the test takes free loopback
+    // ones (launchPortico adds them) and the kubeconfig of the fake server instead of in-cluster.
+    const args = (w.c.args as string[]).slice(1).filter((a) => !/^--(http|https|admin)-port=/.test(a));
+    const env: Record<string, string> = {};
+    for (const e of w.c.env as Obj[]) {
+      const path = e.valueFrom?.fieldRef?.fieldPath as string;
+      env[e.name] = path === 'metadata.namespace' ? ns : path === 'metadata.name' ? 'portico-6d4b9c7f8-x2x9q' : (e.value as string);
+    }
+    portico = await launchPortico([...args, '--kubeconfig', api.kubeconfigPath], { workers: 1, env: { ...env, PORTICO_KUBE_TEST_TIMINGS: '20,200,300,100' } });
+    await portico.waitReady();
+
+    const electionId = /--election-id=(.+)/.exec(args.find((a) => a.startsWith('--election-id='))!)![1];
+    await waitFor('the Lease in Portico\'s namespace', () => api!.get('coordination.k8s.io/v1', 'Lease', ns, electionId)?.spec?.holderIdentity === env.POD_NAME, 15_000);
+    await waitFor('Ingress status with the published Service\'s address', () => api!.get('networking.k8s.io/v1', 'Ingress', 'default', 'web')?.status?.loadBalancer?.ingress?.[0]?.ip === LB_IP, 15_000);
+    await waitFor('the Ingress served', async () => (await get(portico!.httpPort, 'web.example')).body === 'backend', 10_000);
+
+    // Gateway API through the GatewayClass deploy/ installs.
+    const gatewayClass = find(objects, 'GatewayClass')[0].metadata.name;
+    api.create({ apiVersion: GW, kind: 'Gateway', metadata: { name: 'gw', namespace: 'default' }, spec: { gatewayClassName: gatewayClass, listeners: [{ name: 'http', port: portico.httpPort, protocol: 'HTTP' }] } });
+    api.create({ apiVersion: GW, kind: 'HTTPRoute', metadata: { name: 'r', namespace: 'default' }, spec: { parentRefs: [{ name: 'gw' }], hostnames: ['gw.example'], rules: [{ backendRefs: [{ name: 'web', port: 80 }] }] } });
+    await waitFor('the HTTPRoute served', async () => (await get(portico!.httpPort, 'gw.example')).body === 'backend', 10_000);
+    await waitFor('GatewayClass Accepted', () => api!.get(GW, 'GatewayClass', undefined, gatewayClass)?.status?.conditions?.some((c: Obj) => c.type === 'Accepted' && c.status === 'True'), 15_000);
+    await waitFor('Gateway status addresses', () => api!.get(GW, 'Gateway', 'default', 'gw')?.status?.addresses?.[0]?.value === LB_IP, 15_000);
+    await waitFor('HTTPRoute Accepted', () => api!.get(GW, 'HTTPRoute', 'default', 'r')?.status?.parents?.[0]?.conditions?.some((c: Obj) => c.type === 'Accepted' && c.status === 'True'), 15_000);
+
+    // A Lease renewal (every 2 s while leading) is part of what the RBAC must allow.
+    await waitFor('a Lease renewal', () => api!.requests.some((r) => r.method === 'PUT' && r.path.includes('/leases/')), 15_000);
+
+    // Every request it made is one the rendered RBAC allows.
+    const { cluster, namespaced } = rulesFor(objects, w.pod.serviceAccountName as string, ns);
+    const calls = api.requests.map((r) => apiCall(r.method, r.path, r.query)).filter((c): c is ApiCall => c !== undefined);
+    const denied = calls.filter((c) => !allows(cluster, c) && !(c.namespace === ns && allows(namespaced, c)));
+    expect(denied).toEqual([]);
+    // And it made the calls this test is about (so the check above is not vacuous).
+    const made = new Set(calls.map((c) => `${c.verb} ${c.resource}`));
+    for (const m of ['list ingresses', 'watch ingresses', 'watch endpointslices', 'list secrets', 'watch httproutes', 'patch ingresses/status', 'patch gateways/status', 'patch httproutes/status', 'create leases', 'update leases']) expect(made, m).toContain(m);
+    expect(calls.filter((c) => c.resource === 'leases').every((c) => c.namespace === ns)).toBe(true);
+  }, 90_000);
+});
