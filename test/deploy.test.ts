@@ -136,6 +136,34 @@ describe.skipIf(!HAVE_KUBECTL)('deploy/ kustomizations', () => {
     }
   });
 
+  // The Pod Security Standard each namespace declares (pod-security.kubernetes.io/enforce) is one
+  // its pods meet, so admission does not refuse them: the restricted and baseline rules that
+  // concern what these manifests set.
+  it.each(TARGETS)('%s: every pod meets its namespace\'s Pod Security Standard', (target) => {
+    const objects = render(target);
+    const SAFE_SYSCTLS = ['kernel.shm_rmid_forced', 'net.ipv4.ip_local_port_range', 'net.ipv4.ip_unprivileged_port_start', 'net.ipv4.tcp_syncookies', 'net.ipv4.ping_group_range'];
+    for (const o of objects.filter((x) => ['Deployment', 'DaemonSet', 'StatefulSet', 'Job'].includes(x.kind))) {
+      const level = find(objects, 'Namespace', o.metadata.namespace)[0]?.metadata.labels?.['pod-security.kubernetes.io/enforce'] ?? 'privileged';
+      if (level === 'privileged') continue;
+      const pod = (o as Obj).spec.template.spec as Obj;
+      const what = `${o.kind} ${o.metadata.namespace}/${o.metadata.name} (${level})`;
+      expect(pod.hostNetwork || pod.hostPID || pod.hostIPC, what).toBeFalsy();
+      for (const sc of (pod.securityContext?.sysctls ?? []) as Obj[]) expect(SAFE_SYSCTLS, what).toContain(sc.name);
+      for (const c of pod.containers as Obj[]) {
+        const sc = (c.securityContext ?? {}) as Obj;
+        expect(sc.privileged, what).toBeFalsy();
+        for (const p of (c.ports ?? []) as Obj[]) expect(p.hostPort, what).toBeUndefined();
+        if (level !== 'restricted') continue;
+        expect(sc.allowPrivilegeEscalation, what).toBe(false);
+        expect(sc.runAsNonRoot ?? pod.securityContext?.runAsNonRoot, what).toBe(true);
+        expect(sc.runAsUser ?? pod.securityContext?.runAsUser, what).not.toBe(0);
+        expect(sc.capabilities?.drop, what).toContain('ALL');
+        for (const cap of (sc.capabilities?.add ?? []) as string[]) expect(cap, what).toBe('NET_BIND_SERVICE');
+        expect(['RuntimeDefault', 'Localhost'], what).toContain(sc.seccompProfile?.type ?? pod.securityContext?.seccompProfile?.type);
+      }
+    }
+  });
+
   it('deploy/: the install the issue asks for', () => {
     const objects = render('.');
     expect(find(objects, 'Namespace', 'portico')).toHaveLength(1);
