@@ -9,6 +9,7 @@ import http from 'node:http';
 import http2 from 'node:http2';
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
+import client from 'prom-client';
 import type { Logger } from './log.ts';
 import { openConnections } from './metrics.ts';
 import type { RequestHandler } from './proxy.ts';
@@ -306,13 +307,65 @@ export function plainHttpServe(http1: ConnectionSink, h2c: http2.Http2Server, he
   };
 }
 
-export function listen(server: net.Server, port: number, host: string): Promise<void> {
+/**
+ * How a worker's listeners accept: `reuseport`, each worker binds its own socket with
+ * SO_REUSEPORT (exclusive, so the cluster primary never accepts) and the kernel spreads
+ * connections; `round-robin`, where the platform lacks SO_REUSEPORT, the primary accepts and
+ * hands connections to workers over IPC (cluster's default scheduling).
+ */
+export type ListenMode = 'reuseport' | 'round-robin';
+
+// Decided by the first listener of the process and kept for the others.
+let chosenMode: ListenMode | undefined;
+
+const listenModeGauge = new client.Gauge({
+  name: 'portico_listen_mode',
+  help: 'Listeners bound in each mode: reuseport (each worker its own SO_REUSEPORT socket) or round-robin (the primary accepts and hands connections over)',
+  labelNames: ['mode'] as const,
+});
+
+function chose(mode: ListenMode, server: net.Server): ListenMode {
+  chosenMode ??= mode;
+  listenModeGauge.labels(mode).inc();
+  server.once('close', () => listenModeGauge.labels(mode).dec());
+  return mode;
+}
+
+/** Errors by which listen() says the platform has no SO_REUSEPORT (Node raises them at bind). */
+function reusePortUnsupported(err: Error & { code?: string }): boolean {
+  return err.code === 'ENOTSUP' || err.code === 'EOPNOTSUPP' || err.code === 'ENOPROTOOPT' || err.code === 'ERR_INVALID_ARG_VALUE' || (err.code === 'EINVAL' && /reuse/i.test(err.message));
+}
+
+function listenOnce(server: net.Server, o: net.ListenOptions): Promise<void> {
   return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    // exclusive: this worker binds its own socket; reusePort: the kernel balances between them.
-    server.listen({ port, host, exclusive: true, reusePort: true, backlog: 4096 }, () => {
-      server.off('error', reject);
+    const onError = (err: Error) => reject(err);
+    server.once('error', onError);
+    server.listen(o, () => {
+      server.off('error', onError);
       resolve();
     });
   });
+}
+
+/**
+ * Binds a listener, with SO_REUSEPORT where the platform has it, else through the cluster
+ * primary; returns the mode used. `prefer` forces a mode (tests, and PORTICO_LISTEN_MODE).
+ */
+export async function listen(server: net.Server, port: number, host: string, prefer: ListenMode | undefined = envMode()): Promise<ListenMode> {
+  const mode = prefer ?? chosenMode ?? 'reuseport';
+  if (mode === 'reuseport') {
+    try {
+      await listenOnce(server, { port, host, exclusive: true, reusePort: true, backlog: 4096 });
+      return chose('reuseport', server);
+    } catch (err) {
+      if (!reusePortUnsupported(err as Error) || prefer === 'reuseport') throw err;
+    }
+  }
+  await listenOnce(server, { port, host, exclusive: false, backlog: 4096 });
+  return chose('round-robin', server);
+}
+
+function envMode(): ListenMode | undefined {
+  const v = process.env.PORTICO_LISTEN_MODE;
+  return v === 'reuseport' || v === 'round-robin' ? v : undefined;
 }
