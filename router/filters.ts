@@ -209,3 +209,37 @@ export function redirectLocation(r: CompiledRedirect, req: RedirectRequest): str
   const newPath = r.path !== undefined ? modifyPath(path, r.path) : path;
   return `${scheme}://${host}${port === defaultPort ? '' : `:${port}`}${newPath}${query}`;
 }
+
+/** Replaces the Host line of a flat header list (URLRewrite hostname). */
+function setHost(list: string[], host: string): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < list.length; i += 2) if (list[i].length !== 4 || list[i].toLowerCase() !== 'host') out.push(list[i], list[i + 1]);
+  out.push('host', host);
+  return out;
+}
+
+/**
+ * What goes upstream after a route's filters and then its chosen backend's: header edits, a
+ * rewritten Host and target. Returns the inputs themselves when there is nothing to do.
+ */
+export function applyRequestFilters(headers: string[], target: string, route: CompiledFilters | undefined, backend: CompiledFilters | undefined): { headers: string[]; target: string } {
+  let h = headers;
+  let t = target;
+  for (const f of [route, backend]) {
+    if (f === undefined) continue;
+    if (f.requestHeaders !== undefined) h = editHeaderList(h, f.requestHeaders);
+    if (f.rewrite !== undefined) {
+      if (f.rewrite.hostname !== undefined) h = setHost(h, f.rewrite.hostname);
+      if (f.rewrite.path !== undefined) t = rewriteTarget(t, f.rewrite.path);
+    }
+  }
+  return { headers: h, target: t };
+}
+
+/** Response headers after the route's ResponseHeaderModifier and then the chosen backend's. */
+export function applyResponseFilters(headers: HeaderRecord, route: CompiledFilters | undefined, backend: CompiledFilters | undefined): HeaderRecord {
+  let h = headers;
+  if (route?.responseHeaders !== undefined) h = editHeaderRecord(h, route.responseHeaders);
+  if (backend?.responseHeaders !== undefined) h = editHeaderRecord(h, backend.responseHeaders);
+  return h;
+}

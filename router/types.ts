@@ -89,6 +89,11 @@ export interface RouteIR {
   readonly backends: readonly WeightedBackendIR[];
   /** Upstream response-header timeout for this route, in milliseconds. */
   readonly timeoutMs?: number;
+  /**
+   * The whole exchange, from the request's arrival to the end of the response (Gateway API
+   * timeouts.request), in milliseconds: 504 when no response has started, else the response is cut.
+   */
+  readonly requestTimeoutMs?: number;
   /** Requests arriving over plain HTTP are redirected to HTTPS (308) instead of proxied. */
   readonly httpsRedirect?: boolean;
   /** Only clients (by real client IP) in these CIDRs are served; others get 403. */

@@ -6,8 +6,9 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import type { TLSSocket } from 'node:tls';
 import { Pool, type Dispatcher } from 'undici';
-import type { CompiledBackend, CompiledEndpoint, CompiledRoute, RoutingTable } from '../router/index.ts';
+import type { CompiledBackend, CompiledEndpoint, CompiledFilters, CompiledRoute, RoutingTable } from '../router/index.ts';
 import { pickEndpoint } from '../router/index.ts';
+import { applyRequestFilters, applyResponseFilters } from '../router/filters.ts';
 import { downstreamHeaders, upstreamHeaders, type ForwardedValues } from './forwarding.ts';
 import { getProxyInfo } from './realip/proxy-listener.ts';
 import type { Logger } from './log.ts';
@@ -134,6 +135,10 @@ function onResponseClose(this: TrackedResponse): void {
   this[kExchange]?.closed();
 }
 
+function onRequestDeadline(ex: Exchange): void {
+  ex.requestDeadline();
+}
+
 function onResponseDrain(this: TrackedResponse): void {
   this[kExchange]?.controller?.resume();
 }
@@ -168,6 +173,12 @@ class Exchange implements Dispatcher.DispatchHandler {
   held: Buffer | undefined;
   /** Response body bytes written to the client (for the response size metric). */
   bodyBytes = 0;
+  /** The upstream request target (the client's, or a URLRewrite's). */
+  target = '/';
+  backendFilters: CompiledFilters | undefined;
+  /** The route's whole-exchange timer (timeouts.request), if it has one. */
+  deadline: NodeJS.Timeout | undefined;
+  timedOut = false;
 
   constructor(ctx: ProxyContext, req: DownstreamRequest, res: DownstreamResponse) {
     this.ctx = ctx;
@@ -192,13 +203,31 @@ class Exchange implements Dispatcher.DispatchHandler {
     this.bodyBytes += sendError(this.res, d.status, d.message, d.location);
   }
 
-  proxy(route: CompiledRoute, backend: CompiledBackend, endpoint: CompiledEndpoint): void {
+  proxy(route: CompiledRoute, backend: CompiledBackend, endpoint: CompiledEndpoint, backendFilters?: CompiledFilters): void {
     this.route = route;
     this.backend = backend;
     this.endpoint = endpoint;
+    this.backendFilters = backendFilters;
     this.hasBody = hasRequestBody(this.req);
     this.headers = upstreamHeaders(this.req.rawHeaders, this.req.headers.connection, this.fwd);
+    this.target = this.req.url ?? '/';
+    // Gateway API filters (header edits, URLRewrite), compiled with the table.
+    if (route.filters !== undefined || backendFilters !== undefined) ({ headers: this.headers, target: this.target } = applyRequestFilters(this.headers, this.target, route.filters, backendFilters));
+    const limit = route.ir.requestTimeoutMs;
+    if (limit !== undefined) this.deadline = setTimeout(onRequestDeadline, Math.max(0, limit - (performance.now() - this.startedAt)), this);
     this.dispatch();
+  }
+
+  /** The route's timeouts.request ran out: 504 if nothing was answered yet, else the response is cut. */
+  requestDeadline(): void {
+    if (this.done) return;
+    this.done = true;
+    this.timedOut = true;
+    this.error = `timeouts.request (${this.route?.ir.requestTimeoutMs} ms) exceeded`;
+    upstreamErrors.labels('timeout').inc();
+    this.controller?.abort(new Error(this.error));
+    if (this.res.headersSent) this.res.destroy();
+    else this.bodyBytes += sendError(this.res, 504, 'gateway timeout: the route\'s request timeout ran out');
   }
 
   private dispatch(): void {
@@ -206,7 +235,7 @@ class Exchange implements Dispatcher.DispatchHandler {
     const timeout = this.route!.ir.timeoutMs ?? this.ctx.options.upstreamTimeoutMs;
     this.ctx.pools.get(this.endpoint!, this.backend!.protocol).dispatch(
       {
-        path: this.req.url ?? '/',
+        path: this.target,
         method: this.req.method ?? 'GET',
         headers: this.headers,
         body: this.hasBody ? this.req : null,
@@ -220,6 +249,7 @@ class Exchange implements Dispatcher.DispatchHandler {
 
   /** The client's response closed: finished, or the client went away mid-way. */
   closed(): void {
+    if (this.deadline !== undefined) clearTimeout(this.deadline);
     if (!this.done && this.controller !== undefined && !this.controller.aborted) {
       this.done = true;
       this.controller.abort(new Error('client closed the connection'));
@@ -275,6 +305,7 @@ class Exchange implements Dispatcher.DispatchHandler {
     this.bodyLeft = typeof cl === 'string' ? Number(cl) : -1;
     observeUpstreamLatency(this.route!, this.backend!, (performance.now() - this.sentAt) / 1000);
     if (responseGone(this.res)) return;
+    if (this.route!.filters?.responseHeaders !== undefined || this.backendFilters?.responseHeaders !== undefined) headers = applyResponseFilters(headers, this.route!.filters, this.backendFilters);
     try {
       // HTTP/2 has no reason phrase.
       if (isHttp2(this.req)) {
@@ -348,6 +379,7 @@ class Exchange implements Dispatcher.DispatchHandler {
   }
 
   onResponseError(_c: Dispatcher.DispatchController, err: Error & { code?: string }): void {
+    if (this.timedOut) return;
     if (this.done && responseGone(this.res)) return;
     const code = err.code ?? '';
     const connectFailure = CONNECT_ERRORS.has(code);
@@ -513,6 +545,6 @@ export function createRequestHandler(ctx: ProxyContext): RequestHandler {
     const d = decideRoute(ctx.table(), view, ex.fwd, ctx.decision);
     view.req = undefined;
     if (d.action === 'respond') return ex.respond(d);
-    ex.proxy(d.route, d.backend, d.endpoint);
+    ex.proxy(d.route, d.backend, d.endpoint, d.backendFilters);
   };
 }

@@ -4,8 +4,8 @@
 // reads the request through RouteRequest, not node:http's classes, and only decides: writing the
 // answer is the caller's.
 
-import type { CompiledBackend, CompiledEndpoint, CompiledRoute, RequestAttributes, RoutingTable } from '../router/index.ts';
-import { hostKey, normalizeHostname, pickBackend, pickEndpoint } from '../router/index.ts';
+import type { CompiledBackend, CompiledEndpoint, CompiledFilters, CompiledRoute, RequestAttributes, RoutingTable } from '../router/index.ts';
+import { hostKey, normalizeHostname, pickBackendRef, pickEndpoint, redirectLocation } from '../router/index.ts';
 import type { ForwardedValues } from './forwarding.ts';
 import { allowlistDenial } from './realip/allowlist.ts';
 
@@ -34,11 +34,13 @@ export interface ProxyDecision {
   readonly route: CompiledRoute;
   readonly backend: CompiledBackend;
   readonly endpoint: CompiledEndpoint;
+  /** The chosen backendRef's own filters (Gateway API), applied after the route's. */
+  readonly backendFilters: CompiledFilters | undefined;
 }
 
 export interface RespondDecision {
   readonly action: 'respond';
-  readonly status: 308 | 403 | 404 | 421 | 500 | 503;
+  readonly status: 301 | 302 | 303 | 307 | 308 | 403 | 404 | 421 | 500 | 503;
   /** Short plain-text body (a newline is added by the writer). */
   readonly message: string;
   /** The matched route, when one was; metrics and logs name it. */
@@ -86,7 +88,14 @@ export function decideRoute(table: RoutingTable | undefined, req: RouteRequest, 
   }
   const denied = allowlistDenial(route.ir, fwd);
   if (denied !== undefined) return respond(403, 'forbidden: your address is not allowed here', route, undefined, denied);
-  const backend = pickBackend(route);
+  // A Gateway API RequestRedirect: answered here, its Location from the route's frozen redirect.
+  const redirect = route.filters?.redirect;
+  if (redirect !== undefined) {
+    const location = redirectLocation(redirect, { scheme: fwd.proto === 'https' ? 'https' : 'http', host: normalizeHostname(host ?? ''), listenerPort: Number(fwd.port) || (fwd.proto === 'https' ? 443 : 80), target: req.target });
+    return respond(redirect.statusCode, `redirecting to ${location}`, route, undefined, undefined, location);
+  }
+  const ref = pickBackendRef(route);
+  const backend = ref?.backend;
   if (backend !== undefined && backend.errorStatus !== undefined) {
     const reason = backend.unavailableReason ?? 'the route has no usable backend';
     return respond(backend.errorStatus, `internal server error: ${reason}`, route, backend, reason);
@@ -96,5 +105,5 @@ export function decideRoute(table: RoutingTable | undefined, req: RouteRequest, 
     const reason = backend?.unavailableReason ?? 'no backend available';
     return respond(503, `service unavailable: ${reason}`, route, backend, reason);
   }
-  return { action: 'proxy', route, backend, endpoint };
+  return { action: 'proxy', route, backend, endpoint, backendFilters: ref?.filters };
 }

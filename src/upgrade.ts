@@ -8,6 +8,7 @@ import https from 'node:https';
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { CompiledBackend, CompiledRoute, RoutingTable } from '../router/index.ts';
+import { applyRequestFilters } from '../router/filters.ts';
 import { upstreamHeaders, type ForwardedValues } from './forwarding.ts';
 import type { Logger } from './log.ts';
 import { observeRequest, requestBytes, upstreamErrors } from './metrics.ts';
@@ -15,7 +16,7 @@ import { NodeRouteRequest, proxyLogFields } from './proxy.ts';
 import { checkTargetAndHost, unsupportedVersion } from './request-checks.ts';
 import { decideRoute, type DecisionContext } from './route-decision.ts';
 
-const REASONS: Record<number, string> = { 308: 'Permanent Redirect', 400: 'Bad Request', 403: 'Forbidden', 404: 'Not Found', 421: 'Misdirected Request', 500: 'Internal Server Error', 502: 'Bad Gateway', 503: 'Service Unavailable', 504: 'Gateway Timeout', 505: 'HTTP Version Not Supported' };
+const REASONS: Record<number, string> = { 301: 'Moved Permanently', 302: 'Found', 303: 'See Other', 307: 'Temporary Redirect', 308: 'Permanent Redirect', 400: 'Bad Request', 403: 'Forbidden', 404: 'Not Found', 421: 'Misdirected Request', 500: 'Internal Server Error', 502: 'Bad Gateway', 503: 'Service Unavailable', 504: 'Gateway Timeout', 505: 'HTTP Version Not Supported' };
 
 /** Answers and closes; returns the bytes written (for the response size metric). */
 function refuse(socket: Duplex, status: number, message: string, extra = ''): number {
@@ -83,12 +84,14 @@ export function createUpgradeHandler(ctx: UpgradeContext): (req: IncomingMessage
     // sends goes upstream before a 101: a refusal keeps the connection HTTP (RFC 9110 7.8), and a
     // client must not get a raw tunnel past routing, allowlists and header rules.
     const tlsUpstream = backend.protocol === 'https';
+    // Gateway API request filters (header edits, URLRewrite) apply to upgrades as to any request.
+    const sent = applyRequestFilters(upstreamHeaders(req.rawHeaders, req.headers.connection, fwd), req.url ?? '/', route.filters, d.backendFilters);
     const upstreamRequest = (tlsUpstream ? https : http).request({
       host: endpoint.address,
       port: endpoint.port,
       method: req.method,
-      path: req.url,
-      headers: [...upstreamHeaders(req.rawHeaders, req.headers.connection, fwd), 'Connection', 'Upgrade', 'Upgrade', req.headers.upgrade ?? ''],
+      path: sent.target,
+      headers: [...sent.headers, 'Connection', 'Upgrade', 'Upgrade', req.headers.upgrade ?? ''],
       setHost: false,
       agent: false,
       ...(tlsUpstream ? { servername: net.isIP(endpoint.address) ? undefined : endpoint.address, rejectUnauthorized: false, ALPNProtocols: ['http/1.1'] } : {}),

@@ -3,11 +3,12 @@
 // A rule Portico cannot serve exactly as written (a filter the data path does not apply yet, an
 // unsafe regular expression) is dropped and reported, never served half-way.
 
-import type { RouteIR, ValueMatchIR, WeightedBackendIR } from '../../router/types.ts';
+import type { FiltersIR, RouteIR, ValueMatchIR, WeightedBackendIR } from '../../router/types.ts';
 import { unsafeRegexReason } from '../../router/regex.ts';
 import type { BackendIndex } from '../backends.ts';
 import { asArray, asRecord, asString, type KubeObject } from '../objects.ts';
 import { cond, type ConditionInput } from './conditions.ts';
+import { parseFilters } from './filters.ts';
 import { intersectHostnames, validGatewayHostname } from './hostnames.ts';
 import type { GatewayModel, ListenerModel } from './gateways.ts';
 import { GATEWAY_GROUP, type ReferenceGrants } from './refs.ts';
@@ -28,7 +29,9 @@ interface RuleSpec {
   index: number;
   matches: MatchSpec[];
   backends: WeightedBackendIR[];
+  filters?: FiltersIR;
   timeoutMs?: number;
+  requestTimeoutMs?: number;
 }
 
 export interface RouteEntry {
@@ -119,7 +122,7 @@ interface RefOutcome {
 }
 
 /** Resolves a rule's backendRefs; unresolvable ones become 500 backends with their share of weight. */
-function resolveBackends(route: KubeObject, rule: Record<string, unknown>, index: BackendIndex, grants: ReferenceGrants, sink: BackendSink, outcomes: RefOutcome[]): WeightedBackendIR[] {
+function resolveBackends(route: KubeObject, rule: Record<string, unknown>, index: BackendIndex, grants: ReferenceGrants, sink: BackendSink, outcomes: RefOutcome[], prefixes: (string | undefined)[], errors: string[], notes: string[]): WeightedBackendIR[] {
   const ns = route.metadata.namespace ?? 'default';
   const out: WeightedBackendIR[] = [];
   const failed = (key: string, reason: RefOutcome['reason'], message: string, weight: number): void => {
@@ -137,6 +140,21 @@ function resolveBackends(route: KubeObject, rule: Record<string, unknown>, index
     const port = typeof b.port === 'number' && Number.isInteger(b.port) && b.port > 0 && b.port < 65536 ? b.port : undefined;
     const weight = b.weight === undefined ? 1 : typeof b.weight === 'number' && Number.isInteger(b.weight) && b.weight >= 0 && b.weight <= 1_000_000 ? b.weight : 1;
     const label = `${refNs}/${name}${port !== undefined ? ':' + port : ''}`;
+    const parsed = parseFilters(b.filters, 'backendRef', prefixes);
+    if (parsed.errors.length > 0) {
+      errors.push(...parsed.errors.map((e) => `backendRef ${label}: ${e}`));
+      continue;
+    }
+    if (parsed.unsupported.length > 0) {
+      // Forwarding without the filter would serve as if it were not there: this share answers 500.
+      const message = `backendRef ${label}: filter ${parsed.unsupported.join(', ')} is not supported by Portico; its share of requests is answered 500`;
+      notes.push(message);
+      const k = `!500 HTTPRoute/${ns}/${route.metadata.name} unsupported filter on ${label}`;
+      sink.addBackend(k, { name: k, protocol: 'http', endpoints: [], unavailableReason: message, errorStatus: 500 });
+      out.push({ backend: k, weight });
+      continue;
+    }
+    const filters = parsed.filters;
     if (group !== '' || kind !== 'Service') failed(`${group}/${kind} ${label}`, 'InvalidKind', `backendRef ${group || 'core'}/${kind} ${label}: only Services are supported`, weight);
     else if (!grants.permits({ group: GATEWAY_GROUP, kind: 'HTTPRoute', namespace: ns }, { group: '', kind: 'Service', namespace: refNs, name })) failed(label, 'RefNotPermitted', `Service ${label} is in another namespace and no ReferenceGrant there allows it`, weight);
     else if (port === undefined) failed(label, 'BackendNotFound', `backendRef Service ${label} needs a port`, weight);
@@ -146,7 +164,7 @@ function resolveBackends(route: KubeObject, rule: Record<string, unknown>, index
       else {
         const resolved = index.resolve(refNs, name, { number: port });
         sink.addBackend(resolved.key, resolved.backend);
-        out.push({ backend: resolved.key, weight });
+        out.push({ backend: resolved.key, weight, ...(filters ? { filters } : {}) });
       }
     }
   }
@@ -159,40 +177,64 @@ function resolveBackends(route: KubeObject, rule: Record<string, unknown>, index
   return out;
 }
 
-function parseRules(route: KubeObject, index: BackendIndex, grants: ReferenceGrants, sink: BackendSink): { rules: RuleSpec[]; dropped: string[]; outcomes: RefOutcome[] } {
+function ruleTimeouts(rule: Record<string, unknown>, errors: string[]): { timeoutMs?: number; requestTimeoutMs?: number } {
+  const timeouts = asRecord(rule.timeouts);
+  const parse = (field: 'request' | 'backendRequest'): number | undefined => {
+    if (timeouts[field] === undefined) return undefined;
+    const ms = durationMs(asString(timeouts[field]) ?? '');
+    if (ms === undefined) errors.push(`timeouts.${field} ${JSON.stringify(timeouts[field])} is not a duration (as 500ms, 10s, 1m)`);
+    return ms;
+  };
+  const request = parse('request');
+  const backend = parse('backendRequest');
+  // "0s" disables the route's timeout; Portico's --upstream-timeout still bounds the wait for
+  // response headers.
+  if (request !== undefined && request > 0 && backend !== undefined && backend > request) errors.push(`timeouts.backendRequest (${backend} ms) must not exceed timeouts.request (${request} ms)`);
+  return { ...(backend ? { timeoutMs: backend } : {}), ...(request ? { requestTimeoutMs: request } : {}) };
+}
+
+function parseRules(route: KubeObject, index: BackendIndex, grants: ReferenceGrants, sink: BackendSink): { rules: RuleSpec[]; dropped: string[]; notes: string[]; outcomes: RefOutcome[] } {
   const rules: RuleSpec[] = [];
   const dropped: string[] = [];
+  const notes: string[] = [];
   const outcomes: RefOutcome[] = [];
   asArray(asRecord(route.spec).rules).forEach((raw, i) => {
     const rule = asRecord(raw);
     const label = `rule ${i}${asString(rule.name) ? ` (${asString(rule.name)})` : ''}`;
     const errors: string[] = [];
-    const filters = [...asArray(rule.filters), ...asArray(rule.backendRefs).flatMap((b) => asArray(asRecord(b).filters))];
-    const types = [...new Set(filters.map((f) => asString(asRecord(f).type) ?? '(no type)'))];
-    if (types.length > 0) errors.push(`filter ${types.join(', ')} is not applied by Portico's data path yet`);
     for (const field of ['sessionPersistence', 'retry']) if (rule[field] !== undefined) errors.push(`${field} is not supported`);
-    let timeoutMs: number | undefined;
-    const timeouts = asRecord(rule.timeouts);
-    if (timeouts.request !== undefined) errors.push('timeouts.request is not supported yet');
-    if (timeouts.backendRequest !== undefined) {
-      const ms = durationMs(asString(timeouts.backendRequest) ?? '');
-      if (ms === undefined || ms === 0) errors.push(`timeouts.backendRequest ${JSON.stringify(timeouts.backendRequest)}: only a positive duration is supported`);
-      else timeoutMs = ms;
-    }
+    const timeouts = ruleTimeouts(rule, errors);
     const rawMatches = rule.matches === undefined ? [{}] : asArray(rule.matches);
     const matches: MatchSpec[] = [];
     for (const m of rawMatches) {
       const parsed = parseMatch(asRecord(m), errors);
       if (parsed !== undefined) matches.push(parsed);
     }
+    const prefixes = matches.map((m) => (m.pathType === 'Prefix' ? m.path : undefined));
+    const parsed = parseFilters(rule.filters, 'rule', prefixes);
+    errors.push(...parsed.errors);
+    const hasBackendRefs = asArray(rule.backendRefs).length > 0;
+    if (parsed.filters?.redirect !== undefined && hasBackendRefs) errors.push('RequestRedirect cannot be combined with backendRefs');
+    const ruleNotes: string[] = [];
+    const backends = errors.length > 0 || parsed.filters?.redirect !== undefined ? [] : resolveBackends(route, rule, index, grants, sink, outcomes, prefixes, errors, ruleNotes);
     if (errors.length > 0) {
       dropped.push(`${label}: ${errors.join('; ')}`);
       return;
     }
-    const backends = resolveBackends(route, rule, index, grants, sink, outcomes);
-    rules.push({ index: i, matches, backends, ...(timeoutMs !== undefined ? { timeoutMs } : {}) });
+    if (parsed.unsupported.length > 0) {
+      // Serving the rule without the filter would be serving it as if the filter were not
+      // there; dropping it would let a less specific rule take its requests. It answers 500.
+      const message = `${label}: filter ${parsed.unsupported.join(', ')} is not supported by Portico; its requests are answered 500`;
+      notes.push(message);
+      const k = `!500 HTTPRoute/${route.metadata.namespace ?? 'default'}/${route.metadata.name}#${i} unsupported filter`;
+      sink.addBackend(k, { name: k, protocol: 'http', endpoints: [], unavailableReason: message, errorStatus: 500 });
+      rules.push({ index: i, matches, backends: [{ backend: k, weight: 1 }] });
+      return;
+    }
+    notes.push(...ruleNotes.map((n) => `${label}: ${n}`));
+    rules.push({ index: i, matches, backends, ...(parsed.filters ? { filters: parsed.filters } : {}), ...timeouts });
   });
-  return { rules, dropped, outcomes };
+  return { rules, dropped, notes, outcomes };
 }
 
 /** Evaluates one HTTPRoute against Portico's Gateways. */
@@ -200,7 +242,7 @@ export function translateHTTPRoute(route: KubeObject, gateways: ReadonlyMap<stri
   const ns = route.metadata.namespace ?? 'default';
   const spec = asRecord(route.spec);
   const hostnames = asArray(spec.hostnames).filter((h): h is string => typeof h === 'string').map((h) => h.toLowerCase()).filter(validGatewayHostname);
-  const { rules, dropped, outcomes } = parseRules(route, index, grants, sink);
+  const { rules, dropped, notes, outcomes } = parseRules(route, index, grants, sink);
   const failedRef = outcomes.find((o) => o.reason !== undefined);
   const resolvedRefs = failedRef === undefined ? cond('ResolvedRefs', true, 'ResolvedRefs') : cond('ResolvedRefs', false, failedRef.reason!, outcomes.filter((o) => o.reason).map((o) => o.message).join('; '));
 
@@ -219,7 +261,10 @@ export function translateHTTPRoute(route: KubeObject, gateways: ReadonlyMap<stri
     const sectionName = asString(p.sectionName);
     const port = typeof p.port === 'number' ? p.port : undefined;
     const parentRef = { group, kind, namespace: pns, name, ...(sectionName !== undefined ? { sectionName } : {}), ...(port !== undefined ? { port } : {}) };
-    const conditions = (accepted: ConditionInput): ConditionInput[] => [accepted, resolvedRefs, ...(accepted.status === 'True' && dropped.length > 0 ? [cond('PartiallyInvalid', true, 'UnsupportedValue', `Dropped Rule: ${dropped.join(' | ')}`)] : [])];
+    // PartiallyInvalid's message must start "Dropped Rule": rules refused, and rules (or backend
+    // shares) answering 500 because a filter is not supported.
+    const invalid = [...dropped, ...notes];
+    const conditions = (accepted: ConditionInput): ConditionInput[] => [accepted, resolvedRefs, ...(accepted.status === 'True' && invalid.length > 0 ? [cond('PartiallyInvalid', true, 'UnsupportedValue', `Dropped Rule: ${invalid.join(' | ')}`)] : [])];
 
     const candidates = gw.listeners.filter((l) => (sectionName === undefined || l.name === sectionName) && (port === undefined || l.port === port));
     if (candidates.length === 0) {
@@ -265,8 +310,10 @@ export function translateHTTPRoute(route: KubeObject, gateways: ReadonlyMap<stri
                 ...(m.method ? { method: m.method } : {}),
                 ...(m.headers ? { headers: m.headers } : {}),
                 ...(m.queryParams ? { queryParams: m.queryParams } : {}),
+                ...(rule.filters ? { filters: rule.filters } : {}),
                 backends: rule.backends,
                 ...(rule.timeoutMs !== undefined ? { timeoutMs: rule.timeoutMs } : {}),
+                ...(rule.requestTimeoutMs !== undefined ? { requestTimeoutMs: rule.requestTimeoutMs } : {}),
                 source: { kind: 'HTTPRoute', namespace: ns, name: route.metadata.name },
               },
             });

@@ -1,0 +1,125 @@
+// HTTPRoute filters -> typed FiltersIR. What Portico applies: RequestHeaderModifier,
+// ResponseHeaderModifier, RequestRedirect, URLRewrite (rules), and the header modifiers and
+// URLRewrite on backendRefs. What it does not (RequestMirror, CORS, ExtensionRef, anything else)
+// is reported by the caller and never skipped silently: skipping a mirror or an auth extension
+// would serve the request as if the filter were not there.
+
+import { compileFilters, FilterError } from '../../router/filters.ts';
+import type { FiltersIR, HeaderModifierIR, HeaderValueIR, PathModifierIR, RedirectIR, RewriteIR } from '../../router/types.ts';
+import { asArray, asRecord, asString } from '../objects.ts';
+
+export interface ParsedFilters {
+  readonly filters: FiltersIR | undefined;
+  /** Filter types Portico does not apply (the rule then answers 500). */
+  readonly unsupported: string[];
+  /** Invalid configuration (the rule is dropped). */
+  readonly errors: string[];
+}
+
+function headerModifier(raw: unknown, errors: string[], what: string): HeaderModifierIR | undefined {
+  const m = asRecord(raw);
+  const list = (field: 'set' | 'add'): HeaderValueIR[] => {
+    const out: HeaderValueIR[] = [];
+    const seen = new Set<string>();
+    for (const h of asArray(m[field])) {
+      const r = asRecord(h);
+      const name = asString(r.name) ?? '';
+      const value = typeof r.value === 'string' ? r.value : '';
+      // Names are unique case-insensitively (the spec); the first one counts.
+      if (seen.has(name.toLowerCase())) continue;
+      seen.add(name.toLowerCase());
+      out.push({ name, value });
+    }
+    return out;
+  };
+  const set = list('set');
+  const add = list('add');
+  const remove = [...new Set(asArray(m.remove).filter((v): v is string => typeof v === 'string'))];
+  if (set.length + add.length + remove.length === 0) {
+    errors.push(`${what} sets, adds and removes nothing`);
+    return undefined;
+  }
+  return { ...(set.length ? { set } : {}), ...(add.length ? { add } : {}), ...(remove.length ? { remove } : {}) };
+}
+
+function pathModifier(raw: unknown, errors: string[], what: string): PathModifierIR | undefined {
+  if (raw === undefined || raw === null) return undefined;
+  const p = asRecord(raw);
+  const type = asString(p.type);
+  if (type === 'ReplaceFullPath') {
+    const value = asString(p.replaceFullPath);
+    if (value === undefined) errors.push(`${what}: ReplaceFullPath needs replaceFullPath`);
+    else return { type, value };
+  } else if (type === 'ReplacePrefixMatch') {
+    const value = asString(p.replacePrefixMatch);
+    if (value === undefined) errors.push(`${what}: ReplacePrefixMatch needs replacePrefixMatch`);
+    else return { type, value };
+  } else errors.push(`${what}: path type ${type ?? '(none)'} is not ReplaceFullPath or ReplacePrefixMatch`);
+  return undefined;
+}
+
+const STATUS = new Set([301, 302, 303, 307, 308]);
+
+function redirect(raw: unknown, errors: string[]): RedirectIR | undefined {
+  const r = asRecord(raw);
+  const before = errors.length;
+  const scheme = asString(r.scheme);
+  if (scheme !== undefined && scheme !== 'http' && scheme !== 'https') errors.push(`RequestRedirect scheme ${scheme} is not http or https`);
+  const statusCode = r.statusCode === undefined ? 302 : r.statusCode;
+  if (typeof statusCode !== 'number' || !STATUS.has(statusCode)) errors.push(`RequestRedirect statusCode ${JSON.stringify(r.statusCode)} is not 301, 302, 303, 307 or 308`);
+  const port = r.port;
+  if (port !== undefined && !(typeof port === 'number' && Number.isInteger(port) && port >= 1 && port <= 65535)) errors.push(`RequestRedirect port ${JSON.stringify(port)} is not 1-65535`);
+  const hostname = asString(r.hostname);
+  const path = pathModifier(r.path, errors, 'RequestRedirect');
+  if (errors.length > before) return undefined;
+  return { ...(scheme ? { scheme: scheme as 'http' | 'https' } : {}), ...(hostname ? { hostname } : {}), ...(typeof port === 'number' ? { port } : {}), ...(path ? { path } : {}), statusCode: statusCode as RedirectIR['statusCode'] };
+}
+
+function rewrite(raw: unknown, errors: string[]): RewriteIR | undefined {
+  const r = asRecord(raw);
+  const hostname = asString(r.hostname);
+  const path = pathModifier(r.path, errors, 'URLRewrite');
+  if (hostname === undefined && path === undefined) return undefined;
+  return { ...(hostname ? { hostname } : {}), ...(path ? { path } : {}) };
+}
+
+/**
+ * Parses a list of filters. `level` says where they sit: on a rule, or on a backendRef (no
+ * redirect there in Portico). `prefixes`: the rule's matches as the compiler will see them (a
+ * ReplacePrefixMatch needs every one to be a PathPrefix). The result is checked by compiling it
+ * with each prefix, so the table compile never fails on it.
+ */
+export function parseFilters(list: unknown, level: 'rule' | 'backendRef', prefixes: readonly (string | undefined)[]): ParsedFilters {
+  const errors: string[] = [];
+  const unsupported: string[] = [];
+  const out: { requestHeaders?: HeaderModifierIR; responseHeaders?: HeaderModifierIR; redirect?: RedirectIR; rewrite?: RewriteIR } = {};
+  const seen = new Set<string>();
+  for (const raw of asArray(list)) {
+    const f = asRecord(raw);
+    const type = asString(f.type) ?? '(no type)';
+    if (seen.has(type) && type !== 'RequestMirror') {
+      errors.push(`filter ${type} appears more than once`);
+      continue;
+    }
+    seen.add(type);
+    if (type === 'RequestHeaderModifier') out.requestHeaders = headerModifier(f.requestHeaderModifier, errors, type);
+    else if (type === 'ResponseHeaderModifier') out.responseHeaders = headerModifier(f.responseHeaderModifier, errors, type);
+    else if (type === 'RequestRedirect' && level === 'rule') out.redirect = redirect(f.requestRedirect, errors);
+    else if (type === 'URLRewrite') out.rewrite = rewrite(f.urlRewrite, errors);
+    else unsupported.push(type === 'ExtensionRef' ? `ExtensionRef ${asString(asRecord(f.extensionRef).kind) ?? ''}/${asString(asRecord(f.extensionRef).name) ?? ''}` : level === 'backendRef' && type === 'RequestRedirect' ? 'RequestRedirect on a backendRef' : type);
+  }
+  if (out.redirect !== undefined && out.rewrite !== undefined) errors.push('RequestRedirect and URLRewrite cannot be combined');
+  const filters: FiltersIR | undefined = Object.keys(out).length > 0 ? out : undefined;
+  if (filters !== undefined && errors.length === 0) {
+    for (const prefix of prefixes) {
+      try {
+        compileFilters(filters, prefix);
+      } catch (err) {
+        if (!(err instanceof FilterError)) throw err;
+        errors.push(prefix === undefined && /ReplacePrefixMatch/.test(err.message) ? 'ReplacePrefixMatch needs every match of the rule to be a PathPrefix' : err.message);
+        break;
+      }
+    }
+  }
+  return { filters: errors.length === 0 ? filters : undefined, unsupported: [...new Set(unsupported)], errors };
+}
