@@ -4,7 +4,7 @@
 // interfere; status is read from the admin `GET /status`.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startPortico, waitFor, type Portico } from './helpers/portico.ts';
-import { condition, gateway, gatewayClass, httpRoute, namespace, ref, send, serviceFor, startEchoPod, statusOf, toYaml, who, type EchoPod, type Obj } from './gateway-helpers.ts';
+import { condition, gateway, gatewayClass, httpRoute, namespace, ref, referenceGrant, send, serviceFor, startEchoPod, statusOf, toYaml, who, type EchoPod, type Obj } from './gateway-helpers.ts';
 
 let portico: Portico;
 const pods: EchoPod[] = [];
@@ -90,6 +90,18 @@ beforeAll(async () => {
     // Route authors' regular expressions: one refused (exponential), one the subset admits but
     // that is cubic on a backtracking engine.
     httpRoute('regex', onGw(['regex.test'], [rule('v1', p('RegularExpression', '/a*a*a*b')), rule('v2', p('RegularExpression', '/(a+)+$')), rule('v3', p('PathPrefix', '/ok'))])),
+    // Unresolvable backendRefs answer 500 (for their share); a rule without backendRefs too.
+    httpRoute('refs', onGw(['refs.test'], [
+      rule('nonexistent', p('PathPrefix', '/missing')),
+      { matches: [p('PathPrefix', '/kind')], backendRefs: [{ group: 'unknownkind.example.com', kind: 'NonExistent', name: 'x' }] },
+      { matches: [p('PathPrefix', '/cross')], backendRefs: [ref('web-backend', { namespace: 'web' })] },
+      { matches: [p('Exact', '/none')] },
+      { matches: [p('Exact', '/empty')], backendRefs: [] },
+      { matches: [p('PathPrefix', '/half')], backendRefs: [ref('nonexistent'), ref('v1')] },
+      rule('v1', p('PathPrefix', '/ok')),
+    ])),
+    // HTTPRouteReferenceGrant: traffic follows the grant (written and removed by the test).
+    httpRoute('granted', onGw(['grant.test'], [{ backendRefs: [ref('web-backend', { namespace: 'web' })] }])),
     // HTTPRouteWeight
     httpRoute('weights', onGw(['weights.test'], [{ backendRefs: [ref('v1', { weight: 70 }), ref('v2', { weight: 30 }), ref('v3', { weight: 0 })] }])),
   ));
@@ -240,6 +252,53 @@ describe('regular expressions from route authors', () => {
   });
 });
 
+describe('backendRefs that cannot be resolved', () => {
+  it('answer 500, for their share of the weight; status says why', async () => {
+    await table('refs.test', [['/missing', '500'], ['/kind', '500'], ['/cross', '500'], ['/none', '500'], ['/empty', '500'], ['/ok', 'infra/v1']]);
+    const counts: Record<string, number> = {};
+    for (let i = 0; i < 200; i++) {
+      const w = await who(port, 'refs.test', '/half');
+      counts[w] = (counts[w] ?? 0) + 1;
+    }
+    expect(Object.keys(counts).sort()).toEqual(['500', 'infra/v1']);
+    expect(Math.abs(counts['500'] / 200 - 0.5)).toBeLessThanOrEqual(0.12);
+    const { items } = await portico.json<{ items: any[] }>('/status');
+    const conds = statusOf(items, 'HTTPRoute', 'infra', 'refs').parents[0].conditions;
+    expect(condition(conds, 'Accepted')).toMatchObject({ status: 'True', reason: 'Accepted' });
+    const resolved = condition(conds, 'ResolvedRefs')!;
+    expect(resolved).toMatchObject({ status: 'False', reason: 'BackendNotFound' });
+    expect(resolved.message).toContain('nonexistent');
+    expect(resolved.message).toContain('NonExistent');
+    expect(resolved.message).toContain('ReferenceGrant');
+  });
+
+  it('a ReferenceGrant changes traffic, not only status: granted 200 from the other namespace, revoked 500', async () => {
+    const routeStatus = async () => condition(statusOf((await portico.json<{ items: any[] }>('/status')).items, 'HTTPRoute', 'infra', 'granted').parents[0].conditions, 'ResolvedRefs');
+    expect(await who(port, 'grant.test', '/')).toBe('500');
+    expect(await routeStatus()).toMatchObject({ status: 'False', reason: 'RefNotPermitted' });
+    // Grants that are wrong in one field each admit nothing.
+    const from = { group: 'gateway.networking.k8s.io', kind: 'HTTPRoute', namespace: 'infra' };
+    const to = { group: '', kind: 'Service', name: 'web-backend' };
+    portico.write('grant.yaml', toYaml(
+      referenceGrant('in-route-namespace', 'infra', [from], [to]),
+      referenceGrant('wrong-from-kind', 'web', [{ ...from, kind: 'Gateway' }], [to]),
+      referenceGrant('wrong-from-namespace', 'web', [{ ...from, namespace: 'other' }], [to]),
+      referenceGrant('wrong-to-kind', 'web', [from], [{ ...to, kind: 'Secret' }]),
+      referenceGrant('wrong-to-name', 'web', [from], [{ ...to, name: 'other' }]),
+      // Written with the grants: once it answers, they have been read.
+      httpRoute('marker', onGw(['marker.test'], [rule('v1')])),
+    ));
+    await waitFor('the wrong grants are read', async () => (await who(port, 'marker.test', '/')) === 'infra/v1');
+    expect(await who(port, 'grant.test', '/')).toBe('500');
+    portico.write('grant.yaml', toYaml(referenceGrant('allow', 'web', [from], [to])));
+    await waitFor('grant applied', async () => (await who(port, 'grant.test', '/')) === 'web/web-backend');
+    expect(await routeStatus()).toMatchObject({ status: 'True', reason: 'ResolvedRefs' });
+    portico.remove('grant.yaml');
+    await waitFor('grant revoked', async () => (await who(port, 'grant.test', '/')) === '500');
+    expect(await routeStatus()).toMatchObject({ status: 'False', reason: 'RefNotPermitted' });
+  });
+});
+
 describe('status at GET /status', () => {
   it('Gateway, listeners and routes carry the spec conditions; attachedRoutes counts accepted routes only', async () => {
     const { items } = await portico.json<{ items: any[] }>('/status');
@@ -253,7 +312,7 @@ describe('status at GET /status', () => {
     }
     expect(listener('specific').attachedRoutes).toBe(2); // s1, s3
     expect(listener('wild').attachedRoutes).toBe(1); // s2
-    expect(listener('http').attachedRoutes).toBe(17); // every route on sectionName http
+    expect(listener('http').attachedRoutes).toBe(19); // every route on sectionName http
     const ok = statusOf(items, 'HTTPRoute', 'infra', 's1');
     expect(ok.parents).toHaveLength(1);
     expect(ok.parents[0]).toMatchObject({ parentRef: { group: 'gateway.networking.k8s.io', kind: 'Gateway', namespace: 'infra', name: 'gw', sectionName: 'specific' }, controllerName: 'portico.dev/gateway-controller' });
