@@ -306,7 +306,7 @@ describe('status at GET /status', () => {
     expect(condition(gw.conditions, 'Accepted')).toMatchObject({ status: 'True', reason: 'Accepted', observedGeneration: 1 });
     expect(condition(gw.conditions, 'Programmed')).toMatchObject({ status: 'True', reason: 'Programmed' });
     const listener = (name: string) => gw.listeners.find((l: any) => l.name === name);
-    expect(listener('http').supportedKinds).toEqual([{ group: 'gateway.networking.k8s.io', kind: 'HTTPRoute' }]);
+    expect(listener('http').supportedKinds).toEqual([{ group: 'gateway.networking.k8s.io', kind: 'HTTPRoute' }, { group: 'gateway.networking.k8s.io', kind: 'GRPCRoute' }]);
     for (const name of ['http', 'specific', 'wild']) {
       for (const type of ['Accepted', 'Programmed', 'ResolvedRefs']) expect(condition(listener(name).conditions, type)?.status, `${name} ${type}`).toBe('True');
     }

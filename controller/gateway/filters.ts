@@ -89,7 +89,7 @@ function rewrite(raw: unknown, errors: string[]): RewriteIR | undefined {
  * ReplacePrefixMatch needs every one to be a PathPrefix). The result is checked by compiling it
  * with each prefix, so the table compile never fails on it.
  */
-export function parseFilters(list: unknown, level: 'rule' | 'backendRef', prefixes: readonly (string | undefined)[]): ParsedFilters {
+export function parseFilters(list: unknown, level: 'rule' | 'backendRef', prefixes: readonly (string | undefined)[], kind = 'HTTPRoute'): ParsedFilters {
   const errors: string[] = [];
   const unsupported: string[] = [];
   const out: { requestHeaders?: HeaderModifierIR; responseHeaders?: HeaderModifierIR; redirect?: RedirectIR; rewrite?: RewriteIR } = {};
@@ -102,7 +102,9 @@ export function parseFilters(list: unknown, level: 'rule' | 'backendRef', prefix
       continue;
     }
     seen.add(type);
-    if (type === 'RequestHeaderModifier') out.requestHeaders = headerModifier(f.requestHeaderModifier, errors, type);
+    // GRPCRoute filters are the header modifiers, RequestMirror and ExtensionRef.
+    if (kind === 'GRPCRoute' && (type === 'RequestRedirect' || type === 'URLRewrite' || type === 'CORS')) errors.push(`filter ${type} is not a GRPCRoute filter`);
+    else if (type === 'RequestHeaderModifier') out.requestHeaders = headerModifier(f.requestHeaderModifier, errors, type);
     else if (type === 'ResponseHeaderModifier') out.responseHeaders = headerModifier(f.responseHeaderModifier, errors, type);
     else if (type === 'RequestRedirect' && level === 'rule') out.redirect = redirect(f.requestRedirect, errors);
     else if (type === 'URLRewrite') out.rewrite = rewrite(f.urlRewrite, errors);

@@ -17,7 +17,7 @@ export interface RouteKind {
 }
 
 /** Route kinds Portico serves per listener protocol. */
-const SERVED_KINDS: Record<string, readonly string[]> = { HTTP: ['HTTPRoute'], HTTPS: ['HTTPRoute'] };
+const SERVED_KINDS: Record<string, readonly string[]> = { HTTP: ['HTTPRoute', 'GRPCRoute'], HTTPS: ['HTTPRoute', 'GRPCRoute'] };
 
 export interface ListenerModel {
   readonly gateway: KubeObject;

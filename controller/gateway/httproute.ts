@@ -1,4 +1,6 @@
-// HTTPRoute -> route entries per virtual host, and each parent's conditions. Attachment follows
+// HTTPRoute and GRPCRoute -> route entries per virtual host, and each parent's conditions. A
+// GRPCRoute is an HTTPRoute whose matches are gRPC methods (`/service/method` paths over HTTP/2)
+// and whose filters are the header modifiers only. Attachment follows
 // the spec: parentRef (sectionName, port) -> listeners -> allowedRoutes -> hostname intersection.
 // A rule Portico cannot serve exactly as written (a filter the data path does not apply yet, an
 // unsafe regular expression) is dropped and reported, never served half-way.
@@ -116,6 +118,42 @@ function parseMatch(raw: Record<string, unknown>, errors: string[]): MatchSpec |
   return { pathType, path, ...(method ? { method } : {}), ...(headers ? { headers } : {}), ...(queryParams ? { queryParams } : {}) };
 }
 
+const GRPC_SERVICE = /^[A-Za-z_][A-Za-z_0-9]*(\.[A-Za-z_][A-Za-z_0-9]*)*$/;
+const GRPC_METHOD = /^[A-Za-z_][A-Za-z_0-9]*$/;
+
+/**
+ * A GRPCRoute match as an HTTP/2 path match: service and method -> Exact `/service/method`;
+ * service only -> PathPrefix `/service`; method only -> `/[^/]+/method`; RegularExpression
+ * values -> one whole-path pattern. (GRPCRoute's precedence puts service characters before
+ * method characters; a method-only rule, being a pattern, is tried before a service-only prefix.)
+ */
+function parseGrpcMatch(raw: Record<string, unknown>, errors: string[]): MatchSpec | undefined {
+  const before = errors.length;
+  const m = asRecord(raw.method);
+  const type = asString(m.type) ?? 'Exact';
+  const service = asString(m.service);
+  const method = asString(m.method);
+  let pathType: RouteIR['pathType'] = 'Prefix';
+  let path = '/';
+  if (type === 'Exact') {
+    if (service !== undefined && !GRPC_SERVICE.test(service)) errors.push(`gRPC service ${JSON.stringify(service)} is not a valid service name`);
+    if (method !== undefined && !GRPC_METHOD.test(method)) errors.push(`gRPC method ${JSON.stringify(method)} is not a valid method name`);
+    if (service !== undefined && method !== undefined) [pathType, path] = ['Exact', `/${service}/${method}`];
+    else if (service !== undefined) path = `/${service}`;
+    else if (method !== undefined) [pathType, path] = ['RegularExpression', `/[^/]+/${method}`];
+  } else if (type === 'RegularExpression') {
+    if (service !== undefined || method !== undefined) {
+      pathType = 'RegularExpression';
+      path = `/(?:${service ?? '[^/]+'})/(?:${method ?? '[^/]+'})`;
+      const reason = unsafeRegexReason(path);
+      if (reason !== undefined) errors.push(`gRPC method regular expression ${JSON.stringify(path)} refused: ${reason}`);
+    }
+  } else errors.push(`gRPC method match type ${type} is not supported`);
+  const headers = valueMatches(raw.headers, 'header', true, errors);
+  if (errors.length > before) return undefined;
+  return { pathType, path, ...(headers ? { headers } : {}) };
+}
+
 interface RefOutcome {
   reason?: 'InvalidKind' | 'RefNotPermitted' | 'BackendNotFound';
   message?: string;
@@ -140,7 +178,7 @@ function resolveBackends(route: KubeObject, rule: Record<string, unknown>, index
     const port = typeof b.port === 'number' && Number.isInteger(b.port) && b.port > 0 && b.port < 65536 ? b.port : undefined;
     const weight = b.weight === undefined ? 1 : typeof b.weight === 'number' && Number.isInteger(b.weight) && b.weight >= 0 && b.weight <= 1_000_000 ? b.weight : 1;
     const label = `${refNs}/${name}${port !== undefined ? ':' + port : ''}`;
-    const parsed = parseFilters(b.filters, 'backendRef', prefixes);
+    const parsed = parseFilters(b.filters, 'backendRef', prefixes, route.kind);
     if (parsed.errors.length > 0) {
       errors.push(...parsed.errors.map((e) => `backendRef ${label}: ${e}`));
       continue;
@@ -149,14 +187,14 @@ function resolveBackends(route: KubeObject, rule: Record<string, unknown>, index
       // Forwarding without the filter would serve as if it were not there: this share answers 500.
       const message = `backendRef ${label}: filter ${parsed.unsupported.join(', ')} is not supported by Portico; its share of requests is answered 500`;
       notes.push(message);
-      const k = `!500 HTTPRoute/${ns}/${route.metadata.name} unsupported filter on ${label}`;
+      const k = `!500 ${route.kind}/${ns}/${route.metadata.name} unsupported filter on ${label}`;
       sink.addBackend(k, { name: k, protocol: 'http', endpoints: [], unavailableReason: message, errorStatus: 500 });
       out.push({ backend: k, weight });
       continue;
     }
     const filters = parsed.filters;
     if (group !== '' || kind !== 'Service') failed(`${group}/${kind} ${label}`, 'InvalidKind', `backendRef ${group || 'core'}/${kind} ${label}: only Services are supported`, weight);
-    else if (!grants.permits({ group: GATEWAY_GROUP, kind: 'HTTPRoute', namespace: ns }, { group: '', kind: 'Service', namespace: refNs, name })) failed(label, 'RefNotPermitted', `Service ${label} is in another namespace and no ReferenceGrant there allows it`, weight);
+    else if (!grants.permits({ group: GATEWAY_GROUP, kind: route.kind, namespace: ns }, { group: '', kind: 'Service', namespace: refNs, name })) failed(label, 'RefNotPermitted', `Service ${label} is in another namespace and no ReferenceGrant there allows it`, weight);
     else if (port === undefined) failed(label, 'BackendNotFound', `backendRef Service ${label} needs a port`, weight);
     else {
       const problem = index.referenceProblem(refNs, name, { number: port });
@@ -206,12 +244,13 @@ function parseRules(route: KubeObject, index: BackendIndex, grants: ReferenceGra
     const timeouts = ruleTimeouts(rule, errors);
     const rawMatches = rule.matches === undefined ? [{}] : asArray(rule.matches);
     const matches: MatchSpec[] = [];
+    const grpc = route.kind === 'GRPCRoute';
     for (const m of rawMatches) {
-      const parsed = parseMatch(asRecord(m), errors);
+      const parsed = grpc ? parseGrpcMatch(asRecord(m), errors) : parseMatch(asRecord(m), errors);
       if (parsed !== undefined) matches.push(parsed);
     }
     const prefixes = matches.map((m) => (m.pathType === 'Prefix' ? m.path : undefined));
-    const parsed = parseFilters(rule.filters, 'rule', prefixes);
+    const parsed = parseFilters(rule.filters, 'rule', prefixes, route.kind);
     errors.push(...parsed.errors);
     const hasBackendRefs = asArray(rule.backendRefs).length > 0;
     if (parsed.filters?.redirect !== undefined && hasBackendRefs) errors.push('RequestRedirect cannot be combined with backendRefs');
@@ -226,7 +265,7 @@ function parseRules(route: KubeObject, index: BackendIndex, grants: ReferenceGra
       // there; dropping it would let a less specific rule take its requests. It answers 500.
       const message = `${label}: filter ${parsed.unsupported.join(', ')} is not supported by Portico; its requests are answered 500`;
       notes.push(message);
-      const k = `!500 HTTPRoute/${route.metadata.namespace ?? 'default'}/${route.metadata.name}#${i} unsupported filter`;
+      const k = `!500 ${route.kind}/${route.metadata.namespace ?? 'default'}/${route.metadata.name}#${i} unsupported filter`;
       sink.addBackend(k, { name: k, protocol: 'http', endpoints: [], unavailableReason: message, errorStatus: 500 });
       rules.push({ index: i, matches, backends: [{ backend: k, weight: 1 }] });
       return;
@@ -237,7 +276,7 @@ function parseRules(route: KubeObject, index: BackendIndex, grants: ReferenceGra
   return { rules, dropped, notes, outcomes };
 }
 
-/** Evaluates one HTTPRoute against Portico's Gateways. */
+/** Evaluates one HTTPRoute or GRPCRoute against Portico's Gateways. */
 export function translateHTTPRoute(route: KubeObject, gateways: ReadonlyMap<string, GatewayModel>, index: BackendIndex, grants: ReferenceGrants, sink: BackendSink): HTTPRouteResult {
   const ns = route.metadata.namespace ?? 'default';
   const spec = asRecord(route.spec);
@@ -271,9 +310,9 @@ export function translateHTTPRoute(route: KubeObject, gateways: ReadonlyMap<stri
       parents.push({ parentRef, conditions: conditions(cond('Accepted', false, 'NoMatchingParent', `Gateway ${pns}/${name} has no listener${sectionName !== undefined ? ` named ${sectionName}` : ''}${port !== undefined ? ` on port ${port}` : ''}`)) });
       continue;
     }
-    const allowed = candidates.filter((l) => l.accepted && l.supportedKinds.some((k) => k.kind === 'HTTPRoute') && l.allowsNamespace(ns));
+    const allowed = candidates.filter((l) => l.accepted && l.supportedKinds.some((k) => k.kind === route.kind) && l.allowsNamespace(ns));
     if (allowed.length === 0) {
-      const why = candidates.map((l) => `${l.name}: ${!l.accepted ? `not accepted (${l.accept?.reason})` : !l.supportedKinds.some((k) => k.kind === 'HTTPRoute') ? 'does not allow HTTPRoute' : `does not allow routes from namespace ${ns}`}`);
+      const why = candidates.map((l) => `${l.name}: ${!l.accepted ? `not accepted (${l.accept?.reason})` : !l.supportedKinds.some((k) => k.kind === route.kind) ? `does not allow ${route.kind}` : `does not allow routes from namespace ${ns}`}`);
       parents.push({ parentRef, conditions: conditions(cond('Accepted', false, 'NotAllowedByListeners', why.join('; '))) });
       continue;
     }
@@ -297,7 +336,7 @@ export function translateHTTPRoute(route: KubeObject, gateways: ReadonlyMap<stri
       for (const host of hosts) {
         for (const rule of rules) {
           rule.matches.forEach((m, mi) => {
-            const id = `HTTPRoute/${ns}/${route.metadata.name}#${rule.index}.${mi}`;
+            const id = `${route.kind}/${ns}/${route.metadata.name}#${rule.index}.${mi}`;
             const dedupe = `${host ?? '*'} ${id}`;
             if (seen.has(dedupe)) return;
             seen.add(dedupe);
@@ -314,7 +353,7 @@ export function translateHTTPRoute(route: KubeObject, gateways: ReadonlyMap<stri
                 backends: rule.backends,
                 ...(rule.timeoutMs !== undefined ? { timeoutMs: rule.timeoutMs } : {}),
                 ...(rule.requestTimeoutMs !== undefined ? { requestTimeoutMs: rule.requestTimeoutMs } : {}),
-                source: { kind: 'HTTPRoute', namespace: ns, name: route.metadata.name },
+                source: { kind: route.kind, namespace: ns, name: route.metadata.name },
               },
             });
           });

@@ -1,4 +1,4 @@
-// Gateway API translation (GatewayClass, Gateway, HTTPRoute, ReferenceGrant) over the same
+// Gateway API translation (GatewayClass, Gateway, HTTPRoute, GRPCRoute, ReferenceGrant) over the same
 // snapshot the Ingress translator reads. Returns its virtual hosts, the Secrets its HTTPS
 // listeners use, and status as data; translate.ts merges them into one table.
 
@@ -58,7 +58,8 @@ export function translateGatewayApi(objects: readonly KubeObject[], options: Gat
   const byKey = new Map<string, GatewayModel>(gateways.map((g) => [g.key, g]));
 
   const hosts = new Map<string, GatewayVirtualHost>();
-  const routes = objects.filter((o) => o.kind === 'HTTPRoute' && o.apiVersion.startsWith(`${GATEWAY_GROUP}/`)).sort(compareAge);
+  // HTTPRoutes and GRPCRoutes share listeners and the table: oldest first across both kinds.
+  const routes = objects.filter((o) => (o.kind === 'HTTPRoute' || o.kind === 'GRPCRoute') && o.apiVersion.startsWith(`${GATEWAY_GROUP}/`)).sort(compareAge);
   for (const route of routes) {
     const result = translateHTTPRoute(route, byKey, index, grants, sink);
     // Oldest route first, then rule and match order: the compiler keeps IR order among equals.
@@ -74,13 +75,13 @@ export function translateGatewayApi(objects: readonly KubeObject[], options: Gat
     const ns = route.metadata.namespace ?? 'default';
     statuses.push({
       apiVersion: route.apiVersion,
-      kind: 'HTTPRoute',
+      kind: route.kind,
       metadata: { namespace: ns, name: route.metadata.name, generation: route.metadata.generation },
       status: {
         parents: result.parents.map((p) => ({
           parentRef: p.parentRef,
           controllerName: options.controllerName,
-          conditions: stamper.stamp(`HTTPRoute/${ns}/${route.metadata.name}|${JSON.stringify(p.parentRef)}`, route.metadata.generation, p.conditions),
+          conditions: stamper.stamp(`${route.kind}/${ns}/${route.metadata.name}|${JSON.stringify(p.parentRef)}`, route.metadata.generation, p.conditions),
         })),
       },
     });
