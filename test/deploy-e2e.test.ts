@@ -7,11 +7,11 @@
 
 import { createServer, type Server } from 'node:http';
 import { request } from 'node:http';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { startFakeApiServer, type FakeApiServer } from './fake-apiserver/index.ts';
 import { endpointSlice, ingress, service } from './helpers/manifests.ts';
 import { launchPortico, waitFor, type LaunchedPortico } from './helpers/portico.ts';
-import { find, HAVE_KUBECTL, render, workloads, type Obj } from './deploy-render.ts';
+import { find, HAVE_KUBECTL, render, TARGETS, workloads, type Obj, type Workload } from './deploy-render.ts';
 import type { Manifest } from './deploy-validate.ts';
 
 const GW = 'gateway.networking.k8s.io/v1';
@@ -73,70 +73,127 @@ function get(port: number, host: string): Promise<{ status: number; body: string
   });
 }
 
+
+const POD_NAME = 'portico-6d4b9c7f8-x2x9q';
+
+/**
+ * Starts portico serve with the workload's container args as they are, but the listener ports
+ * (free loopback ones, added by launchPortico) and the fake server's kubeconfig instead of the
+ * in-cluster config; the downward-API env as the kubelet would fill it.
+ */
+async function launch(w: Workload, api: FakeApiServer): Promise<{ args: string[]; env: Record<string, string> }> {
+  const args = (w.c.args as string[]).slice(1).filter((a) => !/^--(http|https|admin)-port=/.test(a));
+  const env: Record<string, string> = {};
+  for (const e of w.c.env as Obj[]) {
+    const path = e.valueFrom?.fieldRef?.fieldPath as string;
+    env[e.name] = path === 'metadata.namespace' ? w.o.metadata.namespace! : path === 'metadata.name' ? POD_NAME : (e.value as string);
+  }
+  portico = await launchPortico([...args, '--kubeconfig', api.kubeconfigPath], { workers: 1, env: { ...env, PORTICO_KUBE_TEST_TIMINGS: '20,200,300,100' } });
+  await portico.waitReady();
+  return { args, env };
+}
+
+/** What `kubectl apply -k` creates that the controller reads, as rendered (the kinds the fake server serves). */
+function applyRendered(api: FakeApiServer, objects: Manifest[]): void {
+  for (const kind of ['Namespace', 'IngressClass', 'GatewayClass', 'Service']) for (const o of find(objects, kind)) api.create(o);
+  for (const svc of find(objects, 'Service').filter((x) => (x as Obj).spec.type === 'LoadBalancer')) api.updateStatus({ ...svc, status: { loadBalancer: { ingress: [{ ip: LB_IP }] } } });
+}
+
+async function startBackend(api: FakeApiServer): Promise<void> {
+  backend = createServer((_req, res) => res.end('backend'));
+  await new Promise<void>((r) => backend!.listen(0, '127.0.0.1', () => r()));
+  api.create(service('web'));
+  api.create(endpointSlice('web', [`127.0.0.1:${(backend.address() as { port: number }).port}`]));
+  api.create(ingress('web', 'web.example', [{ path: '/', service: 'web' }]));
+}
+
+/** The requests the rendered RBAC would refuse. */
+function denied(api: FakeApiServer, objects: Manifest[], w: Workload): ApiCall[] {
+  const ns = w.o.metadata.namespace!;
+  const { cluster, namespaced } = rulesFor(objects, w.pod.serviceAccountName as string, ns);
+  return calls(api).filter((c) => !allows(cluster, c) && !(c.namespace === ns && allows(namespaced, c)));
+}
+
+const calls = (api: FakeApiServer): ApiCall[] => api.requests.map((r) => apiCall(r.method, r.path, r.query)).filter((c): c is ApiCall => c !== undefined);
+
+let portico: LaunchedPortico | undefined;
+let backend: Server | undefined;
+let api: FakeApiServer | undefined;
+
+async function startApi(): Promise<FakeApiServer> {
+  api = await startFakeApiServer();
+  return api;
+}
+
+async function cleanUp(): Promise<void> {
+  await portico?.kill();
+  await api?.close();
+  await new Promise<void>((r) => (backend ? backend.close(() => r()) : r()));
+  [portico, api, backend] = [undefined, undefined, undefined];
+}
+
 describe.skipIf(!HAVE_KUBECTL)('deploy/ against the fake API server', () => {
-  let api: FakeApiServer | undefined;
-  let portico: LaunchedPortico | undefined;
-  let backend: Server | undefined;
-  afterAll(async () => {
-    await portico?.kill();
-    await api?.close();
-    await new Promise<void>((r) => (backend ? backend.close(() => r()) : r()));
-  });
+  afterEach(cleanUp);
 
   it('runs with the Deployment\'s args, leads, serves and writes status, within the rendered RBAC', async () => {
     const objects = render('.');
     const [w] = workloads(objects);
     const ns = w.o.metadata.namespace!;
-    api = await startFakeApiServer();
+    const api = await startApi();
 
-    // What `kubectl apply -k deploy/` creates that the controller reads, as rendered.
-    for (const kind of ['Namespace', 'IngressClass', 'GatewayClass', 'Service']) for (const o of find(objects, kind)) api.create(o);
-    const published = find(objects, 'Service', 'portico')[0];
-    api.updateStatus({ ...published, status: { loadBalancer: { ingress: [{ ip: LB_IP }] } } });
+    applyRendered(api, objects);
+    await startBackend(api);
 
-    backend = createServer((_req, res) => res.end('backend'));
-    await new Promise<void>((r) => backend!.listen(0, '127.0.0.1', () => r()));
-    const backendPort = (backend.address() as { port: number }).port;
-    api.create(service('web'));
-    api.create(endpointSlice('web', [`127.0.0.1:${backendPort}`]));
-    api.create(ingress('web', 'web.example', [{ path: '/', service: 'web' }]));
-
-    // The container's args as they are, but the listener ports: the test takes free loopback
-    // ones (launchPortico adds them) and the kubeconfig of the fake server instead of in-cluster.
-    const args = (w.c.args as string[]).slice(1).filter((a) => !/^--(http|https|admin)-port=/.test(a));
-    const env: Record<string, string> = {};
-    for (const e of w.c.env as Obj[]) {
-      const path = e.valueFrom?.fieldRef?.fieldPath as string;
-      env[e.name] = path === 'metadata.namespace' ? ns : path === 'metadata.name' ? 'portico-6d4b9c7f8-x2x9q' : (e.value as string);
-    }
-    portico = await launchPortico([...args, '--kubeconfig', api.kubeconfigPath], { workers: 1, env: { ...env, PORTICO_KUBE_TEST_TIMINGS: '20,200,300,100' } });
-    await portico.waitReady();
+    const { args, env } = await launch(w, api);
 
     const electionId = /--election-id=(.+)/.exec(args.find((a) => a.startsWith('--election-id='))!)![1];
-    await waitFor('the Lease in Portico\'s namespace', () => api!.get('coordination.k8s.io/v1', 'Lease', ns, electionId)?.spec?.holderIdentity === env.POD_NAME, 15_000);
-    await waitFor('Ingress status with the published Service\'s address', () => api!.get('networking.k8s.io/v1', 'Ingress', 'default', 'web')?.status?.loadBalancer?.ingress?.[0]?.ip === LB_IP, 15_000);
+    await waitFor('the Lease in Portico\'s namespace', () => api.get('coordination.k8s.io/v1', 'Lease', ns, electionId)?.spec?.holderIdentity === env.POD_NAME, 15_000);
+    await waitFor('Ingress status with the published Service\'s address', () => api.get('networking.k8s.io/v1', 'Ingress', 'default', 'web')?.status?.loadBalancer?.ingress?.[0]?.ip === LB_IP, 15_000);
     await waitFor('the Ingress served', async () => (await get(portico!.httpPort, 'web.example')).body === 'backend', 10_000);
 
     // Gateway API through the GatewayClass deploy/ installs.
     const gatewayClass = find(objects, 'GatewayClass')[0].metadata.name;
-    api.create({ apiVersion: GW, kind: 'Gateway', metadata: { name: 'gw', namespace: 'default' }, spec: { gatewayClassName: gatewayClass, listeners: [{ name: 'http', port: portico.httpPort, protocol: 'HTTP' }] } });
+    api.create({ apiVersion: GW, kind: 'Gateway', metadata: { name: 'gw', namespace: 'default' }, spec: { gatewayClassName: gatewayClass, listeners: [{ name: 'http', port: portico!.httpPort, protocol: 'HTTP' }] } });
     api.create({ apiVersion: GW, kind: 'HTTPRoute', metadata: { name: 'r', namespace: 'default' }, spec: { parentRefs: [{ name: 'gw' }], hostnames: ['gw.example'], rules: [{ backendRefs: [{ name: 'web', port: 80 }] }] } });
     await waitFor('the HTTPRoute served', async () => (await get(portico!.httpPort, 'gw.example')).body === 'backend', 10_000);
-    await waitFor('GatewayClass Accepted', () => api!.get(GW, 'GatewayClass', undefined, gatewayClass)?.status?.conditions?.some((c: Obj) => c.type === 'Accepted' && c.status === 'True'), 15_000);
-    await waitFor('Gateway status addresses', () => api!.get(GW, 'Gateway', 'default', 'gw')?.status?.addresses?.[0]?.value === LB_IP, 15_000);
-    await waitFor('HTTPRoute Accepted', () => api!.get(GW, 'HTTPRoute', 'default', 'r')?.status?.parents?.[0]?.conditions?.some((c: Obj) => c.type === 'Accepted' && c.status === 'True'), 15_000);
+    await waitFor('GatewayClass Accepted', () => api.get(GW, 'GatewayClass', undefined, gatewayClass)?.status?.conditions?.some((c: Obj) => c.type === 'Accepted' && c.status === 'True'), 15_000);
+    await waitFor('Gateway status addresses', () => api.get(GW, 'Gateway', 'default', 'gw')?.status?.addresses?.[0]?.value === LB_IP, 15_000);
+    await waitFor('HTTPRoute Accepted', () => api.get(GW, 'HTTPRoute', 'default', 'r')?.status?.parents?.[0]?.conditions?.some((c: Obj) => c.type === 'Accepted' && c.status === 'True'), 15_000);
 
     // A Lease renewal (every 2 s while leading) is part of what the RBAC must allow.
-    await waitFor('a Lease renewal', () => api!.requests.some((r) => r.method === 'PUT' && r.path.includes('/leases/')), 15_000);
+    await waitFor('a Lease renewal', () => api.requests.some((r) => r.method === 'PUT' && r.path.includes('/leases/')), 15_000);
 
     // Every request it made is one the rendered RBAC allows.
-    const { cluster, namespaced } = rulesFor(objects, w.pod.serviceAccountName as string, ns);
-    const calls = api.requests.map((r) => apiCall(r.method, r.path, r.query)).filter((c): c is ApiCall => c !== undefined);
-    const denied = calls.filter((c) => !allows(cluster, c) && !(c.namespace === ns && allows(namespaced, c)));
-    expect(denied).toEqual([]);
+    expect(denied(api, objects, w)).toEqual([]);
     // And it made the calls this test is about (so the check above is not vacuous).
-    const made = new Set(calls.map((c) => `${c.verb} ${c.resource}`));
+    const made = new Set(calls(api).map((c) => `${c.verb} ${c.resource}`));
     for (const m of ['list ingresses', 'watch ingresses', 'watch endpointslices', 'list secrets', 'watch httproutes', 'patch ingresses/status', 'patch gateways/status', 'patch httproutes/status', 'create leases', 'update leases']) expect(made, m).toContain(m);
-    expect(calls.filter((c) => c.resource === 'leases').every((c) => c.namespace === ns)).toBe(true);
+    expect(calls(api).filter((c) => c.resource === 'leases').every((c) => c.namespace === ns)).toBe(true);
   }, 90_000);
+
+  // Each overlay that runs the controller differently (other args, a DaemonSet): it starts, leads
+  // and serves with its own args, within its own RBAC.
+  const OVERLAYS = TARGETS.filter((t) => t.startsWith('overlays/') && workloads(render(t)).some((w) => (w.c.args as string[]).includes('--kubernetes')));
+  it.each(OVERLAYS)('%s: the controller starts, leads and serves with the overlay\'s args, within its RBAC', async (target) => {
+    const objects = render(target);
+    const [w] = workloads(objects);
+    const api = await startApi();
+    applyRendered(api, objects);
+    await startBackend(api);
+    const { args } = await launch(w, api);
+    const electionId = args.find((a) => a.startsWith('--election-id='))!.split('=')[1];
+    await waitFor('the Lease', () => api.get('coordination.k8s.io/v1', 'Lease', w.o.metadata.namespace, electionId)?.spec?.holderIdentity === POD_NAME, 15_000);
+    if (args.includes('--use-proxy-protocol=true')) {
+      // PROXY protocol is on: a request without the header is refused with the explanation.
+      const r = await get(portico!.httpPort, 'web.example');
+      expect(r.status).toBe(400);
+      expect(r.body).toMatch(/PROXY protocol header expected/);
+    } else {
+      await waitFor('the Ingress served', async () => (await get(portico!.httpPort, 'web.example')).body === 'backend', 10_000);
+    }
+    if (args.some((a) => a.startsWith('--publish-service='))) {
+      await waitFor('Ingress status', () => api.get('networking.k8s.io/v1', 'Ingress', 'default', 'web')?.status?.loadBalancer?.ingress?.[0]?.ip === LB_IP, 15_000);
+    }
+    expect(denied(api, objects, w)).toEqual([]);
+  }, 60_000);
 });

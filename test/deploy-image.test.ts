@@ -54,6 +54,11 @@ describe('Dockerfile', () => {
     expect(opts.kubernetes).toBeDefined();
     const exposed = instr('EXPOSE').join(' ').split(/\s+/).map(Number).sort();
     expect(exposed).toEqual([opts.httpPort, opts.httpsPort, opts.adminPort].sort());
+    // Docker's own health check asks the admin port's /healthz.
+    const health = JSON.parse(instr('HEALTHCHECK')[0].replace(/^.*?CMD\s+/, '')) as string[];
+    expect(health.slice(0, 2)).toEqual(['node', '-e']);
+    expect(() => new Function(health[2])).not.toThrow();
+    expect(health[2]).toContain(`127.0.0.1:${opts.adminPort}/healthz`);
     // The Deployment replaces CMD with its own args (their ports are checked in deploy.test.ts),
     // so it must name the command itself.
     const deployment = parseAllDocuments(readFileSync(join(ROOT, 'deploy/base/deployment.yaml'), 'utf8')).map((d) => d.toJS()).find((o) => o.kind === 'Deployment');
