@@ -15,6 +15,7 @@ import client from 'prom-client';
 const silent = { info() {}, warn() {}, error() {}, debug() {} } as never;
 const state = {
   ready: () => true,
+  shuttingDown: () => false,
   registry: new client.Registry(),
   statuses: () => [],
   problems: () => [],
