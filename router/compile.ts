@@ -7,7 +7,8 @@ import { routeLabels, type RouteLabels } from './labels.ts';
 import { needsNormalizing, normalizePath, pathEnd } from './path.ts';
 import { compileSafeRegex, RegexError, type SafeRegex } from './regex.ts';
 import { PathNode, findChild, freezeTrie, getOrAddChild, splitSegments } from './trie.ts';
-import type { BackendIR, RouteIR, RoutingIR, ValueMatchIR, VirtualHostIR } from './types.ts';
+import { withEndpointSets, type EndpointSetsIR } from './endpoints.ts';
+import type { BackendIR, EndpointIR, RouteIR, RoutingIR, ValueMatchIR, VirtualHostIR } from './types.ts';
 
 /** What a route's extra conditions may read from a request. Only called when a route has some. */
 export interface RequestAttributes {
@@ -27,8 +28,12 @@ export interface CompiledEndpoint {
 export interface CompiledBackend {
   readonly name: string;
   readonly protocol: 'http' | 'https' | 'h2c';
-  readonly endpoints: readonly CompiledEndpoint[];
-  readonly unavailableReason: string | undefined;
+  /**
+   * The endpoint set: swapped whole, on its own, by RoutingTable.updateEndpoints (an EndpointSlice
+   * change recompiles no route). Each list is frozen; a request reads it once when it picks.
+   */
+  endpoints: readonly CompiledEndpoint[];
+  unavailableReason: string | undefined;
   /** Answer with this status instead of proxying (an unresolvable Gateway API backendRef). */
   readonly errorStatus: 500 | undefined;
   /** Round-robin position: run-time state, the one mutable part of a table. */
@@ -92,20 +97,27 @@ function safeRegex(pattern: string): SafeRegex {
   }
 }
 
-function compileBackend(b: BackendIR): CompiledBackend {
-  return {
-    name: b.name,
-    protocol: b.protocol,
-    endpoints: b.endpoints.map((e) => {
+function compileEndpoints(b: Pick<BackendIR, 'name' | 'protocol'>, endpoints: readonly EndpointIR[]): readonly CompiledEndpoint[] {
+  return Object.freeze(
+    endpoints.map((e) => {
       if (!Number.isInteger(e.port) || e.port < 1 || e.port > 65535) throw new CompileError(`backend ${b.name}: bad port ${e.port}`);
       const host = e.address.includes(':') ? `[${e.address}]` : e.address;
       const scheme = b.protocol === 'https' ? 'https' : 'http';
       return Object.freeze({ address: e.address, port: e.port, origin: `${scheme}://${host}:${e.port}` });
     }),
+  );
+}
+
+function compileBackend(b: BackendIR): CompiledBackend {
+  // Sealed, not frozen: the endpoint set is swapped in place (updateEndpoints).
+  return Object.seal({
+    name: b.name,
+    protocol: b.protocol,
+    endpoints: compileEndpoints(b, b.endpoints),
     unavailableReason: b.unavailableReason,
     errorStatus: b.errorStatus,
     cursor: new Uint32Array(1),
-  };
+  });
 }
 
 function compileRoute(r: RouteIR, backends: Map<string, CompiledBackend>, virtualHost: string | undefined): CompiledRoute {
@@ -244,7 +256,18 @@ function matchPath(vh: VirtualHost, path: string, end: number, req: RequestAttri
 
 export class RoutingTable {
   readonly version: number;
-  readonly ir: RoutingIR;
+  /** The one part that changes after compiling: the endpoint sets (updateEndpoints). */
+  private readonly live: { ir: RoutingIR; endpointsVersion: number };
+
+  /** The IR this table serves: its routes as compiled, its endpoint sets as last updated. */
+  get ir(): RoutingIR {
+    return this.live.ir;
+  }
+
+  /** Number of the last endpoint update applied (the primary numbers them; 0: none). */
+  get endpointsVersion(): number {
+    return this.live.endpointsVersion;
+  }
   readonly backends: ReadonlyMap<string, CompiledBackend>;
   private readonly exactHosts: ReadonlyMap<string, VirtualHost>;
   private readonly wildcardHosts: ReadonlyMap<string, VirtualHost>;
@@ -259,9 +282,9 @@ export class RoutingTable {
 
   constructor(ir: RoutingIR, version: number) {
     this.version = version;
-    this.ir = ir;
+    this.live = { ir, endpointsVersion: 0 };
     const backends = new Map<string, CompiledBackend>();
-    for (const [key, b] of Object.entries(ir.backends)) backends.set(key, Object.freeze(compileBackend(b)));
+    for (const [key, b] of Object.entries(ir.backends)) backends.set(key, compileBackend(b));
     const exactHosts = new Map<string, VirtualHost>();
     const wildcardHosts = new Map<string, VirtualHost>();
     const suffixHosts = new Map<string, VirtualHost>();
@@ -304,6 +327,26 @@ export class RoutingTable {
     this.passthroughWildcard = ptWildcard;
     this.hasPassthrough = ptExact.size + ptWildcard.size > 0;
     Object.freeze(this);
+  }
+
+  /**
+   * Swaps the endpoint sets of the named backends; routes, weights and everything else stay.
+   * All or nothing: a set that does not compile (or names a backend the table lacks) leaves
+   * every set as it was. Requests already proxying keep the endpoint they picked.
+   */
+  updateEndpoints(sets: EndpointSetsIR, endpointsVersion: number): void {
+    const compiled: [CompiledBackend, readonly CompiledEndpoint[], string | undefined][] = [];
+    for (const [key, set] of Object.entries(sets)) {
+      const backend = this.backends.get(key);
+      if (backend === undefined) throw new CompileError(`endpoint update for unknown backend ${key}`);
+      compiled.push([backend, compileEndpoints(backend, set.endpoints), set.unavailableReason]);
+    }
+    for (const [backend, endpoints, reason] of compiled) {
+      backend.endpoints = endpoints;
+      backend.unavailableReason = reason;
+    }
+    this.live.ir = withEndpointSets(this.live.ir, sets);
+    this.live.endpointsVersion = endpointsVersion;
   }
 
   /** The most specific virtual host for a Host header: exact name, one-label wildcard, catch-all. */

@@ -1,4 +1,5 @@
 // Messages between the primary and its workers over node:cluster IPC.
+import type { EndpointSetsIR } from '../router/endpoints.ts';
 import type { RoutingIR } from '../router/types.ts';
 import type { TicketKeyState } from '../tls/session-tickets.ts';
 import type { CertificateSnapshot } from '../tls/store.ts';
@@ -10,6 +11,20 @@ export interface TableMessage {
   readonly ir: RoutingIR;
   /** The certificate store, shipped with the table it belongs to. */
   readonly certificates: CertificateSnapshot;
+  /** The last endpoint update the IR's endpoint sets already include. */
+  readonly endpointsVersion: number;
+}
+
+/**
+ * Primary -> worker: new endpoint sets for some backends of table `version`, whose routes did
+ * not change (an EndpointSlice change). Applied in place; no route is recompiled. A worker
+ * serving another version ignores it: the table it is about to get has these sets already.
+ */
+export interface EndpointsMessage {
+  readonly type: 'portico:endpoints';
+  readonly version: number;
+  readonly endpointsVersion: number;
+  readonly sets: EndpointSetsIR;
 }
 
 /** Primary -> worker: TLS session ticket key, shared so resumption works across workers. */
@@ -49,7 +64,7 @@ export interface PeerWarningMessage {
   readonly msg: string;
 }
 
-export type PrimaryMessage = TableMessage | ShutdownMessage | TicketKeysMessage;
+export type PrimaryMessage = TableMessage | EndpointsMessage | ShutdownMessage | TicketKeysMessage;
 export type WorkerMessage = HelloMessage | AckMessage | PeerWarningMessage;
 
 export function isMessage<T extends { type: string }>(m: unknown, type: T['type']): m is T {

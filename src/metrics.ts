@@ -73,6 +73,11 @@ export const tableSwaps = new client.Counter({
   help: 'Routing tables swapped in, summed over workers',
 });
 
+export const endpointUpdates = new client.Counter({
+  name: 'portico_endpoint_updates_total',
+  help: 'Endpoint updates applied without a new routing table (EndpointSlice changes), summed over workers',
+});
+
 export const openConnections = new client.Gauge({
   name: 'portico_open_connections',
   help: 'Open client connections',

@@ -10,7 +10,7 @@ import type { Source } from '../controller/source.ts';
 import type { Problem, SourceSnapshot } from '../controller/objects.ts';
 import type { StatusItem } from '../controller/status.ts';
 import { newTranslatorState, translate } from '../controller/translate.ts';
-import { compileTable } from '../router/index.ts';
+import { changedEndpointSets, compileTable, splitEndpoints, type EndpointSetsIR } from '../router/index.ts';
 import type { RoutingIR } from '../router/types.ts';
 import { FAKE_CERTIFICATE_CN, generateSelfSigned } from '../tls/selfsigned.ts';
 import { TicketKeyRotator } from '../tls/session-tickets.ts';
@@ -18,16 +18,22 @@ import { buildCertificateSnapshot, type CertificateSnapshot, type StoreCertifica
 import { parseCertificateAndKey } from '../tls/certificate.ts';
 import { startAdminServer } from './admin.ts';
 import { WorkerMetrics } from './cluster-metrics.ts';
-import { LISTEN_FAILED_EXIT_CODE, isMessage, type AckMessage, type PeerWarningMessage, type TableMessage, type TicketKeysMessage } from './ipc.ts';
+import { LISTEN_FAILED_EXIT_CODE, isMessage, type AckMessage, type EndpointsMessage, type PeerWarningMessage, type TableMessage, type TicketKeysMessage } from './ipc.ts';
 import { PeerLogLimiter } from './realip/proxy-listener.ts';
 import { createLogger, type Logger } from './log.ts';
 import type { ServeOptions } from './options.ts';
 
 interface Published {
   readonly version: number;
+  /** The table's IR with the latest endpoint sets. */
   readonly ir: RoutingIR;
   readonly certificates: CertificateSnapshot;
-  readonly json: string;
+  /** What decides whether a change needs a new table: the IR without endpoints, the certificates. */
+  readonly routesJson: string;
+  readonly certificatesJson: string;
+  readonly endpoints: EndpointSetsIR;
+  /** Endpoint updates published for this table so far. */
+  readonly endpointsVersion: number;
 }
 
 const SELF_SIGNED_ID = 'portico/self-signed';
@@ -62,7 +68,7 @@ export async function runPrimary(options: ServeOptions, warnings: readonly strin
   const registry = new client.Registry();
   const workerMetrics = new WorkerMetrics();
   const problemsGauge = new client.Gauge({ name: 'portico_config_problems', help: 'Problems found in the current configuration, by severity', labelNames: ['severity'], registers: [registry] });
-  const translationsTotal = new client.Counter({ name: 'portico_translations_total', help: 'Configuration changes translated, by result', labelNames: ['result'], registers: [registry] });
+  const translationsTotal = new client.Counter({ name: 'portico_translations_total', help: 'Configuration changes translated, by result (published: a new table; endpoints: an endpoint update only; unchanged; error)', labelNames: ['result'], registers: [registry] });
   const primaryVersion = new client.Gauge({ name: 'portico_published_table_version', help: 'Latest routing table version the primary published', registers: [registry] });
   const workerRestarts = new client.Counter({ name: 'portico_worker_restarts_total', help: 'Workers respawned after exiting', registers: [registry] });
   const invalidSecrets = new client.Gauge({ name: 'portico_tls_invalid_secrets', help: 'TLS Secrets referenced by served objects that cannot be used (their hosts get the default certificate)', registers: [registry] });
@@ -101,7 +107,7 @@ export async function runPrimary(options: ServeOptions, warnings: readonly strin
 
   const sendTable = (w: Worker): void => {
     if (published === undefined || !w.isConnected()) return;
-    const msg: TableMessage = { type: 'portico:table', version: published.version, ir: published.ir, certificates: published.certificates };
+    const msg: TableMessage = { type: 'portico:table', version: published.version, ir: published.ir, certificates: published.certificates, endpointsVersion: published.endpointsVersion };
     w.send(msg);
   };
 
@@ -143,9 +149,22 @@ export async function runPrimary(options: ServeOptions, warnings: readonly strin
     problemsGauge.reset();
     for (const sev of ['error', 'warning'] as const) problemsGauge.labels(sev).set(problems.filter((p) => p.severity === sev).length);
     logProblems(problems);
-    const json = JSON.stringify([t.ir, built.snapshot]);
-    if (published !== undefined && json === published.json) {
-      translationsTotal.labels('unchanged').inc();
+    const { routesJson, endpoints } = splitEndpoints(t.ir);
+    const certificatesJson = JSON.stringify(built.snapshot);
+    if (published !== undefined && routesJson === published.routesJson && certificatesJson === published.certificatesJson) {
+      const changed = changedEndpointSets(published.endpoints, endpoints);
+      if (Object.keys(changed).length === 0) {
+        translationsTotal.labels('unchanged').inc();
+        return;
+      }
+      // Only endpoints moved (a rollout, a pod going unready): the workers swap those backends'
+      // endpoint sets in the table they serve, with no route recompiled and no table resent.
+      const endpointsVersion = published.endpointsVersion + 1;
+      published = { ...published, ir: t.ir, endpoints, endpointsVersion };
+      translationsTotal.labels('endpoints').inc();
+      log.info({ version: published.version, endpointsVersion, backends: Object.keys(changed) }, 'publishing endpoint update');
+      const msg: EndpointsMessage = { type: 'portico:endpoints', version: published.version, endpointsVersion, sets: changed };
+      for (const w of Object.values(cluster.workers ?? {})) if (w?.isConnected()) w.send(msg);
       return;
     }
     try {
@@ -156,7 +175,7 @@ export async function runPrimary(options: ServeOptions, warnings: readonly strin
       return;
     }
     version++;
-    published = { version, ir: t.ir, certificates: built.snapshot, json };
+    published = { version, ir: t.ir, certificates: built.snapshot, routesJson, certificatesJson, endpoints, endpointsVersion: 0 };
     primaryVersion.set(version);
     translationsTotal.labels('published').inc();
     log.info({ version, virtualHosts: t.ir.virtualHosts.length, backends: Object.keys(t.ir.backends).length }, 'publishing routing table');

@@ -8,10 +8,10 @@ import { CertificateStore } from '../tls/store.ts';
 import { createHttpsStack, type HttpsStack } from './https.ts';
 import { compileTable, type RoutingTable } from '../router/index.ts';
 import type { ForwardedValues } from './forwarding.ts';
-import { LISTEN_FAILED_EXIT_CODE, isMessage, type AckMessage, type PeerWarningMessage, type ShutdownMessage, type TableMessage, type TicketKeysMessage } from './ipc.ts';
+import { LISTEN_FAILED_EXIT_CODE, isMessage, type AckMessage, type EndpointsMessage, type PeerWarningMessage, type ShutdownMessage, type TableMessage, type TicketKeysMessage } from './ipc.ts';
 import { createH2cServer, createHttp1Server, createTrafficListener, listen, plainHttpServe } from './listeners.ts';
 import { createLogger } from './log.ts';
-import { retainRouteSeries, tableSwaps, tableVersion } from './metrics.ts';
+import { endpointUpdates, retainRouteSeries, tableSwaps, tableVersion } from './metrics.ts';
 import type { ServeOptions } from './options.ts';
 import { UpstreamPools, createRequestHandler, drain, requestHost, type DownstreamRequest } from './proxy.ts';
 import { createUpgradeHandler } from './upgrade.ts';
@@ -115,6 +115,7 @@ async function onTable(msg: TableMessage): Promise<void> {
   let table: RoutingTable;
   try {
     table = compileTable(msg.ir, msg.version);
+    table.updateEndpoints({}, msg.endpointsVersion ?? 0);
   } catch (err) {
     log.error({ err: (err as Error).message, version: msg.version }, 'rejected routing table; keeping the current one');
     send({ type: 'portico:ack', version: current?.version ?? 0, error: (err as Error).message });
@@ -164,8 +165,25 @@ function shutdown(msg: ShutdownMessage): void {
   for (const hook of shutdownHooks) hook();
 }
 
+/** An EndpointSlice change: swap those backends' endpoint sets in the table being served. */
+function onEndpoints(msg: EndpointsMessage): void {
+  const table = current;
+  // Another version: the table this worker gets next (or has) already holds these sets.
+  if (table === undefined || msg.version !== table.version || msg.endpointsVersion <= table.endpointsVersion) return;
+  try {
+    table.updateEndpoints(msg.sets, msg.endpointsVersion);
+  } catch (err) {
+    log.error({ err: (err as Error).message, version: msg.version, endpointsVersion: msg.endpointsVersion }, 'rejected an endpoint update; keeping the current endpoints');
+    return;
+  }
+  endpointUpdates.inc();
+  // Pools of endpoints that left close once their requests are done: in-flight ones finish.
+  pools.retainOnly(table);
+}
+
 process.on('message', (msg: unknown) => {
   if (isMessage<TableMessage>(msg, 'portico:table')) void onTable(msg);
+  else if (isMessage<EndpointsMessage>(msg, 'portico:endpoints')) onEndpoints(msg);
   else if (isMessage<TicketKeysMessage>(msg, 'portico:ticket-keys')) {
     ticketKeys = msg.state;
     if (https !== undefined) applyTicketKeys(https.tlsServer, msg.state);

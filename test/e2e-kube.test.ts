@@ -61,10 +61,14 @@ describe('Kubernetes API source', () => {
     expect(await body(p, 'other.example', '/')).toMatch(/^404/);
   });
 
-  it('follows an EndpointSlice change within a second', async () => {
+  it('follows an EndpointSlice change within a second, without a new routing table', async () => {
+    const version = await p.metric('portico_published_table_version');
+    const updates = (await p.metric('portico_translations_total', { result: 'endpoints' })) ?? 0;
     const s = endpointSlice('web', [`127.0.0.1:${b.port}`]);
     api.update({ ...api.get('discovery.k8s.io/v1', 'EndpointSlice', 'default', 'web-1'), endpoints: s.endpoints, ports: s.ports });
     await waitFor('new endpoint', async () => (await body(p, 'web.example', '/')) === '200 b /', 1000, 20);
+    expect(await p.metric('portico_published_table_version')).toBe(version);
+    expect(await p.metric('portico_translations_total', { result: 'endpoints' })).toBe(updates + 1);
   });
 
   it('writes Ingress status by merge patch only for served Ingresses, following the published Service', async () => {

@@ -260,6 +260,8 @@ describe('lookup cost', () => {
     await new Promise((r) => setTimeout(r, 100));
     obs.disconnect();
     expect(found).toBeGreaterThan(0);
-    expect(gcs).toBe(0);
+    // Allocating even 16 bytes per lookup would be 16 MB: several scavenges. One stray GC can come
+    // from the test runner itself on a loaded machine.
+    expect(gcs).toBeLessThanOrEqual(1);
   });
 });
