@@ -48,7 +48,12 @@ export async function startAdminServer(options: ServeOptions, state: PrimaryStat
           return text(res, 200, 'ok\n');
         case '/readyz':
           if (state.shuttingDown()) return text(res, 503, 'not ready: shutting down\n');
-          return state.ready() ? text(res, 200, 'ready\n') : text(res, 503, 'not ready: waiting for every worker to serve a routing table\n');
+          if (!state.ready()) return text(res, 503, 'not ready: waiting for every worker to serve a routing table\n');
+          // Ready on a stale source: the last table keeps serving (the body says what is stale).
+          {
+            const src = state.source();
+            return text(res, 200, src.stale ? `ready (source stale since ${src.staleSince}: ${src.detail ?? 'not current'})\n` : 'ready\n');
+          }
         case '/metrics': {
           let workers = '';
           try {
@@ -60,7 +65,7 @@ export async function startAdminServer(options: ServeOptions, state: PrimaryStat
           return text(res, 200, `${own}\n${workers}`, state.registry.contentType);
         }
         case '/status':
-          return json(res, 200, { items: state.statuses(), problems: state.problems() });
+          return json(res, 200, { source: state.source(), items: state.statuses(), problems: state.problems() });
         case '/debug/certificates':
           return json(res, 200, { items: state.certificates() });
         case '/debug/routes': {

@@ -54,6 +54,8 @@ export interface PrimaryState {
   ready(): boolean;
   /** Shutting down: /readyz says so (while traffic is still served during --shutdown-delay). */
   shuttingDown(): boolean;
+  /** Where objects come from and whether it is current (a stale source keeps the last table serving). */
+  source(): { kind: 'manifests' | 'kubernetes'; synced: boolean; stale: boolean; staleSince?: string; detail?: string };
   statuses(): readonly StatusItem[];
   problems(): readonly Problem[];
   table(): Published | undefined;
@@ -228,6 +230,16 @@ export async function runPrimary(options: ServeOptions, warnings: readonly strin
       return workers.length >= options.workers && workers.every((w) => w !== undefined && (acked.get(w.id) ?? 0) >= 1);
     },
     shuttingDown: () => shuttingDown,
+    source: () => {
+      const h = source.health();
+      return {
+        kind: kube ? 'kubernetes' : 'manifests',
+        synced: h.synced,
+        stale: h.staleSince !== undefined,
+        ...(h.staleSince !== undefined ? { staleSince: new Date(h.staleSince).toISOString() } : {}),
+        ...(h.detail !== undefined ? { detail: h.detail } : {}),
+      };
+    },
     statuses: () => statuses,
     problems: () => problems,
     table: () => published,

@@ -16,6 +16,7 @@ const silent = { info() {}, warn() {}, error() {}, debug() {} } as never;
 const state = {
   ready: () => true,
   shuttingDown: () => false,
+  source: () => ({ kind: 'manifests', synced: true, stale: false }),
   registry: new client.Registry(),
   statuses: () => [],
   problems: () => [],

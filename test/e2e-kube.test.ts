@@ -108,12 +108,20 @@ describe('Kubernetes API source', () => {
     api.faults.cutWatches();
     api.faults.expireHistory();
     api.create(ingress('during', 'during.example', [{ path: '/', service: 'web' }]));
+    const source = async () => ((await (await fetch(`http://127.0.0.1:${p.adminPort}/status`)).json()) as { source: unknown }).source as { kind: string; stale: boolean; staleSince?: string; detail?: string };
+    const stale = await waitFor('the stale source in /status', async () => {
+      const s = await source();
+      return s.stale ? s : undefined;
+    }, 5000, 20);
+    expect(stale).toMatchObject({ kind: 'kubernetes', detail: expect.stringMatching(/watch down for .*ingresses/) });
+    expect(Date.parse(stale.staleSince!)).toBeGreaterThan(Date.now() - 60_000);
     // The last table keeps serving while the watch is down.
     expect(await body(p, 'web.example', '/')).toBe('200 b /');
     expect((await fetch(`http://127.0.0.1:${p.adminPort}/readyz`)).status).toBe(200);
     await waitFor('change made meanwhile served', async () => (await body(p, 'during.example', '/')) === '200 b /', 15_000, 50);
     expect(p.logs.some((l) => l.includes('watch stopped'))).toBe(true);
     await waitFor('source current again', async () => (await p.metric('portico_source_stale_since_seconds')) === 0, 10_000);
+    expect((await source()).stale).toBe(false);
   }, 30_000);
 
   it('rides through an API server restart', async () => {
