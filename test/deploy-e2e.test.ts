@@ -11,7 +11,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { startFakeApiServer, type FakeApiServer } from './fake-apiserver/index.ts';
 import { endpointSlice, ingress, service } from './helpers/manifests.ts';
 import { launchPortico, waitFor, type LaunchedPortico } from './helpers/portico.ts';
-import { find, HAVE_KUBECTL, render, TARGETS, workloads, type Obj, type Workload } from './deploy-render.ts';
+import { boundRules, find, HAVE_KUBECTL, render, TARGETS, workloads, type Obj, type Workload } from './deploy-render.ts';
 import type { Manifest } from './deploy-validate.ts';
 
 const GW = 'gateway.networking.k8s.io/v1';
@@ -50,13 +50,6 @@ function allows(rules: Obj[], c: ApiCall): boolean {
     (r.verbs as string[]).includes(c.verb) &&
     (r.resourceNames === undefined || (c.name !== undefined && (r.resourceNames as string[]).includes(c.name))),
   );
-}
-
-function rulesFor(objects: Manifest[], sa: string, ns: string): { cluster: Obj[]; namespaced: Obj[] } {
-  const bound = (b: Manifest): boolean => ((b as Obj).subjects as Obj[]).some((s) => s.kind === 'ServiceAccount' && s.name === sa && s.namespace === ns);
-  const cluster = find(objects, 'ClusterRoleBinding').filter(bound).flatMap((b) => find(objects, 'ClusterRole', (b as Obj).roleRef.name).flatMap((r) => (r as Obj).rules as Obj[]));
-  const namespaced = find(objects, 'RoleBinding').filter((b) => bound(b) && b.metadata.namespace === ns).flatMap((b) => find(objects, 'Role', (b as Obj).roleRef.name).filter((r) => r.metadata.namespace === ns).flatMap((r) => (r as Obj).rules as Obj[]));
-  return { cluster, namespaced };
 }
 
 function get(port: number, host: string): Promise<{ status: number; body: string }> {
@@ -99,19 +92,20 @@ function applyRendered(api: FakeApiServer, objects: Manifest[]): void {
   for (const svc of find(objects, 'Service').filter((x) => (x as Obj).spec.type === 'LoadBalancer')) api.updateStatus({ ...svc, status: { loadBalancer: { ingress: [{ ip: LB_IP }] } } });
 }
 
-async function startBackend(api: FakeApiServer): Promise<void> {
+/** A loopback backend behind Service `web` and an Ingress for web.example, in namespace `ns`. */
+async function startBackend(api: FakeApiServer, ns = 'default'): Promise<void> {
   backend = createServer((_req, res) => res.end('backend'));
   await new Promise<void>((r) => backend!.listen(0, '127.0.0.1', () => r()));
-  api.create(service('web'));
-  api.create(endpointSlice('web', [`127.0.0.1:${(backend.address() as { port: number }).port}`]));
-  api.create(ingress('web', 'web.example', [{ path: '/', service: 'web' }]));
+  if (api.get('v1', 'Namespace', undefined, ns) === undefined) api.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } });
+  api.create(service('web', 80, ns));
+  api.create(endpointSlice('web', [`127.0.0.1:${(backend.address() as { port: number }).port}`], ns));
+  api.create(ingress('web', 'web.example', [{ path: '/', service: 'web' }], { namespace: ns }));
 }
 
 /** The requests the rendered RBAC would refuse. */
 function denied(api: FakeApiServer, objects: Manifest[], w: Workload): ApiCall[] {
-  const ns = w.o.metadata.namespace!;
-  const { cluster, namespaced } = rulesFor(objects, w.pod.serviceAccountName as string, ns);
-  return calls(api).filter((c) => !allows(cluster, c) && !(c.namespace === ns && allows(namespaced, c)));
+  const rules = boundRules(objects, w.pod.serviceAccountName as string, w.o.metadata.namespace!);
+  return calls(api).filter((c) => !allows(rules.get('') ?? [], c) && !(c.namespace !== undefined && allows(rules.get(c.namespace) ?? [], c)));
 }
 
 const calls = (api: FakeApiServer): ApiCall[] => api.requests.map((r) => apiCall(r.method, r.path, r.query)).filter((c): c is ApiCall => c !== undefined);
@@ -179,7 +173,9 @@ describe.skipIf(!HAVE_KUBECTL)('deploy/ against the fake API server', () => {
     const [w] = workloads(objects);
     const api = await startApi();
     applyRendered(api, objects);
-    await startBackend(api);
+    // With --watch-namespace, the served objects live there.
+    const served = (w.c.args as string[]).find((a) => a.startsWith('--watch-namespace='))?.split('=')[1] ?? 'default';
+    await startBackend(api, served);
     const { args } = await launch(w, api);
     const electionId = args.find((a) => a.startsWith('--election-id='))!.split('=')[1];
     await waitFor('the Lease', () => api.get('coordination.k8s.io/v1', 'Lease', w.o.metadata.namespace, electionId)?.spec?.holderIdentity === POD_NAME, 15_000);
@@ -192,7 +188,7 @@ describe.skipIf(!HAVE_KUBECTL)('deploy/ against the fake API server', () => {
       await waitFor('the Ingress served', async () => (await get(portico!.httpPort, 'web.example')).body === 'backend', 10_000);
     }
     if (args.some((a) => a.startsWith('--publish-service='))) {
-      await waitFor('Ingress status', () => api.get('networking.k8s.io/v1', 'Ingress', 'default', 'web')?.status?.loadBalancer?.ingress?.[0]?.ip === LB_IP, 15_000);
+      await waitFor('Ingress status', () => api.get('networking.k8s.io/v1', 'Ingress', served, 'web')?.status?.loadBalancer?.ingress?.[0]?.ip === LB_IP, 15_000);
     }
     expect(denied(api, objects, w)).toEqual([]);
   }, 60_000);

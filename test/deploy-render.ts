@@ -59,3 +59,19 @@ export function workloads(objects: Manifest[]): Workload[] {
     })
     .filter((w) => w.c !== undefined);
 }
+
+/**
+ * The RBAC rules bound to a ServiceAccount, by scope: '' for the ClusterRoles of its
+ * ClusterRoleBindings, a namespace for what its RoleBindings there grant (a Role of that
+ * namespace, or a ClusterRole applied to it).
+ */
+export function boundRules(objects: Manifest[], sa: string, saNamespace: string): Map<string, Obj[]> {
+  const bound = (b: Manifest): boolean => (((b as Obj).subjects ?? []) as Obj[]).some((s) => s.kind === 'ServiceAccount' && s.name === sa && s.namespace === saNamespace);
+  const rulesOf = (kind: string, name: string, ns?: string): Obj[] =>
+    find(objects, kind, name).filter((r) => kind === 'ClusterRole' || r.metadata.namespace === ns).flatMap((r) => ((r as Obj).rules ?? []) as Obj[]);
+  const out = new Map<string, Obj[]>();
+  const add = (scope: string, rules: Obj[]): void => void out.set(scope, [...(out.get(scope) ?? []), ...rules]);
+  for (const b of find(objects, 'ClusterRoleBinding').filter(bound)) add('', rulesOf('ClusterRole', (b as Obj).roleRef.name));
+  for (const b of find(objects, 'RoleBinding').filter(bound)) add(b.metadata.namespace!, rulesOf((b as Obj).roleRef.kind, (b as Obj).roleRef.name, b.metadata.namespace));
+  return out;
+}

@@ -7,7 +7,7 @@ import { KUBE_ACCESS } from '../controller/kube/resources.ts';
 import { INGRESS_CONTROLLER_NAME } from '../controller/ingress.ts';
 import { DEFAULT_GATEWAY_CONTROLLER } from '../controller/gateway/index.ts';
 import { applyConfigFile, parseServeOptions, type ServeOptions } from '../src/options.ts';
-import { find, HAVE_KUBECTL, render, TARGETS, workloads, type Obj } from './deploy-render.ts';
+import { boundRules, find, HAVE_KUBECTL, render, TARGETS, workloads, type Obj } from './deploy-render.ts';
 import { validateManifest, type Manifest } from './deploy-validate.ts';
 
 /** The container's args through the CLI's own parser, with the env the pod gives it. */
@@ -43,13 +43,26 @@ function granted(rules: Obj[]): Set<string> {
   return out;
 }
 
-function needed(namespacedOnly: boolean): Set<string> {
-  const out = new Set<string>();
+/**
+ * What the controller calls, as `group|resource[/sub]|verb` by scope ('' = cluster-wide, else a
+ * namespace), derived from KUBE_ACCESS and the options: Leases in the pod's namespace; namespaced
+ * kinds cluster-wide, or in --watch-namespace only, plus the --publish-service Service watched by
+ * name in its own namespace when that is another one.
+ */
+function needed(opts: ServeOptions, podNamespace: string): Map<string, Set<string>> {
+  const out = new Map<string, Set<string>>();
+  const add = (scope: string, key: string): void => void out.set(scope, (out.get(scope) ?? new Set()).add(key));
+  const k = opts.kubernetes!;
   for (const a of KUBE_ACCESS) {
-    const isLease = a.group === 'coordination.k8s.io';
-    if (isLease !== namespacedOnly) continue;
-    for (const v of a.verbs) out.add(`${a.group}|${a.resource}${a.subresource ? '/' + a.subresource : ''}|${v}`);
+    const res = `${a.group}|${a.resource}${a.subresource ? '/' + a.subresource : ''}`;
+    const scope = a.kind === 'Lease' ? k.electionNamespace : !a.namespaced ? '' : (k.watchNamespace ?? '');
+    for (const v of a.verbs) add(scope, `${res}|${v}`);
+    const publishNs = k.publishService?.split('/')[0];
+    if (a.kind === 'Service' && a.subresource === undefined && k.watchNamespace !== undefined && publishNs !== k.watchNamespace) {
+      for (const v of a.verbs) add(publishNs!, `${res}|${v}`);
+    }
   }
+  expect(k.electionNamespace).toBe(podNamespace);
   return out;
 }
 
@@ -113,26 +126,17 @@ describe.skipIf(!HAVE_KUBECTL)('deploy/ kustomizations', () => {
     const objects = render(target);
     const [w] = workloads(objects);
     const opts = parseArgs(w);
-    const sa = (w.pod.serviceAccountName as string) ?? 'default';
     const ns = w.o.metadata.namespace!;
-    const boundTo = (b: Manifest): boolean => ((b as Obj).subjects as Obj[]).some((s) => s.kind === 'ServiceAccount' && s.name === sa && s.namespace === ns);
-
-    const crbs = find(objects, 'ClusterRoleBinding').filter(boundTo);
-    const clusterRules = crbs.flatMap((b) => find(objects, 'ClusterRole', (b as Obj).roleRef.name).flatMap((r) => (r as Obj).rules as Obj[]));
-    expect([...granted(clusterRules)].sort()).toEqual([...needed(false)].sort());
-
-    // Leases: a Role in the controller's own namespace only, limited to the election Lease.
-    const rbs = find(objects, 'RoleBinding').filter((b) => boundTo(b) && b.metadata.namespace === ns);
-    expect(rbs.every((b) => (b as Obj).roleRef.kind === 'Role')).toBe(true);
-    const roleRules = rbs.flatMap((b) => find(objects, 'Role', (b as Obj).roleRef.name).filter((r) => r.metadata.namespace === ns).flatMap((r) => (r as Obj).rules as Obj[]));
-    expect([...granted(roleRules)].sort()).toEqual([...needed(true)].sort());
-    for (const r of roleRules) {
-      if ((r.verbs as string[]).includes('create')) continue; // RBAC cannot limit create by name
-      expect(r.resourceNames).toEqual([opts.kubernetes!.electionId]);
-    }
-    // Nothing else in the rendering grants Portico anything.
-    for (const b of [...find(objects, 'ClusterRoleBinding'), ...find(objects, 'RoleBinding')]) {
-      if (!crbs.includes(b) && !rbs.includes(b)) expect(boundTo(b), `${b.kind} ${b.metadata.name}`).toBe(false);
+    const rules = boundRules(objects, (w.pod.serviceAccountName as string) ?? 'default', ns);
+    const want = needed(opts, ns);
+    const sorted = (m: Map<string, Set<string>>): Record<string, string[]> => Object.fromEntries([...m].filter(([, v]) => v.size > 0).map(([scope, v]): [string, string[]] => [scope, [...v].sort()]));
+    expect(sorted(new Map([...rules].map(([scope, r]) => [scope, granted(r)])))).toEqual(sorted(want));
+    // resourceNames only on the election Lease (create cannot be limited by name).
+    for (const [, list] of rules) {
+      for (const r of list) {
+        if (!(r.resources as string[]).includes('leases')) expect(r.resourceNames, 'resourceNames').toBeUndefined();
+        else if (!(r.verbs as string[]).includes('create')) expect(r.resourceNames).toEqual([opts.kubernetes!.electionId]);
+      }
     }
   });
 
