@@ -13,6 +13,11 @@ export class TableBuilder {
     this.passthrough.push(route);
   }
 
+  /** Who already passes this SNI hostname through (same name and wildcard kind), if anyone. */
+  passthroughOwner(hostname: string, multiLabelWildcard: boolean): PassthroughRouteIR | undefined {
+    return this.passthrough.find((p) => p.hostname === hostname && (p.multiLabelWildcard === true) === multiLabelWildcard);
+  }
+
   addBackend(key: string, backend: BackendIR): void {
     if (!this.backends.has(key)) this.backends.set(key, backend);
   }

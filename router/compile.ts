@@ -277,6 +277,8 @@ export class RoutingTable {
   private readonly defaultRoute: CompiledRoute | undefined;
   private readonly passthroughExact: ReadonlyMap<string, CompiledBackend>;
   private readonly passthroughWildcard: ReadonlyMap<string, CompiledBackend>;
+  /** TLSRoute `*.suffix` hosts (any number of labels), by suffix. */
+  private readonly passthroughSuffix: ReadonlyMap<string, CompiledBackend>;
   /** Whether any host is served by TLS passthrough (listeners peek SNI only then). */
   readonly hasPassthrough: boolean;
 
@@ -314,18 +316,20 @@ export class RoutingTable {
     this.defaultRoute = ir.defaultRoute ? compileRoute(ir.defaultRoute, backends, undefined) : undefined;
     const ptExact = new Map<string, CompiledBackend>();
     const ptWildcard = new Map<string, CompiledBackend>();
+    const ptSuffix = new Map<string, CompiledBackend>();
     for (const p of ir.passthrough ?? []) {
       const backend = backends.get(p.backend);
       if (backend === undefined) throw new CompileError(`passthrough ${p.hostname}: unknown backend ${p.backend}`);
       const name = p.hostname.toLowerCase();
-      const map = name.startsWith('*.') ? ptWildcard : ptExact;
+      const map = name.startsWith('*.') ? (p.multiLabelWildcard === true ? ptSuffix : ptWildcard) : ptExact;
       const key = name.startsWith('*.') ? name.slice(2) : name;
       if (map.has(key)) throw new CompileError(`duplicate passthrough host ${name}`);
       map.set(key, backend);
     }
     this.passthroughExact = ptExact;
     this.passthroughWildcard = ptWildcard;
-    this.hasPassthrough = ptExact.size + ptWildcard.size > 0;
+    this.passthroughSuffix = ptSuffix;
+    this.hasPassthrough = ptExact.size + ptWildcard.size + ptSuffix.size > 0;
     Object.freeze(this);
   }
 
@@ -365,7 +369,13 @@ export class RoutingTable {
   passthroughBackend(serverName: string | undefined): CompiledBackend | undefined {
     if (!this.hasPassthrough || serverName === undefined) return undefined;
     const key = hostKey(serverName);
-    return this.passthroughExact.get(key.name) ?? (key.wildcardSuffix !== '' ? this.passthroughWildcard.get(key.wildcardSuffix) : undefined);
+    const found = this.passthroughExact.get(key.name) ?? (key.wildcardSuffix !== '' ? this.passthroughWildcard.get(key.wildcardSuffix) : undefined);
+    if (found !== undefined || this.passthroughSuffix.size === 0) return found;
+    for (const suffix of key.suffixes) {
+      const backend = this.passthroughSuffix.get(suffix);
+      if (backend !== undefined) return backend;
+    }
+    return undefined;
   }
 
   /**

@@ -135,8 +135,10 @@ export interface BackendIR {
 
 /** A hostname whose TLS connections are spliced, still encrypted, to a backend (by SNI). */
 export interface PassthroughRouteIR {
-  /** Lower-case hostname or `*.suffix` (one label). */
+  /** Lower-case hostname or `*.suffix` (one label, unless multiLabelWildcard). */
   readonly hostname: string;
+  /** Gateway API (TLSRoute): `*.suffix` matches any number of labels; the longest suffix wins. */
+  readonly multiLabelWildcard?: boolean;
   /** Key into RoutingIR.backends. */
   readonly backend: string;
   readonly source: RouteSource;

@@ -17,7 +17,7 @@ export interface RouteKind {
 }
 
 /** Route kinds Portico serves per listener protocol. */
-const SERVED_KINDS: Record<string, readonly string[]> = { HTTP: ['HTTPRoute', 'GRPCRoute'], HTTPS: ['HTTPRoute', 'GRPCRoute'] };
+const SERVED_KINDS: Record<string, readonly string[]> = { HTTP: ['HTTPRoute', 'GRPCRoute'], HTTPS: ['HTTPRoute', 'GRPCRoute'], TLS: ['TLSRoute'] };
 
 export interface ListenerModel {
   readonly gateway: KubeObject;
@@ -100,7 +100,9 @@ function evaluateGateway(gw: KubeObject, ctx: GatewayContext, portOwner: Map<num
   for (const group of byPort.values()) {
     const protocols = new Set(group.map((l) => l.protocol));
     for (const l of group) {
-      if (protocols.size > 1) l.conflict = cond('Conflicted', true, 'ProtocolConflict', `port ${l.port} has listeners of protocols ${[...protocols].sort().join(', ')}`);
+      // HTTPS (terminated) and TLS Passthrough listeners share a port: the SNI tells them apart.
+      const compatible = protocols.size === 2 && protocols.has('HTTPS') && protocols.has('TLS');
+      if (protocols.size > 1 && !compatible) l.conflict = cond('Conflicted', true, 'ProtocolConflict', `port ${l.port} has listeners of protocols ${[...protocols].sort().join(', ')}`);
       else if (group.some((o) => o !== l && (o.hostname ?? '') === (l.hostname ?? ''))) l.conflict = cond('Conflicted', true, 'HostnameConflict', `another listener on port ${l.port} has the same hostname ${l.hostname ?? '(none)'}`);
     }
   }
@@ -184,7 +186,7 @@ function parseListener(gw: KubeObject, ns: string, l: Record<string, unknown>, c
   };
   const served = SERVED_KINDS[protocol];
   if (served === undefined) {
-    model.accept = cond('Accepted', false, 'UnsupportedProtocol', `protocol ${protocol || '(none)'} is not served by Portico (HTTP and HTTPS are)`);
+    model.accept = cond('Accepted', false, 'UnsupportedProtocol', `protocol ${protocol || '(none)'} is not served by Portico (HTTP, HTTPS and TLS Passthrough are)`);
     return model;
   }
   // allowedRoutes.kinds: only kinds Portico serves on this protocol are supported.
@@ -205,10 +207,16 @@ function parseListener(gw: KubeObject, ns: string, l: Record<string, unknown>, c
   if (port === 0) model.accept = cond('Accepted', false, 'UnsupportedValue', 'port must be 1-65535');
   else if (hostname !== undefined && !validGatewayHostname(hostname)) model.accept = cond('Accepted', false, 'UnsupportedValue', `hostname ${JSON.stringify(rawHost)} is not a valid hostname`);
   else {
-    const servedPort = protocol === 'HTTPS' ? ctx.httpsPort : ctx.httpPort;
-    if (port !== servedPort) model.accept = cond('Accepted', false, 'PortUnavailable', `Portico serves ${protocol} on port ${servedPort} only (--${protocol === 'HTTPS' ? 'https' : 'http'}-port); listeners on other ports are not served yet`);
+    const tls = protocol === 'HTTPS' || protocol === 'TLS';
+    const servedPort = tls ? ctx.httpsPort : ctx.httpPort;
+    if (port !== servedPort) model.accept = cond('Accepted', false, 'PortUnavailable', `Portico serves ${protocol} on port ${servedPort} only (--${tls ? 'https' : 'http'}-port); listeners on other ports are not served yet`);
   }
   if (protocol === 'HTTPS') checkCertificates(model, ns, asRecord(l.tls), ctx);
+  if (protocol === 'TLS') {
+    const mode = asString(asRecord(l.tls).mode) ?? 'Terminate';
+    // TLSRoute's Terminate mode (TLSRouteModeTerminate, extended) is not implemented.
+    if (mode !== 'Passthrough') model.accept ??= cond('Accepted', false, 'UnsupportedValue', `tls.mode ${mode} is not supported on a TLS listener: Portico serves TLS listeners in Passthrough mode only`);
+  }
   return model;
 }
 

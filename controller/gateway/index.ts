@@ -9,7 +9,8 @@ import type { StatusItem } from '../status.ts';
 import type { TlsSecrets } from '../tls.ts';
 import { ConditionStamper, type ConditionClock } from './conditions.ts';
 import { evaluateGateways, listenerConditions, ownClasses, type GatewayModel } from './gateways.ts';
-import { translateHTTPRoute, type BackendSink } from './httproute.ts';
+import { translateHTTPRoute } from './httproute.ts';
+import { translateTLSRoute, type PassthroughSink } from './tlsroute.ts';
 import { GATEWAY_GROUP, NamespaceLabels, ReferenceGrants } from './refs.ts';
 
 export { DEFAULT_GATEWAY_CONTROLLER } from './gateways.ts';
@@ -37,7 +38,7 @@ export interface GatewayTranslation {
   readonly problems: Problem[];
 }
 
-export function translateGatewayApi(objects: readonly KubeObject[], options: GatewayTranslateOptions, index: BackendIndex, sink: BackendSink, secrets: TlsSecrets, clock: ConditionClock): GatewayTranslation {
+export function translateGatewayApi(objects: readonly KubeObject[], options: GatewayTranslateOptions, index: BackendIndex, sink: PassthroughSink, secrets: TlsSecrets, clock: ConditionClock): GatewayTranslation {
   const stamper = new ConditionStamper(clock, options.now);
   const statuses: StatusItem[] = [];
   const problems: Problem[] = [];
@@ -82,6 +83,26 @@ export function translateGatewayApi(objects: readonly KubeObject[], options: Gat
           parentRef: p.parentRef,
           controllerName: options.controllerName,
           conditions: stamper.stamp(`${route.kind}/${ns}/${route.metadata.name}|${JSON.stringify(p.parentRef)}`, route.metadata.generation, p.conditions),
+        })),
+      },
+    });
+  }
+
+  // TLSRoutes: SNI passthrough entries, oldest first (an older Ingress or route keeps a hostname).
+  const tlsRoutes = objects.filter((o) => o.kind === 'TLSRoute' && o.apiVersion.startsWith(`${GATEWAY_GROUP}/`)).sort(compareAge);
+  for (const route of tlsRoutes) {
+    const result = translateTLSRoute(route, byKey, index, grants, sink);
+    if (result.parents.length === 0) continue;
+    const ns = route.metadata.namespace ?? 'default';
+    statuses.push({
+      apiVersion: route.apiVersion,
+      kind: 'TLSRoute',
+      metadata: { namespace: ns, name: route.metadata.name, generation: route.metadata.generation },
+      status: {
+        parents: result.parents.map((p) => ({
+          parentRef: p.parentRef,
+          controllerName: options.controllerName,
+          conditions: stamper.stamp(`TLSRoute/${ns}/${route.metadata.name}|${JSON.stringify(p.parentRef)}`, route.metadata.generation, p.conditions),
         })),
       },
     });

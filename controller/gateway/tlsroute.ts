@@ -1,0 +1,123 @@
+// TLSRoute on TLS Passthrough listeners -> SNI passthrough entries (RoutingIR.passthrough): the
+// connection is spliced, still encrypted, to the backend. Attachment is HTTPRoute's (parentRef
+// sectionName/port, allowedRoutes, hostname intersection); one backend per hostname, since the
+// passthrough piece splices to one Service. An unresolvable backend is still entered (with no
+// endpoints), so its hostname's connections are refused rather than terminated here.
+
+import type { PassthroughRouteIR } from '../../router/types.ts';
+import type { BackendIndex } from '../backends.ts';
+import { asArray, asRecord, asString, type KubeObject } from '../objects.ts';
+import { cond, type ConditionInput } from './conditions.ts';
+import type { GatewayModel } from './gateways.ts';
+import { intersectHostnames, validGatewayHostname } from './hostnames.ts';
+import type { BackendSink } from './httproute.ts';
+import { GATEWAY_GROUP, type ReferenceGrants } from './refs.ts';
+
+export interface PassthroughSink extends BackendSink {
+  addPassthrough(route: PassthroughRouteIR): void;
+  passthroughOwner(hostname: string, multiLabelWildcard: boolean): PassthroughRouteIR | undefined;
+}
+
+export interface TLSRouteResult {
+  readonly parents: { parentRef: Record<string, unknown>; conditions: ConditionInput[] }[];
+}
+
+/** The route's one backend key, and its ResolvedRefs condition. */
+function resolveBackend(route: KubeObject, index: BackendIndex, grants: ReferenceGrants, sink: BackendSink): { key: string | undefined; resolved: ConditionInput } {
+  const ns = route.metadata.namespace ?? 'default';
+  const refs = asArray(asRecord(route.spec).rules).flatMap((r) => asArray(asRecord(r).backendRefs).map(asRecord));
+  const weighted = refs.filter((b) => b.weight !== 0);
+  if (weighted.length !== 1) return { key: undefined, resolved: cond('ResolvedRefs', true, 'ResolvedRefs') };
+  const b = weighted[0];
+  const group = asString(b.group) ?? '';
+  const kind = asString(b.kind) ?? 'Service';
+  const name = asString(b.name) ?? '';
+  const refNs = asString(b.namespace) ?? ns;
+  const port = typeof b.port === 'number' && Number.isInteger(b.port) && b.port > 0 && b.port < 65536 ? b.port : undefined;
+  const label = `${refNs}/${name}${port !== undefined ? ':' + port : ''}`;
+  let problem: ConditionInput | undefined;
+  if (group !== '' || kind !== 'Service') problem = cond('ResolvedRefs', false, 'InvalidKind', `backendRef ${group || 'core'}/${kind} ${label}: only Services are supported`);
+  else if (!grants.permits({ group: GATEWAY_GROUP, kind: 'TLSRoute', namespace: ns }, { group: '', kind: 'Service', namespace: refNs, name })) problem = cond('ResolvedRefs', false, 'RefNotPermitted', `Service ${label} is in another namespace and no ReferenceGrant there allows it`);
+  else if (port === undefined) problem = cond('ResolvedRefs', false, 'BackendNotFound', `backendRef Service ${label} needs a port`);
+  else {
+    const why = index.referenceProblem(refNs, name, { number: port });
+    if (why !== undefined) problem = cond('ResolvedRefs', false, 'BackendNotFound', why);
+  }
+  if (problem !== undefined) {
+    // No endpoints: the hostname's connections are refused.
+    const key = `!refused TLSRoute/${ns}/${route.metadata.name}`;
+    sink.addBackend(key, { name: key, protocol: 'http', endpoints: [], unavailableReason: problem.message, errorStatus: 500 });
+    return { key, resolved: problem };
+  }
+  const r = index.resolve(refNs, name, { number: port! });
+  sink.addBackend(r.key, r.backend);
+  return { key: r.key, resolved: cond('ResolvedRefs', true, 'ResolvedRefs') };
+}
+
+export function translateTLSRoute(route: KubeObject, gateways: ReadonlyMap<string, GatewayModel>, index: BackendIndex, grants: ReferenceGrants, sink: PassthroughSink): TLSRouteResult {
+  const ns = route.metadata.namespace ?? 'default';
+  const spec = asRecord(route.spec);
+  const hostnames = asArray(spec.hostnames).filter((h): h is string => typeof h === 'string').map((h) => h.toLowerCase()).filter(validGatewayHostname);
+  const refCount = asArray(spec.rules).flatMap((r) => asArray(asRecord(r).backendRefs)).filter((b) => asRecord(b).weight !== 0).length;
+  const { key, resolved } = resolveBackend(route, index, grants, sink);
+  const parents: TLSRouteResult['parents'] = [];
+  for (const raw of asArray(spec.parentRefs)) {
+    const p = asRecord(raw);
+    const group = asString(p.group) ?? GATEWAY_GROUP;
+    const kind = asString(p.kind) ?? 'Gateway';
+    const name = asString(p.name) ?? '';
+    const pns = asString(p.namespace) ?? ns;
+    if (group !== GATEWAY_GROUP || kind !== 'Gateway') continue;
+    const gw = gateways.get(`${pns}/${name}`);
+    if (gw === undefined) continue;
+    const sectionName = asString(p.sectionName);
+    const port = typeof p.port === 'number' ? p.port : undefined;
+    const parentRef = { group, kind, namespace: pns, name, ...(sectionName !== undefined ? { sectionName } : {}), ...(port !== undefined ? { port } : {}) };
+    const done = (accepted: ConditionInput) => parents.push({ parentRef, conditions: [accepted, resolved] });
+    const candidates = gw.listeners.filter((l) => (sectionName === undefined || l.name === sectionName) && (port === undefined || l.port === port));
+    if (candidates.length === 0) {
+      done(cond('Accepted', false, 'NoMatchingParent', `Gateway ${pns}/${name} has no listener${sectionName !== undefined ? ` named ${sectionName}` : ''}${port !== undefined ? ` on port ${port}` : ''}`));
+      continue;
+    }
+    const allowed = candidates.filter((l) => l.accepted && l.supportedKinds.some((k) => k.kind === 'TLSRoute') && l.allowsNamespace(ns));
+    if (allowed.length === 0) {
+      done(cond('Accepted', false, 'NotAllowedByListeners', candidates.map((l) => `${l.name}: ${!l.accepted ? `not accepted (${l.accept?.reason})` : !l.supportedKinds.some((k) => k.kind === 'TLSRoute') ? 'does not allow TLSRoute' : `does not allow routes from namespace ${ns}`}`).join('; ')));
+      continue;
+    }
+    const attached = allowed.map((l) => ({ listener: l, hosts: intersectHostnames(l.hostname, hostnames) })).filter((a) => a.hosts.length > 0);
+    if (attached.length === 0) {
+      done(cond('Accepted', false, 'NoMatchingListenerHostname', `no hostname of the route (${hostnames.join(', ')}) matches a listener`));
+      continue;
+    }
+    if (refCount !== 1) {
+      done(cond('Accepted', false, 'UnsupportedValue', refCount === 0 ? 'the route has no backendRef to pass connections to' : `Portico passes a TLS hostname through to one backend; this route has ${refCount} backendRefs with weight`));
+      continue;
+    }
+    const skipped: string[] = [];
+    let entered = 0;
+    for (const { listener, hosts } of attached) {
+      for (const host of hosts) {
+        if (host === undefined) {
+          skipped.push(`listener ${listener.name}: neither the listener nor the route names a hostname, and passthrough is chosen by SNI hostname`);
+          continue;
+        }
+        const multi = host.startsWith('*.');
+        const owner = sink.passthroughOwner(host, multi);
+        if (owner !== undefined) {
+          if (owner.source.kind !== 'TLSRoute' || owner.source.namespace !== ns || owner.source.name !== route.metadata.name) skipped.push(`${host} is already passed through by the older ${owner.source.kind} ${owner.source.namespace}/${owner.source.name}`);
+          else entered++;
+          continue;
+        }
+        if (listener.programmed) sink.addPassthrough({ hostname: host, ...(multi ? { multiLabelWildcard: true } : {}), backend: key!, source: { kind: 'TLSRoute', namespace: ns, name: route.metadata.name } });
+        entered++;
+      }
+    }
+    if (entered === 0) {
+      done(cond('Accepted', false, 'UnsupportedValue', skipped.join('; ')));
+      continue;
+    }
+    for (const { listener } of attached) listener.attachedRoutes++;
+    done(cond('Accepted', true, 'Accepted', skipped.length > 0 ? `not served: ${skipped.join('; ')}` : ''));
+  }
+  return { parents };
+}

@@ -1,0 +1,100 @@
+// TLSRoute on a TLS Passthrough listener through a real `portico serve`: TLS clients connect to
+// Portico's HTTPS port and talk, still encrypted, to TLS echo backends that report the SNI they
+// saw (so the test knows the bytes were not terminated by Portico).
+import { once } from 'node:events';
+import type { AddressInfo } from 'node:net';
+import tls from 'node:tls';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { generateSelfSigned } from '../tls/selfsigned.ts';
+import { startPortico, waitFor, type Portico } from './helpers/portico.ts';
+import { condition, gateway, gatewayClass, httpRoute, namespace, statusOf, toYaml, type Obj } from './gateway-helpers.ts';
+
+let portico: Portico;
+const servers: tls.Server[] = [];
+
+/** A TLS echo backend: answers `name sni=<servername>` to any bytes. */
+async function tlsEcho(name: string): Promise<number> {
+  const cert = generateSelfSigned({ commonName: name, dnsNames: ['abc.example.com', '*.example.com', '*.test'] });
+  const server = tls.createServer({ cert: cert.certPem, key: cert.keyPem }, (s) => {
+    s.on('error', () => undefined);
+    s.on('data', () => s.end(`${name} sni=${(s as tls.TLSSocket & { servername?: string }).servername}`));
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  servers.push(server);
+  return (server.address() as AddressInfo).port;
+}
+
+const svc = (name: string, port: number): Obj[] => [
+  { apiVersion: 'v1', kind: 'Service', metadata: { name, namespace: 'infra' }, spec: { ports: [{ name: 'tls', port: 443, targetPort: 8443 }] } },
+  { apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice', metadata: { name: `${name}-1`, namespace: 'infra', labels: { 'kubernetes.io/service-name': name } }, addressType: 'IPv4', ports: [{ name: 'tls', port }], endpoints: [{ addresses: ['127.0.0.1'] }] },
+];
+const tlsRoute = (name: string, hostnames: string[], backend: string, extra: Obj = {}): Obj => ({ apiVersion: 'gateway.networking.k8s.io/v1', kind: 'TLSRoute', metadata: { name, namespace: 'infra' }, spec: { parentRefs: [{ name: 'gw' }], hostnames, rules: [{ backendRefs: [{ name: backend, port: 443 }] }], ...extra } });
+
+/** Connects with SNI, sends a line, returns what came back, or `rejected` when the connection failed or closed empty. */
+function dial(servername: string, payload = 'hello'): Promise<string> {
+  return new Promise((resolve) => {
+    const socket = tls.connect({ host: '127.0.0.1', port: portico.httpsPort, servername, rejectUnauthorized: false });
+    let out = '';
+    const timer = setTimeout(() => socket.destroy(), 5000);
+    socket.on('secureConnect', () => socket.write(payload));
+    socket.on('data', (d) => (out += d));
+    socket.on('error', () => undefined);
+    socket.on('close', () => {
+      clearTimeout(timer);
+      resolve(out === '' ? 'rejected' : out);
+    });
+  });
+}
+
+beforeAll(async () => {
+  const p1 = await tlsEcho('tls-backend');
+  const p2 = await tlsEcho('tls-backend-2');
+  portico = await startPortico({ files: {} });
+  portico.write('all.yaml', toYaml(
+    namespace('infra'),
+    gatewayClass(),
+    gateway('gw', [
+      { name: 'tls', port: portico.httpsPort, protocol: 'TLS', hostname: '*.example.com', tls: { mode: 'Passthrough' } },
+      { name: 'http', port: portico.httpPort, protocol: 'HTTP' },
+    ]),
+    ...svc('tls-backend', p1), ...svc('tls-backend-2', p2),
+    tlsRoute('exact', ['abc.example.com'], 'tls-backend'),
+    // `*.com` narrowed to the listener's `*.example.com` (TLSRouteHostnameIntersection)
+    tlsRoute('wider', ['*.com'], 'tls-backend-2'),
+    tlsRoute('missing', ['missing.example.com'], 'nonexistent'),
+    httpRoute('disallowed-kind', { parentRefs: [{ name: 'gw', sectionName: 'tls' }], rules: [{ backendRefs: [{ name: 'tls-backend', port: 443 }] }] }),
+  ));
+  await waitFor('passthrough served', async () => (await dial('abc.example.com')).startsWith('tls-backend sni='), 20_000);
+}, 60_000);
+
+afterAll(async () => {
+  await portico?.stop();
+  for (const s of servers) s.close();
+});
+
+describe('TLSRoute through portico serve (TLS Passthrough)', () => {
+  it('routes by SNI, still encrypted, the exact name before the wildcard; several labels under a wildcard', async () => {
+    expect(await dial('abc.example.com')).toBe('tls-backend sni=abc.example.com');
+    expect(await dial('other.example.com')).toBe('tls-backend-2 sni=other.example.com');
+    expect(await dial('deep.other.example.com')).toBe('tls-backend-2 sni=deep.other.example.com');
+  });
+
+  it('an unresolvable backend refuses its hostname; other names are not passed through', async () => {
+    expect(await dial('missing.example.com')).toBe('rejected');
+    // Not a passthrough host: Portico terminates TLS itself and answers HTTP (no route: 404).
+    expect(await dial('example.com', 'GET / HTTP/1.1\r\nHost: example.com\r\nConnection: close\r\n\r\n')).toMatch(/^HTTP\/1\.1 404 /);
+  });
+
+  it('status: accepted routes, BackendNotFound, an HTTPRoute not allowed on the TLS listener', async () => {
+    const { items } = await portico.json<{ items: any[] }>('/status');
+    const ok = statusOf(items, 'TLSRoute', 'infra', 'exact').parents[0].conditions;
+    expect(condition(ok, 'Accepted')).toMatchObject({ status: 'True', reason: 'Accepted' });
+    expect(condition(statusOf(items, 'TLSRoute', 'infra', 'missing').parents[0].conditions, 'ResolvedRefs')).toMatchObject({ status: 'False', reason: 'BackendNotFound' });
+    expect(condition(statusOf(items, 'HTTPRoute', 'infra', 'disallowed-kind').parents[0].conditions, 'Accepted')).toMatchObject({ status: 'False', reason: 'NotAllowedByListeners' });
+    const listener = statusOf(items, 'Gateway', 'infra', 'gw').listeners.find((l: any) => l.name === 'tls');
+    expect(listener.supportedKinds.map((k: any) => k.kind)).toEqual(['TLSRoute']);
+    expect(listener.attachedRoutes).toBe(3);
+    for (const type of ['Accepted', 'Programmed', 'ResolvedRefs']) expect(condition(listener.conditions, type)?.status).toBe('True');
+  });
+});
