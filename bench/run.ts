@@ -1,11 +1,15 @@
-// `npm run bench`: the same small GET to the same backend, through Portico and through nginx
-// (and, with --baseline, a minimal Node proxy), with the same number of workers; reports req/s,
-// latency and CPU time per request of each proxy.
+// `npm run bench`: the same small GET to the same backend, interleaved in one run, through
+// Portico (its fast HTTP/1.1 engine and its node:http one), nginx and a minimal node:http + undici
+// proxy, with the same number of workers; reports req/s, latency and CPU time per request of each
+// proxy, pinned (proxy on CPU 0, wrk and the backend on CPU 1) and unpinned, with access logs
+// off and (for http-keepalive) on.
 //
 //   npm run bench -- [--workers 1] [--duration 10] [--warmup 3] [--connections 50] [--threads 1]
 //                    [--rounds 3] [--backend-workers 1] [--tool auto|wrk|autocannon]
-//                    [--scenarios http-keepalive,https-keepalive,tls-handshake] [--baseline]
-//                    [--wait-quiet S] [--no-install] [--keep-temp]
+//                    [--scenarios http-keepalive,http-newconn,https-keepalive,tls-handshake]
+//                    [--engines fast,node] [--pinning both|pinned|unpinned]
+//                    [--access-log both|on|off] [--access-log-scenarios http-keepalive]
+//                    [--no-baseline] [--wait-quiet S] [--no-install] [--keep-temp]
 //
 // See bench/README.md for what each number means. Benchmarks report; they never assert.
 
@@ -26,6 +30,8 @@ import {
   runCommand,
   sampleCpu,
   sampleSystemCpu,
+  setAffinity,
+  findExecutable,
   sleep,
   startProcess,
   stopAll,
@@ -63,7 +69,14 @@ interface Options {
   keepTemp: boolean;
   baseline: boolean;
   waitQuietSec: number;
+  engines: Engine[];
+  pinning: PinMode[];
+  accessLog: ('off' | 'on')[];
+  accessLogScenarios: string[];
 }
+
+type Engine = 'fast' | 'node';
+type PinMode = 'unpinned' | 'pinned';
 
 const USAGE = `Usage: npm run bench -- [flags]
 
@@ -77,7 +90,12 @@ const USAGE = `Usage: npm run bench -- [flags]
   --tool T              auto | wrk | autocannon (default auto: wrk if installed)
   --scenarios LIST      comma-separated (default: all available): ${SCENARIOS.map((s) => s.name).join(', ')}
   --wait-quiet S        before each run, wait up to S seconds for other programs to go idle (default 0)
-  --baseline            also measure a minimal Node proxy (node:http + undici, nothing else)
+  --no-baseline         leave out the minimal Node proxy (node:http + undici, nothing else)
+  --engines LIST        Portico HTTP/1.1 engines to measure: fast, node (default both)
+  --pinning P           both | pinned | unpinned (default both; pinned: the proxy on CPU 0, wrk and
+                        the backend on CPU 1, with taskset)
+  --access-log A        both | on | off (default both): access logs written to a file by both proxies
+  --access-log-scenarios LIST   scenarios that also run with access logs on (default http-keepalive)
   --no-install          do not apt-get install nginx/wrk when missing
   --keep-temp           keep the temporary directory (configs, logs)
 `;
@@ -99,6 +117,11 @@ function parseOptions(argv: string[]): Options {
       'no-install': { type: 'boolean' },
       'keep-temp': { type: 'boolean' },
       baseline: { type: 'boolean' },
+      'no-baseline': { type: 'boolean' },
+      engines: { type: 'string' },
+      pinning: { type: 'string' },
+      'access-log': { type: 'string' },
+      'access-log-scenarios': { type: 'string' },
       'wait-quiet': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -117,7 +140,17 @@ function parseOptions(argv: string[]): Options {
   if (tool !== 'auto' && tool !== 'wrk' && tool !== 'autocannon') throw new Error('--tool: auto, wrk or autocannon');
   const scenarios = values.scenarios ? values.scenarios.split(',').map((s) => s.trim()).filter(Boolean) : SCENARIOS.map((s) => s.name);
   for (const s of scenarios) if (!SCENARIOS.some((x) => x.name === s)) throw new Error(`--scenarios: unknown scenario ${s}`);
+  const engines = (values.engines ?? 'fast,node').split(',').map((e) => e.trim()) as Engine[];
+  for (const e of engines) if (e !== 'fast' && e !== 'node') throw new Error('--engines: fast and/or node');
+  const pin = values.pinning ?? 'both';
+  if (pin !== 'both' && pin !== 'pinned' && pin !== 'unpinned') throw new Error('--pinning: both, pinned or unpinned');
+  const log = values['access-log'] ?? 'both';
+  if (log !== 'both' && log !== 'on' && log !== 'off') throw new Error('--access-log: both, on or off');
   return {
+    engines,
+    pinning: pin === 'both' ? ['unpinned', 'pinned'] : [pin],
+    accessLog: log === 'both' ? ['off', 'on'] : [log],
+    accessLogScenarios: (values['access-log-scenarios'] ?? 'http-keepalive').split(',').map((x) => x.trim()).filter(Boolean),
     workers: int('workers', values.workers, 1, 1, 64),
     durationSec: int('duration', values.duration, 10, 1, 600),
     warmupSec: int('warmup', values.warmup, 3, 0, 120),
@@ -129,15 +162,16 @@ function parseOptions(argv: string[]): Options {
     scenarios,
     install: !values['no-install'],
     keepTemp: values['keep-temp'] ?? false,
-    baseline: values.baseline ?? false,
+    baseline: !(values['no-baseline'] ?? false),
     waitQuietSec: int('wait-quiet', values['wait-quiet'], 0, 0, 3600),
   };
 }
 
 // ---- measurement -------------------------------------------------------------------------------
 
-type ProxyName = 'portico' | 'nginx' | 'node-baseline';
-const PROXIES: readonly ProxyName[] = ['portico', 'nginx', 'node-baseline'];
+type ProxyName = 'portico-fast' | 'portico-node' | 'nginx' | 'node-baseline';
+const PROXIES: readonly ProxyName[] = ['portico-fast', 'portico-node', 'nginx', 'node-baseline'];
+const PORTICOS = ['portico-fast', 'portico-node'] as const;
 
 interface RunResult {
   readonly round: number;
@@ -314,7 +348,7 @@ async function checkServes(name: string, probes: readonly Probe[], proc: Managed
   }
 }
 
-async function startPortico(o: Options, scenario: Scenario, ctx: ScenarioContext, ports: ProxyPorts, dir: string): Promise<ManagedProcess> {
+async function startPortico(o: Options, scenario: Scenario, ctx: ScenarioContext, ports: ProxyPorts, dir: string, engine: Engine, accessLog: boolean): Promise<ManagedProcess> {
   const manifests = join(dir, `portico-${scenario.name}`);
   mkdirSync(manifests, { recursive: true });
   writeFileSync(join(manifests, 'bench.json'), JSON.stringify({ apiVersion: 'v1', kind: 'List', items: scenario.porticoManifests(ctx) }, null, 2));
@@ -322,10 +356,12 @@ async function startPortico(o: Options, scenario: Scenario, ctx: ScenarioContext
   const args = [
     PORTICO_BIN, 'serve', '--manifests', manifests,
     '--http-port', String(ports.http), '--https-port', String(ports.https), '--admin-port', String(adminPort),
-    '--workers', String(o.workers), '--bind-address', '127.0.0.1', '--admin-address', '127.0.0.1', '--log-level', 'warn',
+    '--workers', String(o.workers), '--bind-address', '127.0.0.1', '--admin-address', '127.0.0.1',
+    // Access logs are written at info; warn turns them off.
+    '--log-level', accessLog ? 'info' : 'warn', '--http1-engine', engine,
     ...scenario.porticoArgs(ctx, ports),
   ];
-  const proc = await startProcess('portico', process.execPath, args);
+  const proc = await startProcess(`portico-${engine}`, process.execPath, args, undefined, join(dir, `portico-${engine}-${scenario.name}${accessLog ? '-access' : ''}.log`));
   const why = await waitUntil(
     async () => (await httpGet(adminPort, '/readyz', undefined, 2000)).status === 200,
     30_000,
@@ -355,11 +391,13 @@ function printScenario(name: string, unit: string, threads: number, workers: num
     if (s === undefined) continue;
     rows.push([p, f0(s.requestsPerSec), f2(s.latencyP50Ms), f2(s.latencyP99Ms), f1(s.cpuUsPerRequest), f2(s.cpuCores), f1(s.backendCpuUsPerRequest), f0(s.rssMB), String(s.non2xx), String(s.errors)]);
   }
-  const portico = results.portico;
-  for (const other of ['nginx', 'node-baseline'] as const) {
-    const o = results[other];
-    if (portico === undefined || o === undefined) continue;
-    rows.push([`portico/${other}`, `${f2(portico.requestsPerSec / o.requestsPerSec)}x`, '', '', `${f2(portico.cpuUsPerRequest / o.cpuUsPerRequest)}x`, '', '', '', '', '']);
+  for (const p of PORTICOS) {
+    const portico = results[p];
+    for (const other of ['nginx', 'node-baseline'] as const) {
+      const o = results[other];
+      if (portico === undefined || o === undefined) continue;
+      rows.push([`${p}/${other}`, `${f2(portico.requestsPerSec / o.requestsPerSec)}x`, '', '', `${f2(portico.cpuUsPerRequest / o.cpuUsPerRequest)}x`, '', '', '', '', '']);
+    }
   }
   const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
   const used = PROXIES.filter((p) => results[p] !== undefined).map((p) => `${p} ${results[p]!.allRoundsNoisy ? 'all rounds (every one disturbed)' : `round ${results[p]!.roundsSummarized.join(', ')}`}`);
@@ -380,6 +418,26 @@ function printScenario(name: string, unit: string, threads: number, workers: num
     }
   }
   return notes;
+}
+
+/** The README table: one row per scenario variant and contender, CPU ratios to nginx. */
+function markdownTable(scenarios: Record<string, Record<string, unknown>>, commit: string | null, at: Date): string {
+  const lines = [
+    `<!-- written by npm run bench, ${at.toISOString()}, commit ${commit ?? '?'} -->`,
+    '| scenario | pinning | access log | proxy | req/s | p50 ms | p99 ms | CPU µs/req | CPU vs nginx | rounds |',
+    '|---|---|---|---|---:|---:|---:|---:|---:|---|',
+  ];
+  for (const [key, sc] of Object.entries(scenarios)) {
+    const nginx = sc.nginx as ProxySummary | undefined;
+    for (const p of PROXIES) {
+      const s = sc[p] as ProxySummary | undefined;
+      if (s === undefined) continue;
+      const vs = nginx !== undefined && p !== 'nginx' ? `${f2(s.cpuUsPerRequest / nginx.cpuUsPerRequest)}x` : '';
+      const rounds = s.allRoundsNoisy ? 'all disturbed' : s.roundsSummarized.join(',');
+      lines.push(`| ${sc.scenario as string} | ${key.endsWith('@pinned') ? 'pinned' : 'unpinned'} | ${sc.accessLog === true ? 'on' : 'off'} | ${p} | ${f0(s.requestsPerSec)} | ${f2(s.latencyP50Ms)} | ${f2(s.latencyP99Ms)} | ${f1(s.cpuUsPerRequest)} | ${vs} | ${rounds} |`);
+    }
+  }
+  return `${lines.join('\n')}\n`;
 }
 
 async function gitCommit(): Promise<string | undefined> {
@@ -413,7 +471,7 @@ async function main(): Promise<number> {
     porticoCommit: (await gitCommit()) ?? null,
   };
   const config = { ...o, host: BENCH_HOST, backend: tools.nginx ? `nginx ${nginxVer} (return 200 "ok", ${o.backendWorkers} worker)` : 'node bench/lib/backend.ts (nginx unavailable)' };
-  process.stdout.write(`Portico vs nginx${o.baseline ? ' vs node-baseline' : ''}: ${o.workers} worker(s) each, ${load?.name ?? 'no load generator'} -t${o.threads} -c${o.connections}, ${o.warmupSec}s warm-up + ${o.durationSec}s measured, ${o.rounds} round(s)\n`);
+  process.stdout.write(`Portico (${o.engines.join(', ')}) vs nginx${o.baseline ? ' vs node-baseline' : ''}, ${o.pinning.join(' and ')}: ${o.workers} worker(s) each, ${load?.name ?? 'no load generator'} -t${o.threads} -c${o.connections}, ${o.warmupSec}s warm-up + ${o.durationSec}s measured, ${o.rounds} round(s)\n`);
   process.stdout.write(`machine: ${machine.cpus} x ${machine.cpuModel}, node ${machine.node}, nginx ${machine.nginx ?? '-'}, ${machine.loadGenerator ?? '-'}\n`);
 
   const skipped: Record<string, string> = {};
@@ -449,6 +507,21 @@ async function main(): Promise<number> {
     const backendUp = await waitUntil(async () => (await httpGet(backendPort, '/', undefined, 2000)).status === 200, 10_000, 100, () => (backend.exitCode() !== 'running' ? 'exited' : undefined));
     if (backendUp !== undefined) throw new Error(`backend did not start: ${backendUp}\n${backend.output.slice(-10).join('\n')}`);
 
+    const cpus = os.availableParallelism();
+    const allCpus = `0-${cpus - 1}`;
+    const pinnable = cpus >= 2 && findExecutable('taskset') !== undefined;
+    const pinModes = o.pinning.filter((m) => m === 'unpinned' || pinnable);
+    if (pinModes.length < o.pinning.length) {
+      skipped.pinned = cpus < 2 ? 'pinning needs at least 2 CPUs' : 'pinning needs taskset (util-linux)';
+      process.stdout.write(`pinned runs skipped: ${skipped.pinned}\n`);
+    }
+    /** Pinned: the proxy on CPU 0; the backend and this process (so wrk, its child) on CPU 1. */
+    const pin = async (mode: PinMode, proxies: ManagedProcess[]): Promise<void> => {
+      for (const p of proxies) await setAffinity(p.pid, mode === 'pinned' ? '0' : allCpus);
+      await setAffinity(backend.pid, mode === 'pinned' ? '1' : allCpus);
+      await setAffinity(process.pid, mode === 'pinned' ? '1' : allCpus);
+    };
+
     for (const name of o.scenarios) {
       const scenario = SCENARIOS.find((s) => s.name === name)!;
       const unavailable = scenario.available();
@@ -458,77 +531,90 @@ async function main(): Promise<number> {
         continue;
       }
       const ctx: ScenarioContext = { backendPort, dir };
-      process.stdout.write(`\n${name}: ${scenario.description}\n`);
-      const procs: Partial<Record<ProxyName, ManagedProcess>> = {};
-      const targets: Partial<Record<ProxyName, LoadTarget>> = {};
-      const negotiated: Partial<Record<ProxyName, NegotiatedTls>> = {};
-      const unit = scenario.unit ?? 'req';
-      /** What wrk negotiates (same OpenSSL, same SNI) with a proxy that serves HTTPS. */
-      const recordTls = async (p: ProxyName, probes: Probe[]): Promise<void> => {
-        const tlsProbe = probes.find((x) => x.tls !== undefined);
-        if (tlsProbe === undefined) return;
-        const n = await negotiatedTls(tlsProbe.port, '127.0.0.1');
-        if (n !== undefined) {
-          negotiated[p] = n;
-          process.stdout.write(`  ${p}: ${n.protocol}, ${n.cipher}, ${n.group}, ${n.signature} (what wrk's OpenSSL negotiates, SNI 127.0.0.1)\n`);
-        }
-      };
-      try {
-        const porticoPorts: ProxyPorts = { http: await freePort(), https: await freePort() };
-        procs.portico = await startPortico(o, scenario, ctx, porticoPorts, dir);
-        targets.portico = scenario.target(porticoPorts, ctx);
-        await recordTls('portico', probesFor(scenario, porticoPorts, ctx));
-        if (tools.nginx && nginxVer) {
-          const ports: ProxyPorts = { http: await freePort(), https: await freePort() };
-          procs.nginx = await startNginx(tools.nginx, nginxVer, { name: `proxy-${name}`, dir, workers: o.workers, http: scenario.nginxHttp(ctx, ports) });
-          await checkServes('nginx', probesFor(scenario, ports, ctx), procs.nginx);
-          targets.nginx = scenario.target(ports, ctx);
-          await recordTls('nginx', probesFor(scenario, ports, ctx));
-        }
-        if (o.baseline && scenario.nodeBaseline) {
-          const ports: ProxyPorts = { http: await freePort(), https: await freePort() };
-          procs['node-baseline'] = await startProcess('node-baseline', process.execPath, [BASELINE_TS, String(ports.http), String(backendPort), String(o.workers)]);
-          await checkServes('node-baseline', probesFor(scenario, ports, ctx), procs['node-baseline']);
-          targets['node-baseline'] = scenario.target(ports, ctx);
-        }
-        const names = PROXIES.filter((p) => procs[p] !== undefined);
-        const runs: Partial<Record<ProxyName, RunResult[]>> = {};
-        for (let round = 0; round < o.rounds; round++) {
-          // Rotate who goes first, so drift (thermal, noisy neighbours) does not favour one.
-          const order = names.map((_, i) => names[(i + round) % names.length]);
-          for (const p of order) {
-            const r = await measure(load, o, targets[p]!, procs[p]!, backend, round + 1);
-            (runs[p] ??= []).push(r);
-            process.stdout.write(`  round ${round + 1} ${p.padEnd(13)} ${f0(r.requestsPerSec).padStart(8)} ${unit}/s  p50 ${f2(r.latencyMs.p50)} ms  p99 ${f2(r.latencyMs.p99)} ms  ${f1(r.cpuUsPerRequest)} CPU µs/${unit} (${f2(r.cpuCores)} cores, ${r.proxyProcesses} processes; ${load.name} ${f2(r.loadGeneratorCores)} cores)\n`);
-            const other = Math.max(r.otherBusyCores, r.otherBusyCoresDuring);
-            if (other > NOISY_CORES) {
-              const msg = `round ${r.round} ${p}: other programs kept ${f2(other)} cores busy ${r.otherBusyCoresDuring > NOISY_CORES ? 'during' : 'just before'} the run; numbers are unreliable`;
-              notes.push(msg);
-              process.stdout.write(`  warning: ${msg}\n`);
-            }
+      const logModes = o.accessLog.filter((m) => m === 'off' || o.accessLogScenarios.includes(name));
+      for (const logMode of logModes) {
+        const accessLog = logMode === 'on';
+        process.stdout.write(`\n${name}${accessLog ? ' (access logs on)' : ''}: ${scenario.description}\n`);
+        const procs: Partial<Record<ProxyName, ManagedProcess>> = {};
+        const targets: Partial<Record<ProxyName, LoadTarget>> = {};
+        const negotiated: Partial<Record<ProxyName, NegotiatedTls>> = {};
+        const unit = scenario.unit ?? 'req';
+        /** What wrk negotiates (same OpenSSL, same SNI) with a proxy that serves HTTPS. */
+        const recordTls = async (p: ProxyName, probes: Probe[]): Promise<void> => {
+          const tlsProbe = probes.find((x) => x.tls !== undefined);
+          if (tlsProbe === undefined) return;
+          const n = await negotiatedTls(tlsProbe.port, '127.0.0.1');
+          if (n !== undefined) {
+            negotiated[p] = n;
+            process.stdout.write(`  ${p}: ${n.protocol}, ${n.cipher}, ${n.group}, ${n.signature} (what wrk's OpenSSL negotiates, SNI 127.0.0.1)\n`);
           }
+        };
+        try {
+          for (const engine of o.engines) {
+            const p: ProxyName = `portico-${engine}`;
+            const porticoPorts: ProxyPorts = { http: await freePort(), https: await freePort() };
+            procs[p] = await startPortico(o, scenario, ctx, porticoPorts, dir, engine, accessLog);
+            targets[p] = scenario.target(porticoPorts, ctx);
+            await recordTls(p, probesFor(scenario, porticoPorts, ctx));
+          }
+          if (tools.nginx && nginxVer) {
+            const ports: ProxyPorts = { http: await freePort(), https: await freePort() };
+            procs.nginx = await startNginx(tools.nginx, nginxVer, { name: `proxy-${name}${accessLog ? '-log' : ''}`, dir, workers: o.workers, http: scenario.nginxHttp(ctx, ports), ...(accessLog ? { accessLog: join(dir, `nginx-${name}-access.log`) } : {}) });
+            await checkServes('nginx', probesFor(scenario, ports, ctx), procs.nginx);
+            targets.nginx = scenario.target(ports, ctx);
+            await recordTls('nginx', probesFor(scenario, ports, ctx));
+          }
+          // The minimal proxy writes no logs at all: it is the floor, with logs off only.
+          if (o.baseline && scenario.nodeBaseline && !accessLog) {
+            const ports: ProxyPorts = { http: await freePort(), https: await freePort() };
+            procs['node-baseline'] = await startProcess('node-baseline', process.execPath, [BASELINE_TS, String(ports.http), String(backendPort), String(o.workers)]);
+            await checkServes('node-baseline', probesFor(scenario, ports, ctx), procs['node-baseline']);
+            targets['node-baseline'] = scenario.target(ports, ctx);
+          }
+          const names = PROXIES.filter((p) => procs[p] !== undefined);
+          for (const pinMode of pinModes) {
+            const key = `${name}${accessLog ? '+access-log' : ''}@${pinMode}`;
+            await pin(pinMode, contenders(procs));
+            process.stdout.write(`  ${key}\n`);
+            const runs: Partial<Record<ProxyName, RunResult[]>> = {};
+            for (let round = 0; round < o.rounds; round++) {
+              // Rotate who goes first, so drift (thermal, noisy neighbours) does not favour one.
+              const order = names.map((_, i) => names[(i + round) % names.length]);
+              for (const p of order) {
+                const r = await measure(load, o, targets[p]!, procs[p]!, backend, round + 1);
+                (runs[p] ??= []).push(r);
+                process.stdout.write(`  round ${round + 1} ${p.padEnd(13)} ${f0(r.requestsPerSec).padStart(8)} ${unit}/s  p50 ${f2(r.latencyMs.p50)} ms  p99 ${f2(r.latencyMs.p99)} ms  ${f1(r.cpuUsPerRequest)} CPU µs/${unit} (${f2(r.cpuCores)} cores, ${r.proxyProcesses} processes; ${load.name} ${f2(r.loadGeneratorCores)} cores)\n`);
+                const other = Math.max(r.otherBusyCores, r.otherBusyCoresDuring);
+                if (other > NOISY_CORES) {
+                  const msg = `${key} round ${r.round} ${p}: other programs kept ${f2(other)} cores busy ${r.otherBusyCoresDuring > NOISY_CORES ? 'during' : 'just before'} the run; numbers are unreliable`;
+                  notes.push(msg);
+                  process.stdout.write(`  warning: ${msg}\n`);
+                }
+              }
+            }
+            const summaries: Partial<Record<ProxyName, ProxySummary>> = {};
+            for (const p of names) summaries[p] = summarize(runs[p] ?? []);
+            notes.push(...printScenario(key, unit, o.threads, o.workers, summaries));
+            const ratio = (a: ProxySummary | undefined, b: ProxySummary | undefined) =>
+              a && b ? { requestsPerSec: a.requestsPerSec / b.requestsPerSec, cpuUsPerRequest: a.cpuUsPerRequest / b.cpuUsPerRequest } : null;
+            const shape = targets['portico-fast'] ?? targets['portico-node'] ?? targets.nginx;
+            scenarioResults[key] = {
+              scenario: name,
+              description: scenario.description,
+              accessLog,
+              pinning: pinMode === 'pinned' ? { proxy: 'CPU 0', loadGeneratorAndBackend: 'CPU 1' } : 'none',
+              unit,
+              target: { scheme: shape ? new URL(shape.url).protocol.slice(0, -1) : null, path: '/', host: BENCH_HOST, headers: shape?.headers ?? null, clientEnv: shape?.env ?? null },
+              ...(scenario.setup ? { setup: scenario.setup(ctx) } : {}),
+              ...(Object.keys(negotiated).length > 0 ? { negotiatedTls: negotiated } : {}),
+              ...summaries,
+              ratios: Object.fromEntries(PORTICOS.filter((p) => summaries[p] !== undefined).map((p) => [p, { toNginx: ratio(summaries[p], summaries.nginx), toNodeBaseline: ratio(summaries[p], summaries['node-baseline']) }])),
+            };
+          }
+        } finally {
+          await pin('unpinned', []);
+          await Promise.all(contenders(procs).map((p) => p.stop()));
         }
-        const summaries: Partial<Record<ProxyName, ProxySummary>> = {};
-        for (const p of names) summaries[p] = summarize(runs[p] ?? []);
-        notes.push(...printScenario(name, unit, o.threads, o.workers, summaries));
-        const ratio = (other: ProxyName) => {
-          const a = summaries.portico;
-          const b = summaries[other];
-          return a && b ? { requestsPerSec: a.requestsPerSec / b.requestsPerSec, cpuUsPerRequest: a.cpuUsPerRequest / b.cpuUsPerRequest } : null;
-        };
-        const shape = targets.portico ?? targets.nginx;
-        scenarioResults[name] = {
-          description: scenario.description,
-          unit,
-          target: { scheme: shape ? new URL(shape.url).protocol.slice(0, -1) : null, path: '/', host: BENCH_HOST, headers: shape?.headers ?? null, clientEnv: shape?.env ?? null },
-          ...(scenario.setup ? { setup: scenario.setup(ctx) } : {}),
-          ...(Object.keys(negotiated).length > 0 ? { negotiatedTls: negotiated } : {}),
-          ...summaries,
-          ratioPorticoToNginx: ratio('nginx'),
-          ratioPorticoToNodeBaseline: ratio('node-baseline'),
-        };
-      } finally {
-        await Promise.all(contenders(procs).map((p) => p.stop()));
       }
     }
     await backend.stop();
@@ -549,7 +635,8 @@ async function main(): Promise<number> {
   const json = JSON.stringify(result, null, 2) + '\n';
   writeFileSync(join(RESULTS_DIR, `http-${stamp}.json`), json);
   writeFileSync(join(RESULTS_DIR, 'latest-http.json'), json);
-  process.stdout.write(`\nresults: bench/results/http-${stamp}.json (and bench/results/latest-http.json)\n`);
+  writeFileSync(join(RESULTS_DIR, 'latest-http.md'), markdownTable(result.scenarios as Record<string, Record<string, unknown>>, machine.porticoCommit, started));
+  process.stdout.write(`\nresults: bench/results/http-${stamp}.json (and bench/results/latest-http.json, latest-http.md)\n`);
   return 0;
 }
 

@@ -3,7 +3,7 @@
 // Ctrl-C still cleans them up, and measured through /proc (CPU ticks, RSS) as a process tree.
 
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { accessSync, constants, readFileSync, readdirSync } from 'node:fs';
+import { accessSync, closeSync, constants, openSync, readFileSync, readdirSync } from 'node:fs';
 import http from 'node:http';
 import { delimiter, join } from 'node:path';
 
@@ -32,8 +32,11 @@ function killGroup(pid: number, signal: NodeJS.Signals): void {
 }
 
 /** Starts `cmd` as the leader of a new process group, capturing its output. */
-export async function startProcess(name: string, cmd: string, args: readonly string[], env?: NodeJS.ProcessEnv): Promise<ManagedProcess> {
-  const proc = spawn(cmd, [...args], { detached: true, stdio: ['ignore', 'pipe', 'pipe'], env: env ?? process.env });
+export async function startProcess(name: string, cmd: string, args: readonly string[], env?: NodeJS.ProcessEnv, stdoutFile?: string): Promise<ManagedProcess> {
+  // A proxy's access log goes to a file when asked (as nginx's does), not through a pipe to us.
+  const out = stdoutFile === undefined ? 'pipe' : openSync(stdoutFile, 'a');
+  const proc = spawn(cmd, [...args], { detached: true, stdio: ['ignore', out, 'pipe'], env: env ?? process.env });
+  if (typeof out === 'number') closeSync(out);
   const output: string[] = [];
   const collect = (chunk: Buffer): void => {
     for (const line of chunk.toString().split('\n')) if (line.trim() !== '') output.push(line);
@@ -317,4 +320,22 @@ export function sampleSystemCpu(): SystemCpuSample {
 /** Average cores busy machine-wide between two samples. */
 export function busyCoresBetween(a: SystemCpuSample, b: SystemCpuSample): number {
   return (b.busyTicks - a.busyTicks) / clockTicks() / ((b.at - a.at) / 1000);
+}
+
+// ---- CPU affinity --------------------------------------------------------------------------
+
+/**
+ * Pins a process tree (every thread of every process) to `cpus` (taskset's list syntax, e.g.
+ * "0" or "0-1"). Processes forked later inherit the affinity of their parent. Returns false when
+ * taskset is missing or refuses.
+ */
+export async function setAffinity(rootPid: number, cpus: string): Promise<boolean> {
+  const taskset = findExecutable('taskset');
+  if (taskset === undefined) return false;
+  let ok = true;
+  for (const pid of processTree(rootPid)) {
+    const r = await runCommand(taskset, ['-a', '-p', '-c', cpus, String(pid)], 5000);
+    if (r.code !== 0) ok = false;
+  }
+  return ok;
 }

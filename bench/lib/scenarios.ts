@@ -2,6 +2,7 @@
 // nginx (a server block), driven by the same load generator options.
 //
 //   - `http-keepalive`: plain HTTP/1.1, keep-alive client and upstream connections.
+//   - `http-newconn`: plain HTTP/1.1 with `Connection: close`: a new client connection per request.
 //   - `https-keepalive`: the same over TLS: Portico gets a TLS Secret and `spec.tls` on the Ingress,
 //     nginx a `listen ... ssl` server, both the same certificate (bench/lib/tls.ts).
 //   - `tls-handshake`: the same, plus `Connection: close`, so every request is a new connection
@@ -150,6 +151,18 @@ ${nginxProxyLocation()}
   target: (ports) => ({ url: `http://127.0.0.1:${ports.http}/`, headers: { Host: BENCH_HOST } }),
 };
 
+const httpNewConnection: Scenario = {
+  name: 'http-newconn',
+  description: `plain HTTP/1.1, a new client connection for every request (Connection: close; upstream connections kept alive), GET / Host: ${BENCH_HOST}, 2-byte response`,
+  available: () => undefined,
+  nodeBaseline: true,
+  porticoManifests: (ctx) => benchManifests(ctx.backendPort),
+  porticoArgs: () => [],
+  nginxHttp: httpKeepAlive.nginxHttp,
+  target: (ports) => ({ url: `http://127.0.0.1:${ports.http}/`, headers: { Host: BENCH_HOST, Connection: 'close' } }),
+  setup: () => ({ connections: 'Connection: close: wrk opens a new TCP connection for every request, so CPU µs/req includes accept and close' }),
+};
+
 /** The TLS Secret both TLS scenarios give Portico (and, as --default-ssl-certificate, for no/other SNI). */
 const TLS_SECRET = 'bench-tls';
 
@@ -255,4 +268,4 @@ const tlsHandshake: Scenario = {
   }),
 };
 
-export const SCENARIOS: readonly Scenario[] = [httpKeepAlive, httpsKeepAlive, tlsHandshake];
+export const SCENARIOS: readonly Scenario[] = [httpKeepAlive, httpNewConnection, httpsKeepAlive, tlsHandshake];
