@@ -2,15 +2,19 @@
 // Portico's HTTPS port and talk, still encrypted, to TLS echo backends that report the SNI they
 // saw (so the test knows the bytes were not terminated by Portico).
 import { once } from 'node:events';
+import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateSelfSigned } from '../tls/selfsigned.ts';
 import { startPortico, waitFor, type Portico } from './helpers/portico.ts';
-import { condition, gateway, gatewayClass, httpRoute, namespace, statusOf, toYaml, type Obj } from './gateway-helpers.ts';
+import { makeCert, tlsSecret, type TestCert } from './helpers/certs.ts';
+import { condition, gateway, gatewayClass, httpRoute, namespace, serviceFor, startEchoPod, statusOf, toYaml, type EchoPod, type Obj } from './gateway-helpers.ts';
 
 let portico: Portico;
 const servers: tls.Server[] = [];
+const pods: EchoPod[] = [];
+let cert: TestCert;
 
 /** A TLS echo backend: answers `name sni=<servername>` to any bytes. */
 async function tlsEcho(name: string): Promise<number> {
@@ -50,6 +54,8 @@ function dial(servername: string, payload = 'hello'): Promise<string> {
 beforeAll(async () => {
   const p1 = await tlsEcho('tls-backend');
   const p2 = await tlsEcho('tls-backend-2');
+  for (const svc of ['v1', 'v2']) pods.push(await startEchoPod('infra', svc, `${svc}-pod-0`));
+  cert = makeCert('example.org', ['example.org', 'unknown-example.org', 'second-example.org']);
   portico = await startPortico({ files: {} });
   portico.write('all.yaml', toYaml(
     namespace('infra'),
@@ -57,7 +63,14 @@ beforeAll(async () => {
     gateway('gw', [
       { name: 'tls', port: portico.httpsPort, protocol: 'TLS', hostname: '*.example.com', tls: { mode: 'Passthrough' } },
       { name: 'http', port: portico.httpPort, protocol: 'HTTP' },
+      // HTTPRouteHTTPSListener: terminated here, with the Secret's certificate, on the same port
+      { name: 'https', port: portico.httpsPort, protocol: 'HTTPS', tls: { certificateRefs: [{ name: 'tls-validity-checks-certificate' }] } },
+      { name: 'https-with-hostname', port: portico.httpsPort, protocol: 'HTTPS', hostname: 'second-example.org', tls: { certificateRefs: [{ name: 'tls-validity-checks-certificate' }] } },
     ]),
+    tlsSecret('tls-validity-checks-certificate', cert, 'infra'),
+    ...pods.flatMap((p) => serviceFor([p])),
+    httpRoute('httproute-https-test', { parentRefs: [{ name: 'gw' }], hostnames: ['example.org'], rules: [{ backendRefs: [{ name: 'v1', port: 8080 }] }] }),
+    httpRoute('httproute-https-test-no-hostname', { parentRefs: [{ name: 'gw', sectionName: 'https-with-hostname' }], rules: [{ backendRefs: [{ name: 'v2', port: 8080 }] }] }),
     ...svc('tls-backend', p1), ...svc('tls-backend-2', p2),
     tlsRoute('exact', ['abc.example.com'], 'tls-backend'),
     // `*.com` narrowed to the listener's `*.example.com` (TLSRouteHostnameIntersection)
@@ -71,6 +84,30 @@ beforeAll(async () => {
 afterAll(async () => {
   await portico?.stop();
   for (const s of servers) s.close();
+  await Promise.all(pods.map((p) => p.close()));
+});
+
+/** An HTTPS request with SNI = Host, verifying Portico's certificate against the Secret's. */
+function httpsWho(host: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const req = https.request({ host: '127.0.0.1', port: portico.httpsPort, path: '/', servername: host, headers: { host }, ca: cert.certPem, agent: false, timeout: 5000 }, (res) => {
+      let body = '';
+      res.on('data', (c) => (body += c));
+      res.on('end', () => resolve(res.statusCode === 200 ? JSON.parse(body).service : String(res.statusCode)));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+describe('HTTPS listeners beside a TLS Passthrough one', () => {
+  it('terminate with the listener certificate and route by Host (HTTPRouteHTTPSListener)', async () => {
+    expect(await httpsWho('example.org')).toBe('v1');
+    expect(await httpsWho('unknown-example.org')).toBe('404');
+    expect(await httpsWho('second-example.org')).toBe('v2');
+    // The passthrough host still goes through untouched.
+    expect(await dial('abc.example.com')).toBe('tls-backend sni=abc.example.com');
+  });
 });
 
 describe('TLSRoute through portico serve (TLS Passthrough)', () => {
@@ -92,7 +129,10 @@ describe('TLSRoute through portico serve (TLS Passthrough)', () => {
     expect(condition(ok, 'Accepted')).toMatchObject({ status: 'True', reason: 'Accepted' });
     expect(condition(statusOf(items, 'TLSRoute', 'infra', 'missing').parents[0].conditions, 'ResolvedRefs')).toMatchObject({ status: 'False', reason: 'BackendNotFound' });
     expect(condition(statusOf(items, 'HTTPRoute', 'infra', 'disallowed-kind').parents[0].conditions, 'Accepted')).toMatchObject({ status: 'False', reason: 'NotAllowedByListeners' });
-    const listener = statusOf(items, 'Gateway', 'infra', 'gw').listeners.find((l: any) => l.name === 'tls');
+    const gw = statusOf(items, 'Gateway', 'infra', 'gw');
+    expect(condition(gw.conditions, 'Accepted')).toMatchObject({ status: 'True', reason: 'Accepted' });
+    for (const l of gw.listeners) for (const type of ['Accepted', 'Programmed', 'ResolvedRefs']) expect(condition(l.conditions, type)?.status, `${l.name} ${type}`).toBe('True');
+    const listener = gw.listeners.find((l: any) => l.name === 'tls');
     expect(listener.supportedKinds.map((k: any) => k.kind)).toEqual(['TLSRoute']);
     expect(listener.attachedRoutes).toBe(3);
     for (const type of ['Accepted', 'Programmed', 'ResolvedRefs']) expect(condition(listener.conditions, type)?.status).toBe('True');

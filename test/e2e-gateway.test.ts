@@ -302,6 +302,11 @@ describe('backendRefs that cannot be resolved', () => {
 describe('status at GET /status', () => {
   it('Gateway, listeners and routes carry the spec conditions; attachedRoutes counts accepted routes only', async () => {
     const { items } = await portico.json<{ items: any[] }>('/status');
+    const cls = statusOf(items, 'GatewayClass', undefined, 'portico');
+    expect(condition(cls.conditions, 'Accepted')).toMatchObject({ status: 'True', reason: 'Accepted' });
+    const features = cls.supportedFeatures.map((f: any) => f.name);
+    expect(features).toEqual([...features].sort());
+    expect(features).toEqual(expect.arrayContaining(['Gateway', 'HTTPRoute', 'ReferenceGrant', 'HTTPRouteQueryParamMatching', 'HTTPRouteMethodMatching']));
     const gw = statusOf(items, 'Gateway', 'infra', 'gw');
     expect(condition(gw.conditions, 'Accepted')).toMatchObject({ status: 'True', reason: 'Accepted', observedGeneration: 1 });
     expect(condition(gw.conditions, 'Programmed')).toMatchObject({ status: 'True', reason: 'Programmed' });

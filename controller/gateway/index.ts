@@ -8,7 +8,7 @@ import { compareAge, type KubeObject, type Problem } from '../objects.ts';
 import type { StatusItem } from '../status.ts';
 import type { TlsSecrets } from '../tls.ts';
 import { ConditionStamper, type ConditionClock } from './conditions.ts';
-import { evaluateGateways, listenerConditions, ownClasses, type GatewayModel } from './gateways.ts';
+import { evaluateGateways, listenerConditions, ownClasses, SUPPORTED_FEATURES, type GatewayModel } from './gateways.ts';
 import { translateHTTPRoute } from './httproute.ts';
 import { translateTLSRoute, type PassthroughSink } from './tlsroute.ts';
 import { GATEWAY_GROUP, NamespaceLabels, ReferenceGrants } from './refs.ts';
@@ -44,7 +44,7 @@ export function translateGatewayApi(objects: readonly KubeObject[], options: Gat
   const problems: Problem[] = [];
   const classes = ownClasses(objects, options.controllerName);
   for (const c of classes) {
-    statuses.push({ apiVersion: c.object.apiVersion, kind: 'GatewayClass', metadata: { name: c.object.metadata.name, generation: c.object.metadata.generation }, status: { conditions: stamper.stamp(`GatewayClass/${c.object.metadata.name}`, c.object.metadata.generation, c.conditions) } });
+    statuses.push({ apiVersion: c.object.apiVersion, kind: 'GatewayClass', metadata: { name: c.object.metadata.name, generation: c.object.metadata.generation }, status: { conditions: stamper.stamp(`GatewayClass/${c.object.metadata.name}`, c.object.metadata.generation, c.conditions), supportedFeatures: SUPPORTED_FEATURES.map((name) => ({ name })) } });
   }
   const grants = new ReferenceGrants(objects);
   const gateways = evaluateGateways(objects, new Set(classes.filter((c) => c.accepted).map((c) => c.object.metadata.name)), {
