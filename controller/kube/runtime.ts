@@ -51,6 +51,7 @@ export class KubeRuntime {
   private uids = new Map<string, string>();
   private snapshot: SourceSnapshot | undefined;
   private pendingLogged = false;
+  private ingressOnHold = false;
   private retryTimer: NodeJS.Timeout | undefined;
 
   constructor(options: KubeRuntimeOptions, log: KubeLog, registry: client.Registry) {
@@ -128,8 +129,10 @@ export class KubeRuntime {
   statuses(items: readonly StatusItem[]): void {
     // Never an empty or made-up address: an Ingress status without one is not written.
     this.last = items.filter((i) => i.kind !== 'Ingress' || asArray(asRecord(i.status.loadBalancer).ingress).length > 0);
-    if (this.o.publishService !== undefined && this.pendingLogged) this.last = undefined; // pending: keep what is written
-    else this.adoptStale(items);
+    // The publish Service's address is pending: Ingress status stays as written (never emptied or
+    // made up), while Gateway API status, which reports the missing address itself, is written.
+    this.ingressOnHold = this.o.publishService !== undefined && this.pendingLogged;
+    if (!this.ingressOnHold) this.adoptStale(items);
     this.flush();
   }
 
@@ -153,7 +156,7 @@ export class KubeRuntime {
 
   private flush(): void {
     if (!this.elector.isLeader() || this.last === undefined) return;
-    this.writer.update(this.last).catch((err: unknown) => this.log.error({ err: (err as Error).message }, 'status writer failed'));
+    this.writer.update(this.last, { ingressOnHold: this.ingressOnHold }).catch((err: unknown) => this.log.error({ err: (err as Error).message }, 'status writer failed'));
   }
 }
 

@@ -88,16 +88,20 @@ export class StatusWriter {
   /** Ingresses whose loadBalancer status we wrote: cleared when they stop being served. */
   private readonly servedIngress = new Map<string, StatusItem>();
   private running: Promise<void> = Promise.resolve();
-  private pending: readonly StatusItem[] | undefined;
+  private pending: { items: readonly StatusItem[]; ingressOnHold: boolean } | undefined;
 
   constructor(options: StatusWriterOptions) {
     this.o = options;
   }
 
-  /** Queues the current set of items; writes run one batch at a time, the newest set wins. */
-  update(items: readonly StatusItem[]): Promise<void> {
+  /**
+   * Queues the current set of items; writes run one batch at a time, the newest set wins. With
+   * `ingressOnHold` (the published address is pending), Ingress status is neither written nor
+   * cleared: only the other kinds' is.
+   */
+  update(items: readonly StatusItem[], options: { ingressOnHold?: boolean } = {}): Promise<void> {
     const idle = this.pending === undefined;
-    this.pending = items;
+    this.pending = { items, ingressOnHold: options.ingressOnHold === true };
     if (idle) this.running = this.running.then(() => this.drain());
     return this.running;
   }
@@ -113,11 +117,12 @@ export class StatusWriter {
   }
 
   private async drain(): Promise<void> {
-    const items = this.pending;
+    const batch = this.pending;
     this.pending = undefined;
-    if (items === undefined) return;
+    if (batch === undefined) return;
+    const items = batch.ingressOnHold ? batch.items.filter((i) => i.kind !== 'Ingress') : batch.items;
     const now = new Set(items.map(keyOf));
-    for (const [key, prev] of [...this.servedIngress]) {
+    if (!batch.ingressOnHold) for (const [key, prev] of [...this.servedIngress]) {
       if (now.has(key)) continue;
       // Served before, not now: ExternalDNS must not keep pointing its hosts at Portico.
       const clear = { ...prev, status: { loadBalancer: { ingress: null } } } as unknown as StatusItem;
