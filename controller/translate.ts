@@ -26,6 +26,11 @@ export interface TranslateOptions {
   /** The ports Portico serves HTTP and HTTPS on (--http-port, --https-port): Gateway listeners must use them. */
   readonly httpPort?: number;
   readonly httpsPort?: number;
+  /**
+   * `--bind-address`: with no published addresses, a specific bind address is what Gateway
+   * status.addresses reports (the address the listeners are bound to).
+   */
+  readonly bindAddress?: string;
 }
 
 export interface TranslatorState {
@@ -63,7 +68,7 @@ export function translate(snapshot: SourceSnapshot, options: TranslateOptions, s
 
   const gw = translateGatewayApi(
     objects,
-    { controllerName: options.gatewayControllerName ?? DEFAULT_GATEWAY_CONTROLLER, httpPort: options.httpPort ?? 80, httpsPort: options.httpsPort ?? 443, addresses: options.publishAddresses, now: options.now ?? new Date() },
+    { controllerName: options.gatewayControllerName ?? DEFAULT_GATEWAY_CONTROLLER, httpPort: options.httpPort ?? 80, httpsPort: options.httpsPort ?? 443, addresses: gatewayAddresses(options), now: options.now ?? new Date() },
     index,
     builder,
     secrets,
@@ -81,4 +86,11 @@ export function translate(snapshot: SourceSnapshot, options: TranslateOptions, s
   const order = (i: StatusItem): string => `${i.kind === 'Ingress' ? '' : i.kind}|${i.metadata.namespace ?? ''}/${i.metadata.name}`;
   statuses.sort((a, b) => (order(a) < order(b) ? -1 : order(a) > order(b) ? 1 : 0));
   return { ir: mergeVirtualHosts(builder.build(), gw.virtualHosts), statuses, problems, tls: { ...tls, certificates } };
+}
+
+/** Gateway status.addresses: the published addresses, else a specific --bind-address. */
+function gatewayAddresses(options: TranslateOptions): readonly string[] {
+  if (options.publishAddresses.length > 0) return options.publishAddresses;
+  const bind = options.bindAddress;
+  return bind === undefined || bind === '0.0.0.0' || bind === '::' ? [] : [bind];
 }

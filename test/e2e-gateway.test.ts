@@ -308,6 +308,8 @@ describe('status at GET /status', () => {
     expect(features).toEqual([...features].sort());
     expect(features).toEqual(expect.arrayContaining(['Gateway', 'HTTPRoute', 'ReferenceGrant', 'HTTPRouteQueryParamMatching', 'HTTPRouteMethodMatching']));
     const gw = statusOf(items, 'Gateway', 'infra', 'gw');
+    // Manifest mode, no --publish-status-address: the address the listeners are bound to.
+    expect(gw.addresses).toEqual([{ type: 'IPAddress', value: '127.0.0.1' }]);
     expect(condition(gw.conditions, 'Accepted')).toMatchObject({ status: 'True', reason: 'Accepted', observedGeneration: 1 });
     expect(condition(gw.conditions, 'Programmed')).toMatchObject({ status: 'True', reason: 'Programmed' });
     const listener = (name: string) => gw.listeners.find((l: any) => l.name === name);
