@@ -3,7 +3,6 @@
 // HTTP servers are the same kind the plain listener uses, so limits, upgrades and errors behave
 // the same over TLS.
 
-import type http from 'node:http';
 import type http2 from 'node:http2';
 import type net from 'node:net';
 import tls from 'node:tls';
@@ -12,6 +11,7 @@ import { pickEndpoint, type RoutingTable } from '../router/index.ts';
 import { peekClientHello } from '../tls/clienthello.ts';
 import { handlePassthrough, passthroughRejected } from '../tls/passthrough.ts';
 import type { CertificateStore } from '../tls/store.ts';
+import type { ConnectionSink } from './listeners.ts';
 import type { Logger } from './log.ts';
 
 const tlsHandshakeErrors = new client.Counter({
@@ -23,7 +23,8 @@ const tlsHandshakeErrors = new client.Counter({
 export interface HttpsStackOptions {
   readonly store: CertificateStore;
   readonly table: () => RoutingTable | undefined;
-  readonly http1: http.Server;
+  /** HTTP/1.1 after TLS: node:http's server, or the fast path (src/http1/server.ts). */
+  readonly http1: ConnectionSink;
   readonly h2: http2.Http2Server;
   readonly log: Logger;
   readonly handshakeTimeoutMs: number;

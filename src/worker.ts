@@ -87,7 +87,10 @@ async function startListeners(): Promise<void> {
   // HTTPS: the same kinds of HTTP servers, behind TLS termination (and passthrough).
   const https1 = createHttp1Server(options, log, handler, upgrade);
   const h2 = createH2cServer(options, handler);
-  https = createHttpsStack({ store, table, http1: https1, h2, log, handshakeTimeoutMs: options.headersTimeoutMs, connectTimeoutMs: options.upstreamConnectTimeoutMs });
+  // The fast path serves TLS-terminated HTTP/1.1 too (same options and upstream pool).
+  const fastTls = fast?.sibling((s) => https1.emit('connection', s));
+  if (fastTls !== undefined) shutdownHooks.push(() => fastTls.closeIdleConnections());
+  https = createHttpsStack({ store, table, http1: fastTls ?? https1, h2, log, handshakeTimeoutMs: options.headersTimeoutMs, connectTimeoutMs: options.upstreamConnectTimeoutMs });
   if (ticketKeys !== undefined) applyTicketKeys(https.tlsServer, ticketKeys);
   store.applyTo(https.tlsServer);
   const secure = createTrafficListener({ name: 'https', port: options.httpsPort, host: options.bindAddress, limits: options, log, accept: acceptFor('https'), serve: https.serve, allowHalfOpen: true });
@@ -105,9 +108,9 @@ async function startListeners(): Promise<void> {
   shutdownHooks.push(() => http1.closeIdleConnections(), () => h2c.close(), () => https1.closeIdleConnections(), () => h2.close(), () => {
     for (const session of sessions) if (!session.closed) session.close();
   });
-  await listen(plain, options.httpPort, options.bindAddress);
+  const listenMode = await listen(plain, options.httpPort, options.bindAddress);
   await listen(secure, options.httpsPort, options.bindAddress);
-  log.info({ http: options.httpPort, https: options.httpsPort, address: options.bindAddress, http1Engine: options.http1Engine }, 'listeners ready');
+  log.info({ http: options.httpPort, https: options.httpsPort, address: options.bindAddress, http1Engine: options.http1Engine, listenMode }, 'listeners ready');
 }
 const shutdownHooks: (() => void)[] = [];
 

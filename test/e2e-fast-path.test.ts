@@ -5,6 +5,7 @@
 // The rest of the e2e suite runs against this engine with PORTICO_HTTP1_ENGINE=fast.
 
 import net from 'node:net';
+import tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rawExchange, request } from './helpers/http.ts';
 import { endpointSlice, ingress, ingressClass, service, toYaml } from './helpers/manifests.ts';
@@ -203,6 +204,24 @@ describe('HTTP/1.1 fast path', () => {
     expect(h).not.toContain('x-hop');
     expect(h).not.toContain('keep-alive');
     expect(h).not.toContain('6.6.6.6');
+  });
+
+  it('serves TLS-terminated HTTP/1.1 too: pipelined in order, X-Forwarded-Proto https, a Date added', async () => {
+    const text = await new Promise<string>((resolve, reject) => {
+      const s = tls.connect({ port: portico.httpsPort, host: '127.0.0.1', servername: 'fast.test', rejectUnauthorized: false, ALPNProtocols: ['http/1.1'] }, () => {
+        s.write(`GET /slow HTTP/1.1\r\n${H}\r\nGET /tls HTTP/1.1\r\n${H}Connection: close\r\n\r\n`);
+      });
+      let out = '';
+      s.on('data', (c) => (out += c.toString('latin1')));
+      s.on('close', () => resolve(out));
+      s.on('error', reject);
+    });
+    expect(statuses(text)).toEqual([200, 200]);
+    expect(text.indexOf('slow')).toBeLessThan(text.indexOf('/tls'));
+    expect(text).toMatch(/\r\nDate: [A-Z][a-z]{2}, \d{2} /);
+    // node:http would add `Keep-Alive: timeout=N` to the kept-alive first response: this was the fast path.
+    expect(text).not.toMatch(/\r\nkeep-alive: timeout/i);
+    expect(backend.seen.find((x) => x.path === '/tls')!.head.toLowerCase()).toContain('\r\nx-forwarded-proto: https');
   });
 
   it('an Upgrade request is handed to node:http with the bytes already read (and answered there)', async () => {

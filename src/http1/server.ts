@@ -52,6 +52,19 @@ const READ_AHEAD = 64 * 1024;
 const ALLOW = 'GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS';
 const CONTINUE = 'HTTP/1.1 100 Continue\r\n\r\n';
 
+// RFC 9110 6.6.1: a response forwarded without a Date gets one (as node:http adds it).
+let dateLine = '';
+let dateSecond = 0;
+function dateHeader(): string {
+  const now = Date.now();
+  const second = Math.floor(now / 1000);
+  if (second !== dateSecond) {
+    dateSecond = second;
+    dateLine = `Date: ${new Date(now).toUTCString()}\r\n`;
+  }
+  return dateLine;
+}
+
 function reasonOf(status: number): string {
   return STATUS_CODES[status] ?? '';
 }
@@ -124,9 +137,18 @@ export class FastHttp1Server {
     this.startSweeper();
   }
 
-  /** Shutdown: connections between requests close now; busy ones after their response. */
+  /**
+   * Shutdown: connections between requests close now, busy ones after their response; idle
+   * upstream connections close now, busy ones when released.
+   */
   closeIdleConnections(): void {
     for (const c of this.connections) c.closeIfIdle();
+    this.options.pool.closeAll();
+  }
+
+  /** The same fast path (options, upstream pool) for another listener, handing off elsewhere. */
+  sibling(handOff: (socket: net.Socket) => void): FastHttp1Server {
+    return new FastHttp1Server({ ...this.options, handOff });
   }
 
   private startSweeper(): void {
@@ -682,14 +704,17 @@ class Exchange implements UpstreamWaiter, UpstreamUser {
     const listed = connectionTokens(listedValue);
     let s = `HTTP/1.1 ${h.status} ${h.reason || reasonOf(h.status)}\r\n`;
     const raw = h.rawHeaders;
+    let hasDate = false;
     for (let i = 0; i < raw.length; i += 2) {
       const name = raw[i];
       const lower = name.toLowerCase();
+      if (lower === 'date') hasDate = true;
       if (isHopByHop(lower, listed)) continue;
       // Transfer-Encoding overrides Content-Length (and a 204 has none, RFC 9110 8.6).
       if (lower === 'content-length' && (h.chunked || h.status === 204)) continue;
       s += `${name}: ${raw[i + 1]}\r\n`;
     }
+    if (!hasDate) s += dateHeader();
     if (framing === 'chunked' && client11) s += 'Transfer-Encoding: chunked\r\n';
     if (this.closeAfter) s += 'Connection: close\r\n';
     else if (!client11) s += 'Connection: keep-alive\r\n';
@@ -845,7 +870,7 @@ class Exchange implements UpstreamWaiter, UpstreamUser {
   private writeLocal(status: number, headers: string, body: string): void {
     if (drain.active) this.closeAfter = true;
     this.status = status;
-    const head = `HTTP/1.1 ${status} ${reasonOf(status)}\r\n${headers}${this.closeAfter ? 'Connection: close\r\n' : this.head.versionMinor === 0 ? 'Connection: keep-alive\r\n' : ''}\r\n`;
+    const head = `HTTP/1.1 ${status} ${reasonOf(status)}\r\n${dateHeader()}${headers}${this.closeAfter ? 'Connection: close\r\n' : this.head.versionMinor === 0 ? 'Connection: keep-alive\r\n' : ''}\r\n`;
     const out = this.head.method === 'HEAD' ? head : head + body;
     this.responseBytes = out.length;
     this.headSent = true;
@@ -913,14 +938,7 @@ export interface FastHttp1Setup {
  * The fast path with its own upstream pool: up to 256 connections per endpoint, idle ones kept
  * 4 s (undici's defaults, which the node path uses), the configured connect timeout.
  */
-export function createFastHttp1(s: FastHttp1Setup): FastHttp1Server & { closeIdleConnections(): void } {
+export function createFastHttp1(s: FastHttp1Setup): FastHttp1Server {
   const pool = new UpstreamSocketPool({ maxPerEndpoint: 256, idleTimeoutMs: 4000, connectTimeoutMs: s.limits.upstreamConnectTimeoutMs });
-  const server = new FastHttp1Server({ limits: s.limits, log: s.log, accessLog: s.accessLog, table: s.table, decision: s.decision, realIp: s.realIp, pool, upstreamTimeoutMs: s.limits.upstreamTimeoutMs, handOff: s.handOff });
-  const closeIdle = server.closeIdleConnections.bind(server);
-  // At shutdown: idle client connections close, and upstream connections once released.
-  server.closeIdleConnections = () => {
-    closeIdle();
-    pool.closeAll();
-  };
-  return server;
+  return new FastHttp1Server({ limits: s.limits, log: s.log, accessLog: s.accessLog, table: s.table, decision: s.decision, realIp: s.realIp, pool, upstreamTimeoutMs: s.limits.upstreamTimeoutMs, handOff: s.handOff });
 }
