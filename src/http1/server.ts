@@ -13,8 +13,9 @@
 import { STATUS_CODES } from 'node:http';
 import type net from 'node:net';
 import type { TLSSocket } from 'node:tls';
-import type { CompiledBackend, CompiledEndpoint, CompiledRoute, RoutingTable } from '../../router/index.ts';
+import type { CompiledBackend, CompiledEndpoint, CompiledFilters, CompiledRoute, RoutingTable } from '../../router/index.ts';
 import { pickEndpoint } from '../../router/index.ts';
+import { applyRequestFilters, applyResponseFilters, type HeaderRecord } from '../../router/filters.ts';
 import { connectionTokens, isHopByHop, upstreamHeaders, type ForwardedValues } from '../forwarding.ts';
 import type { ListenerLimits } from '../listeners.ts';
 import type { Logger } from '../log.ts';
@@ -214,6 +215,7 @@ class Connection {
     if (this.closed) return;
     const ex = this.ex;
     if (ex !== undefined && ex.upstreamDeadline > 0 && now >= ex.upstreamDeadline) ex.upstreamTimedOut();
+    if (ex !== undefined && ex.routeDeadline > 0 && now >= ex.routeDeadline) ex.routeTimedOut();
     if (this.deadlineKind === Deadline.None || now < this.deadline) return;
     const kind = this.deadlineKind;
     this.deadlineKind = Deadline.None;
@@ -432,7 +434,11 @@ class Exchange implements UpstreamWaiter, UpstreamUser {
   upstreamHead = '';
   sentAt = 0;
   upstreamDeadline = 0;
+  /** The route's timeouts.request (Gateway API): the whole exchange, from the head's arrival. */
+  routeDeadline = 0;
+  /** Upstream response timeout (headers, and between body reads); 0: none. */
   timeoutMs = 0;
+  backendFilters: CompiledFilters | undefined;
   // Response side.
   rbuf: Buffer | undefined;
   resHead: ResponseHead | undefined;
@@ -520,7 +526,10 @@ class Exchange implements UpstreamWaiter, UpstreamUser {
     this.route = d.route;
     this.backend = d.backend;
     this.endpoint = d.endpoint;
+    this.backendFilters = d.backendFilters;
     this.timeoutMs = d.route.ir.timeoutMs ?? o.upstreamTimeoutMs;
+    const limit = d.route.ir.requestTimeoutMs;
+    if (limit !== undefined && limit > 0) this.routeDeadline = this.startedAt + limit;
     this.upstreamHead = this.buildUpstreamHead();
     if (head.expectContinue && this.reqBody !== undefined && head.versionMinor === 1) conn.socket.write(CONTINUE, 'latin1');
     this.acquire();
@@ -529,8 +538,12 @@ class Exchange implements UpstreamWaiter, UpstreamUser {
 
   private buildUpstreamHead(): string {
     const head = this.head;
-    const h = upstreamHeaders(this.rawHeaders, head.connectionTokens.length === 0 ? undefined : head.connectionTokens.join(','), this.fwd);
-    let s = `${head.method} ${head.target} HTTP/1.1\r\n`;
+    let h = upstreamHeaders(this.rawHeaders, head.connectionTokens.length === 0 ? undefined : head.connectionTokens.join(','), this.fwd);
+    let target = head.target;
+    // Gateway API filters (header edits, URLRewrite), compiled with the table.
+    const rf = this.route!.filters;
+    if (rf !== undefined || this.backendFilters !== undefined) ({ headers: h, target } = applyRequestFilters(h, target, rf, this.backendFilters));
+    let s = `${head.method} ${target} HTTP/1.1\r\n`;
     for (let i = 0; i < h.length; i += 2) s += `${h[i]}: ${h[i + 1]}\r\n`;
     // The chunked framing is relayed as it came (upstreamHeaders drops the hop-by-hop TE).
     if (head.chunked) s += 'Transfer-Encoding: chunked\r\n';
@@ -552,7 +565,7 @@ class Exchange implements UpstreamWaiter, UpstreamUser {
     this.upstream = up;
     up.user = this;
     this.sentAt = performance.now();
-    this.upstreamDeadline = this.sentAt + this.timeoutMs;
+    if (this.timeoutMs > 0) this.upstreamDeadline = this.sentAt + this.timeoutMs;
     up.write(this.upstreamHead);
     this.relayRequestBody();
     this.conn.updateReading();
@@ -705,14 +718,37 @@ class Exchange implements UpstreamWaiter, UpstreamUser {
     let s = `HTTP/1.1 ${h.status} ${h.reason || reasonOf(h.status)}\r\n`;
     const raw = h.rawHeaders;
     let hasDate = false;
-    for (let i = 0; i < raw.length; i += 2) {
-      const name = raw[i];
-      const lower = name.toLowerCase();
-      if (lower === 'date') hasDate = true;
-      if (isHopByHop(lower, listed)) continue;
-      // Transfer-Encoding overrides Content-Length (and a 204 has none, RFC 9110 8.6).
-      if (lower === 'content-length' && (h.chunked || h.status === 204)) continue;
-      s += `${name}: ${raw[i + 1]}\r\n`;
+    const rf = this.route!.filters?.responseHeaders;
+    const bf = this.backendFilters?.responseHeaders;
+    if (rf === undefined && bf === undefined) {
+      for (let i = 0; i < raw.length; i += 2) {
+        const name = raw[i];
+        const lower = name.toLowerCase();
+        if (lower === 'date') hasDate = true;
+        if (isHopByHop(lower, listed)) continue;
+        // Transfer-Encoding overrides Content-Length (and a 204 has none, RFC 9110 8.6).
+        if (lower === 'content-length' && (h.chunked || h.status === 204)) continue;
+        s += `${name}: ${raw[i + 1]}\r\n`;
+      }
+    } else {
+      // Response header filters edit a record (as on the node path); the framing stays the
+      // relay's own, whatever a filter says about Content-Length.
+      const record: HeaderRecord = {};
+      for (let i = 0; i < raw.length; i += 2) {
+        const lower = raw[i].toLowerCase();
+        if (isHopByHop(lower, listed) || lower === 'content-length') continue;
+        const prev = record[lower];
+        record[lower] = prev === undefined ? raw[i + 1] : Array.isArray(prev) ? [...prev, raw[i + 1]] : [prev, raw[i + 1]];
+      }
+      const edited = applyResponseFilters(record, this.route!.filters, this.backendFilters);
+      for (const name in edited) {
+        const v = edited[name];
+        if (v === undefined || name === 'content-length' || name === 'transfer-encoding') continue;
+        if (name === 'date') hasDate = true;
+        if (Array.isArray(v)) for (const x of v) s += `${name}: ${x}\r\n`;
+        else s += `${name}: ${v}\r\n`;
+      }
+      if (h.contentLength >= 0 && !h.chunked && h.status !== 204) s += `Content-Length: ${h.contentLength}\r\n`;
     }
     if (!hasDate) s += dateHeader();
     if (framing === 'chunked' && client11) s += 'Transfer-Encoding: chunked\r\n';
@@ -727,7 +763,7 @@ class Exchange implements UpstreamWaiter, UpstreamUser {
   private relayResponseBody(chunk: Buffer): void {
     const body = this.resBody!;
     // Upstream body timeout: the time allowed between two reads, as undici's bodyTimeout.
-    this.upstreamDeadline = performance.now() + this.timeoutMs;
+    if (this.timeoutMs > 0) this.upstreamDeadline = performance.now() + this.timeoutMs;
     const r = body.feed(chunk, 0);
     if (r.error !== undefined) {
       this.o.log.warn({ err: r.error, upstream: this.endpoint?.origin }, 'invalid upstream response body framing');
@@ -785,6 +821,27 @@ class Exchange implements UpstreamWaiter, UpstreamUser {
       return;
     }
     this.upstreamFailed('reset', err ?? Object.assign(new Error('upstream closed the connection'), { code: 'UND_ERR_SOCKET' }));
+  }
+
+  /** The route's timeouts.request ran out: 504 if nothing was answered yet, else the response is cut. */
+  routeTimedOut(): void {
+    this.routeDeadline = 0;
+    if (this.done) return;
+    this.error = `timeouts.request (${this.route?.ir.requestTimeoutMs} ms) exceeded`;
+    upstreamErrors.labels('timeout').inc();
+    const up = this.upstream;
+    this.upstream = undefined;
+    this.upstreamDeadline = 0;
+    if (up !== undefined) up.pool.evict(up);
+    else if (this.target !== undefined) this.o.pool.cancel(this.target, this);
+    if (this.headSent) {
+      this.done = true;
+      this.log(true);
+      this.conn.destroy();
+      return;
+    }
+    if (!this.reqBodyDone) this.closeAfter = true;
+    this.local(504, "gateway timeout: the route's request timeout ran out");
   }
 
   upstreamTimedOut(): void {
