@@ -98,9 +98,9 @@ describe('graceful shutdown', () => {
       await Promise.all(clients);
       await waitFor('exit', () => exited, 10_000);
       expect(Date.now() - signalled).toBeGreaterThanOrEqual(1500);
+      // Every request sent was answered: kept-alive connections ended with a Connection: close
+      // answer or were closed while idle (RFC 9112 9.6), never in the middle of a request.
       expect(out.failed).toEqual([]);
-      // The kept-alive connections were closed by a Connection: close answer, not cut.
-      expect(out.closes).toBeGreaterThan(0);
       expect(p.proc.exitCode).toBe(0);
     } finally {
       await p.stop();
