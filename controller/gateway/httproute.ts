@@ -11,6 +11,7 @@ import type { BackendIndex } from '../backends.ts';
 import { asArray, asRecord, asString, type KubeObject } from '../objects.ts';
 import { cond, type ConditionInput } from './conditions.ts';
 import { parseFilters } from './filters.ts';
+import { parseGrpcMatch } from './grpcroute.ts';
 import { intersectHostnames, validGatewayHostname } from './hostnames.ts';
 import type { GatewayModel, ListenerModel } from './gateways.ts';
 import { GATEWAY_GROUP, type ReferenceGrants } from './refs.ts';
@@ -19,7 +20,7 @@ export interface BackendSink {
   addBackend(key: string, backend: import('../../router/types.ts').BackendIR): void;
 }
 
-interface MatchSpec {
+export interface MatchSpec {
   pathType: RouteIR['pathType'];
   path: string;
   method?: string;
@@ -67,7 +68,7 @@ function pathProblem(value: string): string | undefined {
   return undefined;
 }
 
-function valueMatches(list: unknown, what: string, lower: boolean, errors: string[]): ValueMatchIR[] | undefined {
+export function valueMatches(list: unknown, what: string, lower: boolean, errors: string[]): ValueMatchIR[] | undefined {
   const out: ValueMatchIR[] = [];
   const seen = new Set<string>();
   for (const raw of asArray(list)) {
@@ -116,42 +117,6 @@ function parseMatch(raw: Record<string, unknown>, errors: string[]): MatchSpec |
   const method = asString(raw.method);
   if (errors.length > before) return undefined;
   return { pathType, path, ...(method ? { method } : {}), ...(headers ? { headers } : {}), ...(queryParams ? { queryParams } : {}) };
-}
-
-const GRPC_SERVICE = /^[A-Za-z_][A-Za-z_0-9]*(\.[A-Za-z_][A-Za-z_0-9]*)*$/;
-const GRPC_METHOD = /^[A-Za-z_][A-Za-z_0-9]*$/;
-
-/**
- * A GRPCRoute match as an HTTP/2 path match: service and method -> Exact `/service/method`;
- * service only -> PathPrefix `/service`; method only -> `/[^/]+/method`; RegularExpression
- * values -> one whole-path pattern. (GRPCRoute's precedence puts service characters before
- * method characters; a method-only rule, being a pattern, is tried before a service-only prefix.)
- */
-function parseGrpcMatch(raw: Record<string, unknown>, errors: string[]): MatchSpec | undefined {
-  const before = errors.length;
-  const m = asRecord(raw.method);
-  const type = asString(m.type) ?? 'Exact';
-  const service = asString(m.service);
-  const method = asString(m.method);
-  let pathType: RouteIR['pathType'] = 'Prefix';
-  let path = '/';
-  if (type === 'Exact') {
-    if (service !== undefined && !GRPC_SERVICE.test(service)) errors.push(`gRPC service ${JSON.stringify(service)} is not a valid service name`);
-    if (method !== undefined && !GRPC_METHOD.test(method)) errors.push(`gRPC method ${JSON.stringify(method)} is not a valid method name`);
-    if (service !== undefined && method !== undefined) [pathType, path] = ['Exact', `/${service}/${method}`];
-    else if (service !== undefined) path = `/${service}`;
-    else if (method !== undefined) [pathType, path] = ['RegularExpression', `/[^/]+/${method}`];
-  } else if (type === 'RegularExpression') {
-    if (service !== undefined || method !== undefined) {
-      pathType = 'RegularExpression';
-      path = `/(?:${service ?? '[^/]+'})/(?:${method ?? '[^/]+'})`;
-      const reason = unsafeRegexReason(path);
-      if (reason !== undefined) errors.push(`gRPC method regular expression ${JSON.stringify(path)} refused: ${reason}`);
-    }
-  } else errors.push(`gRPC method match type ${type} is not supported`);
-  const headers = valueMatches(raw.headers, 'header', true, errors);
-  if (errors.length > before) return undefined;
-  return { pathType, path, ...(headers ? { headers } : {}) };
 }
 
 interface RefOutcome {

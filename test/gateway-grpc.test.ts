@@ -1,0 +1,99 @@
+// GRPCRoute translation through the router: gRPC method matches as HTTP/2 request matches, the
+// GRPCRoute precedence, and the rule that an HTTPRoute and a GRPCRoute never share a hostname on
+// one listener.
+import { describe, expect, it } from 'vitest';
+import type { KubeObject } from '../controller/objects.ts';
+import { newTranslatorState, translate, type TranslateOptions } from '../controller/translate.ts';
+import { compileTable, type RequestAttributes } from '../router/index.ts';
+
+const GW = 'gateway.networking.k8s.io/v1';
+const SVC = 'echo.Echo';
+const obj = (kind: string, name: string, spec: unknown, extra: Partial<KubeObject['metadata']> = {}): KubeObject => ({
+  apiVersion: GW,
+  kind,
+  metadata: { name, namespace: kind === 'GatewayClass' ? undefined : 'default', generation: 1, creationTimestamp: '2026-01-01T00:00:00Z', ...extra },
+  spec,
+});
+const svc = (name: string, appProtocol: string | undefined = 'kubernetes.io/h2c'): KubeObject[] => [
+  { apiVersion: 'v1', kind: 'Service', metadata: { name, namespace: 'default' }, spec: { ports: [{ name: 'grpc', port: 8080, targetPort: 3000, ...(appProtocol ? { appProtocol } : {}) }] } },
+  { apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice', metadata: { name: `${name}-1`, namespace: 'default', labels: { 'kubernetes.io/service-name': name } }, addressType: 'IPv4', ports: [{ name: 'grpc', port: 3000 }], endpoints: [{ addresses: ['10.0.0.1'] }] } as KubeObject,
+];
+const base = (listeners: unknown[] = [{ name: 'http', port: 80, protocol: 'HTTP' }]): KubeObject[] => [
+  obj('GatewayClass', 'portico', { controllerName: 'portico.dev/gateway-controller' }),
+  obj('Gateway', 'gw', { gatewayClassName: 'portico', listeners }),
+  ...svc('v1'),
+  ...svc('v2'),
+  ...svc('v3'),
+];
+const grpcRoute = (name: string, spec: Record<string, unknown>, extra: Partial<KubeObject['metadata']> = {}): KubeObject => obj('GRPCRoute', name, { parentRefs: [{ name: 'gw' }], ...spec }, extra);
+const httpRoute = (name: string, spec: Record<string, unknown>, extra: Partial<KubeObject['metadata']> = {}): KubeObject => obj('HTTPRoute', name, { parentRefs: [{ name: 'gw' }], ...spec }, extra);
+const rule = (backend: string, ...matches: unknown[]) => ({ ...(matches.length ? { matches } : {}), backendRefs: [{ name: backend, port: 8080 }] });
+const OPTIONS: TranslateOptions = { ingressClass: 'portico', publishAddresses: ['192.0.2.10'], now: new Date('2026-06-01T00:00:00Z') };
+
+function run(objects: KubeObject[]) {
+  const t = translate({ objects: objects.map((object) => ({ object, origin: 'test' })), problems: [] }, OPTIONS, newTranslatorState());
+  return { t, table: compileTable(t.ir, 1) };
+}
+
+function attrs(method: string, headers: Record<string, string>): RequestAttributes {
+  return { method, header: (n) => headers[n], queryParam: () => undefined };
+}
+
+/** The Service a gRPC call to `/service/method` reaches, '404' when none. */
+function who(table: ReturnType<typeof compileTable>, host: string, path: string, headers: Record<string, string> = {}, method = 'POST'): string {
+  const r = table.match(host, path, attrs(method, headers));
+  if (r === undefined) return '404';
+  return r.backends.map((b) => b.backend.name.replace(/^default\/|:8080$/g, '')).join('+');
+}
+
+function parent(t: ReturnType<typeof run>['t'], kind: string, name: string, i = 0): { conditions: { type: string; status: string; reason: string; message: string }[] } {
+  const s = t.statuses.find((x) => x.kind === kind && x.metadata.name === name);
+  return (s!.status as { parents: never[] }).parents[i];
+}
+const condition = (p: ReturnType<typeof parent>, type: string) => p.conditions.find((c) => c.type === type);
+
+describe('GRPCRoute method matches', () => {
+  it('service and method: exact /service/method, only POST; service only: that service; method only: any service', () => {
+    const { table } = run([
+      ...base(),
+      grpcRoute('r', {
+        rules: [
+          rule('v1', { method: { service: SVC, method: 'Echo' } }),
+          rule('v2', { method: { service: 'other.Svc' } }),
+          rule('v3', { method: { method: 'Ping' } }),
+        ],
+      }),
+    ]);
+    expect(who(table, 'a.test', `/${SVC}/Echo`)).toBe('v1');
+    // A GET is no gRPC call.
+    expect(who(table, 'a.test', `/${SVC}/Echo`, {}, 'GET')).toBe('404');
+    expect(who(table, 'a.test', `/${SVC}/EchoTwo`)).toBe('404');
+    expect(who(table, 'a.test', '/other.Svc/Anything')).toBe('v2');
+    expect(who(table, 'a.test', '/other.SvcX/Anything')).toBe('404');
+    expect(who(table, 'a.test', '/any.Service/Ping')).toBe('v3');
+    expect(who(table, 'a.test', '/any.Service/PingX')).toBe('404');
+  });
+
+  it('RegularExpression service and method match whole names', () => {
+    const { table } = run([...base(), grpcRoute('r', { rules: [rule('v1', { method: { type: 'RegularExpression', service: 'echo\\.[A-Z][a-z]+', method: 'Get.*' } })] })]);
+    expect(who(table, 'a.test', '/echo.Echo/GetThing')).toBe('v1');
+    expect(who(table, 'a.test', '/echo.Echo/PutThing')).toBe('404');
+    expect(who(table, 'a.test', '/xecho.Echo/GetThing')).toBe('404');
+  });
+
+  it('a method match naming neither service nor method drops its rule instead of matching every call', () => {
+    const { t, table } = run([...base(), grpcRoute('r', { rules: [rule('v1', { method: {} }), rule('v2', { method: { service: SVC, method: 'Echo' } })] })]);
+    expect(who(table, 'a.test', '/x.Y/Z')).toBe('404');
+    expect(who(table, 'a.test', `/${SVC}/Echo`)).toBe('v2');
+    const p = parent(t, 'GRPCRoute', 'r');
+    expect(condition(p, 'Accepted')).toMatchObject({ status: 'True' });
+    expect(condition(p, 'PartiallyInvalid')?.message).toMatch(/rule 0: a gRPC method match must name a service, a method or both/);
+  });
+
+  it('no method: every call of the route, still POST only', () => {
+    const { table } = run([...base(), grpcRoute('r', { rules: [rule('v1', { headers: [{ name: 'version', value: 'one' }] })] })]);
+    expect(who(table, 'a.test', '/x.Y/Z', { version: 'one' })).toBe('v1');
+    expect(who(table, 'a.test', '/x.Y/Z', { version: 'one' }, 'GET')).toBe('404');
+    expect(who(table, 'a.test', '/x.Y/Z')).toBe('404');
+  });
+});
