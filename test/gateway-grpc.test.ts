@@ -97,3 +97,87 @@ describe('GRPCRoute method matches', () => {
     expect(who(table, 'a.test', '/x.Y/Z')).toBe('404');
   });
 });
+
+describe('an HTTPRoute and a GRPCRoute never share a hostname on one listener', () => {
+  const listeners = [{ name: 'a', port: 80, protocol: 'HTTP', hostname: 'a.test' }, { name: 'b', port: 80, protocol: 'HTTP', hostname: 'b.test' }, { name: 'wild', port: 80, protocol: 'HTTP', hostname: '*.wild.test' }];
+  const older = { creationTimestamp: '2026-01-01T00:00:00Z' };
+  const newer = { creationTimestamp: '2026-01-02T00:00:00Z' };
+  const gwStatus = (t: ReturnType<typeof run>['t']) => (t.statuses.find((s) => s.kind === 'Gateway')!.status as { listeners: { name: string; attachedRoutes: number }[] }).listeners;
+
+  it('the older route keeps the listener; the newer of the other kind is not accepted there, and serves nothing', () => {
+    const { t, table } = run([
+      ...base(listeners),
+      httpRoute('web', { parentRefs: [{ name: 'gw', sectionName: 'a' }], rules: [rule('v1')] }, older),
+      grpcRoute('rpc', { parentRefs: [{ name: 'gw', sectionName: 'a' }], rules: [rule('v2', { method: { service: SVC, method: 'Echo' } })] }, newer),
+    ]);
+    expect(who(table, 'a.test', `/${SVC}/Echo`)).toBe('v1');
+    expect(condition(parent(t, 'HTTPRoute', 'web'), 'Accepted')).toMatchObject({ status: 'True', reason: 'Accepted' });
+    const rejected = condition(parent(t, 'GRPCRoute', 'rpc'), 'Accepted');
+    expect(rejected).toMatchObject({ status: 'False', reason: 'NotAllowedByListeners' });
+    expect(rejected?.message).toMatch(/listener a: the older HTTPRoute default\/web already serves a\.test there/);
+    expect(gwStatus(t).find((l) => l.name === 'a')?.attachedRoutes).toBe(1);
+  });
+
+  it('a GRPCRoute without hostnames holds every hostname of its listener; the HTTPRoute created later is refused', () => {
+    const { t, table } = run([
+      ...base(listeners),
+      grpcRoute('rpc', { parentRefs: [{ name: 'gw', sectionName: 'wild' }], rules: [rule('v2')] }, older),
+      httpRoute('web', { parentRefs: [{ name: 'gw', sectionName: 'wild' }], hostnames: ['x.wild.test'], rules: [rule('v1')] }, newer),
+    ]);
+    expect(who(table, 'x.wild.test', '/x.Y/Z')).toBe('v2');
+    expect(who(table, 'x.wild.test', '/', {}, 'GET')).toBe('404');
+    expect(condition(parent(t, 'HTTPRoute', 'web'), 'Accepted')).toMatchObject({ status: 'False', reason: 'NotAllowedByListeners' });
+    expect(condition(parent(t, 'GRPCRoute', 'rpc'), 'Accepted')).toMatchObject({ status: 'True' });
+  });
+
+  it('created at the same time, the first by namespace/name wins', () => {
+    const { t } = run([
+      ...base(listeners),
+      httpRoute('b-web', { parentRefs: [{ name: 'gw', sectionName: 'a' }], rules: [rule('v1')] }),
+      grpcRoute('a-rpc', { parentRefs: [{ name: 'gw', sectionName: 'a' }], rules: [rule('v2')] }),
+    ]);
+    expect(condition(parent(t, 'GRPCRoute', 'a-rpc'), 'Accepted')).toMatchObject({ status: 'True' });
+    expect(condition(parent(t, 'HTTPRoute', 'b-web'), 'Accepted')).toMatchObject({ status: 'False', reason: 'NotAllowedByListeners' });
+  });
+
+  it('hostnames that do not intersect, other listeners and routes of one kind do not conflict', () => {
+    const { t, table } = run([
+      ...base(listeners),
+      httpRoute('web', { parentRefs: [{ name: 'gw', sectionName: 'wild' }], hostnames: ['web.wild.test'], rules: [rule('v1')] }, older),
+      grpcRoute('rpc', { parentRefs: [{ name: 'gw', sectionName: 'wild' }], hostnames: ['rpc.wild.test'], rules: [rule('v2')] }, newer),
+      httpRoute('web-b', { parentRefs: [{ name: 'gw', sectionName: 'b' }], rules: [rule('v1')] }, older),
+      httpRoute('web-b2', { parentRefs: [{ name: 'gw', sectionName: 'b' }], rules: [rule('v3', { path: { type: 'PathPrefix', value: '/x' } })] }, newer),
+    ]);
+    for (const [kind, name] of [['HTTPRoute', 'web'], ['GRPCRoute', 'rpc'], ['HTTPRoute', 'web-b'], ['HTTPRoute', 'web-b2']]) expect(condition(parent(t, kind, name), 'Accepted')?.status, name).toBe('True');
+    expect(who(table, 'rpc.wild.test', '/x.Y/Z')).toBe('v2');
+    expect(who(table, 'web.wild.test', '/', {}, 'GET')).toBe('v1');
+    expect(who(table, 'b.test', '/x', {}, 'GET')).toBe('v3');
+  });
+
+  it('per parentRef: refused on the listener the other kind holds, accepted on another', () => {
+    const { t, table } = run([
+      ...base(listeners),
+      httpRoute('web', { parentRefs: [{ name: 'gw', sectionName: 'a' }], rules: [rule('v1')] }, older),
+      grpcRoute('rpc', { parentRefs: [{ name: 'gw', sectionName: 'a' }, { name: 'gw', sectionName: 'b' }], rules: [rule('v2')] }, newer),
+    ]);
+    expect(condition(parent(t, 'GRPCRoute', 'rpc', 0), 'Accepted')).toMatchObject({ status: 'False', reason: 'NotAllowedByListeners' });
+    expect(condition(parent(t, 'GRPCRoute', 'rpc', 1), 'Accepted')).toMatchObject({ status: 'True', reason: 'Accepted' });
+    expect(who(table, 'b.test', '/x.Y/Z')).toBe('v2');
+    expect(who(table, 'a.test', '/x.Y/Z')).toBe('v1');
+  });
+
+  it('one parentRef over several listeners: attached where it is free, and the message names the one it is not', () => {
+    const { t, table } = run([
+      ...base(listeners),
+      httpRoute('web', { parentRefs: [{ name: 'gw', sectionName: 'a' }], rules: [rule('v1')] }, older),
+      grpcRoute('rpc', { rules: [rule('v2')] }, newer),
+    ]);
+    const accepted = condition(parent(t, 'GRPCRoute', 'rpc'), 'Accepted');
+    expect(accepted).toMatchObject({ status: 'True', reason: 'Accepted' });
+    expect(accepted?.message).toMatch(/^not attached to listener a: /);
+    expect(who(table, 'b.test', '/x.Y/Z')).toBe('v2');
+    expect(who(table, 'y.wild.test', '/x.Y/Z')).toBe('v2');
+    expect(who(table, 'a.test', '/x.Y/Z')).toBe('v1');
+    expect(gwStatus(t).map((l) => l.attachedRoutes)).toEqual([1, 1, 1]);
+  });
+});

@@ -1,9 +1,12 @@
 // GRPCRoute specifics. A GRPCRoute is translated by httproute.ts's attachment, backend and status
 // code (the two kinds share listeners, parentRefs and backendRefs); what differs lives here:
-// how a gRPC method match becomes an HTTP/2 request match.
+// how a gRPC method match becomes an HTTP/2 request match, and the rule that keeps HTTPRoutes
+// and GRPCRoutes from sharing a hostname on one listener.
 
 import { unsafeRegexReason } from '../../router/regex.ts';
-import { asRecord, asString } from '../objects.ts';
+import { asRecord, asString, type KubeObject } from '../objects.ts';
+import type { ListenerModel } from './gateways.ts';
+import { intersectHostnames } from './hostnames.ts';
 import { valueMatches, type MatchSpec } from './httproute.ts';
 
 // GRPCMethodMatch validation (apis/v1/grpcroute_types.go): a service is dot-separated
@@ -44,4 +47,53 @@ export function parseGrpcMatch(raw: Record<string, unknown>, errors: string[]): 
   const headers = valueMatches(raw.headers, 'header', true, errors);
   if (errors.length > before) return undefined;
   return { pathType, path, method: 'POST', ...(headers ? { headers } : {}) };
+}
+
+/** A listener a route attaches to, with the hostnames it serves there (undefined: every host). */
+export interface Attachment {
+  readonly listener: ListenerModel;
+  readonly hosts: readonly (string | undefined)[];
+}
+
+function overlap(a: string | undefined, b: string | undefined): boolean {
+  if (a === undefined || b === undefined) return true;
+  return intersectHostnames(a, [b]).length > 0;
+}
+
+/**
+ * The hostnames HTTPRoutes and GRPCRoutes hold on each listener. The spec (GRPCRouteSpec and
+ * HTTPRouteSpec hostnames): when a route of one kind would attach to a listener where a route of
+ * the other kind already holds an intersecting hostname, exactly one is accepted there, the older
+ * (then the first by namespace/name). Routes are translated oldest first, so the one that claims
+ * first keeps the listener, and a later route of the other kind is refused on it.
+ */
+export class KindClaims {
+  private readonly held = new Map<ListenerModel, { kind: string; route: string; hosts: readonly (string | undefined)[] }[]>();
+
+  /** The attachments of `route` that a route of the other kind already holds, with why. */
+  conflicts(route: KubeObject, attached: readonly Attachment[]): { listener: ListenerModel; message: string }[] {
+    const out: { listener: ListenerModel; message: string }[] = [];
+    for (const a of attached) {
+      for (const h of this.held.get(a.listener) ?? []) {
+        if (h.kind === route.kind) continue;
+        if (!a.hosts.some((x) => h.hosts.some((y) => overlap(x, y)))) continue;
+        out.push({ listener: a.listener, message: `listener ${a.listener.name}: the older ${h.kind} ${h.route} already serves ${describe(h.hosts)} there, and an HTTPRoute and a GRPCRoute cannot share a hostname on one listener` });
+        break;
+      }
+    }
+    return out;
+  }
+
+  claim(route: KubeObject, attached: readonly Attachment[]): void {
+    const id = `${route.metadata.namespace ?? 'default'}/${route.metadata.name}`;
+    for (const a of attached) {
+      const list = this.held.get(a.listener) ?? [];
+      list.push({ kind: route.kind, route: id, hosts: a.hosts });
+      this.held.set(a.listener, list);
+    }
+  }
+}
+
+function describe(hosts: readonly (string | undefined)[]): string {
+  return hosts.includes(undefined) ? 'every hostname' : hosts.join(', ');
 }

@@ -11,7 +11,7 @@ import type { BackendIndex } from '../backends.ts';
 import { asArray, asRecord, asString, type KubeObject } from '../objects.ts';
 import { cond, type ConditionInput } from './conditions.ts';
 import { parseFilters } from './filters.ts';
-import { parseGrpcMatch } from './grpcroute.ts';
+import { parseGrpcMatch, type KindClaims } from './grpcroute.ts';
 import { intersectHostnames, validGatewayHostname } from './hostnames.ts';
 import type { GatewayModel, ListenerModel } from './gateways.ts';
 import { GATEWAY_GROUP, type ReferenceGrants } from './refs.ts';
@@ -242,7 +242,7 @@ function parseRules(route: KubeObject, index: BackendIndex, grants: ReferenceGra
 }
 
 /** Evaluates one HTTPRoute or GRPCRoute against Portico's Gateways. */
-export function translateHTTPRoute(route: KubeObject, gateways: ReadonlyMap<string, GatewayModel>, index: BackendIndex, grants: ReferenceGrants, sink: BackendSink): HTTPRouteResult {
+export function translateHTTPRoute(route: KubeObject, gateways: ReadonlyMap<string, GatewayModel>, index: BackendIndex, grants: ReferenceGrants, sink: BackendSink, claims?: KindClaims): HTTPRouteResult {
   const ns = route.metadata.namespace ?? 'default';
   const spec = asRecord(route.spec);
   const hostnames = asArray(spec.hostnames).filter((h): h is string => typeof h === 'string').map((h) => h.toLowerCase()).filter(validGatewayHostname);
@@ -294,8 +294,16 @@ export function translateHTTPRoute(route: KubeObject, gateways: ReadonlyMap<stri
       parents.push({ parentRef, conditions: conditions(cond('Accepted', false, 'UnsupportedValue', dropped.length > 0 ? `no rule can be served: ${dropped.join(' | ')}` : 'the route has no rules')) });
       continue;
     }
-    parents.push({ parentRef, conditions: conditions(cond('Accepted', true, 'Accepted')) });
-    for (const { listener, hosts } of attached) {
+    // An HTTPRoute and a GRPCRoute never share a hostname on a listener (grpcroute.ts).
+    const taken = claims?.conflicts(route, attached) ?? [];
+    const kept = attached.filter((a) => !taken.some((t) => t.listener === a.listener));
+    if (kept.length === 0) {
+      parents.push({ parentRef, conditions: conditions(cond('Accepted', false, 'NotAllowedByListeners', taken.map((t) => t.message).join('; '))) });
+      continue;
+    }
+    claims?.claim(route, kept);
+    parents.push({ parentRef, conditions: conditions(cond('Accepted', true, 'Accepted', taken.length > 0 ? `not attached to ${taken.map((t) => t.message).join('; ')}` : '')) });
+    for (const { listener, hosts } of kept) {
       listener.attachedRoutes++;
       if (!listener.programmed) continue;
       for (const host of hosts) {

@@ -9,6 +9,7 @@ import type { StatusItem } from '../status.ts';
 import type { TlsSecrets } from '../tls.ts';
 import { ConditionStamper, type ConditionClock } from './conditions.ts';
 import { evaluateGateways, listenerConditions, ownClasses, SUPPORTED_FEATURES, type GatewayModel } from './gateways.ts';
+import { KindClaims } from './grpcroute.ts';
 import { translateHTTPRoute } from './httproute.ts';
 import { translateTLSRoute, type PassthroughSink } from './tlsroute.ts';
 import { GATEWAY_GROUP, NamespaceLabels, ReferenceGrants } from './refs.ts';
@@ -61,8 +62,9 @@ export function translateGatewayApi(objects: readonly KubeObject[], options: Gat
   const hosts = new Map<string, GatewayVirtualHost>();
   // HTTPRoutes and GRPCRoutes share listeners and the table: oldest first across both kinds.
   const routes = objects.filter((o) => (o.kind === 'HTTPRoute' || o.kind === 'GRPCRoute') && o.apiVersion.startsWith(`${GATEWAY_GROUP}/`)).sort(compareAge);
+  const claims = new KindClaims();
   for (const route of routes) {
-    const result = translateHTTPRoute(route, byKey, index, grants, sink);
+    const result = translateHTTPRoute(route, byKey, index, grants, sink, claims);
     // Oldest route first, then rule and match order: the compiler keeps IR order among equals.
     for (const e of result.entries) {
       const hostname = e.hostname ?? '*';
