@@ -47,6 +47,18 @@ export const SCENARIOS: Record<string, readonly string[]> = {
   'e2e-gateway-tls.test.ts > routes by SNI, still encrypted, the exact name before the wildcard; several labels under a wildcard': ['TLSRouteSimpleSameNamespace', 'TLSRouteHostnameIntersection'],
   'e2e-gateway-tls.test.ts > an unresolvable backend refuses its hostname; other names are not passed through': ['TLSRouteInvalidBackendRefNonexistent'],
   'e2e-gateway-tls.test.ts > status: accepted routes, BackendNotFound, an HTTPRoute not allowed on the TLS listener': ['TLSRouteInvalidBackendRefNonexistent', 'HTTPRouteDisallowedKind'],
+  'e2e-gateway-status.test.ts > GatewayInvalidRouteKind: unsupported kinds are left out of supportedKinds, ResolvedRefs InvalidRouteKinds': ['GatewayInvalidRouteKind'],
+  'e2e-gateway-status.test.ts > GatewayListenerUnsupportedProtocol: the listener is UnsupportedProtocol; the Gateway ListenersNotValid (False alone, True beside a valid one)': ['GatewayListenerUnsupportedProtocol'],
+  'e2e-gateway-status.test.ts > GatewayInvalidTLSConfiguration: missing, wrong-group, wrong-kind and malformed certificateRefs are InvalidCertificateRef': ['GatewayInvalidTLSConfiguration'],
+  'e2e-gateway-status.test.ts > GatewaySecret*ReferenceGrant: a certificateRef into another namespace needs a grant there, by name or for all': ['GatewaySecretMissingReferenceGrant', 'GatewaySecretInvalidReferenceGrant', 'GatewaySecretReferenceGrantSpecific', 'GatewaySecretReferenceGrantAllInNamespace'],
+  'e2e-gateway-status.test.ts > GatewayInvalidParametersRef: infrastructure.parametersRef is not taken: Accepted False InvalidParameters': ['GatewayInvalidParametersRef'],
+  'e2e-gateway-status.test.ts > GatewayObservedGenerationBump and GatewayModifyListeners: conditions follow the generation; an added listener gets its routes': ['GatewayObservedGenerationBump', 'GatewayModifyListeners'],
+  'e2e-gateway-status.test.ts > HTTPRouteInvalidCrossNamespaceParentRef: a listener allowing Same refuses another namespace (NotAllowedByListeners, attachedRoutes 0)': ['HTTPRouteInvalidCrossNamespaceParentRef'],
+  'e2e-gateway-status.test.ts > HTTPRouteInvalidParentRefNotMatchingSectionName: NoMatchingParent': ['HTTPRouteInvalidParentRefNotMatchingSectionName'],
+  'e2e-gateway-status.test.ts > HTTPRoutePartiallyInvalidViaInvalidReferenceGrant: the ungranted rule answers 500, the granted one 200': ['HTTPRoutePartiallyInvalidViaInvalidReferenceGrant'],
+  'e2e-gateway-status.test.ts > HTTPRouteObservedGenerationBump: changing a backendRef moves every parent condition to the new generation': ['HTTPRouteObservedGenerationBump'],
+  'e2e-gateway-status.test.ts > HTTPRouteListenerHostnameMatching: the most specific listener hostname; routes by sectionName': ['HTTPRouteListenerHostnameMatching'],
+  'e2e-gateway-status.test.ts > HTTPRouteServiceTypes: a headless Service and a Service without selector serve from their EndpointSlices': ['HTTPRouteServiceTypes'],
 };
 
 type Profile = 'GATEWAY-HTTP' | 'GATEWAY-GRPC' | 'GATEWAY-TLS';
@@ -159,7 +171,7 @@ function main(): void {
   const out = process.argv[2] ?? join(ROOT, 'test-results/conformance-report.yaml');
   const dir = mkdtempSync(join(tmpdir(), 'portico-conformance-'));
   const json = join(dir, 'results.json');
-  const files = ['e2e-gateway.test.ts', 'e2e-gateway-filters.test.ts', 'e2e-gateway-grpc.test.ts', 'e2e-gateway-protocols.test.ts', 'e2e-gateway-tls.test.ts'].map((f) => join('test', f));
+  const files = ['e2e-gateway.test.ts', 'e2e-gateway-status.test.ts', 'e2e-gateway-filters.test.ts', 'e2e-gateway-grpc.test.ts', 'e2e-gateway-protocols.test.ts', 'e2e-gateway-tls.test.ts'].map((f) => join('test', f));
   try {
     try {
       // This Node (24: the suites spawn portico with it), not whatever `node` is first on PATH.
