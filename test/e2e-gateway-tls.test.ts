@@ -62,6 +62,10 @@ beforeAll(async () => {
     gatewayClass(),
     gateway('gw', [
       { name: 'tls', port: portico.httpsPort, protocol: 'TLS', hostname: '*.example.com', tls: { mode: 'Passthrough' } },
+      // No TLSRoute attaches here: its name is refused.
+      { name: 'lonely', port: portico.httpsPort, protocol: 'TLS', hostname: 'lonely.test', tls: { mode: 'Passthrough' } },
+      // One route for one name under the wildcard: the other names are refused.
+      { name: 'quiet', port: portico.httpsPort, protocol: 'TLS', hostname: '*.quiet.test', tls: { mode: 'Passthrough' } },
       { name: 'http', port: portico.httpPort, protocol: 'HTTP' },
       // HTTPRouteHTTPSListener: terminated here, with the Secret's certificate, on the same port
       { name: 'https', port: portico.httpsPort, protocol: 'HTTPS', tls: { certificateRefs: [{ name: 'tls-validity-checks-certificate' }] } },
@@ -76,6 +80,7 @@ beforeAll(async () => {
     // `*.com` narrowed to the listener's `*.example.com` (TLSRouteHostnameIntersection)
     tlsRoute('wider', ['*.com'], 'tls-backend-2'),
     tlsRoute('missing', ['missing.example.com'], 'nonexistent'),
+    tlsRoute('quiet', ['a.quiet.test'], 'tls-backend', { parentRefs: [{ name: 'gw', sectionName: 'quiet' }] }),
     httpRoute('disallowed-kind', { parentRefs: [{ name: 'gw', sectionName: 'tls' }], rules: [{ backendRefs: [{ name: 'tls-backend', port: 443 }] }] }),
   ));
   await waitFor('passthrough served', async () => (await dial('abc.example.com')).startsWith('tls-backend sni='), 20_000);
@@ -117,8 +122,13 @@ describe('TLSRoute through portico serve (TLS Passthrough)', () => {
     expect(await dial('deep.other.example.com')).toBe('tls-backend-2 sni=deep.other.example.com');
   });
 
-  it('an unresolvable backend refuses its hostname; other names are not passed through', async () => {
+  it('an unresolvable backend refuses its hostname, and so does a listener name no route routes; other names are terminated', async () => {
     expect(await dial('missing.example.com')).toBe('rejected');
+    // Names the TLS listeners accept but no TLSRoute routes are refused, not terminated here.
+    expect(await dial('lonely.test')).toBe('rejected');
+    expect(await dial('a.quiet.test')).toBe('tls-backend sni=a.quiet.test');
+    expect(await dial('b.quiet.test')).toBe('rejected');
+    expect(await dial('deep.b.quiet.test')).toBe('rejected');
     // Not a passthrough host: Portico terminates TLS itself and answers HTTP (no route: 404).
     expect(await dial('example.com', 'GET / HTTP/1.1\r\nHost: example.com\r\nConnection: close\r\n\r\n')).toMatch(/^HTTP\/1\.1 404 /);
   });

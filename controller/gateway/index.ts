@@ -11,7 +11,7 @@ import { ConditionStamper, type ConditionClock } from './conditions.ts';
 import { evaluateGateways, listenerConditions, ownClasses, SUPPORTED_FEATURES, type GatewayModel } from './gateways.ts';
 import { KindClaims } from './grpcroute.ts';
 import { translateHTTPRoute } from './httproute.ts';
-import { translateTLSRoute, type PassthroughSink } from './tlsroute.ts';
+import { refuseUnroutedNames, translateTLSRoute, type PassthroughSink } from './tlsroute.ts';
 import { GATEWAY_GROUP, NamespaceLabels, ReferenceGrants } from './refs.ts';
 
 export { DEFAULT_GATEWAY_CONTROLLER } from './gateways.ts';
@@ -109,6 +109,8 @@ export function translateGatewayApi(objects: readonly KubeObject[], options: Gat
       },
     });
   }
+
+  problems.push(...refuseUnroutedNames(gateways, objects, sink));
 
   const certificates: string[] = [];
   for (const g of gateways) {

@@ -2,11 +2,12 @@
 // connection is spliced, still encrypted, to the backend. Attachment is HTTPRoute's (parentRef
 // sectionName/port, allowedRoutes, hostname intersection); one backend per hostname, since the
 // passthrough piece splices to one Service. An unresolvable backend is still entered (with no
-// endpoints), so its hostname's connections are refused rather than terminated here.
+// endpoints), so its hostname's connections are refused rather than terminated here. So is a
+// name a TLS listener accepts that no TLSRoute routes (refuseUnroutedNames).
 
 import type { PassthroughRouteIR } from '../../router/types.ts';
 import type { BackendIndex } from '../backends.ts';
-import { asArray, asRecord, asString, type KubeObject } from '../objects.ts';
+import { asArray, asRecord, asString, type KubeObject, type Problem } from '../objects.ts';
 import { cond, type ConditionInput } from './conditions.ts';
 import type { GatewayModel } from './gateways.ts';
 import { intersectHostnames, validGatewayHostname } from './hostnames.ts';
@@ -120,4 +121,54 @@ export function translateTLSRoute(route: KubeObject, gateways: ReadonlyMap<strin
     done(cond('Accepted', true, 'Accepted', skipped.length > 0 ? `not served: ${skipped.join('; ')}` : ''));
   }
   return { parents };
+}
+
+/** Names Portico terminates TLS for on the HTTPS port: HTTPS listeners' hostnames and Ingress hosts. */
+function terminatedNames(gateways: readonly GatewayModel[], objects: readonly KubeObject[]): { name: string; what: string }[] {
+  const out: { name: string; what: string }[] = [];
+  for (const g of gateways) for (const l of g.listeners) if (l.protocol === 'HTTPS' && l.accepted && l.hostname !== undefined) out.push({ name: l.hostname, what: `HTTPS listener ${g.key}/${l.name}` });
+  for (const o of objects) {
+    if (o.kind !== 'Ingress') continue;
+    const spec = asRecord(o.spec);
+    const hosts = [...asArray(spec.rules).map((r) => asString(asRecord(r).host)), ...asArray(spec.tls).flatMap((t) => asArray(asRecord(t).hosts).map(asString))];
+    for (const h of new Set(hosts)) if (h) out.push({ name: h.toLowerCase(), what: `Ingress ${o.metadata.namespace ?? 'default'}/${o.metadata.name}` });
+  }
+  return out;
+}
+
+/**
+ * A TLS Passthrough listener serves only the names its TLSRoutes route: a connection whose SNI
+ * falls under the listener's hostname but matches no TLSRoute is refused, not terminated by
+ * Portico with some other certificate. Call after every TLSRoute is entered: each listener
+ * hostname no route holds gets an entry to a backend with no endpoints (the more specific route
+ * entries still win). Not possible, and reported instead: when Portico terminates TLS for a name
+ * under that hostname (an HTTPS listener or Ingress host there would be refused too), and for a
+ * listener with no hostname (passthrough entries are by name; everything else is terminated).
+ */
+export function refuseUnroutedNames(gateways: readonly GatewayModel[], objects: readonly KubeObject[], sink: PassthroughSink): Problem[] {
+  const problems: Problem[] = [];
+  const terminated = terminatedNames(gateways, objects);
+  for (const g of gateways) {
+    for (const l of g.listeners) {
+      if (l.protocol !== 'TLS' || !l.programmed) continue;
+      const where = { kind: 'Gateway', namespace: g.object.metadata.namespace ?? 'default', name: g.object.metadata.name };
+      const host = l.hostname;
+      if (host === undefined) {
+        problems.push({ severity: 'warning', ...where, message: `TLS listener ${l.name} has no hostname: a connection whose SNI matches no TLSRoute is terminated by Portico instead of refused (passthrough refuses by hostname only); give the listener a hostname` });
+        continue;
+      }
+      const multi = host.startsWith('*.');
+      if (sink.passthroughOwner(host, multi) !== undefined) continue;
+      // Names under the listener's hostname (or the same) that Portico terminates.
+      const under = terminated.filter((t) => intersectHostnames(host, [t.name])[0] === t.name);
+      if (under.length > 0) {
+        problems.push({ severity: 'warning', ...where, message: `TLS listener ${l.name} (${host}): a connection whose SNI matches no TLSRoute is terminated by Portico instead of refused, because ${under.map((t) => `${t.what} (${t.name})`).join(', ')} is terminated under that hostname` });
+        continue;
+      }
+      const key = `!refused TLS listener ${g.key}/${l.name}`;
+      sink.addBackend(key, { name: key, protocol: 'http', endpoints: [], unavailableReason: `no TLSRoute on listener ${g.key}/${l.name} routes this server name` });
+      sink.addPassthrough({ hostname: host, ...(multi ? { multiLabelWildcard: true } : {}), backend: key, source: where });
+    }
+  }
+  return problems;
 }
