@@ -181,3 +181,44 @@ describe('an HTTPRoute and a GRPCRoute never share a hostname on one listener', 
     expect(gwStatus(t).map((l) => l.attachedRoutes)).toEqual([1, 1, 1]);
   });
 });
+
+describe('GRPCRoute precedence', () => {
+  it('a service-only match beats a method-only one (service characters count first), in any route order', () => {
+    for (const order of [0, 1]) {
+      const rules = [rule('v1', { method: { method: 'Ping' } }), rule('v2', { method: { service: SVC } })];
+      const { table } = run([...base(), grpcRoute('a', { rules: [rules[order]] }), grpcRoute('b', { rules: [rules[1 - order]] })]);
+      expect(who(table, 'a.test', `/${SVC}/Ping`), `order ${order}`).toBe('v2');
+      expect(who(table, 'a.test', '/other.Svc/Ping')).toBe('v1');
+      expect(who(table, 'a.test', `/${SVC}/Other`)).toBe('v2');
+    }
+  });
+
+  it('a service-only match whose headers do not match leaves the call to the method-only match', () => {
+    const { table } = run([...base(), grpcRoute('r', { rules: [rule('v1', { method: { method: 'Ping' } }), rule('v2', { method: { service: SVC }, headers: [{ name: 'version', value: 'two' }] })] })]);
+    expect(who(table, 'a.test', `/${SVC}/Ping`, { version: 'two' })).toBe('v2');
+    expect(who(table, 'a.test', `/${SVC}/Ping`)).toBe('v1');
+    expect(who(table, 'a.test', `/${SVC}/Ping`, { version: 'two' }, 'GET')).toBe('404');
+  });
+
+  it('service and method beat service only, which beats method only, whatever the header counts', () => {
+    const { table } = run([
+      ...base(),
+      grpcRoute('r', {
+        rules: [
+          rule('v3', { method: { method: 'Ping' }, headers: [{ name: 'a', value: '1' }, { name: 'b', value: '1' }] }),
+          rule('v2', { method: { service: SVC } }),
+          rule('v1', { method: { service: SVC, method: 'Ping' } }),
+        ],
+      }),
+    ]);
+    expect(who(table, 'a.test', `/${SVC}/Ping`, { a: '1', b: '1' })).toBe('v1');
+    expect(who(table, 'a.test', `/${SVC}/Other`, { a: '1', b: '1' })).toBe('v2');
+    expect(who(table, 'a.test', '/x.Y/Ping', { a: '1', b: '1' })).toBe('v3');
+  });
+
+  it('header matches rank routes of the same service and method', () => {
+    const { table } = run([...base(), grpcRoute('r', { rules: [rule('v1', { method: { service: SVC, method: 'Echo' } }), rule('v2', { method: { service: SVC, method: 'Echo' }, headers: [{ name: 'version', value: 'two' }] })] })]);
+    expect(who(table, 'a.test', `/${SVC}/Echo`, { version: 'two' })).toBe('v2');
+    expect(who(table, 'a.test', `/${SVC}/Echo`)).toBe('v1');
+  });
+});

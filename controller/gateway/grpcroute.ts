@@ -1,9 +1,10 @@
 // GRPCRoute specifics. A GRPCRoute is translated by httproute.ts's attachment, backend and status
 // code (the two kinds share listeners, parentRefs and backendRefs); what differs lives here:
-// how a gRPC method match becomes an HTTP/2 request match, and the rule that keeps HTTPRoutes
-// and GRPCRoutes from sharing a hostname on one listener.
+// how a gRPC method match becomes an HTTP/2 request match, GRPCRoute's own precedence, and the
+// rule that keeps HTTPRoutes and GRPCRoutes from sharing a hostname on one listener.
 
 import { unsafeRegexReason } from '../../router/regex.ts';
+import type { RouteIR } from '../../router/types.ts';
 import { asRecord, asString, type KubeObject } from '../objects.ts';
 import type { ListenerModel } from './gateways.ts';
 import { intersectHostnames } from './hostnames.ts';
@@ -13,14 +14,17 @@ import { valueMatches, type MatchSpec } from './httproute.ts';
 // identifiers, a method one identifier.
 const GRPC_SERVICE = /^[A-Za-z_][A-Za-z_0-9]*(\.[A-Za-z_][A-Za-z_0-9]*)*$/;
 const GRPC_METHOD = /^[A-Za-z_][A-Za-z_0-9]*$/;
+// An Exact method-only match's path pattern: `/[^/]+/<method>`.
+const METHOD_ONLY_PREFIX = '/[^/]+/';
+const METHOD_ONLY = /^\/\[\^\/\]\+\/([A-Za-z_][A-Za-z_0-9]*)$/;
 
 /**
  * A GRPCRoute match as an HTTP/2 request match. gRPC calls are `POST /service/method`
  * (gRPC over HTTP/2: only POST is a call), so every match carries method POST. Service and
  * method -> Exact `/service/method`; service only -> PathPrefix `/service`; method only ->
- * `/[^/]+/method`; RegularExpression values -> one whole-path pattern. No method at all: every
- * call (PathPrefix `/`). A `method` that names neither service nor method is invalid (the CRD's
- * CEL rule refuses it), so the rule is dropped rather than widened to every call.
+ * `/[^/]+/method` (METHOD_ONLY); RegularExpression values -> one whole-path pattern. No method
+ * at all: every call (PathPrefix `/`). A `method` that names neither service nor method is
+ * invalid (the CRD's CEL rule refuses it), so the rule is dropped rather than widened.
  */
 export function parseGrpcMatch(raw: Record<string, unknown>, errors: string[]): MatchSpec | undefined {
   const before = errors.length;
@@ -37,7 +41,7 @@ export function parseGrpcMatch(raw: Record<string, unknown>, errors: string[]): 
     if (method !== undefined && !GRPC_METHOD.test(method)) errors.push(`gRPC method ${JSON.stringify(method)} is not a valid method name`);
     if (service !== undefined && method !== undefined) [pathType, path] = ['Exact', `/${service}/${method}`];
     else if (service !== undefined) path = `/${service}`;
-    else if (method !== undefined) [pathType, path] = ['RegularExpression', `/[^/]+/${method}`];
+    else if (method !== undefined) [pathType, path] = ['RegularExpression', `${METHOD_ONLY_PREFIX}${method}`];
   } else if (type === 'RegularExpression') {
     pathType = 'RegularExpression';
     path = `/(?:${service ?? '[^/]+'})/(?:${method ?? '[^/]+'})`;
@@ -96,4 +100,26 @@ export class KindClaims {
 
 function describe(hosts: readonly (string | undefined)[]): string {
   return hosts.includes(undefined) ? 'every hostname' : hosts.join(', ');
+}
+
+/**
+ * GRPCRoute precedence counts the characters of a matching service before those of a matching
+ * method, so on one virtual host a service-only match beats a method-only one. The router tries
+ * RegularExpression paths (method-only matches) before prefixes (service-only), so each
+ * service-only GRPCRoute match is also entered as an Exact `/service/method` route for every
+ * method a method-only match of the host names: Exact paths are tried first. The copies come
+ * after every other route, so a real service+method match keeps a tie. (One order this cannot
+ * give: a service+method match with fewer header matches than a service-only one is still tried
+ * after it at that path, as the router ranks header counts within a path.)
+ */
+export function serviceBeforeMethod(routes: readonly RouteIR[]): RouteIR[] {
+  const grpc = routes.filter((r) => r.source.kind === 'GRPCRoute');
+  const methods = [...new Set(grpc.flatMap((r) => (r.pathType === 'RegularExpression' ? [METHOD_ONLY.exec(r.path)?.[1]] : [])).filter((m): m is string => m !== undefined))];
+  if (methods.length === 0) return [];
+  const extra: RouteIR[] = [];
+  for (const r of grpc) {
+    if (r.pathType !== 'Prefix' || r.path === '/') continue;
+    for (const m of methods) extra.push({ ...r, id: `${r.id}~${m}`, pathType: 'Exact', path: `${r.path}/${m}` });
+  }
+  return extra;
 }

@@ -9,7 +9,7 @@ import type { StatusItem } from '../status.ts';
 import type { TlsSecrets } from '../tls.ts';
 import { ConditionStamper, type ConditionClock } from './conditions.ts';
 import { evaluateGateways, listenerConditions, ownClasses, SUPPORTED_FEATURES, type GatewayModel } from './gateways.ts';
-import { KindClaims } from './grpcroute.ts';
+import { KindClaims, serviceBeforeMethod } from './grpcroute.ts';
 import { translateHTTPRoute } from './httproute.ts';
 import { refuseUnroutedNames, translateTLSRoute, type PassthroughSink } from './tlsroute.ts';
 import { GATEWAY_GROUP, NamespaceLabels, ReferenceGrants } from './refs.ts';
@@ -89,6 +89,8 @@ export function translateGatewayApi(objects: readonly KubeObject[], options: Gat
       },
     });
   }
+
+  for (const vh of hosts.values()) vh.routes.push(...serviceBeforeMethod(vh.routes));
 
   // TLSRoutes: SNI passthrough entries, oldest first (an older Ingress or route keeps a hostname).
   const tlsRoutes = objects.filter((o) => o.kind === 'TLSRoute' && o.apiVersion.startsWith(`${GATEWAY_GROUP}/`)).sort(compareAge);
