@@ -45,8 +45,8 @@ async function startGrpc(name: string): Promise<number> {
   return new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))));
 }
 
-const grpcService = (name: string, port: number): Obj[] => [
-  { apiVersion: 'v1', kind: 'Service', metadata: { name, namespace: 'infra' }, spec: { ports: [{ name: 'grpc', port: 8080, targetPort: 3000, appProtocol: 'kubernetes.io/h2c' }] } },
+const grpcService = (name: string, port: number, appProtocol: string | undefined = 'kubernetes.io/h2c'): Obj[] => [
+  { apiVersion: 'v1', kind: 'Service', metadata: { name, namespace: 'infra' }, spec: { ports: [{ name: 'grpc', port: 8080, targetPort: 3000, ...(appProtocol ? { appProtocol } : {}) }] } },
   { apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice', metadata: { name: `${name}-1`, namespace: 'infra', labels: { 'kubernetes.io/service-name': name } }, addressType: 'IPv4', ports: [{ name: 'grpc', port }], endpoints: [{ addresses: ['127.0.0.1'] }] },
 ];
 const grpcRoute = (name: string, spec: Obj, metadata: Obj = {}): Obj => ({ apiVersion: 'gateway.networking.k8s.io/v1', kind: 'GRPCRoute', metadata: { name, namespace: 'infra', ...metadata }, spec: { parentRefs: [{ name: 'gw' }], ...spec } });
@@ -98,6 +98,9 @@ beforeAll(async () => {
     ]),
     tlsSecret('grpc-cert', cert, 'infra'),
     ...grpcService('grpc-v1', v1), ...grpcService('grpc-v2', v2),
+    // No appProtocol on the port: a GRPCRoute's backend is reached over h2c all the same.
+    ...grpcService('grpc-plain', v2, ''),
+    grpcRoute('plain', { parentRefs: [{ name: 'gw', sectionName: 'http' }], hostnames: ['plain.test'], rules: [{ backendRefs: [{ name: 'grpc-plain', port: 8080 }] }] }),
     ...serviceFor([pod]),
     // Attached to both listeners: served over TLS (HTTPS) and over h2c (HTTP).
     grpcRoute('secure', { hostnames: ['grpc.secure.test'], rules: [{ matches: [{ method: { service: SERVICE } }], backendRefs: [{ name: 'grpc-v1', port: 8080 }] }] }),
@@ -147,6 +150,10 @@ describe('GRPCRoute over TLS (HTTPS listener, ALPN h2) and h2c', () => {
     expect(got).toEqual(['1', '2', '3', '4']);
   });
 
+  it('a Service port without appProtocol is reached over h2c', async () => {
+    expect(await unary(h2cClient('plain.test'), 'Echo')).toMatchObject({ code: 'OK', reply: { backend: 'v2' } });
+  });
+
   it('a name the route does not serve is UNIMPLEMENTED', async () => {
     expect((await unary(h2cClient('other.test'), 'Echo')).code).toBe('UNIMPLEMENTED');
   });
@@ -171,6 +178,6 @@ describe('an HTTPRoute and a GRPCRoute wanting one hostname on one listener', ()
     const secure = statusOf(items, 'GRPCRoute', 'infra', 'secure').parents[0].conditions;
     expect(condition(secure, 'Accepted')).toMatchObject({ status: 'True', reason: 'Accepted' });
     const listeners = statusOf(items, 'Gateway', 'infra', 'gw').listeners;
-    expect(Object.fromEntries(listeners.map((l: any) => [l.name, l.attachedRoutes]))).toEqual({ http: 2, https: 1 });
+    expect(Object.fromEntries(listeners.map((l: any) => [l.name, l.attachedRoutes]))).toEqual({ http: 3, https: 1 });
   });
 });

@@ -222,3 +222,33 @@ describe('GRPCRoute precedence', () => {
     expect(who(table, 'a.test', `/${SVC}/Echo`)).toBe('v1');
   });
 });
+
+describe('GRPCRoute backends speak HTTP/2', () => {
+  const listeners = [{ name: 'a', port: 80, protocol: 'HTTP', hostname: 'a.test' }, { name: 'b', port: 80, protocol: 'HTTP', hostname: 'b.test' }];
+
+  it('appProtocol kubernetes.io/h2c as it is; no appProtocol: h2c too, apart from an HTTPRoute using the same port over HTTP/1.1', () => {
+    const { t, table } = run([
+      ...base(listeners),
+      ...svc('plain', ''),
+      grpcRoute('rpc', { parentRefs: [{ name: 'gw', sectionName: 'a' }], rules: [{ backendRefs: [{ name: 'plain', port: 8080, weight: 1 }, { name: 'v1', port: 8080, weight: 1 }] }] }),
+      httpRoute('web', { parentRefs: [{ name: 'gw', sectionName: 'b' }], rules: [rule('plain')] }),
+    ]);
+    const protocols = (host: string, method: string) => table.match(host, '/x.Y/Z', attrs(method, {}))!.backends.map((b) => `${b.backend.name} ${b.backend.protocol}`);
+    expect(protocols('a.test', 'POST')).toEqual(['default/plain:8080 h2c', 'default/v1:8080 h2c']);
+    expect(protocols('b.test', 'GET')).toEqual(['default/plain:8080 http']);
+    expect(condition(parent(t, 'GRPCRoute', 'rpc'), 'ResolvedRefs')).toMatchObject({ status: 'True' });
+  });
+
+  it('an HTTPS port is UnsupportedProtocol, and its share answers 500', () => {
+    const { t, table } = run([
+      ...base(),
+      ...svc('tls', 'https'),
+      grpcRoute('rpc', { rules: [{ backendRefs: [{ name: 'tls', port: 8080 }] }] }),
+    ]);
+    const r = table.match('a.test', '/x.Y/Z', attrs('POST', {}))!;
+    expect(r.backends.map((b) => b.backend.errorStatus)).toEqual([500]);
+    expect(condition(parent(t, 'GRPCRoute', 'rpc'), 'ResolvedRefs')).toMatchObject({ status: 'False', reason: 'UnsupportedProtocol' });
+    expect(condition(parent(t, 'GRPCRoute', 'rpc'), 'ResolvedRefs')?.message).toMatch(/appProtocol https/);
+    expect(condition(parent(t, 'GRPCRoute', 'rpc'), 'Accepted')).toMatchObject({ status: 'True' });
+  });
+});

@@ -1,10 +1,12 @@
 // GRPCRoute specifics. A GRPCRoute is translated by httproute.ts's attachment, backend and status
 // code (the two kinds share listeners, parentRefs and backendRefs); what differs lives here:
-// how a gRPC method match becomes an HTTP/2 request match, GRPCRoute's own precedence, and the
-// rule that keeps HTTPRoutes and GRPCRoutes from sharing a hostname on one listener.
+// how a gRPC method match becomes an HTTP/2 request match, GRPCRoute's own precedence, the
+// protocol its backends are reached with, and the rule that keeps HTTPRoutes and GRPCRoutes from
+// sharing a hostname on one listener.
 
 import { unsafeRegexReason } from '../../router/regex.ts';
 import type { RouteIR } from '../../router/types.ts';
+import type { ResolvedBackend } from '../backends.ts';
 import { asRecord, asString, type KubeObject } from '../objects.ts';
 import type { ListenerModel } from './gateways.ts';
 import { intersectHostnames } from './hostnames.ts';
@@ -122,4 +124,18 @@ export function serviceBeforeMethod(routes: readonly RouteIR[]): RouteIR[] {
     for (const m of methods) extra.push({ ...r, id: `${r.id}~${m}`, pathType: 'Exact', path: `${r.path}/${m}` });
   }
   return extra;
+}
+
+/**
+ * A GRPCRoute backend: gRPC is HTTP/2, so a Service port with appProtocol kubernetes.io/h2c is
+ * used as it is, and one without an HTTP/2 appProtocol is reached over h2c too (GEP-1911 lets an
+ * implementation infer the protocol from the route's kind; HTTP/1.1 cannot carry gRPC). It gets
+ * its own key, so an HTTPRoute's HTTP/1.1 use of the same port is kept apart. An HTTPS port
+ * (appProtocol https) is UnsupportedProtocol: Portico reaches HTTPS backends over HTTP/1.1 only.
+ */
+export function grpcBackend(r: ResolvedBackend): ResolvedBackend | { unsupported: string } {
+  if (r.backend.protocol === 'h2c') return r;
+  if (r.backend.protocol === 'https') return { unsupported: `Service port ${r.backend.name} has appProtocol https: Portico reaches HTTPS backends over HTTP/1.1, and gRPC needs HTTP/2` };
+  const key = `${r.key} (h2c)`;
+  return { ...r, key, backend: { ...r.backend, protocol: 'h2c' } };
 }

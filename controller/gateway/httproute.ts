@@ -11,7 +11,7 @@ import type { BackendIndex } from '../backends.ts';
 import { asArray, asRecord, asString, type KubeObject } from '../objects.ts';
 import { cond, type ConditionInput } from './conditions.ts';
 import { parseFilters } from './filters.ts';
-import { parseGrpcMatch, type KindClaims } from './grpcroute.ts';
+import { grpcBackend, parseGrpcMatch, type KindClaims } from './grpcroute.ts';
 import { intersectHostnames, validGatewayHostname } from './hostnames.ts';
 import type { GatewayModel, ListenerModel } from './gateways.ts';
 import { GATEWAY_GROUP, type ReferenceGrants } from './refs.ts';
@@ -120,7 +120,7 @@ function parseMatch(raw: Record<string, unknown>, errors: string[]): MatchSpec |
 }
 
 interface RefOutcome {
-  reason?: 'InvalidKind' | 'RefNotPermitted' | 'BackendNotFound';
+  reason?: 'InvalidKind' | 'RefNotPermitted' | 'BackendNotFound' | 'UnsupportedProtocol';
   message?: string;
 }
 
@@ -165,9 +165,14 @@ function resolveBackends(route: KubeObject, rule: Record<string, unknown>, index
       const problem = index.referenceProblem(refNs, name, { number: port });
       if (problem !== undefined) failed(label, 'BackendNotFound', problem, weight);
       else {
-        const resolved = index.resolve(refNs, name, { number: port });
-        sink.addBackend(resolved.key, resolved.backend);
-        out.push({ backend: resolved.key, weight, ...(filters ? { filters } : {}) });
+        const plain = index.resolve(refNs, name, { number: port });
+        // A GRPCRoute's backends speak HTTP/2 (grpcroute.ts).
+        const resolved = route.kind === 'GRPCRoute' ? grpcBackend(plain) : plain;
+        if ('unsupported' in resolved) failed(label, 'UnsupportedProtocol', resolved.unsupported, weight);
+        else {
+          sink.addBackend(resolved.key, resolved.backend);
+          out.push({ backend: resolved.key, weight, ...(filters ? { filters } : {}) });
+        }
       }
     }
   }
