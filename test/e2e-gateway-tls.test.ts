@@ -122,15 +122,17 @@ describe('TLSRoute through portico serve (TLS Passthrough)', () => {
     expect(await dial('deep.other.example.com')).toBe('tls-backend-2 sni=deep.other.example.com');
   });
 
-  it('an unresolvable backend refuses its hostname, and so does a listener name no route routes; other names are terminated', async () => {
+  it('an unresolvable backend refuses its hostname; other names are not passed through', async () => {
     expect(await dial('missing.example.com')).toBe('rejected');
-    // Names the TLS listeners accept but no TLSRoute routes are refused, not terminated here.
+    // Not a passthrough host: Portico terminates TLS itself and answers HTTP (no route: 404).
+    expect(await dial('example.com', 'GET / HTTP/1.1\r\nHost: example.com\r\nConnection: close\r\n\r\n')).toMatch(/^HTTP\/1\.1 404 /);
+  });
+
+  it('a name a TLS listener accepts but no TLSRoute routes is refused, not terminated here', async () => {
     expect(await dial('lonely.test')).toBe('rejected');
     expect(await dial('a.quiet.test')).toBe('tls-backend sni=a.quiet.test');
     expect(await dial('b.quiet.test')).toBe('rejected');
     expect(await dial('deep.b.quiet.test')).toBe('rejected');
-    // Not a passthrough host: Portico terminates TLS itself and answers HTTP (no route: 404).
-    expect(await dial('example.com', 'GET / HTTP/1.1\r\nHost: example.com\r\nConnection: close\r\n\r\n')).toMatch(/^HTTP\/1\.1 404 /);
   });
 
   it('status: accepted routes, BackendNotFound, an HTTPRoute not allowed on the TLS listener', async () => {
