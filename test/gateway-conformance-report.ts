@@ -45,7 +45,7 @@ export const SCENARIOS: Record<string, readonly string[]> = {
   'e2e-gateway-grpc.test.ts > weights 70/30/0 over 300 calls, within 6 points': ['GRPCRouteWeight'],
   'e2e-gateway-tls.test.ts > terminate with the listener certificate and route by Host (HTTPRouteHTTPSListener)': ['HTTPRouteHTTPSListener'],
   'e2e-gateway-tls.test.ts > routes by SNI, still encrypted, the exact name before the wildcard; several labels under a wildcard': ['TLSRouteSimpleSameNamespace', 'TLSRouteHostnameIntersection'],
-  'e2e-gateway-tls.test.ts > an unresolvable backend refuses its hostname, and so does a listener name no route routes; other names are terminated': ['TLSRouteInvalidBackendRefNonexistent'],
+  'e2e-gateway-tls.test.ts > an unresolvable backend refuses its hostname; other names are not passed through': ['TLSRouteInvalidBackendRefNonexistent'],
   'e2e-gateway-tls.test.ts > status: accepted routes, BackendNotFound, an HTTPRoute not allowed on the TLS listener': ['TLSRouteInvalidBackendRefNonexistent', 'HTTPRouteDisallowedKind'],
   'e2e-gateway-status.test.ts > GatewayInvalidRouteKind: unsupported kinds are left out of supportedKinds, ResolvedRefs InvalidRouteKinds': ['GatewayInvalidRouteKind'],
   'e2e-gateway-status.test.ts > GatewayListenerUnsupportedProtocol: the listener is UnsupportedProtocol; the Gateway ListenersNotValid (False alone, True beside a valid one)': ['GatewayListenerUnsupportedProtocol'],
