@@ -282,11 +282,30 @@ export class RoutingTable {
   /** Whether any host is served by TLS passthrough (listeners peek SNI only then). */
   readonly hasPassthrough: boolean;
 
-  constructor(ir: RoutingIR, version: number) {
+  /** Tables of the listeners with ports of their own (RoutingIR.listeners), by key. */
+  private readonly listenerTables: ReadonlyMap<string, RoutingTable>;
+
+  /** `sharedBackends`: a listener's table uses its parent's backends (one endpoint set each). */
+  constructor(ir: RoutingIR, version: number, sharedBackends?: Map<string, CompiledBackend>) {
     this.version = version;
     this.live = { ir, endpointsVersion: 0 };
-    const backends = new Map<string, CompiledBackend>();
-    for (const [key, b] of Object.entries(ir.backends)) backends.set(key, compileBackend(b));
+    let backends = sharedBackends;
+    if (backends === undefined) {
+      backends = new Map<string, CompiledBackend>();
+      for (const [key, b] of Object.entries(ir.backends)) backends.set(key, compileBackend(b));
+    }
+    const listenerTables = new Map<string, RoutingTable>();
+    const ports = new Map<number, string>();
+    for (const l of sharedBackends === undefined ? (ir.listeners ?? []) : []) {
+      if (!Number.isInteger(l.port) || l.port < 1 || l.port > 65535) throw new CompileError(`listener ${l.key}: bad port ${l.port}`);
+      if (listenerTables.has(l.key)) throw new CompileError(`duplicate listener ${l.key}`);
+      // One port, one socket per address: the wildcard address and a specific one cannot share it.
+      const other = ports.get(l.port);
+      if (other !== undefined && (other === '' || l.address === '')) throw new CompileError(`listener ${l.key} overlaps listener on port ${l.port}`);
+      ports.set(l.port, l.address);
+      listenerTables.set(l.key, new RoutingTable({ virtualHosts: l.virtualHosts, backends: ir.backends }, version, backends));
+    }
+    this.listenerTables = listenerTables;
     const exactHosts = new Map<string, VirtualHost>();
     const wildcardHosts = new Map<string, VirtualHost>();
     const suffixHosts = new Map<string, VirtualHost>();
@@ -331,6 +350,11 @@ export class RoutingTable {
     this.passthroughSuffix = ptSuffix;
     this.hasPassthrough = ptExact.size + ptWildcard.size + ptSuffix.size > 0;
     Object.freeze(this);
+  }
+
+  /** The table of a listener with a port of its own (RoutingIR.listeners), by its key. */
+  listener(key: string): RoutingTable | undefined {
+    return this.listenerTables.get(key);
   }
 
   /**

@@ -144,10 +144,28 @@ export interface PassthroughRouteIR {
   readonly source: RouteSource;
 }
 
+/**
+ * A listener on an address and port of its own (a Gateway listener on a port other than
+ * --http-port and --https-port, whose routes are the table's top level). Every worker binds it
+ * while it is in the table, and routes its requests on its own virtual hosts only.
+ */
+export interface ListenerIR {
+  /** `address:port` (`:8080` for the bind address), unique in a table. */
+  readonly key: string;
+  /** An IP address to bind; '' for --bind-address. */
+  readonly address: string;
+  readonly port: number;
+  /** HTTPS terminates TLS with the table's certificates, selected by SNI. */
+  readonly protocol: 'HTTP' | 'HTTPS';
+  readonly virtualHosts: readonly VirtualHostIR[];
+}
+
 export interface RoutingIR {
   readonly virtualHosts: readonly VirtualHostIR[];
   readonly backends: Readonly<Record<string, BackendIR>>;
   /** Served when no virtual host matches at all. */
   readonly defaultRoute?: RouteIR;
   readonly passthrough?: readonly PassthroughRouteIR[];
+  /** Listeners beyond the two main ones; their routes use the same backends. */
+  readonly listeners?: readonly ListenerIR[];
 }

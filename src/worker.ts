@@ -1,21 +1,20 @@
 // A worker process: receives routing tables from the primary, swaps them in, serves traffic.
-// Routing changes swap one reference; listeners and connections are never touched by them.
+// Routing changes swap one reference; the main listeners and their connections are never
+// touched by them. Gateway listeners with ports of their own are bound and closed as tables
+// add and drop them (listener-stack.ts).
 
-import type { Http2Session } from 'node:http2';
-import { isIP, type Server } from 'node:net';
-import { applyTicketKeys, type TicketKeyState } from '../tls/session-tickets.ts';
+import { isIP } from 'node:net';
+import type { TicketKeyState } from '../tls/session-tickets.ts';
 import { CertificateStore } from '../tls/store.ts';
-import { createHttpsStack, type HttpsStack } from './https.ts';
 import { compileTable, type RoutingTable } from '../router/index.ts';
 import type { ForwardedValues } from './forwarding.ts';
 import { LISTEN_FAILED_EXIT_CODE, isMessage, type AckMessage, type EndpointsMessage, type PeerWarningMessage, type ShutdownMessage, type TableMessage, type TicketKeysMessage } from './ipc.ts';
-import { createH2cServer, createHttp1Server, createTrafficListener, listen, plainHttpServe } from './listeners.ts';
+import { ListenerStack, type StackDeps } from './listener-stack.ts';
 import { createLogger } from './log.ts';
 import { endpointUpdates, retainRouteSeries, tableSwaps, tableVersion } from './metrics.ts';
 import type { ServeOptions } from './options.ts';
-import { UpstreamPools, createRequestHandler, drain, requestHost, type DownstreamRequest } from './proxy.ts';
-import { createUpgradeHandler } from './upgrade.ts';
-import { createFastHttp1 } from './http1/server.ts';
+import { UpstreamPools, drain, requestHost, type DownstreamRequest } from './proxy.ts';
+import { createFastHttp1, type FastHttp1Server } from './http1/server.ts';
 import { setEscapedSlashes } from './request-checks.ts';
 import { parseRealIpSettings } from './realip/config.ts';
 import { createProxyProtocolAccept, peerWarningKey, proxyHeaderTimeoutMs, realIpForRequest, type WarnLogger } from './realip/proxy-listener.ts';
@@ -25,11 +24,9 @@ const log = createLogger(options.logLevel ?? 'info', { component: 'worker', pid:
 setEscapedSlashes(options.escapedSlashes ?? 'decode');
 
 let current: RoutingTable | undefined;
-let servers: Server[] = [];
 let listening: Promise<void> | undefined;
 const pools = new UpstreamPools(options);
 const store = new CertificateStore();
-let https: HttpsStack | undefined;
 let ticketKeys: TicketKeyState | undefined;
 
 function send(msg: AckMessage | PeerWarningMessage | { type: 'portico:hello' }): void {
@@ -71,48 +68,85 @@ function misdirected(sni: string, host: string): boolean {
 }
 
 const decision = { httpsPort: options.httpsPort, misdirected };
-const handler = createRequestHandler({ table, pools, log, options, forwarding: forwardingFor, accessLog: log.isLevelEnabled('info'), decision });
-// WebSocket tunnels are long-lived; an hour of silence ends one (nginx's default is a minute).
-const upgrade = createUpgradeHandler({ table, forwarding: forwardingFor, log, connectTimeoutMs: options.upstreamConnectTimeoutMs, responseTimeoutMs: options.upstreamTimeoutMs, idleTimeoutMs: 3_600_000, decision });
+
+/** What every listener shares; the fast path's first server holds the one upstream pool. */
+let fastRoot: FastHttp1Server | undefined;
+const stackDeps: StackDeps = {
+  options,
+  log,
+  pools,
+  store,
+  decision,
+  forwarding: forwardingFor,
+  accept: (listener) =>
+    createProxyProtocolAccept({ mode: realIp.useProxyProtocol, trustedCidrs: realIp.proxyProtocolTrustedCidrs, log: peerWarnings, listener, headerTimeoutMs: proxyHeaderTimeoutMs(options.headersTimeoutMs) }),
+  fast:
+    options.http1Engine === 'fast'
+      ? (tableFor, handOff) => {
+          if (fastRoot === undefined) return (fastRoot = createFastHttp1({ limits: options, log, accessLog: log.isLevelEnabled('info'), table: tableFor, decision, realIp, handOff }));
+          return fastRoot.sibling(handOff, tableFor);
+        }
+      : undefined,
+};
+
+/** The two main listeners, then the Gateway listeners with ports of their own, by key. */
+const stacks: ListenerStack[] = [];
+const gatewayStacks = new Map<string, ListenerStack>();
+/** Gateway listeners that could not bind, by key: logged once, tried again with the next table. */
+const bindFailures = new Map<string, string>();
 
 async function startListeners(): Promise<void> {
-  const http1 = createHttp1Server(options, log, handler, upgrade);
-  const h2c = createH2cServer(options, handler);
-  const acceptFor = (listener: string) =>
-    createProxyProtocolAccept({ mode: realIp.useProxyProtocol, trustedCidrs: realIp.proxyProtocolTrustedCidrs, log: peerWarnings, listener, headerTimeoutMs: proxyHeaderTimeoutMs(options.headersTimeoutMs) });
-  // --http1-engine fast: plain HTTP/1.1 on raw sockets; upgrades and h2c backends are handed to http1.
-  const fast = options.http1Engine === 'fast' ? createFastHttp1({ limits: options, log, accessLog: log.isLevelEnabled('info'), table, decision, realIp, handOff: (s) => http1.emit('connection', s) }) : undefined;
-  if (fast !== undefined) shutdownHooks.push(() => fast.closeIdleConnections());
-  const plain = createTrafficListener({ name: 'http', port: options.httpPort, host: options.bindAddress, limits: options, log, accept: acceptFor('http'), serve: plainHttpServe(fast ?? http1, h2c, options.headersTimeoutMs) });
-  // HTTPS: the same kinds of HTTP servers, behind TLS termination (and passthrough).
-  const https1 = createHttp1Server(options, log, handler, upgrade);
-  const h2 = createH2cServer(options, handler);
-  // The fast path serves TLS-terminated HTTP/1.1 too (same options and upstream pool).
-  const fastTls = fast?.sibling((s) => https1.emit('connection', s));
-  if (fastTls !== undefined) shutdownHooks.push(() => fastTls.closeIdleConnections());
-  https = createHttpsStack({ store, table, http1: fastTls ?? https1, h2, log, handshakeTimeoutMs: options.headersTimeoutMs, connectTimeoutMs: options.upstreamConnectTimeoutMs });
-  if (ticketKeys !== undefined) applyTicketKeys(https.tlsServer, ticketKeys);
-  store.applyTo(https.tlsServer);
-  const secure = createTrafficListener({ name: 'https', port: options.httpsPort, host: options.bindAddress, limits: options, log, accept: acceptFor('https'), serve: https.serve, allowHalfOpen: true });
-  servers = [plain, secure];
-  // Draining HTTP/2 sessions get a GOAWAY (session.close()): their open streams finish, new ones
-  // go to a new connection. Closing the servers alone would leave sessions taking new streams.
-  const sessions = new Set<Http2Session>();
-  for (const server of [h2c, h2]) {
-    server.on('session', (session: Http2Session) => {
-      sessions.add(session);
-      session.once('close', () => sessions.delete(session));
-      if (drain.active) session.close();
-    });
-  }
-  shutdownHooks.push(() => http1.closeIdleConnections(), () => h2c.close(), () => https1.closeIdleConnections(), () => h2.close(), () => {
-    for (const session of sessions) if (!session.closed) session.close();
-  });
-  const listenMode = await listen(plain, options.httpPort, options.bindAddress);
-  await listen(secure, options.httpsPort, options.bindAddress);
+  const plain = new ListenerStack(stackDeps, { name: 'http', address: options.bindAddress, port: options.httpPort, protocol: 'HTTP', table });
+  const secure = new ListenerStack(stackDeps, { name: 'https', address: options.bindAddress, port: options.httpsPort, protocol: 'HTTPS', table });
+  if (ticketKeys !== undefined) secure.applyTls(ticketKeys);
+  stacks.push(plain, secure);
+  const listenMode = await plain.listen();
+  await secure.listen();
   log.info({ http: options.httpPort, https: options.httpsPort, address: options.bindAddress, http1Engine: options.http1Engine, listenMode }, 'listeners ready');
 }
-const shutdownHooks: (() => void)[] = [];
+
+/**
+ * Binds the Gateway listeners the table has and this worker does not, and closes those it no
+ * longer has (their open connections finish their requests). The main listeners never change.
+ */
+async function reconcileGatewayListeners(t: RoutingTable): Promise<void> {
+  const wanted = new Map((t.ir.listeners ?? []).map((l) => [l.key, l]));
+  for (const [key, stack] of gatewayStacks) {
+    const want = wanted.get(key);
+    if (want !== undefined && want.protocol === stack.spec.protocol && want.address === stack.spec.address && want.port === stack.spec.port) continue;
+    gatewayStacks.delete(key);
+    void retire(stack);
+  }
+  for (const [key, l] of wanted) {
+    if (gatewayStacks.has(key)) continue;
+    const address = l.address === '' ? options.bindAddress : l.address;
+    const stack = new ListenerStack(stackDeps, { name: key, address, port: l.port, protocol: l.protocol, table: () => current?.listener(key) });
+    if (ticketKeys !== undefined) stack.applyTls(ticketKeys);
+    try {
+      await stack.listen();
+    } catch (err) {
+      const reason = (err as Error).message;
+      if (bindFailures.get(key) !== reason) log.error({ listener: key, address, port: l.port, err: reason }, 'cannot bind a Gateway listener; its routes are not served until it can');
+      bindFailures.set(key, reason);
+      continue;
+    }
+    bindFailures.delete(key);
+    gatewayStacks.set(key, stack);
+    log.info({ listener: key, address, port: l.port, protocol: l.protocol }, 'Gateway listener bound');
+  }
+}
+
+/** A listener the table dropped: stop accepting, let requests in flight finish, then close what is left. */
+async function retire(stack: ListenerStack): Promise<void> {
+  log.info({ listener: stack.spec.name, port: stack.spec.port }, 'Gateway listener removed; closing it');
+  const sweep = setInterval(() => stack.closeIdle(), 250);
+  const deadline = setTimeout(() => stack.destroyAll(), options.shutdownGraceMs);
+  deadline.unref();
+  await stack.close();
+  clearInterval(sweep);
+  clearTimeout(deadline);
+}
+
 
 async function onTable(msg: TableMessage): Promise<void> {
   let table: RoutingTable;
@@ -128,7 +162,7 @@ async function onTable(msg: TableMessage): Promise<void> {
   // Certificates first, so a new host's first handshake already finds its certificate.
   const report = store.update(msg.certificates);
   for (const f of report.failed) log.error({ certificate: f.id, err: f.reason }, 'certificate rejected by TLS; its hosts get the default certificate');
-  if (https !== undefined) store.applyTo(https.tlsServer);
+  for (const stack of [...stacks, ...gatewayStacks.values()]) stack.applyTls(undefined);
   current = table;
   retainRouteSeries(msg.ir);
   tableSwaps.inc();
@@ -145,6 +179,7 @@ async function onTable(msg: TableMessage): Promise<void> {
   } else {
     await listening;
   }
+  if (current === table && !drain.active) await reconcileGatewayListeners(table);
   send({ type: 'portico:ack', version: table.version });
 }
 
@@ -154,18 +189,15 @@ function shutdown(msg: ShutdownMessage): void {
   // Drain: responses from now on close their connections, and connections that sit idle between
   // requests are closed as they become idle, so the worker exits as soon as in-flight requests end.
   drain.active = true;
-  const sweep = setInterval(() => {
-    for (const hook of shutdownHooks) hook();
-  }, 250);
-  sweep.unref();
-  let open = servers.length;
-  if (open === 0) process.exit(0);
-  for (const s of servers) {
-    s.close(() => {
-      if (--open === 0) void pools.closeAll().finally(() => process.exit(0));
-    });
-  }
-  for (const hook of shutdownHooks) hook();
+  const all = [...stacks, ...gatewayStacks.values()];
+  const sweep = () => {
+    for (const stack of all) stack.closeIdle();
+    fastRoot?.closeIdleConnections();
+  };
+  setInterval(sweep, 250).unref();
+  if (all.length === 0) process.exit(0);
+  void Promise.all(all.map((stack) => stack.close())).then(() => pools.closeAll().finally(() => process.exit(0)));
+  sweep();
 }
 
 /** An EndpointSlice change: swap those backends' endpoint sets in the table being served. */
@@ -189,7 +221,7 @@ process.on('message', (msg: unknown) => {
   else if (isMessage<EndpointsMessage>(msg, 'portico:endpoints')) onEndpoints(msg);
   else if (isMessage<TicketKeysMessage>(msg, 'portico:ticket-keys')) {
     ticketKeys = msg.state;
-    if (https !== undefined) applyTicketKeys(https.tlsServer, msg.state);
+    for (const stack of [...stacks, ...gatewayStacks.values()]) stack.applyTls(msg.state);
   }
   else if (isMessage<ShutdownMessage>(msg, 'portico:shutdown')) shutdown(msg);
 });

@@ -46,3 +46,27 @@ describe('endpoint sets', () => {
     expect(t.endpointsVersion).toBe(0);
   });
 });
+
+describe('listeners with ports of their own', () => {
+  const withListeners = (listeners: NonNullable<RoutingIR['listeners']>): RoutingIR => ({ ...ir([{ address: '10.0.0.1', port: 80 }]), listeners });
+  const only = (key: string, path: string) => ({ key, address: '', port: Number(key.split(':')[1]), protocol: 'HTTP' as const, virtualHosts: [{ hostname: '*', routes: [{ id: `${key}${path}`, pathType: 'Prefix' as const, path, backends: [{ backend: 'a', weight: 1 }], source }] }] });
+
+  it('route on their own virtual hosts only, over the backends of the whole table', () => {
+    const t = compileTable(withListeners([only(':8080', '/eight'), only(':9090', '/nine')]), 1);
+    expect(t.match('h', '/eight')?.id).toBe('r');
+    expect(t.listener(':8080')!.match('h', '/eight/x')?.id).toBe(':8080/eight');
+    expect(t.listener(':8080')!.match('h', '/nine')).toBeUndefined();
+    expect(t.listener(':9090')!.match('any.host', '/nine')?.id).toBe(':9090/nine');
+    expect(t.listener(':7070')).toBeUndefined();
+    // One endpoint set: an update reaches the listener's routes too.
+    t.updateEndpoints({ a: { endpoints: [{ address: '10.0.0.7', port: 80 }] } }, 1);
+    expect(t.listener(':9090')!.match('h', '/nine')!.backends[0].backend.endpoints[0].address).toBe('10.0.0.7');
+  });
+
+  it('refuse duplicate keys, bad ports and a wildcard address overlapping a specific one', () => {
+    expect(() => compileTable(withListeners([only(':8080', '/a'), only(':8080', '/b')]), 1)).toThrow(/duplicate listener/);
+    expect(() => compileTable(withListeners([{ ...only(':8080', '/a'), port: 70000 }]), 1)).toThrow(/bad port/);
+    expect(() => compileTable(withListeners([only(':8080', '/a'), { ...only(':8080', '/b'), key: '127.0.0.5:8080', address: '127.0.0.5' }]), 1)).toThrow(/overlaps/);
+    expect(() => compileTable(withListeners([{ ...only(':8080', '/a'), key: '127.0.0.5:8080', address: '127.0.0.5' }, { ...only(':8080', '/b'), key: '127.0.0.6:8080', address: '127.0.0.6' }]), 1)).not.toThrow();
+  });
+});

@@ -147,9 +147,12 @@ export class FastHttp1Server {
     this.options.pool.closeAll();
   }
 
-  /** The same fast path (options, upstream pool) for another listener, handing off elsewhere. */
-  sibling(handOff: (socket: net.Socket) => void): FastHttp1Server {
-    return new FastHttp1Server({ ...this.options, handOff });
+  /**
+   * The same fast path (options, upstream pool) for another listener, handing off elsewhere and
+   * routing on its own table (a Gateway listener with a port of its own) when given one.
+   */
+  sibling(handOff: (socket: net.Socket) => void, table: () => RoutingTable | undefined = this.options.table): FastHttp1Server {
+    return new FastHttp1Server({ ...this.options, handOff, table });
   }
 
   private startSweeper(): void {
