@@ -2,7 +2,7 @@
 // it; every worker compiles the same IR again (functions and Maps do not cross IPC).
 
 import { compileFilters, FilterError, type CompiledFilters } from './filters.ts';
-import { hostKey } from './host.ts';
+import { hostKey, type HostKey } from './host.ts';
 import { routeLabels, type RouteLabels } from './labels.ts';
 import { needsNormalizing, normalizePath, pathEnd } from './path.ts';
 import { compileSafeRegex, RegexError, type SafeRegex } from './regex.ts';
@@ -16,6 +16,11 @@ export interface RequestAttributes {
   /** Header value by lower-case name; several values joined with ', '. */
   header(name: string): string | undefined;
   queryParam(name: string): string | undefined;
+  /**
+   * The local port the request arrived on (the listener), for Gateway API listener isolation.
+   * Undefined: not known, and listener isolation is not applied.
+   */
+  readonly localPort?: number;
 }
 
 export interface CompiledEndpoint {
@@ -66,6 +71,8 @@ export interface CompiledRoute {
   readonly pathRegex: SafeRegex | undefined;
   /** Metrics labels, from the table only (src/metrics.ts). */
   readonly labels: RouteLabels;
+  /** `port|hostname` of the Gateway listener it is attached through (RouteIR.listener). */
+  readonly listenerKey: string | undefined;
 }
 
 export interface VirtualHost {
@@ -150,6 +157,7 @@ function compileRoute(r: RouteIR, backends: Map<string, CompiledBackend>, virtua
     filters: filters(r.filters),
     pathRegex: r.pathType === 'RegularExpression' ? safeRegex(r.path) : undefined,
     labels: routeLabels(r.source, virtualHost, r.path),
+    listenerKey: r.listener === undefined ? undefined : listenerKey(r.listener.port, r.listener.hostname),
   });
 }
 
@@ -192,7 +200,25 @@ function stableSortBySpecificity(list: CompiledRoute[]): CompiledRoute[] {
     .map((x) => x.route);
 }
 
+const listenerKey = (port: number, hostname: string): string => `${port}|${hostname}`;
+
+/** The listeners of one port, by what a Host must be to belong to them (values: listener keys). */
+interface PortListeners {
+  readonly exact: Map<string, string>;
+  /** `*.suffix` listeners, by suffix. */
+  readonly suffix: Map<string, string>;
+  /** The listener without a hostname, if any. */
+  any: string | undefined;
+}
+
+/** No Gateway listener on the request's port matches its Host: no Gateway route applies. */
+const NO_LISTENER = '\0';
+// The listener the request being matched belongs to; undefined: isolation not applied. Lookups
+// are synchronous, so one variable serves every lookup (as prefixStack does).
+let activeListener: string | undefined;
+
 function conditionsMatch(route: CompiledRoute, req: RequestAttributes | undefined): boolean {
+  if (route.listenerKey !== undefined && activeListener !== undefined && route.listenerKey !== activeListener) return false;
   if (route.method === undefined && route.headers === undefined && route.queryParams === undefined) return true;
   if (req === undefined) return false;
   if (route.method !== undefined && route.method !== req.method) return false;
@@ -279,6 +305,8 @@ export class RoutingTable {
   private readonly passthroughWildcard: ReadonlyMap<string, CompiledBackend>;
   /** TLSRoute `*.suffix` hosts (any number of labels), by suffix. */
   private readonly passthroughSuffix: ReadonlyMap<string, CompiledBackend>;
+  /** Gateway API listeners by port, for listener isolation. */
+  private readonly listenersByPort: ReadonlyMap<number, PortListeners>;
   /** Whether any host is served by TLS passthrough (listeners peek SNI only then). */
   readonly hasPassthrough: boolean;
 
@@ -349,6 +377,17 @@ export class RoutingTable {
     this.passthroughWildcard = ptWildcard;
     this.passthroughSuffix = ptSuffix;
     this.hasPassthrough = ptExact.size + ptWildcard.size + ptSuffix.size > 0;
+    const byPort = new Map<number, PortListeners>();
+    for (const l of ir.gatewayListeners ?? []) {
+      let entry = byPort.get(l.port);
+      if (entry === undefined) byPort.set(l.port, (entry = { exact: new Map(), suffix: new Map(), any: undefined }));
+      const key = listenerKey(l.port, l.hostname);
+      const name = l.hostname.toLowerCase();
+      if (name === '') entry.any = key;
+      else if (name.startsWith('*.')) entry.suffix.set(name.slice(2), key);
+      else entry.exact.set(name, key);
+    }
+    this.listenersByPort = byPort;
     Object.freeze(this);
   }
 
@@ -408,6 +447,31 @@ export class RoutingTable {
    */
   match(rawHost: string | undefined, target: string, req?: RequestAttributes): CompiledRoute | undefined {
     const key = hostKey(rawHost);
+    activeListener = this.listenersByPort.size === 0 || req?.localPort === undefined ? undefined : this.listenerFor(req.localPort, key);
+    try {
+      return this.matchHost(key, target, req);
+    } finally {
+      activeListener = undefined;
+    }
+  }
+
+  /**
+   * The Gateway listener a request belongs to: on its port, the listener with the Host as its
+   * exact hostname, else the longest wildcard covering it, else the one without a hostname.
+   */
+  private listenerFor(port: number, key: HostKey): string {
+    const l = this.listenersByPort.get(port);
+    if (l === undefined) return NO_LISTENER;
+    const exact = l.exact.get(key.name);
+    if (exact !== undefined) return exact;
+    if (l.suffix.size > 0) for (const suffix of key.suffixes) {
+      const found = l.suffix.get(suffix);
+      if (found !== undefined) return found;
+    }
+    return l.any ?? NO_LISTENER;
+  }
+
+  private matchHost(key: HostKey, target: string, req: RequestAttributes | undefined): CompiledRoute | undefined {
     let path = target;
     let end = pathEnd(target);
     if (needsNormalizing(target, end)) {

@@ -96,6 +96,12 @@ export interface RouteIR {
   readonly requestTimeoutMs?: number;
   /** Requests arriving over plain HTTP are redirected to HTTPS (308) instead of proxied. */
   readonly httpsRedirect?: boolean;
+  /**
+   * Gateway API: the listener the route is attached through (its port, and hostname '' when it
+   * has none). A request is served only by routes of the most specific listener on its port that
+   * matches its Host (listener isolation); Ingress routes carry none and apply on every port.
+   */
+  readonly listener?: ListenerRefIR;
   /** Only clients (by real client IP) in these CIDRs are served; others get 403. */
   readonly allowSourceRanges?: readonly string[];
   readonly source: RouteSource;
@@ -160,6 +166,12 @@ export interface ListenerIR {
   readonly virtualHosts: readonly VirtualHostIR[];
 }
 
+/** A Gateway API listener: its port and hostname ('' for none, `*.suffix` for any number of labels). */
+export interface ListenerRefIR {
+  readonly port: number;
+  readonly hostname: string;
+}
+
 export interface RoutingIR {
   readonly virtualHosts: readonly VirtualHostIR[];
   readonly backends: Readonly<Record<string, BackendIR>>;
@@ -168,4 +180,9 @@ export interface RoutingIR {
   readonly passthrough?: readonly PassthroughRouteIR[];
   /** Listeners beyond the two main ones; their routes use the same backends. */
   readonly listeners?: readonly ListenerIR[];
+  /**
+   * Programmed Gateway API listeners on --http-port/--https-port: which one a request belongs to
+   * (RouteIR.listener), for listener isolation.
+   */
+  readonly gatewayListeners?: readonly ListenerRefIR[];
 }

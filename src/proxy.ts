@@ -463,6 +463,11 @@ export class NodeRouteRequest implements RouteRequest {
     return this.req?.url ?? '/';
   }
 
+  /** The listener's port, for Gateway API listener isolation. */
+  get localPort(): number | undefined {
+    return this.req?.socket?.localPort;
+  }
+
   get serverName(): string | undefined {
     // For HTTP/2, req.socket stands for the session's TLS socket.
     const socket = this.req?.socket as TLSSocket | undefined;

@@ -202,6 +202,25 @@ describe('route attachment failures and their traffic', () => {
     expect(got).toEqual(['bar.com infra/v1', 'foo.bar.com infra/v2', 'baz.bar.com infra/v3', 'boo.bar.com infra/v3', 'multiple.prefixes.bar.com infra/v3', 'multiple.prefixes.foo.com infra/v3', 'foo.com 404', 'no.matching.host 404']);
   });
 
+  it('GatewayHTTPListenerIsolation: a request is served only by the routes of its most specific listener', async () => {
+    const names = ['empty-hostname', 'wildcard-example-com', 'wildcard-foo-example-com', 'abc-foo-example-com'];
+    const hostnames = [undefined, '*.example.com', '*.foo.example.com', 'abc.foo.example.com'];
+    await scenario(
+      gateway('http-listener-isolation', names.map((name, i) => ({ name, port, protocol: 'HTTP', ...(hostnames[i] ? { hostname: hostnames[i] } : {}) }))),
+      ...names.map((name) => httpRoute(`attaches-to-${name}`, { parentRefs: [{ name: 'http-listener-isolation', sectionName: name }], rules: [{ matches: [{ path: { type: 'PathPrefix', value: `/${name}` } }], backendRefs: [ref('v1')] }] })),
+    );
+    expect(await serves('bar.com', '/empty-hostname', 'infra/v1')).toBe(true);
+    const got: string[] = [];
+    const want: string[] = [];
+    for (const [host, served] of [['bar.com', 'empty-hostname'], ['bar.example.com', 'wildcard-example-com'], ['bar.foo.example.com', 'wildcard-foo-example-com'], ['abc.foo.example.com', 'abc-foo-example-com']]) {
+      for (const name of names) {
+        got.push(`${host} /${name} ${await who(port, host, `/${name}`)}`);
+        want.push(`${host} /${name} ${name === served ? 'infra/v1' : '404'}`);
+      }
+    }
+    expect(got).toEqual(want);
+  });
+
   it('HTTPRouteServiceTypes: a headless Service and a Service without selector serve from their EndpointSlices', async () => {
     await scenario(sameNamespace(), httpRoute('service-types', { parentRefs: [{ name: 'same-namespace' }], hostnames: ['types.test'], rules: [{ matches: [{ path: { type: 'Exact', value: '/headless' } }], backendRefs: [ref('headless')] }, { matches: [{ path: { type: 'Exact', value: '/manual-endpointslices' } }], backendRefs: [ref('v1')] }] }));
     expect(await serves('types.test', '/headless', 'infra/v1')).toBe(true);

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateSelfSigned } from '../tls/selfsigned.ts';
 import { startPortico, waitFor, type Portico } from './helpers/portico.ts';
 import { makeCert, tlsSecret, type TestCert } from './helpers/certs.ts';
-import { condition, gateway, gatewayClass, httpRoute, namespace, serviceFor, startEchoPod, statusOf, toYaml, type EchoPod, type Obj } from './gateway-helpers.ts';
+import { condition, gateway, gatewayClass, httpRoute, namespace, send, serviceFor, startEchoPod, statusOf, toYaml, type EchoPod, type Obj } from './gateway-helpers.ts';
 
 let portico: Portico;
 const servers: tls.Server[] = [];
@@ -55,7 +55,7 @@ beforeAll(async () => {
   const p1 = await tlsEcho('tls-backend');
   const p2 = await tlsEcho('tls-backend-2');
   for (const svc of ['v1', 'v2']) pods.push(await startEchoPod('infra', svc, `${svc}-pod-0`));
-  cert = makeCert('example.org', ['example.org', 'unknown-example.org', 'second-example.org']);
+  cert = makeCert('example.org', ['example.org', 'unknown-example.org', 'second-example.org', 'app.test']);
   portico = await startPortico({ files: {} });
   portico.write('all.yaml', toYaml(
     namespace('infra'),
@@ -74,6 +74,9 @@ beforeAll(async () => {
     tlsSecret('tls-validity-checks-certificate', cert, 'infra'),
     ...pods.flatMap((p) => serviceFor([p])),
     httpRoute('httproute-https-test', { parentRefs: [{ name: 'gw' }], hostnames: ['example.org'], rules: [{ backendRefs: [{ name: 'v1', port: 8080 }] }] }),
+    // The usual pair: HTTP redirects to HTTPS, HTTPS serves; one hostname, one listener each.
+    httpRoute('redirect-to-https', { parentRefs: [{ name: 'gw', sectionName: 'http' }], hostnames: ['app.test'], rules: [{ filters: [{ type: 'RequestRedirect', requestRedirect: { scheme: 'https', statusCode: 301 } }] }] }),
+    httpRoute('app', { parentRefs: [{ name: 'gw', sectionName: 'https' }], hostnames: ['app.test'], rules: [{ backendRefs: [{ name: 'v2', port: 8080 }] }] }),
     httpRoute('httproute-https-test-no-hostname', { parentRefs: [{ name: 'gw', sectionName: 'https-with-hostname' }], rules: [{ backendRefs: [{ name: 'v2', port: 8080 }] }] }),
     ...svc('tls-backend', p1), ...svc('tls-backend-2', p2),
     tlsRoute('exact', ['abc.example.com'], 'tls-backend'),
@@ -110,6 +113,10 @@ describe('HTTPS listeners beside a TLS Passthrough one', () => {
     expect(await httpsWho('example.org')).toBe('v1');
     expect(await httpsWho('unknown-example.org')).toBe('404');
     expect(await httpsWho('second-example.org')).toBe('v2');
+    // Each listener serves its own routes only: the redirect on HTTP, the app on HTTPS (no loop).
+    const plain = await send(portico.httpPort, 'app.test', '/cart?x=1');
+    expect([plain.status, plain.headers.location]).toEqual([301, 'https://app.test/cart?x=1']);
+    expect(await httpsWho('app.test')).toBe('v2');
     // The passthrough host still goes through untouched.
     expect(await dial('abc.example.com')).toBe('tls-backend sni=abc.example.com');
   });

@@ -58,6 +58,7 @@ export const SCENARIOS: Record<string, readonly string[]> = {
   'e2e-gateway-status.test.ts > HTTPRoutePartiallyInvalidViaInvalidReferenceGrant: the ungranted rule answers 500, the granted one 200': ['HTTPRoutePartiallyInvalidViaInvalidReferenceGrant'],
   'e2e-gateway-status.test.ts > HTTPRouteObservedGenerationBump: changing a backendRef moves every parent condition to the new generation': ['HTTPRouteObservedGenerationBump'],
   'e2e-gateway-status.test.ts > HTTPRouteListenerHostnameMatching: the most specific listener hostname; routes by sectionName': ['HTTPRouteListenerHostnameMatching'],
+  'e2e-gateway-status.test.ts > GatewayHTTPListenerIsolation: a request is served only by the routes of its most specific listener': ['GatewayHTTPListenerIsolation'],
   'e2e-gateway-status.test.ts > HTTPRouteServiceTypes: a headless Service and a Service without selector serve from their EndpointSlices': ['HTTPRouteServiceTypes'],
 };
 

@@ -230,3 +230,33 @@ describe('status over time', () => {
     expect(t.ir.virtualHosts).toEqual([]);
   });
 });
+
+describe('listener isolation (by the port a request arrives on, then the most specific listener hostname)', () => {
+  const on = (table: ReturnType<typeof compileTable>, port: number, host: string, path: string): string => {
+    const r = table.match(host, path, { ...attrs('GET', {}, path), localPort: port });
+    return r === undefined ? '404' : r.filters?.redirect !== undefined ? 'redirect' : r.backends.map((b) => b.backend.name.replace(/^default\/|:8080$/g, '')).join('+');
+  };
+
+  it('GatewayHTTPListenerIsolation: a request is served only by routes of its most specific listener', () => {
+    const names = ['empty-hostname', 'wildcard-example-com', 'wildcard-foo-example-com', 'abc-foo-example-com'];
+    const hosts: Record<string, string | undefined> = { 'empty-hostname': undefined, 'wildcard-example-com': '*.example.com', 'wildcard-foo-example-com': '*.foo.example.com', 'abc-foo-example-com': 'abc.foo.example.com' };
+    const { table } = run([
+      ...base(names.map((name) => ({ name, port: 80, protocol: 'HTTP', ...(hosts[name] ? { hostname: hosts[name] } : {}) }))),
+      ...names.map((name) => route(name, { parentRefs: [{ name: 'gw', sectionName: name }], rules: [rule('v1', { path: { type: 'PathPrefix', value: `/${name}` } })] })),
+    ]);
+    const rows: [string, string][] = [['bar.com', 'empty-hostname'], ['bar.example.com', 'wildcard-example-com'], ['bar.foo.example.com', 'wildcard-foo-example-com'], ['abc.foo.example.com', 'abc-foo-example-com']];
+    for (const [host, served] of rows) for (const name of names) expect(`${host} /${name} ${on(table, 80, host, `/${name}`)}`).toBe(`${host} /${name} ${name === served ? 'v1' : '404'}`);
+    // Without the port (a caller that does not know it), isolation is not applied.
+    expect(who(table, 'abc.foo.example.com', '/empty-hostname')).toBe('v1');
+  });
+
+  it('an HTTP listener redirecting to HTTPS and an HTTPS listener serving the same hostname do not see each other', () => {
+    const { table } = run([
+      ...base([{ name: 'http', port: 80, protocol: 'HTTP' }, { name: 'https', port: 443, protocol: 'HTTPS', tls: { certificateRefs: [{ name: 'missing' }] } }]),
+      route('redirect', { parentRefs: [{ name: 'gw', sectionName: 'http' }], hostnames: ['app.test'], rules: [{ filters: [{ type: 'RequestRedirect', requestRedirect: { scheme: 'https', statusCode: 301 } }] }] }),
+    ]);
+    expect(on(table, 80, 'app.test', '/x')).toBe('redirect');
+    // The HTTPS listener is not programmed (its certificate is missing): nothing answers there.
+    expect(on(table, 443, 'app.test', '/x')).toBe('404');
+  });
+});

@@ -62,10 +62,10 @@ const isGatewayApi = (o: KubeObject, kind: string): boolean => o.kind === kind &
  * GatewayClass status.supportedFeatures: only features whose scenarios Portico's own suites run
  * and pass (test/e2e-gateway*.test.ts); sorted, as the spec asks. Not listed, though partly
  * there: HTTPRouteParentRefPort and GatewayPort8080 (listeners only on --http-port/--https-port),
- * GatewayHTTPListenerIsolation (no per-listener tables yet), mirrors, CORS.
+ * mirrors, CORS.
  */
 export const SUPPORTED_FEATURES: readonly string[] = [
-  'GRPCRoute', 'Gateway', 'HTTPRoute', 'HTTPRoute303RedirectStatusCode', 'HTTPRoute307RedirectStatusCode', 'HTTPRoute308RedirectStatusCode',
+  'GRPCRoute', 'Gateway', 'GatewayHTTPListenerIsolation', 'HTTPRoute', 'HTTPRoute303RedirectStatusCode', 'HTTPRoute307RedirectStatusCode', 'HTTPRoute308RedirectStatusCode',
   'HTTPRouteBackendProtocolH2C', 'HTTPRouteBackendProtocolWebSocket', 'HTTPRouteBackendRequestHeaderModification', 'HTTPRouteBackendTimeout', 'HTTPRouteHostRewrite',
   'HTTPRouteMethodMatching', 'HTTPRouteNamedRouteRule', 'HTTPRoutePathRedirect',
   'HTTPRoutePathRewrite', 'HTTPRoutePortRedirect', 'HTTPRouteQueryParamMatching', 'HTTPRouteRequestTimeout', 'HTTPRouteResponseHeaderModification',

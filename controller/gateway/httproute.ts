@@ -315,7 +315,7 @@ export function translateHTTPRoute(route: KubeObject, gateways: ReadonlyMap<stri
         for (const rule of rules) {
           rule.matches.forEach((m, mi) => {
             const id = `${route.kind}/${ns}/${route.metadata.name}#${rule.index}.${mi}`;
-            const dedupe = `${host ?? '*'} ${id}`;
+            const dedupe = `${listener.port}|${listener.hostname ?? ''} ${host ?? '*'} ${id}`;
             if (seen.has(dedupe)) return;
             seen.add(dedupe);
             entries.push({
@@ -331,6 +331,7 @@ export function translateHTTPRoute(route: KubeObject, gateways: ReadonlyMap<stri
                 backends: rule.backends,
                 ...(rule.timeoutMs !== undefined ? { timeoutMs: rule.timeoutMs } : {}),
                 ...(rule.requestTimeoutMs !== undefined ? { requestTimeoutMs: rule.requestTimeoutMs } : {}),
+                listener: { port: listener.port, hostname: listener.hostname ?? '' },
                 source: { kind: route.kind, namespace: ns, name: route.metadata.name },
               },
             });

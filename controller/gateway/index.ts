@@ -2,7 +2,7 @@
 // snapshot the Ingress translator reads. Returns its virtual hosts, the Secrets its HTTPS
 // listeners use, and status as data; translate.ts merges them into one table.
 
-import type { RoutingIR, RouteIR, VirtualHostIR } from '../../router/types.ts';
+import type { ListenerRefIR, RoutingIR, RouteIR, VirtualHostIR } from '../../router/types.ts';
 import type { BackendIndex } from '../backends.ts';
 import { compareAge, type KubeObject, type Problem } from '../objects.ts';
 import type { StatusItem } from '../status.ts';
@@ -37,6 +37,8 @@ export interface GatewayTranslation {
   readonly certificates: string[];
   readonly statuses: StatusItem[];
   readonly problems: Problem[];
+  /** Programmed HTTP/HTTPS listeners, for listener isolation (RoutingIR.gatewayListeners). */
+  readonly listeners: ListenerRefIR[];
 }
 
 export function translateGatewayApi(objects: readonly KubeObject[], options: GatewayTranslateOptions, index: BackendIndex, sink: PassthroughSink, secrets: TlsSecrets, clock: ConditionClock): GatewayTranslation {
@@ -115,6 +117,7 @@ export function translateGatewayApi(objects: readonly KubeObject[], options: Gat
   problems.push(...refuseUnroutedNames(gateways, objects, sink));
 
   const certificates: string[] = [];
+  const listenerRefs: ListenerRefIR[] = [];
   for (const g of gateways) {
     const gen = g.object.metadata.generation;
     const listeners = g.listeners.map((l) => ({
@@ -130,17 +133,20 @@ export function translateGatewayApi(objects: readonly KubeObject[], options: Gat
       metadata: { namespace: g.object.metadata.namespace, name: g.object.metadata.name, generation: gen },
       status: { addresses: g.addresses, conditions: stamper.stamp(`Gateway/${g.key}`, gen, g.gatewayConditions()), listeners },
     });
-    if (g.listeners.some((l) => l.programmed)) {
-      problems.push({ severity: 'warning', kind: 'Gateway', namespace: g.object.metadata.namespace, name: g.object.metadata.name, message: 'routing tables are not per listener yet: routes attached to this Gateway answer on both the HTTP and the HTTPS port, and a host is not isolated to its most specific listener' });
+    for (const l of g.listeners) {
+      if (!l.programmed || (l.protocol !== 'HTTP' && l.protocol !== 'HTTPS')) continue;
+      if (!listenerRefs.some((x) => x.port === l.port && x.hostname === (l.hostname ?? ''))) listenerRefs.push({ port: l.port, hostname: l.hostname ?? '' });
     }
   }
   stamper.sweep();
   const virtualHosts = [...hosts.values()].sort((a, b) => (a.hostname < b.hostname ? -1 : a.hostname > b.hostname ? 1 : 0));
-  return { virtualHosts, certificates, statuses, problems };
+  listenerRefs.sort((a, b) => a.port - b.port || (a.hostname < b.hostname ? -1 : a.hostname > b.hostname ? 1 : 0));
+  return { virtualHosts, certificates, statuses, problems, listeners: listenerRefs };
 }
 
 /** Adds Gateway virtual hosts to the Ingress ones: same host and wildcard kind share one, Ingress routes first. */
-export function mergeVirtualHosts(ir: RoutingIR, extra: readonly GatewayVirtualHost[]): RoutingIR {
+export function mergeVirtualHosts(ir: RoutingIR, extra: readonly GatewayVirtualHost[], listeners: readonly ListenerRefIR[] = []): RoutingIR {
+  if (listeners.length > 0) ir = { ...ir, gatewayListeners: listeners };
   if (extra.length === 0) return ir;
   const out: VirtualHostIR[] = [...ir.virtualHosts];
   for (const g of extra) {
