@@ -365,6 +365,22 @@ export async function listen(server: net.Server, port: number, host: string, pre
   return chose('round-robin', server);
 }
 
+/**
+ * Fails when something already listens on the port. With SO_REUSEPORT a second process of the
+ * same user binding the port would join the listening group and silently take a share of its
+ * connections (two Porticos, or any server started with reusePort, answering for each other).
+ * The primary calls this before its workers bind, so a port in use fails loudly, as it does in
+ * round-robin mode.
+ */
+export async function checkPortFree(port: number, host: string): Promise<void> {
+  const probe = net.createServer();
+  try {
+    await listenOnce(probe, { port, host, exclusive: true });
+  } finally {
+    await new Promise<void>((resolve) => (probe.listening ? probe.close(() => resolve()) : resolve()));
+  }
+}
+
 function envMode(): ListenMode | undefined {
   const v = process.env.PORTICO_LISTEN_MODE;
   return v === 'reuseport' || v === 'round-robin' ? v : undefined;

@@ -18,6 +18,7 @@ import { buildCertificateSnapshot, type CertificateSnapshot, type StoreCertifica
 import { parseCertificateAndKey } from '../tls/certificate.ts';
 import { startAdminServer } from './admin.ts';
 import { WorkerMetrics } from './cluster-metrics.ts';
+import { checkPortFree } from './listeners.ts';
 import { LISTEN_FAILED_EXIT_CODE, isMessage, type AckMessage, type EndpointsMessage, type PeerWarningMessage, type TableMessage, type TicketKeysMessage } from './ipc.ts';
 import { PeerLogLimiter } from './realip/proxy-listener.ts';
 import { createLogger, type Logger } from './log.ts';
@@ -251,6 +252,14 @@ export async function runPrimary(options: ServeOptions, warnings: readonly strin
 
   await source.start(onSnapshot);
   kube?.start();
+  for (const port of [options.httpPort, options.httpsPort]) {
+    try {
+      await checkPortFree(port, options.bindAddress);
+    } catch (err) {
+      log.fatal({ port, address: options.bindAddress, err: (err as Error).message }, 'cannot listen: a traffic port is already in use; stopping');
+      process.exit(1);
+    }
+  }
   for (let i = 0; i < options.workers; i++) fork();
 
   const drainWorkers = (): void => {

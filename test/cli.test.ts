@@ -73,10 +73,10 @@ describe('portico command line', () => {
     expect(run('serve', '--manifests', '.', '--ingress-class', 'Bad Class!').stderr).toMatch(/--ingress-class/);
   });
 
-  it('exits non-zero, instead of respawning workers forever, when a traffic port cannot be bound', async () => {
+  it.each([false, true])('exits non-zero, instead of respawning workers forever, when a traffic port cannot be bound (held with reusePort: %s, which a reusePort bind would silently share)', async (reusePort) => {
     const net = await import('node:net');
     const taken = net.createServer();
-    await new Promise<void>((r) => taken.listen(0, '127.0.0.1', r));
+    await new Promise<void>((r) => taken.listen({ port: 0, host: '127.0.0.1', reusePort }, r));
     const port = (taken.address() as { port: number }).port;
     const dir = mkdtempSync(join(tmpdir(), 'portico-cli-'));
     try {
