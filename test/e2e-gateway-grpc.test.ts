@@ -36,7 +36,14 @@ beforeAll(async () => {
   portico.write('all.yaml', toYaml(
     namespace('infra'),
     gatewayClass(),
-    gateway('gw', [{ name: 'http', port: portico.httpPort, protocol: 'HTTP' }]),
+    gateway('gw', [
+      { name: 'http', port: portico.httpPort, protocol: 'HTTP' },
+      // GRPCRouteListenerHostnameMatching's listeners (the HTTP listener above takes other names)
+      { name: 'listener-1', port: portico.httpPort, protocol: 'HTTP', hostname: 'bar.com' },
+      { name: 'listener-2', port: portico.httpPort, protocol: 'HTTP', hostname: 'foo.bar.com' },
+      { name: 'listener-3', port: portico.httpPort, protocol: 'HTTP', hostname: '*.bar.com' },
+      { name: 'listener-4', port: portico.httpPort, protocol: 'HTTP', hostname: '*.foo.com' },
+    ]),
     ...grpcService('grpc-v1', ports.v1), ...grpcService('grpc-v2', ports.v2), ...grpcService('grpc-v3', ports.v3),
     // GRPCExactMethodMatching
     grpcRoute('exact', { hostnames: ['exact.test'], rules: [{ matches: [method('Echo')], backendRefs: [to('grpc-v1')] }, { matches: [method('EchoTwo')], backendRefs: [to('grpc-v2')] }] }),
@@ -47,6 +54,10 @@ beforeAll(async () => {
       { matches: [{ headers: [{ name: 'version', value: 'two' }, { name: 'color', value: 'orange' }] }], backendRefs: [to('grpc-v1')] },
       { matches: [{ headers: [{ name: 'version', value: 'three' }] }], filters: [{ type: 'RequestHeaderModifier', requestHeaderModifier: { set: [{ name: 'x-route', value: 'three' }] } }], backendRefs: [to('grpc-v3')] },
     ] }),
+    // GRPCRouteListenerHostnameMatching: routes by sectionName, no hostnames of their own
+    grpcRoute('backend-v1', { parentRefs: [{ name: 'gw', sectionName: 'listener-1' }], rules: [{ backendRefs: [to('grpc-v1')] }] }),
+    grpcRoute('backend-v2', { parentRefs: [{ name: 'gw', sectionName: 'listener-2' }], rules: [{ backendRefs: [to('grpc-v2')] }] }),
+    grpcRoute('backend-v3', { parentRefs: [{ name: 'gw', sectionName: 'listener-3' }, { name: 'gw', sectionName: 'listener-4' }], rules: [{ backendRefs: [to('grpc-v3')] }] }),
     // GRPCRouteWeight
     grpcRoute('weights', { hostnames: ['weights.test'], rules: [{ backendRefs: [to('grpc-v1', 70), to('grpc-v2', 30), to('grpc-v3', 0)] }] }),
   ));
@@ -92,6 +103,12 @@ describe('GRPCRoute through portico serve', () => {
     expect(await outcome('headers.test', 'Echo', { version: 'two', color: 'orange' })).toBe('v1');
     expect(await outcome('headers.test', 'Echo', { color: 'orange' })).toBe('UNIMPLEMENTED');
     expect(await call('headers.test', 'Echo', { version: 'three' })).toMatchObject({ backend: 'v3', route: 'three' });
+  });
+
+  it('listener hostnames: the exact listener before the wildcard, routes by sectionName; names no listener takes are UNIMPLEMENTED', async () => {
+    for (const [authority, want] of [['bar.com', 'v1'], ['foo.bar.com', 'v2'], ['baz.bar.com', 'v3'], ['boo.bar.com', 'v3'], ['multiple.prefixes.bar.com', 'v3'], ['multiple.prefixes.foo.com', 'v3'], ['foo.com', 'UNIMPLEMENTED'], ['no.matching.host', 'UNIMPLEMENTED']]) {
+      expect(await outcome(authority, 'Echo'), authority).toBe(want);
+    }
   });
 
   it('weights 70/30/0 over 300 calls, within 6 points', async () => {

@@ -43,10 +43,19 @@ export const SCENARIOS: Record<string, readonly string[]> = {
   'e2e-gateway-grpc.test.ts > service/method matches route to h2c backends; an unmatched method is UNIMPLEMENTED': ['GRPCExactMethodMatching'],
   'e2e-gateway-grpc.test.ts > header matches: more matches win, then rule order; a header filter reaches the backend': ['GRPCRouteHeaderMatching'],
   'e2e-gateway-grpc.test.ts > weights 70/30/0 over 300 calls, within 6 points': ['GRPCRouteWeight'],
+  'e2e-gateway-grpc.test.ts > listener hostnames: the exact listener before the wildcard, routes by sectionName; names no listener takes are UNIMPLEMENTED': ['GRPCRouteListenerHostnameMatching'],
   'e2e-gateway-tls.test.ts > terminate with the listener certificate and route by Host (HTTPRouteHTTPSListener)': ['HTTPRouteHTTPSListener'],
   'e2e-gateway-tls.test.ts > routes by SNI, still encrypted, the exact name before the wildcard; several labels under a wildcard': ['TLSRouteSimpleSameNamespace', 'TLSRouteHostnameIntersection'],
   'e2e-gateway-tls.test.ts > an unresolvable backend refuses its hostname; other names are not passed through': ['TLSRouteInvalidBackendRefNonexistent'],
   'e2e-gateway-tls.test.ts > status: accepted routes, BackendNotFound, an HTTPRoute not allowed on the TLS listener': ['TLSRouteInvalidBackendRefNonexistent', 'HTTPRouteDisallowedKind'],
+  'e2e-gateway-tls.test.ts > a name a TLS listener accepts but no TLSRoute routes is refused, not terminated here': ['TLSRouteHostnameIntersection'],
+  'e2e-gateway-tls-status.test.ts > TLSRouteInvalidBackendRefUnknownKind: a backendRef of an unknown kind is InvalidKind and its hostname is refused': ['TLSRouteInvalidBackendRefUnknownKind'],
+  'e2e-gateway-tls-status.test.ts > TLSRouteInvalidNoMatchingListenerHostname: hostnames no TLS listener takes are NoMatchingListenerHostname, and no listener counts the route': ['TLSRouteInvalidNoMatchingListenerHostname'],
+  'e2e-gateway-tls-status.test.ts > TLSRouteInvalidNoMatchingListener: on HTTP-only and HTTPS-only Gateways NotAllowedByListeners; a sectionName the Gateway lacks NoMatchingParent': ['TLSRouteInvalidNoMatchingListener'],
+  'e2e-gateway-tls-status.test.ts > TLSRouteListenerPassthroughSupportedKinds: of TCPRoute and TLSRoute only TLSRoute is supported; ResolvedRefs InvalidRouteKinds': ['TLSRouteListenerPassthroughSupportedKinds'],
+  'e2e-gateway-tls-status.test.ts > TLSRouteListenerTerminateNotSupported: a TLS listener in Terminate mode is not accepted (UnsupportedValue)': ['TLSRouteListenerTerminateNotSupported'],
+  'e2e-gateway-tls-status.test.ts > TLSRouteInvalidReferenceGrant: grants wrong in one field each permit nothing (RefNotPermitted, refused); the right one passes through': ['TLSRouteInvalidReferenceGrant'],
+  'e2e-gateway-tls-status.test.ts > an HTTPRoute naming a TLS listener is NotAllowedByListeners (HTTPRouteDisallowedKind)': ['HTTPRouteDisallowedKind'],
   'e2e-gateway-status.test.ts > GatewayInvalidRouteKind: unsupported kinds are left out of supportedKinds, ResolvedRefs InvalidRouteKinds': ['GatewayInvalidRouteKind'],
   'e2e-gateway-status.test.ts > GatewayListenerUnsupportedProtocol: the listener is UnsupportedProtocol; the Gateway ListenersNotValid (False alone, True beside a valid one)': ['GatewayListenerUnsupportedProtocol'],
   'e2e-gateway-status.test.ts > GatewayInvalidTLSConfiguration: missing, wrong-group, wrong-kind and malformed certificateRefs are InvalidCertificateRef': ['GatewayInvalidTLSConfiguration'],
@@ -172,7 +181,7 @@ function main(): void {
   const out = process.argv[2] ?? join(ROOT, 'test-results/conformance-report.yaml');
   const dir = mkdtempSync(join(tmpdir(), 'portico-conformance-'));
   const json = join(dir, 'results.json');
-  const files = ['e2e-gateway.test.ts', 'e2e-gateway-status.test.ts', 'e2e-gateway-filters.test.ts', 'e2e-gateway-grpc.test.ts', 'e2e-gateway-protocols.test.ts', 'e2e-gateway-tls.test.ts'].map((f) => join('test', f));
+  const files = ['e2e-gateway.test.ts', 'e2e-gateway-status.test.ts', 'e2e-gateway-filters.test.ts', 'e2e-gateway-grpc.test.ts', 'e2e-gateway-protocols.test.ts', 'e2e-gateway-tls.test.ts', 'e2e-gateway-tls-status.test.ts'].map((f) => join('test', f));
   try {
     try {
       // This Node (24: the suites spawn portico with it), not whatever `node` is first on PATH.
