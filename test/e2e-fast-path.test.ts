@@ -206,6 +206,14 @@ describe('HTTP/1.1 fast path', () => {
     expect(h).not.toContain('6.6.6.6');
   });
 
+  it('passes obs-text bytes in header values through unchanged, both ways', async () => {
+    const r = await rawExchange(portico.httpPort, Buffer.from(`GET /bytes HTTP/1.1\r\n${H}X-Latin: caf\xe9\r\nConnection: close\r\n\r\n`, 'latin1'));
+    expect(statuses(r.text)).toEqual([200]);
+    const seen = backend.seen.find((x) => x.path === '/bytes')!;
+    // Recorded as latin1: one byte 0xE9, not the two of its UTF-8 encoding.
+    expect(seen.head).toContain('X-Latin: caf\xe9\r\n');
+  });
+
   it('serves TLS-terminated HTTP/1.1 too: pipelined in order, X-Forwarded-Proto https, a Date added', async () => {
     const text = await new Promise<string>((resolve, reject) => {
       const s = tls.connect({ port: portico.httpsPort, host: '127.0.0.1', servername: 'fast.test', rejectUnauthorized: false, ALPNProtocols: ['http/1.1'] }, () => {

@@ -569,8 +569,10 @@ class Exchange implements UpstreamWaiter, UpstreamUser {
     up.user = this;
     this.sentAt = performance.now();
     if (this.timeoutMs > 0) this.upstreamDeadline = this.sentAt + this.timeoutMs;
+    up.socket.cork();
     up.write(this.upstreamHead);
     this.relayRequestBody();
+    up.socket.uncork();
     this.conn.updateReading();
   }
 
@@ -685,10 +687,17 @@ class Exchange implements UpstreamWaiter, UpstreamUser {
         if (rest === undefined) return false;
         continue;
       }
-      this.startResponse(h);
-      this.rbuf = undefined;
-      if (rest !== undefined) this.relayResponseBody(rest);
-      else if (this.resBody!.done) this.responseComplete();
+      // The head and what came of the body with it leave in one write (writev), not two.
+      const socket = this.conn.socket;
+      socket.cork();
+      try {
+        this.startResponse(h);
+        this.rbuf = undefined;
+        if (rest !== undefined) this.relayResponseBody(rest);
+        else if (this.resBody!.done) this.responseComplete();
+      } finally {
+        socket.uncork();
+      }
       return true;
     }
   }

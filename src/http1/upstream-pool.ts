@@ -62,8 +62,9 @@ export class UpstreamConnection {
     this.socket = socket;
   }
 
+  /** Strings are heads: latin1, byte for byte as they were parsed. */
   write(data: string | Buffer): boolean {
-    return this.socket.write(data);
+    return typeof data === 'string' ? this.socket.write(data, 'latin1') : this.socket.write(data);
   }
 }
 
