@@ -185,6 +185,10 @@ describe('HTTP/1.1 fast path', () => {
     const cont = await rawExchange(portico.httpPort, `POST /echo HTTP/1.1\r\n${H}Expect: 100-continue\r\nContent-Length: 2\r\nConnection: close\r\n\r\nab`);
     expect(statuses(cont.text)).toEqual([100, 200]);
     expect(backend.seen.at(-1)!.head).not.toMatch(/\r\nexpect:/i);
+    // Any other expectation is refused, as node:http refuses it.
+    const other = await rawExchange(portico.httpPort, `GET /expect HTTP/1.1\r\n${H}Expect: teapot\r\nConnection: close\r\n\r\n`);
+    expect(statuses(other.text)).toEqual([417]);
+    expect(backend.seen.some((x) => x.path === '/expect')).toBe(false);
   });
 
   it('an upstream response two readers could frame differently is a 502, and not passed on', async () => {

@@ -27,6 +27,8 @@ export interface RequestHead {
   /** Whether the connection may carry another request after this one (RFC 9112 9.3). */
   readonly keepAlive: boolean;
   readonly expectContinue: boolean;
+  /** The Expect header's value, if any (an expectation other than 100-continue is answered 417). */
+  readonly expect: string | undefined;
   /** Lower-case tokens of the Connection header (hop-by-hop names to remove). */
   readonly connectionTokens: string[];
   readonly upgrade: boolean;
@@ -65,6 +67,8 @@ const KNOWN_METHODS = new Set(METHODS.filter((m) => m !== 'PRI'));
 const ABSOLUTE_FORM = /^https?:\/\/([^/?#]*)([/?].*)?$/i;
 const HOST_VALUE = /^(?:[A-Za-z0-9._~!$&'()*+,;=%-]*|\[[0-9A-Fa-f:.]+\])(?::[0-9]*)?$/;
 const MAX_LEADING_EMPTY_LINES = 4;
+// As node:http reads Expect (its continueExpression).
+const CONTINUE_EXPECTATION = /(?:^|\W)100-continue(?:$|\W)/i;
 const MAX_HEADERS = 256;
 
 function fail(status: number, reason: string): ParseResult {
@@ -209,7 +213,8 @@ export function parseRequestHead(buf: Buffer, start: number, maxHeaderSize: numb
       rawTarget: target,
       versionMinor: minor as 0 | 1, rawHeaders, host,
       contentLength, chunked, keepAlive,
-      expectContinue: expect !== undefined && expect.toLowerCase() === '100-continue',
+      expectContinue: expect !== undefined && CONTINUE_EXPECTATION.test(expect),
+      expect,
       connectionTokens, upgrade,
       headLength: p - start,
     },

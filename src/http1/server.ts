@@ -502,6 +502,11 @@ class Exchange implements UpstreamWaiter, UpstreamUser {
         return this.local(400, `bad request: ${problem}`), true;
       }
     }
+    if (head.expect !== undefined && !head.expectContinue && head.versionMinor === 1) {
+      // An expectation Portico cannot meet (RFC 9110 10.1.1), answered as node:http answers it.
+      this.error = `unsupported expectation ${head.expect}`;
+      return this.writeLocal(417, 'Content-Length: 0\r\n', ''), true;
+    }
     if (head.method === 'TRACE') {
       this.error = 'TRACE is not allowed';
       return this.local(405, 'method not allowed', `Allow: ${ALLOW}\r\n`), true;
@@ -931,13 +936,12 @@ class Exchange implements UpstreamWaiter, UpstreamUser {
   /** A response written here (no upstream): a short text body, as sendError writes it. */
   private local(status: number, message: string, extra = ''): void {
     const body = `${message}\n`;
-    // A body the request declared and that is not read yet would be taken for the next request.
-    if (!this.reqBodyDone && this.upstream === undefined && !this.headSent) this.closeAfter = true;
     this.writeLocal(status, `Content-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nCache-Control: no-store\r\n${extra}`, body);
   }
 
   private writeLocal(status: number, headers: string, body: string): void {
-    if (drain.active) this.closeAfter = true;
+    // A body the request declared and that is not read yet would be taken for the next request.
+    if (drain.active || (!this.reqBodyDone && this.upstream === undefined)) this.closeAfter = true;
     this.status = status;
     const head = `HTTP/1.1 ${status} ${reasonOf(status)}\r\n${dateHeader()}${headers}${this.closeAfter ? 'Connection: close\r\n' : this.head.versionMinor === 0 ? 'Connection: keep-alive\r\n' : ''}\r\n`;
     const out = this.head.method === 'HEAD' ? head : head + body;
