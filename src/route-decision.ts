@@ -17,6 +17,11 @@ export interface RouteRequest extends RequestAttributes {
   readonly target: string;
   /** The TLS server name (SNI) of the connection; undefined on plain connections or without SNI. */
   readonly serverName: string | undefined;
+  /**
+   * The local port the connection arrived on: Gateway API listener isolation picks the listener
+   * by it. Required here (optional in the router) so that no request path can forget it.
+   */
+  readonly localPort: number | undefined;
 }
 
 export interface DecisionContext {

@@ -75,6 +75,7 @@ class HeadView implements RouteRequest {
   head: RequestHead | undefined;
   rawHeaders: string[] = [];
   serverName: string | undefined;
+  localPort: number | undefined;
   private query: URLSearchParams | undefined;
   private queryOf: RequestHead | undefined;
 
@@ -520,6 +521,7 @@ class Exchange implements UpstreamWaiter, UpstreamUser {
     view.rawHeaders = this.rawHeaders;
     const tlsSocket = socket as TLSSocket;
     view.serverName = tlsSocket.encrypted === true && typeof tlsSocket.servername === 'string' && tlsSocket.servername !== '' ? tlsSocket.servername : undefined;
+    view.localPort = socket.localPort;
     const d = decideRoute(o.table(), view, this.fwd, o.decision);
     view.head = undefined;
     view.rawHeaders = [];
