@@ -109,19 +109,27 @@ function describe(hosts: readonly (string | undefined)[]): string {
  * method, so on one virtual host a service-only match beats a method-only one. The router tries
  * RegularExpression paths (method-only matches) before prefixes (service-only), so each
  * service-only GRPCRoute match is also entered as an Exact `/service/method` route for every
- * method a method-only match of the host names: Exact paths are tried first. The copies come
+ * method a method-only match of the host and listener names: Exact paths are tried first. The copies come
  * after every other route, so a real service+method match keeps a tie. (One order this cannot
  * give: a service+method match with fewer header matches than a service-only one is still tried
  * after it at that path, as the router ranks header counts within a path.)
  */
 export function serviceBeforeMethod(routes: readonly RouteIR[]): RouteIR[] {
+  // Precedence is among the routes of one listener (listener isolation serves one per request).
+  const listenerOf = (r: RouteIR): string => (r.listener === undefined ? '' : `${r.listener.port}|${r.listener.hostname}`);
   const grpc = routes.filter((r) => r.source.kind === 'GRPCRoute');
-  const methods = [...new Set(grpc.flatMap((r) => (r.pathType === 'RegularExpression' ? [METHOD_ONLY.exec(r.path)?.[1]] : [])).filter((m): m is string => m !== undefined))];
-  if (methods.length === 0) return [];
+  const methods = new Map<string, Set<string>>();
+  for (const r of grpc) {
+    const m = r.pathType === 'RegularExpression' ? METHOD_ONLY.exec(r.path)?.[1] : undefined;
+    if (m === undefined) continue;
+    const set = methods.get(listenerOf(r)) ?? new Set<string>();
+    set.add(m);
+    methods.set(listenerOf(r), set);
+  }
   const extra: RouteIR[] = [];
   for (const r of grpc) {
     if (r.pathType !== 'Prefix' || r.path === '/') continue;
-    for (const m of methods) extra.push({ ...r, id: `${r.id}~${m}`, pathType: 'Exact', path: `${r.path}/${m}` });
+    for (const m of methods.get(listenerOf(r)) ?? []) extra.push({ ...r, id: `${r.id}~${m}`, pathType: 'Exact', path: `${r.path}/${m}` });
   }
   return extra;
 }
