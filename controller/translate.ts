@@ -85,7 +85,7 @@ export function translate(snapshot: SourceSnapshot, options: TranslateOptions, s
   const statuses: StatusItem[] = [...ing.served.map((o) => ingressStatus(o, options.publishAddresses)), ...gw.statuses];
   const order = (i: StatusItem): string => `${i.kind === 'Ingress' ? '' : i.kind}|${i.metadata.namespace ?? ''}/${i.metadata.name}`;
   statuses.sort((a, b) => (order(a) < order(b) ? -1 : order(a) > order(b) ? 1 : 0));
-  return { ir: mergeVirtualHosts(builder.build(), gw.virtualHosts, gw.listeners), statuses, problems, tls: { ...tls, certificates } };
+  return { ir: mergeVirtualHosts(builder.build(), gw.virtualHosts, gw.listeners, gw.ownPortListeners), statuses, problems, tls: { ...tls, certificates } };
 }
 
 /** Gateway status.addresses: the published addresses, else a specific --bind-address. */

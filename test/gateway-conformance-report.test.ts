@@ -28,7 +28,7 @@ describe('conformance report', () => {
     expect(all).toMatchObject({ apiVersion: 'gateway.networking.k8s.io/v1', kind: 'ConformanceReport', gatewayAPIVersion: 'v1.6.1' });
     expect(all.supportedFeatures).toEqual(expect.arrayContaining(['Gateway', 'HTTPRoute', 'GRPCRoute', 'TLSRoute', 'HTTPRouteQueryParamMatching', 'HTTPRouteBackendProtocolH2C']));
     expect(all.supportedFeatures).not.toContain('HTTPRouteRequestMirror');
-    expect(all.supportedFeatures).not.toContain('GatewayPort8080');
+    expect(all.supportedFeatures).not.toContain('HTTPRouteCORS');
     const http = all.profiles.find((p: any) => p.name === 'GATEWAY-HTTP');
     expect(http.core.statistics.Failed).toBe(0);
     expect(http.core.skippedTests).toContain('HTTPRouteMultipleGateways');

@@ -61,13 +61,12 @@ const isGatewayApi = (o: KubeObject, kind: string): boolean => o.kind === kind &
 /**
  * GatewayClass status.supportedFeatures: only features whose scenarios Portico's own suites run
  * and pass (test/e2e-gateway*.test.ts); sorted, as the spec asks. Not listed, though partly
- * there: HTTPRouteParentRefPort and GatewayPort8080 (listeners only on --http-port/--https-port),
- * mirrors, CORS.
+ * there: mirrors, CORS.
  */
 export const SUPPORTED_FEATURES: readonly string[] = [
-  'GRPCRoute', 'Gateway', 'GatewayHTTPListenerIsolation', 'HTTPRoute', 'HTTPRoute303RedirectStatusCode', 'HTTPRoute307RedirectStatusCode', 'HTTPRoute308RedirectStatusCode',
+  'GRPCRoute', 'Gateway', 'GatewayHTTPListenerIsolation', 'GatewayPort8080', 'HTTPRoute', 'HTTPRoute303RedirectStatusCode', 'HTTPRoute307RedirectStatusCode', 'HTTPRoute308RedirectStatusCode',
   'HTTPRouteBackendProtocolH2C', 'HTTPRouteBackendProtocolWebSocket', 'HTTPRouteBackendRequestHeaderModification', 'HTTPRouteBackendTimeout', 'HTTPRouteHostRewrite',
-  'HTTPRouteMethodMatching', 'HTTPRouteNamedRouteRule', 'HTTPRoutePathRedirect',
+  'HTTPRouteMethodMatching', 'HTTPRouteNamedRouteRule', 'HTTPRouteParentRefPort', 'HTTPRoutePathRedirect',
   'HTTPRoutePathRewrite', 'HTTPRoutePortRedirect', 'HTTPRouteQueryParamMatching', 'HTTPRouteRequestTimeout', 'HTTPRouteResponseHeaderModification',
   'HTTPRouteSchemeRedirect', 'ReferenceGrant', 'TLSRoute',
 ];
@@ -221,9 +220,12 @@ function parseListener(gw: KubeObject, ns: string, l: Record<string, unknown>, c
   if (port === 0) model.accept = cond('Accepted', false, 'UnsupportedValue', 'port must be 1-65535');
   else if (hostname !== undefined && !validGatewayHostname(hostname)) model.accept = cond('Accepted', false, 'UnsupportedValue', `hostname ${JSON.stringify(rawHost)} is not a valid hostname`);
   else {
-    const tls = protocol === 'HTTPS' || protocol === 'TLS';
-    const servedPort = tls ? ctx.httpsPort : ctx.httpPort;
-    if (port !== servedPort) model.accept = cond('Accepted', false, 'PortUnavailable', `Portico serves ${protocol} on port ${servedPort} only (--${tls ? 'https' : 'http'}-port); listeners on other ports are not served yet`);
+    // Portico's own ports keep their protocol; any other port is a listener of its own (bound by
+    // every worker while it is in the table), except TLS Passthrough, which is served on
+    // --https-port only.
+    if (port === ctx.httpPort && protocol !== 'HTTP') model.accept = cond('Accepted', false, 'PortUnavailable', `port ${port} is Portico's --http-port, served as HTTP`);
+    else if (port === ctx.httpsPort && protocol !== 'HTTPS' && protocol !== 'TLS') model.accept = cond('Accepted', false, 'PortUnavailable', `port ${port} is Portico's --https-port, served as HTTPS or TLS`);
+    else if (protocol === 'TLS' && port !== ctx.httpsPort) model.accept = cond('Accepted', false, 'PortUnavailable', `TLS Passthrough listeners are served on Portico's --https-port (${ctx.httpsPort}) only`);
   }
   if (protocol === 'HTTPS') checkCertificates(model, ns, asRecord(l.tls), ctx);
   if (protocol === 'TLS') {

@@ -2,7 +2,7 @@
 // snapshot the Ingress translator reads. Returns its virtual hosts, the Secrets its HTTPS
 // listeners use, and status as data; translate.ts merges them into one table.
 
-import type { ListenerRefIR, RoutingIR, RouteIR, VirtualHostIR } from '../../router/types.ts';
+import type { ListenerIR, ListenerRefIR, RoutingIR, RouteIR, VirtualHostIR } from '../../router/types.ts';
 import type { BackendIndex } from '../backends.ts';
 import { compareAge, type KubeObject, type Problem } from '../objects.ts';
 import type { StatusItem } from '../status.ts';
@@ -39,6 +39,8 @@ export interface GatewayTranslation {
   readonly problems: Problem[];
   /** Programmed HTTP/HTTPS listeners, for listener isolation (RoutingIR.gatewayListeners). */
   readonly listeners: ListenerRefIR[];
+  /** Programmed HTTP/HTTPS listeners on ports other than Portico's two, with their routes. */
+  readonly ownPortListeners: ListenerIR[];
 }
 
 export function translateGatewayApi(objects: readonly KubeObject[], options: GatewayTranslateOptions, index: BackendIndex, sink: PassthroughSink, secrets: TlsSecrets, clock: ConditionClock): GatewayTranslation {
@@ -62,6 +64,8 @@ export function translateGatewayApi(objects: readonly KubeObject[], options: Gat
   const byKey = new Map<string, GatewayModel>(gateways.map((g) => [g.key, g]));
 
   const hosts = new Map<string, GatewayVirtualHost>();
+  // Routes of listeners with ports of their own, by port.
+  const portHosts = new Map<number, Map<string, GatewayVirtualHost>>();
   // HTTPRoutes and GRPCRoutes share listeners and the table: oldest first across both kinds.
   const routes = objects.filter((o) => (o.kind === 'HTTPRoute' || o.kind === 'GRPCRoute') && o.apiVersion.startsWith(`${GATEWAY_GROUP}/`)).sort(compareAge);
   const claims = new KindClaims();
@@ -72,8 +76,14 @@ export function translateGatewayApi(objects: readonly KubeObject[], options: Gat
       const hostname = e.hostname ?? '*';
       const multi = hostname.startsWith('*.');
       const key = `${multi ? '~' : ''}${hostname}`;
-      let vh = hosts.get(key);
-      if (vh === undefined) hosts.set(key, (vh = { hostname, multiLabelWildcard: multi, routes: [] }));
+      const port = e.route.listener?.port;
+      let table = hosts;
+      if (port !== undefined && port !== options.httpPort && port !== options.httpsPort) {
+        table = portHosts.get(port) ?? new Map();
+        portHosts.set(port, table);
+      }
+      let vh = table.get(key);
+      if (vh === undefined) table.set(key, (vh = { hostname, multiLabelWildcard: multi, routes: [] }));
       vh.routes.push(e.route);
     }
     if (result.parents.length === 0) continue;
@@ -118,6 +128,7 @@ export function translateGatewayApi(objects: readonly KubeObject[], options: Gat
 
   const certificates: string[] = [];
   const listenerRefs: ListenerRefIR[] = [];
+  const ownPorts = new Map<number, 'HTTP' | 'HTTPS'>();
   for (const g of gateways) {
     const gen = g.object.metadata.generation;
     const listeners = g.listeners.map((l) => ({
@@ -136,17 +147,29 @@ export function translateGatewayApi(objects: readonly KubeObject[], options: Gat
     for (const l of g.listeners) {
       if (!l.programmed || (l.protocol !== 'HTTP' && l.protocol !== 'HTTPS')) continue;
       if (!listenerRefs.some((x) => x.port === l.port && x.hostname === (l.hostname ?? ''))) listenerRefs.push({ port: l.port, hostname: l.hostname ?? '' });
+      // A port of its own: one socket per port (a port belongs to one Gateway, one protocol).
+      if (l.port !== options.httpPort && l.port !== options.httpsPort && !ownPorts.has(l.port)) ownPorts.set(l.port, l.protocol as 'HTTP' | 'HTTPS');
     }
   }
   stamper.sweep();
   const virtualHosts = [...hosts.values()].sort((a, b) => (a.hostname < b.hostname ? -1 : a.hostname > b.hostname ? 1 : 0));
   listenerRefs.sort((a, b) => a.port - b.port || (a.hostname < b.hostname ? -1 : a.hostname > b.hostname ? 1 : 0));
-  return { virtualHosts, certificates, statuses, problems, listeners: listenerRefs };
+  const byName = (a: GatewayVirtualHost, b: GatewayVirtualHost): number => (a.hostname < b.hostname ? -1 : a.hostname > b.hostname ? 1 : (a.multiLabelWildcard ? 1 : 0) - (b.multiLabelWildcard ? 1 : 0));
+  const ownPortListeners: ListenerIR[] = [...ownPorts].sort(([a], [b]) => a - b).map(([port, protocol]) => ({
+    // The listener binds --bind-address; Gateway spec.addresses may only name the published ones.
+    key: `:${port}`,
+    address: '',
+    port,
+    protocol,
+    virtualHosts: [...(portHosts.get(port)?.values() ?? [])].sort(byName).map((g) => ({ hostname: g.hostname, ...(g.multiLabelWildcard ? { multiLabelWildcard: true } : {}), routes: g.routes })),
+  }));
+  return { virtualHosts, certificates, statuses, problems, listeners: listenerRefs, ownPortListeners };
 }
 
 /** Adds Gateway virtual hosts to the Ingress ones: same host and wildcard kind share one, Ingress routes first. */
-export function mergeVirtualHosts(ir: RoutingIR, extra: readonly GatewayVirtualHost[], listeners: readonly ListenerRefIR[] = []): RoutingIR {
+export function mergeVirtualHosts(ir: RoutingIR, extra: readonly GatewayVirtualHost[], listeners: readonly ListenerRefIR[] = [], ownPortListeners: readonly ListenerIR[] = []): RoutingIR {
   if (listeners.length > 0) ir = { ...ir, gatewayListeners: listeners };
+  if (ownPortListeners.length > 0) ir = { ...ir, listeners: ownPortListeners };
   if (extra.length === 0) return ir;
   const out: VirtualHostIR[] = [...ir.virtualHosts];
   for (const g of extra) {
