@@ -538,6 +538,22 @@ export function pickBackendRef(route: CompiledRoute): CompiledBackendRef | undef
   return undefined;
 }
 
+/**
+ * For a retry (nginx's proxy_next_upstream): another endpoint of the backend `failed` belongs to
+ * among the route's backends, by the same round-robin; undefined when it has no other.
+ */
+export function pickOtherEndpoint(route: CompiledRoute, failed: CompiledEndpoint | undefined): CompiledEndpoint | undefined {
+  if (failed === undefined) return undefined;
+  for (const { backend } of route.backends) {
+    if (backend.endpoints.length < 2 || !backend.endpoints.includes(failed)) continue;
+    for (let i = 0; i < backend.endpoints.length; i++) {
+      const ep = pickEndpoint(backend);
+      if (ep !== undefined && ep !== failed) return ep;
+    }
+  }
+  return undefined;
+}
+
 /** Round-robin over a backend's endpoints. */
 export function pickEndpoint(backend: CompiledBackend): CompiledEndpoint | undefined {
   const eps = backend.endpoints;

@@ -7,7 +7,7 @@ import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import type { TLSSocket } from 'node:tls';
 import { Pool, type Dispatcher } from 'undici';
 import type { CompiledBackend, CompiledEndpoint, CompiledFilters, CompiledRoute, RoutingTable } from '../router/index.ts';
-import { pickEndpoint } from '../router/index.ts';
+import { pickOtherEndpoint } from '../router/index.ts';
 import { applyRequestFilters, applyResponseFilters } from '../router/filters.ts';
 import { downstreamHeaders, upstreamHeaders, type ForwardedValues } from './forwarding.ts';
 import { getProxyInfo } from './realip/proxy-listener.ts';
@@ -417,15 +417,7 @@ class Exchange implements Dispatcher.DispatchHandler {
   }
 
   private nextBackendEndpoint(): CompiledEndpoint | undefined {
-    for (const { backend } of this.route!.backends) {
-      if (backend.endpoints.length < 2) continue;
-      if (this.endpoint === undefined || !backend.endpoints.includes(this.endpoint)) continue;
-      for (let i = 0; i < backend.endpoints.length; i++) {
-        const ep = pickEndpoint(backend);
-        if (ep !== undefined && ep !== this.endpoint) return ep;
-      }
-    }
-    return undefined;
+    return pickOtherEndpoint(this.route!, this.endpoint);
   }
 }
 

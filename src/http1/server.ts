@@ -14,7 +14,7 @@ import { STATUS_CODES } from 'node:http';
 import type net from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { CompiledBackend, CompiledEndpoint, CompiledFilters, CompiledRoute, RoutingTable } from '../../router/index.ts';
-import { pickEndpoint } from '../../router/index.ts';
+import { pickOtherEndpoint } from '../../router/index.ts';
 import { applyRequestFilters, applyResponseFilters, type HeaderRecord } from '../../router/filters.ts';
 import { connectionTokens, isHopByHop, upstreamHeaders, type ForwardedValues } from '../forwarding.ts';
 import type { ListenerLimits } from '../listeners.ts';
@@ -924,15 +924,7 @@ class Exchange implements UpstreamWaiter, UpstreamUser {
   }
 
   private otherEndpoint(): CompiledEndpoint | undefined {
-    for (const { backend } of this.route!.backends) {
-      if (backend.endpoints.length < 2) continue;
-      if (this.endpoint === undefined || !backend.endpoints.includes(this.endpoint)) continue;
-      for (let i = 0; i < backend.endpoints.length; i++) {
-        const ep = pickEndpoint(backend);
-        if (ep !== undefined && ep !== this.endpoint) return ep;
-      }
-    }
-    return undefined;
+    return pickOtherEndpoint(this.route!, this.endpoint);
   }
 
   /** A response written here (no upstream): a short text body, as sendError writes it. */
