@@ -2,8 +2,9 @@
 // connection is spliced, still encrypted, to the backend. Attachment is HTTPRoute's (parentRef
 // sectionName/port, allowedRoutes, hostname intersection); one backend per hostname, since the
 // passthrough piece splices to one Service. An unresolvable backend is still entered (with no
-// endpoints), so its hostname's connections are refused rather than terminated here. So is a
-// name a TLS listener accepts that no TLSRoute routes (refuseUnroutedNames).
+// endpoints), so its hostname's connections are refused rather than terminated here; so does a
+// route without backendRefs or with weight 0 only, and a name a TLS listener accepts that no
+// TLSRoute routes (refuseUnroutedNames).
 
 import type { PassthroughRouteIR } from '../../router/types.ts';
 import type { BackendIndex } from '../backends.ts';
@@ -28,6 +29,12 @@ function resolveBackend(route: KubeObject, index: BackendIndex, grants: Referenc
   const ns = route.metadata.namespace ?? 'default';
   const refs = asArray(asRecord(route.spec).rules).flatMap((r) => asArray(asRecord(r).backendRefs).map(asRecord));
   const weighted = refs.filter((b) => b.weight !== 0);
+  if (weighted.length === 0) {
+    // No backendRef, or only weight 0: the spec's "no forwarding", and connections are rejected.
+    const key = `!refused TLSRoute/${ns}/${route.metadata.name} no backend`;
+    sink.addBackend(key, { name: key, protocol: 'http', endpoints: [], unavailableReason: refs.length === 0 ? 'the TLSRoute has no backendRefs' : 'every backendRef of the TLSRoute has weight 0' });
+    return { key, resolved: cond('ResolvedRefs', true, 'ResolvedRefs') };
+  }
   if (weighted.length !== 1) return { key: undefined, resolved: cond('ResolvedRefs', true, 'ResolvedRefs') };
   const b = weighted[0];
   const group = asString(b.group) ?? '';
@@ -90,8 +97,8 @@ export function translateTLSRoute(route: KubeObject, gateways: ReadonlyMap<strin
       done(cond('Accepted', false, 'NoMatchingListenerHostname', `no hostname of the route (${hostnames.join(', ')}) matches a listener`));
       continue;
     }
-    if (refCount !== 1) {
-      done(cond('Accepted', false, 'UnsupportedValue', refCount === 0 ? 'the route has no backendRef to pass connections to' : `Portico passes a TLS hostname through to one backend; this route has ${refCount} backendRefs with weight`));
+    if (refCount > 1) {
+      done(cond('Accepted', false, 'UnsupportedValue', `Portico passes a TLS hostname through to one backend; this route has ${refCount} backendRefs with weight`));
       continue;
     }
     const skipped: string[] = [];
