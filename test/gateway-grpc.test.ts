@@ -252,3 +252,21 @@ describe('GRPCRoute backends speak HTTP/2', () => {
     expect(condition(parent(t, 'GRPCRoute', 'rpc'), 'Accepted')).toMatchObject({ status: 'True' });
   });
 });
+
+describe('GRPCRoute precedence, service+method without headers', () => {
+  it('beats a service-only match with header matches at its path, with a method-only match about', () => {
+    const { table } = run([
+      ...base(),
+      grpcRoute('r', {
+        rules: [
+          rule('v1', { method: { service: SVC, method: 'Ping' } }),
+          rule('v2', { method: { service: SVC }, headers: [{ name: 'a', value: '1' }] }),
+          rule('v3', { method: { method: 'Ping' } }),
+        ],
+      }),
+    ]);
+    expect(who(table, 'a.test', `/${SVC}/Ping`, { a: '1' })).toBe('v1');
+    expect(who(table, 'a.test', `/${SVC}/Other`, { a: '1' })).toBe('v2');
+    expect(who(table, 'a.test', '/x.Y/Ping', { a: '1' })).toBe('v3');
+  });
+});

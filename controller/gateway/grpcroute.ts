@@ -111,8 +111,8 @@ function describe(hosts: readonly (string | undefined)[]): string {
  * service-only GRPCRoute match is also entered as an Exact `/service/method` route for every
  * method a method-only match of the host and listener names: Exact paths are tried first. The copies come
  * after every other route, so a real service+method match keeps a tie. (One order this cannot
- * give: a service+method match with fewer header matches than a service-only one is still tried
- * after it at that path, as the router ranks header counts within a path.)
+ * give: a service+method match with header matches, but fewer than a service-only one, is still
+ * tried after it at that path, as the router ranks header counts within a path.)
  */
 export function serviceBeforeMethod(routes: readonly RouteIR[]): RouteIR[] {
   // Precedence is among the routes of one listener (listener isolation serves one per request).
@@ -126,10 +126,16 @@ export function serviceBeforeMethod(routes: readonly RouteIR[]): RouteIR[] {
     set.add(m);
     methods.set(listenerOf(r), set);
   }
+  // A service+method match without header matches takes every call to its path: a copy there
+  // could only come before it (with more header matches), wrongly.
+  const catchAll = new Set(grpc.filter((r) => r.pathType === 'Exact' && !r.headers?.length).map((r) => `${listenerOf(r)} ${r.path}`));
   const extra: RouteIR[] = [];
   for (const r of grpc) {
     if (r.pathType !== 'Prefix' || r.path === '/') continue;
-    for (const m of methods.get(listenerOf(r)) ?? []) extra.push({ ...r, id: `${r.id}~${m}`, pathType: 'Exact', path: `${r.path}/${m}` });
+    for (const m of methods.get(listenerOf(r)) ?? []) {
+      const path = `${r.path}/${m}`;
+      if (!catchAll.has(`${listenerOf(r)} ${path}`)) extra.push({ ...r, id: `${r.id}~${m}`, pathType: 'Exact', path });
+    }
   }
   return extra;
 }
