@@ -52,6 +52,13 @@ beforeAll(async () => {
       { matches: prefix('/remove'), filters: [respMod({ remove: ['X-Header-Remove'] })], backendRefs: v1 },
       { matches: prefix('/multiple'), filters: [respMod(MULTIPLE)], backendRefs: v1 },
     ])),
+    // HTTPRouteBackendRequestHeaderModifier: the same edits, from backendRefs[].filters
+    httpRoute('backend-request-headers', onGw(['backend-req.test'], [
+      { matches: prefix('/set'), backendRefs: [ref('v1', { filters: [reqMod({ set: [hv('X-Header-Set', 'set-overwrites-values')] })] })] },
+      { matches: prefix('/add'), backendRefs: [ref('v1', { filters: [reqMod({ add: [hv('X-Header-Add', 'add-appends-values')] })] })] },
+      { matches: prefix('/remove'), backendRefs: [ref('v1', { filters: [reqMod({ remove: ['X-Header-Remove'] })] })] },
+      { matches: prefix('/multiple'), backendRefs: [ref('v1', { filters: [reqMod(MULTIPLE)] })] },
+    ])),
     // HTTPRouteRequestHeaderModifierBackendWeights: backendRef filters apply only to that backend's share
     httpRoute('backend-filters', onGw(['backend.test'], [{ backendRefs: [
       ref('v1', { weight: 10, filters: [reqMod({ set: [hv('Backend', 'v1')] })] }),
@@ -113,6 +120,16 @@ describe('RequestHeaderModifier', () => {
     expect(['X-Header-Set-1', 'X-Header-Set-2', 'X-Header-Add-1', 'X-Header-Add-2', 'X-Header-Add-3', 'Another-Header', 'X-Header-Remove-1', 'X-Header-Remove-2'].map((n) => header(e, n))).toEqual(['header-set-1', 'header-set-2', 'header-add-1', 'add-val-2,header-add-2', 'header-add-3', 'another-header-val', undefined, undefined]);
     e = (await send(port, 'req.test', '/case-insensitivity', { headers: { 'x-header-set': 'original-val-set', 'x-header-add': 'original-val-add', 'x-header-remove': 'original-val-remove' } })).echo;
     expect([header(e, 'X-Header-Set'), header(e, 'X-Header-Add'), header(e, 'x-header-remove')]).toEqual(['header-set', 'original-val-add,header-add', undefined]);
+  });
+});
+
+describe('RequestHeaderModifier on backendRefs', () => {
+  it('edits the request its backend gets as the rule-level filter does (HTTPRouteBackendRequestHeaderModifier)', async () => {
+    expect(header((await send(port, 'backend-req.test', '/set', { headers: { 'X-Header-Set': 'some-other-value' } })).echo, 'X-Header-Set')).toBe('set-overwrites-values');
+    expect(header((await send(port, 'backend-req.test', '/add', { headers: { 'X-Header-Add': 'some-other-value' } })).echo, 'X-Header-Add')).toBe('some-other-value,add-appends-values');
+    expect(header((await send(port, 'backend-req.test', '/remove', { headers: { 'X-Header-Remove': 'val' } })).echo, 'X-Header-Remove')).toBeUndefined();
+    const e = (await send(port, 'backend-req.test', '/multiple', { headers: { 'X-Header-Set-2': 'set-val-2', 'X-Header-Add-2': 'add-val-2', 'X-Header-Remove-2': 'remove-val-2', 'Another-Header': 'another-header-val' } })).echo;
+    expect(['X-Header-Set-1', 'X-Header-Set-2', 'X-Header-Add-1', 'X-Header-Add-2', 'X-Header-Add-3', 'Another-Header', 'X-Header-Remove-1', 'X-Header-Remove-2'].map((n) => header(e, n))).toEqual(['header-set-1', 'header-set-2', 'header-add-1', 'add-val-2,header-add-2', 'header-add-3', 'another-header-val', undefined, undefined]);
   });
 });
 

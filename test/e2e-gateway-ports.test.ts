@@ -5,12 +5,13 @@
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort, startPortico, waitFor, type Portico } from './helpers/portico.ts';
-import { condition, gateway, gatewayClass, httpRoute, namespace, ref, serviceFor, startEchoPod, statusOf, toYaml, who, type EchoPod, type Obj } from './gateway-helpers.ts';
+import { condition, gateway, gatewayClass, httpRoute, namespace, ref, send, serviceFor, startEchoPod, statusOf, toYaml, who, type EchoPod, type Obj } from './gateway-helpers.ts';
 
 let portico: Portico;
 const pods: EchoPod[] = [];
 let p8080: number;
 let p8090: number;
+let pOther: number;
 
 const refused = (port: number): Promise<boolean> =>
   new Promise((resolve) => {
@@ -37,6 +38,17 @@ function world(withPort8090: boolean): string {
     httpRoute('backend-v1', { parentRefs: [{ name: 'httproute-listener-port-matching', port: portico.httpPort }], rules: [{ backendRefs: [ref('v1')] }] }),
     httpRoute('backend-v2', { parentRefs: [{ name: 'httproute-listener-port-matching', port: p8080 }], rules: [{ backendRefs: [ref('v2')] }] }),
     httpRoute('backend-v3', { parentRefs: [{ name: 'httproute-listener-port-matching', port: p8090, sectionName: 'listener-4' }], rules: [{ backendRefs: [ref('v3')] }] }),
+    // HTTPRouteMultipleGateways: a second Gateway, on a port of its own, sharing one route.
+    gateway('all-namespaces', [{ name: 'http', port: pOther, protocol: 'HTTP', hostname: 'multi.test' }], 'infra', { }),
+    httpRoute('multiple-gateways-shared-route', { parentRefs: [{ name: 'httproute-listener-port-matching', sectionName: 'listener-3' }, { name: 'all-namespaces' }], hostnames: ['bar.com', 'multi.test'], rules: [{ matches: [{ path: { type: 'PathPrefix', value: '/shared' } }], backendRefs: [ref('v1')] }] }),
+    httpRoute('all-namespaces-dedicated-route', { parentRefs: [{ name: 'all-namespaces' }], rules: [{ backendRefs: [ref('v3')] }] }),
+    // HTTPRouteRedirectPortAndScheme on a listener of its own: no scheme and no port keep the listener's port.
+    httpRoute('redirects-on-own-port', { parentRefs: [{ name: 'all-namespaces' }], hostnames: ['multi.test'], rules: [
+      { matches: [{ path: { type: 'PathPrefix', value: '/scheme-nil-and-port-nil' } }], filters: [{ type: 'RequestRedirect', requestRedirect: { hostname: 'example.org' } }] },
+      { matches: [{ path: { type: 'PathPrefix', value: '/scheme-nil-and-port-80' } }], filters: [{ type: 'RequestRedirect', requestRedirect: { hostname: 'example.org', port: 80 } }] },
+      { matches: [{ path: { type: 'PathPrefix', value: '/scheme-https-and-port-nil' } }], filters: [{ type: 'RequestRedirect', requestRedirect: { hostname: 'example.org', scheme: 'https' } }] },
+      { matches: [{ path: { type: 'PathPrefix', value: '/scheme-https-and-port-8443' } }], filters: [{ type: 'RequestRedirect', requestRedirect: { hostname: 'example.org', scheme: 'https', port: 8443 } }] },
+    ] }),
   );
 }
 
@@ -44,6 +56,7 @@ beforeAll(async () => {
   for (const svc of ['v1', 'v2', 'v3']) pods.push(await startEchoPod('infra', svc, `${svc}-pod-0`));
   p8080 = await freePort();
   p8090 = await freePort();
+  pOther = await freePort();
   portico = await startPortico({ files: {} });
   portico.write('all.yaml', world(true));
   await waitFor('port listeners bound', async () => (await who(p8090, 'foo.com', '/').catch(() => 'down')) === 'infra/v3', 20_000);
@@ -65,8 +78,25 @@ describe('Gateway listeners on ports of their own', () => {
     const { items } = await portico.json<{ items: any[] }>('/status');
     const gw = statusOf(items, 'Gateway', 'infra', 'httproute-listener-port-matching');
     expect(gw.listeners.map((l: any) => [l.name, condition(l.conditions, 'Accepted')?.status, condition(l.conditions, 'Programmed')?.status, l.attachedRoutes])).toEqual([
-      ['listener-1', 'True', 'True', 1], ['listener-2', 'True', 'True', 1], ['listener-3', 'True', 'True', 1], ['listener-4', 'True', 'True', 1], ['listener-5', 'True', 'True', 0],
+      ['listener-1', 'True', 'True', 1], ['listener-2', 'True', 'True', 1], ['listener-3', 'True', 'True', 2], ['listener-4', 'True', 'True', 1], ['listener-5', 'True', 'True', 0],
     ]);
+  });
+
+  it('HTTPRouteMultipleGateways: one route on two Gateways serves through both; each Gateway keeps its own routes', async () => {
+    expect(await who(p8080, 'bar.com', '/shared')).toBe('infra/v1');
+    expect(await who(pOther, 'multi.test', '/shared')).toBe('infra/v1');
+    expect(await who(pOther, 'multi.test', '/')).toBe('infra/v3');
+    expect(await who(p8080, 'bar.com', '/')).toBe('infra/v2');
+    const { items } = await portico.json<{ items: any[] }>('/status');
+    expect(statusOf(items, 'HTTPRoute', 'infra', 'multiple-gateways-shared-route').parents.map((p: any) => `${p.parentRef.name} ${condition(p.conditions, 'Accepted')?.status}`)).toEqual(['httproute-listener-port-matching True', 'all-namespaces True']);
+  });
+
+  it('HTTPRouteRedirectPortAndScheme on a listener of its own: no scheme and no port keep the listener port', async () => {
+    const loc = async (path: string) => (await send(pOther, 'multi.test', path)).headers.location;
+    expect(await loc('/scheme-nil-and-port-nil')).toBe(`http://example.org:${pOther}/scheme-nil-and-port-nil`);
+    expect(await loc('/scheme-nil-and-port-80')).toBe('http://example.org/scheme-nil-and-port-80');
+    expect(await loc('/scheme-https-and-port-nil')).toBe('https://example.org/scheme-https-and-port-nil');
+    expect(await loc('/scheme-https-and-port-8443')).toBe('https://example.org:8443/scheme-https-and-port-8443');
   });
 
   it('a listener removed from the Gateway stops being served: its port closes, the others keep serving', async () => {

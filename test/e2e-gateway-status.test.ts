@@ -124,6 +124,14 @@ describe('Gateway-only status (conformance §4.2 shapes)', () => {
     }
   });
 
+  it('GatewayClassObservedGenerationBump: the class conditions follow its generation', async () => {
+    const cls = (description: string): Obj => ({ apiVersion: 'gateway.networking.k8s.io/v1', kind: 'GatewayClass', metadata: { name: 'bump-class' }, spec: { controllerName: 'portico.dev/gateway-controller', description } });
+    let items = await scenario(cls('old'));
+    expect(statusOf(items, 'GatewayClass', undefined, 'bump-class').conditions.map((x: any) => `${x.type} ${x.status} ${x.observedGeneration}`)).toEqual(['Accepted True 1', 'SupportedVersion True 1']);
+    items = await scenario(cls('new'));
+    expect(statusOf(items, 'GatewayClass', undefined, 'bump-class').conditions.map((x: any) => `${x.type} ${x.status} ${x.observedGeneration}`)).toEqual(['Accepted True 2', 'SupportedVersion True 2']);
+  });
+
   it('GatewayInvalidParametersRef: infrastructure.parametersRef is not taken: Accepted False InvalidParameters', async () => {
     const items = await scenario(gateway('invalid-parameters', [{ name: 'http', port, protocol: 'HTTP' }], 'infra', { infrastructure: { parametersRef: { group: 'invalid.io', kind: 'InvalidParameters', name: 'invalid' } } }));
     expect(c(statusOf(items, 'Gateway', 'infra', 'invalid-parameters').conditions, 'Accepted')).toBe('False InvalidParameters');

@@ -70,6 +70,10 @@ export const SCENARIOS: Record<string, readonly string[]> = {
   'e2e-gateway-status.test.ts > GatewayHTTPListenerIsolation: a request is served only by the routes of its most specific listener': ['GatewayHTTPListenerIsolation'],
   'e2e-gateway-ports.test.ts > HTTPRouteListenerPortMatching: parentRef port (and sectionName) choose listeners; each port serves its own routes': ['HTTPRouteListenerPortMatching'],
   'e2e-gateway-ports.test.ts > status: every listener Accepted and Programmed; attachedRoutes per listener': ['GatewayWithAttachedRoutesWithPort8080'],
+  'e2e-gateway-ports.test.ts > HTTPRouteMultipleGateways: one route on two Gateways serves through both; each Gateway keeps its own routes': ['HTTPRouteMultipleGateways'],
+  'e2e-gateway-ports.test.ts > HTTPRouteRedirectPortAndScheme on a listener of its own: no scheme and no port keep the listener port': ['HTTPRouteRedirectPortAndScheme'],
+  'e2e-gateway-filters.test.ts > edits the request its backend gets as the rule-level filter does (HTTPRouteBackendRequestHeaderModifier)': ['HTTPRouteBackendRequestHeaderModifier'],
+  'e2e-gateway-status.test.ts > GatewayClassObservedGenerationBump: the class conditions follow its generation': ['GatewayClassObservedGenerationBump'],
   'e2e-gateway-status.test.ts > HTTPRouteServiceTypes: a headless Service and a Service without selector serve from their EndpointSlices': ['HTTPRouteServiceTypes'],
 };
 
