@@ -117,8 +117,16 @@ export function downstreamHeaders(headers: Record<string, string | string[] | un
     if (v === undefined || isHopByHop(name, listed)) continue;
     out[name] = v;
   }
+  out.server ??= SERVER_HEADER;
   return out;
 }
+
+/**
+ * The Server field of a response that has none (the upstream's is kept): clients and the
+ * Ingress conformance suite expect one, as nginx and Envoy send theirs. No version: it would
+ * only help someone looking for a vulnerable one.
+ */
+export const SERVER_HEADER = 'portico';
 
 /** `::ffff:1.2.3.4` -> `1.2.3.4`: one spelling per client in logs, headers and allowlists. */
 export function unmapIpv4(ip: string): string {

@@ -14,6 +14,7 @@ import type { Logger } from './log.ts';
 import { openConnections } from './metrics.ts';
 import type { RequestHandler } from './proxy.ts';
 import { shouldUpgrade } from './upgrade.ts';
+import { SERVER_HEADER } from './forwarding.ts';
 
 export interface ListenerLimits {
   readonly maxHeaderSize: number;
@@ -159,7 +160,7 @@ function answerMalformed(err: Error & { code?: string }, socket: Duplex, log: Lo
     : 400;
   const body = `${REASONS[status]}\n`;
   log.debug({ code: err.code }, 'rejected malformed request');
-  socket.end(`HTTP/1.1 ${status} ${REASONS[status]}\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${body.length}\r\n\r\n${body}`);
+  socket.end(`HTTP/1.1 ${status} ${REASONS[status]}\r\nServer: ${SERVER_HEADER}\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${body.length}\r\n\r\n${body}`);
 }
 
 /** The HTTP/1.1 server behind a listener: it never listens itself, sockets are handed to it. */
@@ -188,7 +189,7 @@ export function createHttp1Server(limits: ListenerLimits, log: Logger, handler: 
   server.on('connect', (_req: http.IncomingMessage, socket: Duplex) => {
     const body = 'CONNECT is not supported\n';
     socket.on('error', () => socket.destroy());
-    socket.end(`HTTP/1.1 405 Method Not Allowed\r\nAllow: GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${body.length}\r\n\r\n${body}`);
+    socket.end(`HTTP/1.1 405 Method Not Allowed\r\nServer: ${SERVER_HEADER}\r\nAllow: GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${body.length}\r\n\r\n${body}`);
   });
   // Node starts its headers/request timeout checks when a server starts listening; this one never
   // listens (sockets are handed to it), so start them the same way.

@@ -9,7 +9,7 @@ import { Pool, type Dispatcher } from 'undici';
 import type { CompiledBackend, CompiledEndpoint, CompiledFilters, CompiledRoute, RoutingTable } from '../router/index.ts';
 import { pickOtherEndpoint } from '../router/index.ts';
 import { applyRequestFilters, applyResponseFilters } from '../router/filters.ts';
-import { downstreamHeaders, upstreamHeaders, type ForwardedValues } from './forwarding.ts';
+import { SERVER_HEADER, downstreamHeaders, upstreamHeaders, type ForwardedValues } from './forwarding.ts';
 import { getProxyInfo } from './realip/proxy-listener.ts';
 import type { Logger } from './log.ts';
 import { observeRequest, observeUpstreamLatency, requestBytes, responseHeadBytes, upstreamErrors } from './metrics.ts';
@@ -113,7 +113,7 @@ export function sendError(res: DownstreamResponse, status: number, message: stri
   if (drain.active && 'shouldKeepAlive' in res) res.setHeader('connection', 'close');
   const body = `${message}\n`;
   const length = Buffer.byteLength(body);
-  const headers: Record<string, string | number> = { 'content-type': 'text/plain; charset=utf-8', 'content-length': length, 'cache-control': 'no-store' };
+  const headers: Record<string, string | number> = { server: SERVER_HEADER, 'content-type': 'text/plain; charset=utf-8', 'content-length': length, 'cache-control': 'no-store' };
   if (location !== undefined) headers.location = location;
   res.writeHead(status, headers);
   res.end(body);

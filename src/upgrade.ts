@@ -9,7 +9,7 @@ import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { CompiledBackend, CompiledRoute, RoutingTable } from '../router/index.ts';
 import { applyRequestFilters } from '../router/filters.ts';
-import { upstreamHeaders, type ForwardedValues } from './forwarding.ts';
+import { SERVER_HEADER, upstreamHeaders, type ForwardedValues } from './forwarding.ts';
 import type { Logger } from './log.ts';
 import { observeRequest, requestBytes, upstreamErrors } from './metrics.ts';
 import { NodeRouteRequest, proxyLogFields } from './proxy.ts';
@@ -21,7 +21,7 @@ const REASONS: Record<number, string> = { 301: 'Moved Permanently', 302: 'Found'
 /** Answers and closes; returns the bytes written (for the response size metric). */
 function refuse(socket: Duplex, status: number, message: string, extra = ''): number {
   const body = `${message}\n`;
-  const text = `HTTP/1.1 ${status} ${REASONS[status]}\r\nConnection: close\r\n${extra}Content-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
+  const text = `HTTP/1.1 ${status} ${REASONS[status]}\r\nServer: ${SERVER_HEADER}\r\nConnection: close\r\n${extra}Content-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
   socket.end(text);
   return Buffer.byteLength(text);
 }

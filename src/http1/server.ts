@@ -16,7 +16,7 @@ import type { TLSSocket } from 'node:tls';
 import type { CompiledBackend, CompiledEndpoint, CompiledFilters, CompiledRoute, RoutingTable } from '../../router/index.ts';
 import { pickOtherEndpoint } from '../../router/index.ts';
 import { applyRequestFilters, applyResponseFilters, type HeaderRecord } from '../../router/filters.ts';
-import { connectionTokens, isHopByHop, upstreamHeaders, type ForwardedValues } from '../forwarding.ts';
+import { SERVER_HEADER, connectionTokens, isHopByHop, upstreamHeaders, type ForwardedValues } from '../forwarding.ts';
 import type { ListenerLimits } from '../listeners.ts';
 import type { Logger } from '../log.ts';
 import { observeRequest, observeUpstreamLatency, requestHeadBytes, upstreamErrors } from '../metrics.ts';
@@ -65,6 +65,8 @@ function dateHeader(): string {
   }
   return dateLine;
 }
+
+const SERVER_LINE = `Server: ${SERVER_HEADER}\r\n`;
 
 function reasonOf(status: number): string {
   return STATUS_CODES[status] ?? '';
@@ -336,7 +338,7 @@ class Connection {
     this.server.options.log.debug({ reason, status }, 'rejected malformed request');
     if (status === 405) {
       const body = 'CONNECT is not supported\n';
-      return this.endWith(`HTTP/1.1 405 Method Not Allowed\r\nAllow: ${ALLOW}\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${body.length}\r\n\r\n${body}`);
+      return this.endWith(`HTTP/1.1 405 Method Not Allowed\r\n${SERVER_LINE}Allow: ${ALLOW}\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${body.length}\r\n\r\n${body}`);
     }
     const body = status === 400 ? `bad request: ${reason}\n`
       : status === 501 ? 'not implemented: only the chunked transfer-coding is supported\n'
@@ -346,7 +348,7 @@ class Connection {
   }
 
   fail(status: number, body: string): void {
-    this.endWith(`HTTP/1.1 ${status} ${reasonOf(status)}\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nCache-Control: no-store\r\n\r\n${body}`);
+    this.endWith(`HTTP/1.1 ${status} ${reasonOf(status)}\r\n${SERVER_LINE}Connection: close\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nCache-Control: no-store\r\n\r\n${body}`);
   }
 
   /** Writes a last response and closes; nothing after it is read. */
@@ -737,6 +739,7 @@ class Exchange implements UpstreamWaiter, UpstreamUser {
     let s = `HTTP/1.1 ${h.status} ${h.reason || reasonOf(h.status)}\r\n`;
     const raw = h.rawHeaders;
     let hasDate = false;
+    let hasServer = false;
     const rf = this.route!.filters?.responseHeaders;
     const bf = this.backendFilters?.responseHeaders;
     if (rf === undefined && bf === undefined) {
@@ -744,6 +747,7 @@ class Exchange implements UpstreamWaiter, UpstreamUser {
         const name = raw[i];
         const lower = name.toLowerCase();
         if (lower === 'date') hasDate = true;
+        else if (lower === 'server') hasServer = true;
         if (isHopByHop(lower, listed)) continue;
         // Transfer-Encoding overrides Content-Length (and a 204 has none, RFC 9110 8.6).
         if (lower === 'content-length' && (h.chunked || h.status === 204)) continue;
@@ -764,12 +768,14 @@ class Exchange implements UpstreamWaiter, UpstreamUser {
         const v = edited[name];
         if (v === undefined || name === 'content-length' || name === 'transfer-encoding') continue;
         if (name === 'date') hasDate = true;
+        else if (name === 'server') hasServer = true;
         if (Array.isArray(v)) for (const x of v) s += `${name}: ${x}\r\n`;
         else s += `${name}: ${v}\r\n`;
       }
       if (h.contentLength >= 0 && !h.chunked && h.status !== 204) s += `Content-Length: ${h.contentLength}\r\n`;
     }
     if (!hasDate) s += dateHeader();
+    if (!hasServer) s += SERVER_LINE;
     if (framing === 'chunked' && client11) s += 'Transfer-Encoding: chunked\r\n';
     if (this.closeAfter) s += 'Connection: close\r\n';
     else if (!client11) s += 'Connection: keep-alive\r\n';
@@ -937,7 +943,7 @@ class Exchange implements UpstreamWaiter, UpstreamUser {
     // A body the request declared and that is not read yet would be taken for the next request.
     if (drain.active || (!this.reqBodyDone && this.upstream === undefined)) this.closeAfter = true;
     this.status = status;
-    const head = `HTTP/1.1 ${status} ${reasonOf(status)}\r\n${dateHeader()}${headers}${this.closeAfter ? 'Connection: close\r\n' : this.head.versionMinor === 0 ? 'Connection: keep-alive\r\n' : ''}\r\n`;
+    const head = `HTTP/1.1 ${status} ${reasonOf(status)}\r\n${dateHeader()}${SERVER_LINE}${headers}${this.closeAfter ? 'Connection: close\r\n' : this.head.versionMinor === 0 ? 'Connection: keep-alive\r\n' : ''}\r\n`;
     const out = this.head.method === 'HEAD' ? head : head + body;
     this.responseBytes = out.length;
     this.headSent = true;
