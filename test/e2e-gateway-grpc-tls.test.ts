@@ -7,12 +7,15 @@ import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeCert, tlsSecret, type TestCert } from './helpers/certs.ts';
 import { startPortico, waitFor, type Portico } from './helpers/portico.ts';
-import { condition, gateway, gatewayClass, httpRoute, namespace, serviceFor, startEchoPod, statusOf, toYaml, who, type EchoPod, type Obj } from './gateway-helpers.ts';
+import { condition, gateway, gatewayClass, httpRoute, namespace, referenceGrant, serviceFor, startEchoPod, statusOf, toYaml, who, type EchoPod, type Obj } from './gateway-helpers.ts';
 
 const SERVICE = 'portico.test.Echo';
 const bytes = { serialize: (b: Buffer) => b, deserialize: (b: Buffer) => b };
 const rpc = (method: string, responseStream = false): grpc.MethodDefinition<Buffer, Buffer> => ({ path: `/${SERVICE}/${method}`, requestStream: false, responseStream, requestSerialize: bytes.serialize, requestDeserialize: bytes.deserialize, responseSerialize: bytes.serialize, responseDeserialize: bytes.deserialize });
 const definition: grpc.ServiceDefinition = { Echo: rpc('Echo'), Fail: rpc('Fail'), Count: rpc('Count', true) };
+// A second service on the same backends, for precedence between service-only and method-only matches.
+const OTHER = 'portico.test.Other';
+const other: grpc.ServiceDefinition = { Echo: { ...rpc('Echo'), path: `/${OTHER}/Echo` } };
 type Client = grpc.Client & Record<string, Function>;
 
 let portico: Portico;
@@ -41,6 +44,7 @@ async function startGrpc(name: string): Promise<number> {
       call.end();
     },
   });
+  server.addService(other, { Echo: (call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => cb(null, Buffer.from(JSON.stringify({ backend: name, got: call.request.toString(), authority: call.getHost() }))) });
   servers.push(server);
   return new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))));
 }
@@ -59,8 +63,8 @@ function tlsClient(authority: string): Client {
   return c;
 }
 
-function h2cClient(authority: string): Client {
-  const Ctor = grpc.makeGenericClientConstructor(definition, 'Echo');
+function h2cClient(authority: string, service: grpc.ServiceDefinition = definition): Client {
+  const Ctor = grpc.makeGenericClientConstructor(service, 'Echo');
   const c = new Ctor(`127.0.0.1:${portico.httpPort}`, grpc.credentials.createInsecure(), { 'grpc.default_authority': authority }) as unknown as Client;
   clients.push(c);
   return c;
@@ -104,6 +108,16 @@ beforeAll(async () => {
     ...serviceFor([pod]),
     // Attached to both listeners: served over TLS (HTTPS) and over h2c (HTTP).
     grpcRoute('secure', { hostnames: ['grpc.secure.test'], rules: [{ matches: [{ method: { service: SERVICE } }], backendRefs: [{ name: 'grpc-v1', port: 8080 }] }] }),
+    // Precedence: the service-only match beats the method-only one for that service's calls.
+    grpcRoute('precedence', { parentRefs: [{ name: 'gw', sectionName: 'http' }], hostnames: ['prec.test'], rules: [
+      { matches: [{ method: { method: 'Echo' } }], backendRefs: [{ name: 'grpc-v2', port: 8080 }] },
+      { matches: [{ method: { service: SERVICE } }], backendRefs: [{ name: 'grpc-v1', port: 8080 }] },
+    ] }),
+    // A backend in another namespace: only with a ReferenceGrant there (grant.yaml).
+    namespace('apps'),
+    { apiVersion: 'v1', kind: 'Service', metadata: { name: 'grpc-apps', namespace: 'apps' }, spec: { ports: [{ name: 'grpc', port: 8080, targetPort: 3000, appProtocol: 'kubernetes.io/h2c' }] } },
+    { apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice', metadata: { name: 'grpc-apps-1', namespace: 'apps', labels: { 'kubernetes.io/service-name': 'grpc-apps' } }, addressType: 'IPv4', ports: [{ name: 'grpc', port: v2 }], endpoints: [{ addresses: ['127.0.0.1'] }] },
+    grpcRoute('cross', { parentRefs: [{ name: 'gw', sectionName: 'http' }], hostnames: ['cross.test'], rules: [{ backendRefs: [{ name: 'grpc-apps', namespace: 'apps', port: 8080 }] }] }),
     // shared.test: the HTTPRoute is older and keeps it on the HTTP listener; the GRPCRoute is refused.
     httpRoute('web', { parentRefs: [{ name: 'gw', sectionName: 'http' }], hostnames: ['shared.test'], rules: [{ backendRefs: [{ name: 'web', port: 8080 }] }] }, 'infra', { creationTimestamp: '2026-01-01T00:00:00Z' }),
     grpcRoute('late', { parentRefs: [{ name: 'gw', sectionName: 'http' }], hostnames: ['shared.test', 'late.test'], rules: [{ backendRefs: [{ name: 'grpc-v2', port: 8080 }] }] }, { creationTimestamp: '2026-01-02T00:00:00Z' }),
@@ -159,6 +173,27 @@ describe('GRPCRoute over TLS (HTTPS listener, ALPN h2) and h2c', () => {
   });
 });
 
+describe('GRPCRoute precedence and ReferenceGrants through portico serve', () => {
+  it('a service-only match beats a method-only one for that service; other services take the method-only match', async () => {
+    expect(await unary(h2cClient('prec.test'), 'Echo')).toMatchObject({ code: 'OK', reply: { backend: 'v1' } });
+    expect(await unary(h2cClient('prec.test', other), 'Echo')).toMatchObject({ code: 'OK', reply: { backend: 'v2' } });
+  });
+
+  it('a backend in another namespace is reached only while a ReferenceGrant there allows it', async () => {
+    const refs = async () => condition(statusOf((await portico.json<{ items: any[] }>('/status')).items, 'GRPCRoute', 'infra', 'cross').parents[0].conditions, 'ResolvedRefs');
+    expect(await refs()).toMatchObject({ status: 'False', reason: 'RefNotPermitted' });
+    const denied = await unary(h2cClient('cross.test'), 'Echo');
+    expect(denied.reply).toBeUndefined();
+    expect(denied.code).not.toBe('OK');
+    portico.write('grant.yaml', toYaml(referenceGrant('grpc-from-infra', 'apps', [{ group: 'gateway.networking.k8s.io', kind: 'GRPCRoute', namespace: 'infra' }], [{ group: '', kind: 'Service' }])));
+    await waitFor('granted', async () => (await unary(h2cClient('cross.test'), 'Echo')).reply?.backend === 'v2', 20_000);
+    expect(await refs()).toMatchObject({ status: 'True', reason: 'ResolvedRefs' });
+    portico.remove('grant.yaml');
+    await waitFor('revoked', async () => (await unary(h2cClient('cross.test'), 'Echo')).code !== 'OK', 20_000);
+    expect(await refs()).toMatchObject({ status: 'False', reason: 'RefNotPermitted' });
+  });
+});
+
 describe('an HTTPRoute and a GRPCRoute wanting one hostname on one listener', () => {
   it('the older HTTPRoute keeps shared.test; the GRPCRoute is not accepted there and serves nothing', async () => {
     expect(await who(portico.httpPort, 'shared.test', '/')).toBe('infra/web');
@@ -178,6 +213,6 @@ describe('an HTTPRoute and a GRPCRoute wanting one hostname on one listener', ()
     const secure = statusOf(items, 'GRPCRoute', 'infra', 'secure').parents[0].conditions;
     expect(condition(secure, 'Accepted')).toMatchObject({ status: 'True', reason: 'Accepted' });
     const listeners = statusOf(items, 'Gateway', 'infra', 'gw').listeners;
-    expect(Object.fromEntries(listeners.map((l: any) => [l.name, l.attachedRoutes]))).toEqual({ http: 3, https: 1 });
+    expect(Object.fromEntries(listeners.map((l: any) => [l.name, l.attachedRoutes]))).toEqual({ http: 5, https: 1 });
   });
 });

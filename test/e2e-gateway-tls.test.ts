@@ -8,7 +8,7 @@ import tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateSelfSigned } from '../tls/selfsigned.ts';
 import { startPortico, waitFor, type Portico } from './helpers/portico.ts';
-import { makeCert, tlsSecret, type TestCert } from './helpers/certs.ts';
+import { makeCert, sClient, tlsSecret, type TestCert } from './helpers/certs.ts';
 import { condition, gateway, gatewayClass, httpRoute, namespace, send, serviceFor, startEchoPod, statusOf, toYaml, type EchoPod, type Obj } from './gateway-helpers.ts';
 
 let portico: Portico;
@@ -127,6 +127,21 @@ describe('TLSRoute through portico serve (TLS Passthrough)', () => {
     expect(await dial('abc.example.com')).toBe('tls-backend sni=abc.example.com');
     expect(await dial('other.example.com')).toBe('tls-backend-2 sni=other.example.com');
     expect(await dial('deep.other.example.com')).toBe('tls-backend-2 sni=deep.other.example.com');
+  });
+
+  it('the client sees the certificate of the backend (openssl s_client and node tls), not one of Portico', async () => {
+    const peer = await new Promise<tls.PeerCertificate>((resolve, reject) => {
+      const socket = tls.connect({ host: '127.0.0.1', port: portico.httpsPort, servername: 'abc.example.com', rejectUnauthorized: false }, () => {
+        resolve(socket.getPeerCertificate());
+        socket.destroy();
+      });
+      socket.on('error', reject);
+    });
+    expect(peer.subject.CN).toBe('tls-backend');
+    const s = await sClient(portico.httpsPort, { servername: 'other.example.com' });
+    expect(s.subject).toMatch(/CN\s*=\s*tls-backend-2/);
+    // A name Portico terminates gets the listener's certificate instead.
+    expect((await sClient(portico.httpsPort, { servername: 'example.org' })).serial).toBe(cert.serial);
   });
 
   it('an unresolvable backend refuses its hostname; other names are not passed through', async () => {
