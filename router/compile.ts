@@ -331,7 +331,8 @@ export class RoutingTable {
       const other = ports.get(l.port);
       if (other !== undefined && (other === '' || l.address === '')) throw new CompileError(`listener ${l.key} overlaps listener on port ${l.port}`);
       ports.set(l.port, l.address);
-      listenerTables.set(l.key, new RoutingTable({ virtualHosts: l.virtualHosts, backends: ir.backends }, version, backends));
+      // Gateway listener isolation applies within a listener of its own too (several hostnames on one port).
+      listenerTables.set(l.key, new RoutingTable({ virtualHosts: l.virtualHosts, backends: ir.backends, ...(ir.gatewayListeners ? { gatewayListeners: ir.gatewayListeners } : {}) }, version, backends));
     }
     this.listenerTables = listenerTables;
     const exactHosts = new Map<string, VirtualHost>();

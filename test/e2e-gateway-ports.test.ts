@@ -39,9 +39,16 @@ function world(withPort8090: boolean): string {
     httpRoute('backend-v2', { parentRefs: [{ name: 'httproute-listener-port-matching', port: p8080 }], rules: [{ backendRefs: [ref('v2')] }] }),
     httpRoute('backend-v3', { parentRefs: [{ name: 'httproute-listener-port-matching', port: p8090, sectionName: 'listener-4' }], rules: [{ backendRefs: [ref('v3')] }] }),
     // HTTPRouteMultipleGateways: a second Gateway, on a port of its own, sharing one route.
-    gateway('all-namespaces', [{ name: 'http', port: pOther, protocol: 'HTTP', hostname: 'multi.test' }], 'infra', { }),
+    gateway('all-namespaces', [
+      { name: 'http', port: pOther, protocol: 'HTTP', hostname: 'multi.test' },
+      // Listener isolation inside a listener of its own: a wildcard listener and one without a hostname.
+      { name: 'wild', port: pOther, protocol: 'HTTP', hostname: '*.wild.test' },
+      { name: 'any', port: pOther, protocol: 'HTTP' },
+    ]),
+    httpRoute('wild-route', { parentRefs: [{ name: 'all-namespaces', sectionName: 'wild' }], rules: [{ matches: [{ path: { type: 'PathPrefix', value: '/w' } }], backendRefs: [ref('v1')] }] }),
+    httpRoute('any-route', { parentRefs: [{ name: 'all-namespaces', sectionName: 'any' }], rules: [{ matches: [{ path: { type: 'PathPrefix', value: '/any-only' } }], backendRefs: [ref('v2')] }] }),
     httpRoute('multiple-gateways-shared-route', { parentRefs: [{ name: 'httproute-listener-port-matching', sectionName: 'listener-3' }, { name: 'all-namespaces' }], hostnames: ['bar.com', 'multi.test'], rules: [{ matches: [{ path: { type: 'PathPrefix', value: '/shared' } }], backendRefs: [ref('v1')] }] }),
-    httpRoute('all-namespaces-dedicated-route', { parentRefs: [{ name: 'all-namespaces' }], rules: [{ backendRefs: [ref('v3')] }] }),
+    httpRoute('all-namespaces-dedicated-route', { parentRefs: [{ name: 'all-namespaces', sectionName: 'http' }], rules: [{ backendRefs: [ref('v3')] }] }),
     // HTTPRouteRedirectPortAndScheme on a listener of its own: no scheme and no port keep the listener's port.
     httpRoute('redirects-on-own-port', { parentRefs: [{ name: 'all-namespaces' }], hostnames: ['multi.test'], rules: [
       { matches: [{ path: { type: 'PathPrefix', value: '/scheme-nil-and-port-nil' } }], filters: [{ type: 'RequestRedirect', requestRedirect: { hostname: 'example.org' } }] },
@@ -89,6 +96,12 @@ describe('Gateway listeners on ports of their own', () => {
     expect(await who(p8080, 'bar.com', '/')).toBe('infra/v2');
     const { items } = await portico.json<{ items: any[] }>('/status');
     expect(statusOf(items, 'HTTPRoute', 'infra', 'multiple-gateways-shared-route').parents.map((p: any) => `${p.parentRef.name} ${condition(p.conditions, 'Accepted')?.status}`)).toEqual(['httproute-listener-port-matching True', 'all-namespaces True']);
+  });
+
+  it('listener isolation holds inside a listener of its own: a host of the wildcard listener does not fall to the hostname-less one', async () => {
+    expect(await who(pOther, 'a.wild.test', '/w')).toBe('infra/v1');
+    expect(await who(pOther, 'other.test', '/any-only')).toBe('infra/v2');
+    expect(await who(pOther, 'a.wild.test', '/any-only')).toBe('404');
   });
 
   it('HTTPRouteRedirectPortAndScheme on a listener of its own: no scheme and no port keep the listener port', async () => {
