@@ -270,3 +270,12 @@ describe('GRPCRoute precedence, service+method without headers', () => {
     expect(who(table, 'a.test', '/x.Y/Ping', { a: '1' })).toBe('v3');
   });
 });
+
+describe('GRPCRoute RegularExpression values', () => {
+  it('anchors written around a value are accepted (the whole name must match anyway)', () => {
+    const { t, table } = run([...base(), grpcRoute('r', { rules: [rule('v1', { method: { type: 'RegularExpression', service: '^echo\\.E[a-z]+$', method: '^Get$' } })] })]);
+    expect(who(table, 'a.test', '/echo.Echo/Get')).toBe('v1');
+    expect(who(table, 'a.test', '/echo.Echo/GetX')).toBe('404');
+    expect(condition(parent(t, 'GRPCRoute', 'r'), 'PartiallyInvalid')).toBeUndefined();
+  });
+});

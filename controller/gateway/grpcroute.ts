@@ -46,7 +46,10 @@ export function parseGrpcMatch(raw: Record<string, unknown>, errors: string[]): 
     else if (method !== undefined) [pathType, path] = ['RegularExpression', `${METHOD_ONLY_PREFIX}${method}`];
   } else if (type === 'RegularExpression') {
     pathType = 'RegularExpression';
-    path = `/(?:${service ?? '[^/]+'})/(?:${method ?? '[^/]+'})`;
+    // Each value must match a whole name, and the path pattern is anchored: `^` and `$` that
+    // authors write around a value are redundant, and only allowed at the pattern's ends.
+    const bare = (re: string): string => re.replace(/^\^/, '').replace(/(?<!\\)\$$/, '');
+    path = `/(?:${service !== undefined ? bare(service) : '[^/]+'})/(?:${method !== undefined ? bare(method) : '[^/]+'})`;
     const reason = unsafeRegexReason(path);
     if (reason !== undefined) errors.push(`gRPC method regular expression ${JSON.stringify(path)} refused: ${reason}`);
   } else errors.push(`gRPC method match type ${type} is not supported`);
