@@ -457,6 +457,16 @@ export class RoutingTable {
   }
 
   /**
+   * Gateway API misdirected requests (421): on a TLS connection, the listener its SNI chose is
+   * not the one the request's Host belongs to (HTTP/2 connection reuse across hostnames). False
+   * when the port has no Gateway listeners or anything is unknown.
+   */
+  misdirected(localPort: number | undefined, serverName: string | undefined, host: string | undefined): boolean {
+    if (localPort === undefined || serverName === undefined || host === undefined || !this.listenersByPort.has(localPort)) return false;
+    return this.listenerFor(localPort, hostKey(serverName)) !== this.listenerFor(localPort, hostKey(host));
+  }
+
+  /**
    * The Gateway listener a request belongs to: on its port, the listener with the Host as its
    * exact hostname, else the longest wildcard covering it, else the one without a hostname.
    */

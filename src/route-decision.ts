@@ -85,6 +85,8 @@ export function decideRoute(table: RoutingTable | undefined, req: RouteRequest, 
   const host = req.host;
   const sni = req.serverName;
   if (sni !== undefined && host !== undefined && ctx.misdirected !== undefined && ctx.misdirected(sni, hostKey(host).name)) return MISDIRECTED;
+  // Gateway HTTPS listeners: the SNI's listener must be the Host's (GatewayHTTPSListenerDetectMisdirectedRequests).
+  if (table.misdirected(req.localPort, sni, host)) return MISDIRECTED;
   const route = table.match(host, req.target, req);
   if (route === undefined) return NO_ROUTE;
   if (route.ir.httpsRedirect === true && fwd.proto !== 'https') {

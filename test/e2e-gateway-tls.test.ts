@@ -2,6 +2,7 @@
 // Portico's HTTPS port and talk, still encrypted, to TLS echo backends that report the SNI they
 // saw (so the test knows the bytes were not terminated by Portico).
 import { once } from 'node:events';
+import http2 from 'node:http2';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import tls from 'node:tls';
@@ -55,7 +56,7 @@ beforeAll(async () => {
   const p1 = await tlsEcho('tls-backend');
   const p2 = await tlsEcho('tls-backend-2');
   for (const svc of ['v1', 'v2']) pods.push(await startEchoPod('infra', svc, `${svc}-pod-0`));
-  cert = makeCert('example.org', ['example.org', 'unknown-example.org', 'second-example.org', 'app.test']);
+  cert = makeCert('example.org', ['example.org', 'unknown-example.org', 'second-example.org', 'app.test', '*.wildcard.org']);
   portico = await startPortico({ files: {} });
   portico.write('all.yaml', toYaml(
     namespace('infra'),
@@ -70,10 +71,15 @@ beforeAll(async () => {
       // HTTPRouteHTTPSListener: terminated here, with the Secret's certificate, on the same port
       { name: 'https', port: portico.httpsPort, protocol: 'HTTPS', tls: { certificateRefs: [{ name: 'tls-validity-checks-certificate' }] } },
       { name: 'https-with-hostname', port: portico.httpsPort, protocol: 'HTTPS', hostname: 'second-example.org', tls: { certificateRefs: [{ name: 'tls-validity-checks-certificate' }] } },
+      { name: 'https-with-wildcard-hostname', port: portico.httpsPort, protocol: 'HTTPS', hostname: '*.wildcard.org', tls: { certificateRefs: [{ name: 'tls-validity-checks-certificate' }] } },
+      { name: 'https-with-hostname-matching-wildcard', port: portico.httpsPort, protocol: 'HTTPS', hostname: 'fourth-example.wildcard.org', tls: { certificateRefs: [{ name: 'tls-validity-checks-certificate' }] } },
     ]),
     tlsSecret('tls-validity-checks-certificate', cert, 'infra'),
     ...pods.flatMap((p) => serviceFor([p])),
     httpRoute('httproute-https-test', { parentRefs: [{ name: 'gw' }], hostnames: ['example.org'], rules: [{ backendRefs: [{ name: 'v1', port: 8080 }] }] }),
+    // HTTPRouteHTTPSListenerDetectMisdirectedRequests: one route per HTTPS listener
+    ...([['https', 'v1', ['example.org']], ['https-with-hostname', 'v2', []], ['https-with-wildcard-hostname', 'v1', []], ['https-with-hostname-matching-wildcard', 'v2', []]] as const).map(([section, backend, hostnames]) =>
+      httpRoute(`misdirected-${section}`, { parentRefs: [{ name: 'gw', sectionName: section }], hostnames: [...hostnames], rules: [{ matches: [{ path: { type: 'PathPrefix', value: '/detect-misdirected-requests' } }], backendRefs: [{ name: backend, port: 8080 }] }] })),
     // The usual pair: HTTP redirects to HTTPS, HTTPS serves; one hostname, one listener each.
     httpRoute('redirect-to-https', { parentRefs: [{ name: 'gw', sectionName: 'http' }], hostnames: ['app.test'], rules: [{ filters: [{ type: 'RequestRedirect', requestRedirect: { scheme: 'https', statusCode: 301 } }] }] }),
     httpRoute('app', { parentRefs: [{ name: 'gw', sectionName: 'https' }], hostnames: ['app.test'], rules: [{ backendRefs: [{ name: 'v2', port: 8080 }] }] }),
@@ -108,7 +114,40 @@ function httpsWho(host: string): Promise<string> {
   });
 }
 
+/** One HTTP/2 request over TLS with this SNI and this :authority: the answering Service, or the status. */
+async function h2Who(sni: string, authority: string, path: string): Promise<string> {
+  const session = http2.connect(`https://127.0.0.1:${portico.httpsPort}`, { servername: sni, ca: cert.certPem, checkServerIdentity: () => undefined });
+  try {
+    return await new Promise((resolve, reject) => {
+      const req = session.request({ ':path': path, ':authority': authority });
+      let status = 0;
+      let body = '';
+      req.on('response', (h) => (status = Number(h[':status'])));
+      req.on('data', (c) => (body += c));
+      req.on('end', () => resolve(status === 200 ? JSON.parse(body).service : String(status)));
+      req.on('error', reject);
+      req.end();
+    });
+  } finally {
+    session.close();
+  }
+}
+
 describe('HTTPS listeners beside a TLS Passthrough one', () => {
+  it('a request whose Host belongs to another listener than its SNI chose is 421 (HTTPRouteHTTPSListenerDetectMisdirectedRequests)', async () => {
+    const rows: [string, string, string][] = [
+      ['example.org', 'example.org', 'v1'], ['example.org', 'second-example.org', '421'], ['example.org', 'unknown-example.org', '404'],
+      ['second-example.org', 'second-example.org', 'v2'], ['second-example.org', 'example.org', '421'], ['second-example.org', 'unknown-example.org', '421'],
+      ['third-example.wildcard.org', 'third-example.wildcard.org', 'v1'], ['third-example.wildcard.org', 'fith-example.wildcard.org', 'v1'],
+      ['third-example.wildcard.org', 'fourth-example.wildcard.org', '421'], ['third-example.wildcard.org', 'second-example.org', '421'], ['third-example.wildcard.org', 'unknown-example.org', '421'],
+      ['fourth-example.wildcard.org', 'fourth-example.wildcard.org', 'v2'], ['fourth-example.wildcard.org', 'fith-example.wildcard.org', '421'],
+      ['unknown-example.org', 'example.org', 'v1'], ['unknown-example.org', 'unknown-example.org', '404'],
+    ];
+    const got: string[] = [];
+    for (const [sni, host] of rows) got.push(`${sni} ${host} ${await h2Who(sni, host, '/detect-misdirected-requests')}`);
+    expect(got).toEqual(rows.map(([sni, host, want]) => `${sni} ${host} ${want}`));
+  });
+
   it('terminate with the listener certificate and route by Host (HTTPRouteHTTPSListener)', async () => {
     expect(await httpsWho('example.org')).toBe('v1');
     expect(await httpsWho('unknown-example.org')).toBe('404');

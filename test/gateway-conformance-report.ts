@@ -68,6 +68,7 @@ export const SCENARIOS: Record<string, readonly string[]> = {
   'e2e-gateway-status.test.ts > HTTPRouteObservedGenerationBump: changing a backendRef moves every parent condition to the new generation': ['HTTPRouteObservedGenerationBump'],
   'e2e-gateway-status.test.ts > HTTPRouteListenerHostnameMatching: the most specific listener hostname; routes by sectionName': ['HTTPRouteListenerHostnameMatching'],
   'e2e-gateway-status.test.ts > GatewayHTTPListenerIsolation: a request is served only by the routes of its most specific listener': ['GatewayHTTPListenerIsolation'],
+  'e2e-gateway-tls.test.ts > a request whose Host belongs to another listener than its SNI chose is 421 (HTTPRouteHTTPSListenerDetectMisdirectedRequests)': ['HTTPRouteHTTPSListenerDetectMisdirectedRequests'],
   'e2e-gateway-ports.test.ts > HTTPRouteListenerPortMatching: parentRef port (and sectionName) choose listeners; each port serves its own routes': ['HTTPRouteListenerPortMatching'],
   'e2e-gateway-ports.test.ts > status: every listener Accepted and Programmed; attachedRoutes per listener': ['GatewayWithAttachedRoutesWithPort8080'],
   'e2e-gateway-ports.test.ts > HTTPRouteMultipleGateways: one route on two Gateways serves through both; each Gateway keeps its own routes': ['HTTPRouteMultipleGateways'],
