@@ -109,3 +109,14 @@ describe('TLSRoute versions', () => {
     expect(t.statuses.find((s) => s.kind === 'TLSRoute')?.apiVersion).toBe(`${GW}/v1alpha2`);
   });
 });
+
+describe('TLSRoute ResolvedRefs with several weighted backendRefs', () => {
+  it('names the references that cannot be resolved, though the route is not served', () => {
+    const { t, accepted } = run([...base([passthrough('wild', '*.example.com')]), tlsRoute('r', ['abc.example.com'], [to('a', 1), to('missing', 1)])]);
+    expect(accepted('r')).toBe('False UnsupportedValue');
+    const s = t.statuses.find((x) => x.kind === 'TLSRoute')!;
+    const refs = (s.status as { parents: { conditions: { type: string; status: string; reason: string; message: string }[] }[] }).parents[0].conditions.find((c) => c.type === 'ResolvedRefs')!;
+    expect(refs).toMatchObject({ status: 'False', reason: 'BackendNotFound' });
+    expect(refs.message).toMatch(/Service default\/missing not found/);
+  });
+});

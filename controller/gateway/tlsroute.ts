@@ -24,19 +24,9 @@ export interface TLSRouteResult {
   readonly parents: { parentRef: Record<string, unknown>; conditions: ConditionInput[] }[];
 }
 
-/** The route's one backend key, and its ResolvedRefs condition. */
-function resolveBackend(route: KubeObject, index: BackendIndex, grants: ReferenceGrants, sink: BackendSink): { key: string | undefined; resolved: ConditionInput } {
+/** Why a backendRef cannot be used, as a ResolvedRefs condition; undefined when it can. */
+function refProblem(route: KubeObject, b: Record<string, unknown>, index: BackendIndex, grants: ReferenceGrants): { problem?: ConditionInput; refNs: string; name: string; port?: number } {
   const ns = route.metadata.namespace ?? 'default';
-  const refs = asArray(asRecord(route.spec).rules).flatMap((r) => asArray(asRecord(r).backendRefs).map(asRecord));
-  const weighted = refs.filter((b) => b.weight !== 0);
-  if (weighted.length === 0) {
-    // No backendRef, or only weight 0: the spec's "no forwarding", and connections are rejected.
-    const key = `!refused TLSRoute/${ns}/${route.metadata.name} no backend`;
-    sink.addBackend(key, { name: key, protocol: 'http', endpoints: [], unavailableReason: refs.length === 0 ? 'the TLSRoute has no backendRefs' : 'every backendRef of the TLSRoute has weight 0' });
-    return { key, resolved: cond('ResolvedRefs', true, 'ResolvedRefs') };
-  }
-  if (weighted.length !== 1) return { key: undefined, resolved: cond('ResolvedRefs', true, 'ResolvedRefs') };
-  const b = weighted[0];
   const group = asString(b.group) ?? '';
   const kind = asString(b.kind) ?? 'Service';
   const name = asString(b.name) ?? '';
@@ -51,6 +41,26 @@ function resolveBackend(route: KubeObject, index: BackendIndex, grants: Referenc
     const why = index.referenceProblem(refNs, name, { number: port });
     if (why !== undefined) problem = cond('ResolvedRefs', false, 'BackendNotFound', why);
   }
+  return { problem, refNs, name, port };
+}
+
+/** The route's one backend key, and its ResolvedRefs condition (over every backendRef). */
+function resolveBackend(route: KubeObject, index: BackendIndex, grants: ReferenceGrants, sink: BackendSink): { key: string | undefined; resolved: ConditionInput } {
+  const ns = route.metadata.namespace ?? 'default';
+  const refs = asArray(asRecord(route.spec).rules).flatMap((r) => asArray(asRecord(r).backendRefs).map(asRecord));
+  const weighted = refs.filter((b) => b.weight !== 0);
+  if (weighted.length === 0) {
+    // No backendRef, or only weight 0: the spec's "no forwarding", and connections are rejected.
+    const key = `!refused TLSRoute/${ns}/${route.metadata.name} no backend`;
+    sink.addBackend(key, { name: key, protocol: 'http', endpoints: [], unavailableReason: refs.length === 0 ? 'the TLSRoute has no backendRefs' : 'every backendRef of the TLSRoute has weight 0' });
+    return { key, resolved: cond('ResolvedRefs', true, 'ResolvedRefs') };
+  }
+  if (weighted.length !== 1) {
+    // Not served (UnsupportedValue), but ResolvedRefs still says which references are wrong.
+    const problems = weighted.map((b) => refProblem(route, b, index, grants).problem).filter((p): p is ConditionInput => p !== undefined);
+    return { key: undefined, resolved: problems.length === 0 ? cond('ResolvedRefs', true, 'ResolvedRefs') : cond('ResolvedRefs', false, problems[0].reason, problems.map((p) => p.message).join('; ')) };
+  }
+  const { problem, refNs, name, port } = refProblem(route, weighted[0], index, grants);
   if (problem !== undefined) {
     // No endpoints: the hostname's connections are refused.
     const key = `!refused TLSRoute/${ns}/${route.metadata.name}`;
