@@ -57,6 +57,7 @@ export function createHttpsStack(o: HttpsStackOptions): HttpsStack {
     (socket.alpnProtocol === 'h2' ? o.h2 : o.http1).emit('connection', socket);
   });
   let lastLog = 0;
+  let lastRefusalLog = 0;
   tlsServer.on('tlsClientError', (err: Error & { code?: string }, socket: tls.TLSSocket) => {
     const reason = handshakeReason(err);
     tlsHandshakeErrors.labels(reason).inc();
@@ -110,7 +111,13 @@ export function createHttpsStack(o: HttpsStackOptions): HttpsStack {
           return ep === undefined ? undefined : { host: ep.address, port: ep.port };
         },
       }).then((outcome) => {
-        if (outcome.result === 'rejected') o.log.warn({ sni: outcome.serverName, reason: outcome.reason, detail: outcome.detail }, 'TLS passthrough connection refused');
+        if (outcome.result !== 'rejected') return;
+        // Clients choose the names they ask for: at most one line per 10 s, the counter has the rest.
+        const now = Date.now();
+        if (now - lastRefusalLog > 10_000) {
+          lastRefusalLog = now;
+          o.log.warn({ sni: outcome.serverName, reason: outcome.reason, detail: outcome.detail }, 'TLS passthrough connection refused (logged at most every 10 s; portico_tls_passthrough_rejected_total counts them all)');
+        }
       });
     });
   };
