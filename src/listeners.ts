@@ -288,6 +288,11 @@ const acceptedAt = new WeakMap<net.Socket, number>();
 /** Takes accepted connections: node:http's server, or the fast path (src/http1/server.ts). */
 export interface ConnectionSink {
   emit(event: 'connection', socket: net.Socket): boolean;
+  /**
+   * Serves a plain connection that may open with the HTTP/2 preface, handing it to `h2c` if so,
+   * within `headersTimeoutMs` (the fast path tells from its first read, with no sniffing step).
+   */
+  servePlain?(socket: net.Socket, h2c: ConnectionSink, headersTimeoutMs: number): void;
 }
 
 /** Plain HTTP: HTTP/1.1, or h2c when the client opens with the HTTP/2 preface. */
@@ -297,6 +302,7 @@ export function plainHttpServe(http1: ConnectionSink, h2c: http2.Http2Server, he
     // headers timeout; a floor leaves bytes already read the time to be seen.
     const since = acceptedAt.get(socket);
     const left = since === undefined ? headersTimeoutMs : Math.max(50, headersTimeoutMs - (performance.now() - since));
+    if (http1.servePlain !== undefined) return http1.servePlain(socket, h2c, left);
     void sniffH2Preface(socket, left).then((isH2) => {
       if (socket.destroyed) return;
       // Nothing (or too little to tell) within the headers timeout: that timeout is over, so

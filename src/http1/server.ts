@@ -17,7 +17,7 @@ import type { CompiledBackend, CompiledEndpoint, CompiledFilters, CompiledRoute,
 import { pickOtherEndpoint } from '../../router/index.ts';
 import { applyRequestFilters, applyResponseFilters, type HeaderRecord } from '../../router/filters.ts';
 import { SERVER_HEADER, connectionTokens, isHopByHop, upstreamHeaders, type ForwardedValues } from '../forwarding.ts';
-import type { ListenerLimits } from '../listeners.ts';
+import type { ConnectionSink, ListenerLimits } from '../listeners.ts';
 import type { Logger } from '../log.ts';
 import { observeRequest, observeUpstreamLatency, requestHeadBytes, upstreamErrors } from '../metrics.ts';
 import { drain, proxyLogFields, type DownstreamRequest } from '../proxy.ts';
@@ -52,6 +52,7 @@ const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS']);
 const READ_AHEAD = 64 * 1024;
 const ALLOW = 'GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS';
 const CONTINUE = 'HTTP/1.1 100 Continue\r\n\r\n';
+const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
 
 // RFC 9110 6.6.1: a response forwarded without a Date gets one (as node:http adds it).
 let dateLine = '';
@@ -135,10 +136,15 @@ export class FastHttp1Server {
     return true;
   }
 
-  handle(socket: net.Socket): void {
-    const conn = new Connection(this, socket);
+  handle(socket: net.Socket, h2c?: ConnectionSink, headersTimeoutMs?: number): void {
+    const conn = new Connection(this, socket, h2c, headersTimeoutMs);
     this.connections.add(conn);
     this.startSweeper();
+  }
+
+  /** A plain connection: HTTP/1.1 here, or, when it opens with the HTTP/2 preface, h2c's. */
+  servePlain(socket: net.Socket, h2c: ConnectionSink, headersTimeoutMs: number): void {
+    this.handle(socket, h2c, headersTimeoutMs);
   }
 
   /**
@@ -191,16 +197,22 @@ class Connection {
   closed = false;
   clientEnded = false;
   handedOff = false;
+  /** The socket was ended (a last response written): nothing more is read or answered. */
+  ending = false;
+  linger: NodeJS.Timeout | undefined;
   readPaused = false;
+  /** Until the first bytes rule it out: where a connection opening with the HTTP/2 preface goes. */
+  h2c: ConnectionSink | undefined;
   private pumping = false;
   private again = false;
 
-  constructor(server: FastHttp1Server, socket: net.Socket) {
+  constructor(server: FastHttp1Server, socket: net.Socket, h2c?: ConnectionSink, headersTimeoutMs = server.options.limits.headersTimeoutMs) {
     this.server = server;
     this.socket = socket;
+    this.h2c = h2c;
     // The client may half-close after its last request; its answers still go out.
     socket.allowHalfOpen = true;
-    this.setDeadline(Deadline.Headers, server.options.limits.headersTimeoutMs);
+    this.setDeadline(Deadline.Headers, headersTimeoutMs);
     socket.on('data', this.onData);
     socket.on('end', this.onEnd);
     socket.on('close', this.onClose);
@@ -255,6 +267,7 @@ class Connection {
 
   readonly onClose = (): void => {
     this.closed = true;
+    if (this.linger !== undefined) clearTimeout(this.linger);
     this.server.connections.delete(this);
     this.ex?.clientGone();
   };
@@ -295,7 +308,7 @@ class Connection {
   }
 
   private step(): void {
-    if (this.closed || this.handedOff) return;
+    if (this.closed || this.handedOff || this.ending) return;
     const current = this.ex;
     if (current !== undefined) {
       current.relayRequestBody();
@@ -308,6 +321,16 @@ class Connection {
       return;
     }
     const o = this.server.options;
+    if (this.h2c !== undefined) {
+      // 'P' starts PRI (the HTTP/2 preface) but also POST, PUT and PATCH: read on until it tells.
+      const n = Math.min(buf.length, H2_PREFACE.length);
+      if (buf.compare(H2_PREFACE, 0, n, 0, n) === 0) {
+        if (n === H2_PREFACE.length) return this.handOff(this.h2c);
+        if (this.clientEnded) return this.close();
+        return;
+      }
+      this.h2c = undefined;
+    }
     const r = parseRequestHead(buf, 0, o.limits.maxHeaderSize);
     if (r.kind === 'incomplete') {
       if (this.clientEnded) return this.close();
@@ -353,25 +376,31 @@ class Connection {
 
   /** Writes a last response and closes; nothing after it is read. */
   endWith(data: string): void {
-    if (this.closed) return;
+    if (this.closed || this.ending) return;
+    this.ending = true;
     this.buf = undefined;
     this.clearDeadline();
     this.socket.off('data', this.onData);
     this.socket.end(data, 'latin1');
-    // A client that keeps its side open is not waited for long.
-    const t = setTimeout(() => this.socket.destroy(), 2000);
-    t.unref();
+    this.lingerUntilClosed();
   }
 
   /** Ends the connection after what was written; nothing more is read. */
   close(): void {
-    if (this.closed) return;
+    // Once only: ending an ended socket makes (and drops) an error, at a cost per connection.
+    if (this.closed || this.ending) return;
+    this.ending = true;
     this.buf = undefined;
     this.clearDeadline();
     this.socket.off('data', this.onData);
     this.socket.end();
-    const t = setTimeout(() => this.socket.destroy(), 2000);
-    t.unref();
+    this.lingerUntilClosed();
+  }
+
+  /** A client that keeps its side open after ours ended is not waited for long. */
+  private lingerUntilClosed(): void {
+    this.linger = setTimeout(destroySocket, 2000, this.socket);
+    this.linger.unref();
   }
 
   destroy(): void {
@@ -384,8 +413,8 @@ class Connection {
     if (this.ex === undefined && (this.buf === undefined || this.buf.length === 0)) this.destroy();
   }
 
-  /** Gives the connection, with the bytes read and not yet served, to node:http. */
-  handOff(): void {
+  /** Gives the connection, with the bytes read and not yet served, to node:http (or h2c's server). */
+  handOff(to?: ConnectionSink): void {
     this.handedOff = true;
     this.clearDeadline();
     this.server.connections.delete(this);
@@ -398,8 +427,15 @@ class Connection {
     if (this.buf !== undefined && this.buf.length > 0) s.unshift(this.buf);
     this.buf = undefined;
     s.allowHalfOpen = false;
-    this.server.options.handOff(s);
-    s.resume();
+    // The bytes go back at once, the socket to its new server only after this read is over:
+    // node:http2 takes the socket's handle, and misses bytes put back later or handed over from
+    // inside the 'data' event (node:http's own sniffing step does the same).
+    process.nextTick(() => {
+      if (s.destroyed) return;
+      if (to !== undefined) to.emit('connection', s);
+      else this.server.options.handOff(s);
+      s.resume();
+    });
   }
 
   /** The current exchange is complete: the next request may be read. */
@@ -418,6 +454,10 @@ class Connection {
 }
 
 function noop(): void {}
+
+function destroySocket(s: net.Socket): void {
+  s.destroy();
+}
 
 /** One request on a connection, from its head to the end of its response. */
 class Exchange implements UpstreamWaiter, UpstreamUser {
