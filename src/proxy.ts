@@ -281,6 +281,8 @@ class Exchange implements Dispatcher.DispatchHandler {
   onRequestStart(controller: Dispatcher.DispatchController): void {
     this.controller = controller;
     if (responseGone(this.res)) controller.abort(new Error('client closed the connection'));
+    // The route's timeouts.request ran out before the upstream request even started.
+    else if (this.timedOut) controller.abort(new Error(this.error ?? 'request timeout'));
   }
   onResponseStart(_c: Dispatcher.DispatchController, statusCode: number, headers: Record<string, string | string[] | undefined>, statusMessage?: string): void {
     if (statusCode < 200) {

@@ -1,6 +1,7 @@
 // HTTPRoute filters and timeouts through a real `portico serve`: what the backend receives
 // (headers, Host, path) and what the client gets back (response headers, redirects, 504), with
 // the conformance suite's expectations rewritten as our own scenarios.
+import http from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startPortico, waitFor, type Portico } from './helpers/portico.ts';
 import { condition, gateway, gatewayClass, httpRoute, namespace, ref, send, serviceFor, startEchoPod, statusOf, toYaml, type Echoed, type EchoPod, type Obj } from './gateway-helpers.ts';
@@ -226,5 +227,20 @@ describe('timeouts', () => {
     expect((await send(port, 'timeout.test', '/backend-timeout')).status).toBe(200);
     expect((await send(port, 'timeout.test', '/backend-timeout?delay=1500')).status).toBe(504);
     expect((await send(port, 'timeout.test', '/disable-backend-timeout?delay=1000')).status).toBe(200);
+  });
+
+  it('timeouts.request covers the whole exchange: a request body still arriving when it runs out gets 504', async () => {
+    const status = await new Promise<number>((resolve, reject) => {
+      const req = http.request({ host: '127.0.0.1', port, path: '/request-timeout', method: 'POST', headers: { host: 'timeout.test', 'transfer-encoding': 'chunked' }, agent: false }, (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      });
+      req.on('error', reject);
+      req.write('first');
+      // The rest would come after the route's 500 ms; the answer must not wait for it.
+      const timer = setTimeout(() => req.end('late'), 3000);
+      req.on('close', () => clearTimeout(timer));
+    });
+    expect(status).toBe(504);
   });
 });
