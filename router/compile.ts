@@ -47,7 +47,9 @@ export interface CompiledBackend {
 
 interface CompiledValueMatch {
   readonly name: string;
-  readonly test: (value: string | undefined) => boolean;
+  /** The value an Exact match wants; undefined for a RegularExpression match. */
+  readonly exact: string | undefined;
+  readonly regex: SafeRegex | undefined;
 }
 
 export interface CompiledBackendRef {
@@ -87,12 +89,15 @@ export class CompileError extends Error {}
 
 function compileValueMatch(m: ValueMatchIR, lowerName: boolean): CompiledValueMatch {
   const name = lowerName ? m.name.toLowerCase() : m.name;
-  if (m.type === 'Exact') {
-    const want = m.value;
-    return { name, test: (v) => v === want };
-  }
-  const re = safeRegex(m.value);
-  return { name, test: (v) => v !== undefined && re.test(v) };
+  // One object shape for both kinds (exact: `regex` undefined), tested inline in conditionsMatch:
+  // a closure per match made every conditioned lookup a megamorphic call.
+  if (m.type === 'Exact') return Object.freeze({ name, exact: m.value, regex: undefined });
+  return Object.freeze({ name, exact: undefined, regex: safeRegex(m.value) });
+}
+
+function valueMatches(m: CompiledValueMatch, v: string | undefined): boolean {
+  if (v === undefined) return false;
+  return m.regex === undefined ? v === m.exact : m.regex.test(v);
 }
 
 function safeRegex(pattern: string): SafeRegex {
@@ -222,8 +227,10 @@ function conditionsMatch(route: CompiledRoute, req: RequestAttributes | undefine
   if (route.method === undefined && route.headers === undefined && route.queryParams === undefined) return true;
   if (req === undefined) return false;
   if (route.method !== undefined && route.method !== req.method) return false;
-  if (route.headers !== undefined) for (const h of route.headers) if (!h.test(req.header(h.name))) return false;
-  if (route.queryParams !== undefined) for (const q of route.queryParams) if (!q.test(req.queryParam(q.name))) return false;
+  const headers = route.headers;
+  if (headers !== undefined) for (let i = 0; i < headers.length; i++) if (!valueMatches(headers[i], req.header(headers[i].name))) return false;
+  const query = route.queryParams;
+  if (query !== undefined) for (let i = 0; i < query.length; i++) if (!valueMatches(query[i], req.queryParam(query[i].name))) return false;
   return true;
 }
 
