@@ -59,6 +59,12 @@ export interface CompiledBackendRef {
   readonly filters: CompiledFilters | undefined;
 }
 
+export interface CompiledMirror {
+  readonly backend: CompiledBackend;
+  /** Share of requests mirrored, 0-1. */
+  readonly fraction: number;
+}
+
 export interface CompiledRoute {
   readonly ir: RouteIR;
   readonly id: string;
@@ -69,6 +75,8 @@ export interface CompiledRoute {
   readonly totalWeight: number;
   /** Gateway API rule filters (header edits, rewrite, redirect), compiled once. */
   readonly filters: CompiledFilters | undefined;
+  /** RequestMirror targets of the rule. */
+  readonly mirrors: readonly CompiledMirror[] | undefined;
   /** A RegularExpression path's compiled pattern (see regex.ts for the accepted subset). */
   readonly pathRegex: SafeRegex | undefined;
   /** Metrics labels, from the table only (src/metrics.ts). */
@@ -160,6 +168,14 @@ function compileRoute(r: RouteIR, backends: Map<string, CompiledBackend>, virtua
     backends: Object.freeze(refs),
     totalWeight: refs.reduce((sum, ref) => sum + ref.weight, 0),
     filters: filters(r.filters),
+    mirrors: r.filters?.mirrors?.length
+      ? Object.freeze(r.filters.mirrors.map((m) => {
+          const backend = backends.get(m.backend);
+          if (backend === undefined) throw new CompileError(`route ${r.id}: unknown mirror backend ${m.backend}`);
+          if (!(m.fraction >= 0 && m.fraction <= 1)) throw new CompileError(`route ${r.id}: bad mirror fraction ${m.fraction}`);
+          return Object.freeze({ backend, fraction: m.fraction });
+        }))
+      : undefined,
     pathRegex: r.pathType === 'RegularExpression' ? safeRegex(r.path) : undefined,
     labels: routeLabels(r.source, virtualHost, r.path),
     listenerKey: r.listener === undefined ? undefined : listenerKey(r.listener.port, r.listener.hostname),

@@ -66,6 +66,18 @@ export interface FiltersIR {
   readonly rewrite?: RewriteIR;
   /** Rule level only: a redirecting route has no backends to forward to. */
   readonly redirect?: RedirectIR;
+  /**
+   * RequestMirror (rule level): a copy of each request, after the header filters, goes to these
+   * backends too; their answers are discarded and never delay the forwarded request.
+   */
+  readonly mirrors?: readonly MirrorIR[];
+}
+
+export interface MirrorIR {
+  /** Key into RoutingIR.backends. */
+  readonly backend: string;
+  /** Share of requests mirrored, 0-1 (RequestMirror percent or fraction). */
+  readonly fraction: number;
 }
 
 export interface WeightedBackendIR {

@@ -9,6 +9,7 @@ import { Pool, type Dispatcher } from 'undici';
 import type { CompiledBackend, CompiledEndpoint, CompiledFilters, CompiledRoute, RoutingTable } from '../router/index.ts';
 import { pickOtherEndpoint } from '../router/index.ts';
 import { applyRequestFilters, applyResponseFilters } from '../router/filters.ts';
+import { startMirrors } from './mirror.ts';
 import { SERVER_HEADER, downstreamHeaders, upstreamHeaders, type ForwardedValues } from './forwarding.ts';
 import { getProxyInfo } from './realip/proxy-listener.ts';
 import type { Logger } from './log.ts';
@@ -178,6 +179,8 @@ class Exchange implements Dispatcher.DispatchHandler {
   backendFilters: CompiledFilters | undefined;
   /** The route's whole-exchange timer (timeouts.request), if it has one. */
   deadline: NodeJS.Timeout | undefined;
+  /** The request body as forwarded, when RequestMirror tees it (else req itself). */
+  body: import('node:stream').Readable | undefined;
   timedOut = false;
 
   constructor(ctx: ProxyContext, req: DownstreamRequest, res: DownstreamResponse) {
@@ -215,6 +218,8 @@ class Exchange implements Dispatcher.DispatchHandler {
     if (route.filters !== undefined || backendFilters !== undefined) ({ headers: this.headers, target: this.target } = applyRequestFilters(this.headers, this.target, route.filters, backendFilters));
     const limit = route.ir.requestTimeoutMs;
     if (limit !== undefined) this.deadline = setTimeout(onRequestDeadline, Math.max(0, limit - (performance.now() - this.startedAt)), this);
+    // Gateway API RequestMirror: copies go out beside it; a teed body replaces req upstream.
+    if (route.mirrors !== undefined) this.body = startMirrors(this.ctx.pools, this.req, route.mirrors, this.req.method ?? 'GET', this.target, this.headers, this.hasBody, route.ir.timeoutMs ?? this.ctx.options.upstreamTimeoutMs);
     this.dispatch();
   }
 
@@ -238,7 +243,7 @@ class Exchange implements Dispatcher.DispatchHandler {
         path: this.target,
         method: this.req.method ?? 'GET',
         headers: this.headers,
-        body: this.hasBody ? this.req : null,
+        body: this.body ?? (this.hasBody ? this.req : null),
         headersTimeout: timeout,
         bodyTimeout: timeout,
         blocking: false,

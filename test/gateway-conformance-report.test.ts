@@ -27,7 +27,6 @@ describe('conformance report', () => {
     const all = buildReport(results(), '1.0.0', '2026-01-01T00:00:00Z') as any;
     expect(all).toMatchObject({ apiVersion: 'gateway.networking.k8s.io/v1', kind: 'ConformanceReport', gatewayAPIVersion: 'v1.6.1' });
     expect(all.supportedFeatures).toEqual(expect.arrayContaining(['Gateway', 'HTTPRoute', 'GRPCRoute', 'TLSRoute', 'HTTPRouteQueryParamMatching', 'HTTPRouteBackendProtocolH2C']));
-    expect(all.supportedFeatures).not.toContain('HTTPRouteRequestMirror');
     expect(all.supportedFeatures).not.toContain('HTTPRouteCORS');
     const http = all.profiles.find((p: any) => p.name === 'GATEWAY-HTTP');
     expect(http.core.statistics.Failed).toBe(0);

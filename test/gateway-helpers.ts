@@ -28,6 +28,8 @@ export interface EchoPod {
   readonly port: number;
   /** Requests received, for tests that must know a backend saw nothing. */
   received: number;
+  /** Every request received (target, method, body size), in arrival order of their ends. */
+  readonly seen: { path: string; method: string; bodyBytes: number }[];
   close(): Promise<void>;
 }
 
@@ -37,10 +39,13 @@ export interface EchoPod {
  */
 export async function startEchoPod(namespace: string, service: string, pod: string, address = '127.0.0.1'): Promise<EchoPod> {
   const state = { received: 0 };
+  const seen: EchoPod['seen'] = [];
   const server = http.createServer((req, res) => {
     state.received++;
-    req.resume();
+    let bodyBytes = 0;
+    req.on('data', (c: Buffer) => (bodyBytes += c.length));
     req.on('end', () => {
+      seen.push({ path: req.url ?? '', method: req.method ?? '', bodyBytes });
       const body: Echoed = { path: req.url ?? '', host: req.headers.host ?? '', method: req.method ?? '', headers: req.headers as Record<string, string | string[]>, rawHeaders: req.rawHeaders, namespace, service, pod };
       const text = JSON.stringify(body) + '\n';
       const headers: Record<string, string | string[]> = { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(text)) };
@@ -77,6 +82,7 @@ export async function startEchoPod(namespace: string, service: string, pod: stri
     pod,
     address,
     port,
+    seen,
     get received() {
       return state.received;
     },

@@ -260,3 +260,16 @@ describe('listener isolation (by the port a request arrives on, then the most sp
     expect(on(table, 443, 'app.test', '/x')).toBe('404');
   });
 });
+
+describe('RequestMirror and the HTTP/1.1 fast path', () => {
+  it('with --http1-engine fast (which does not mirror) a mirroring rule answers 500 and says why; otherwise it mirrors', () => {
+    const objs = [...base(), route('m', { rules: [{ filters: [{ type: 'RequestMirror', requestMirror: { backendRef: { name: 'v2', port: 8080 } } }], backendRefs: [{ name: 'v1', port: 8080 }] }] })];
+    const fast = run(objs, { ...OPTIONS, http1Engine: 'fast' });
+    expect(who(fast.table, 'x.test', '/')).toMatch(/^!500/);
+    const parents = (fast.t.statuses.find((s) => s.kind === 'HTTPRoute')!.status as any).parents;
+    expect(parents[0].conditions.find((c: any) => c.type === 'PartiallyInvalid').message).toContain('RequestMirror (not applied by --http1-engine fast)');
+    const node = run(objs);
+    expect(who(node.table, 'x.test', '/')).toBe('v1');
+    expect(node.table.match('x.test', '/', attrs('GET', {}, '/'))!.mirrors!.map((m) => m.backend.name)).toEqual(['default/v2:8080']);
+  });
+});

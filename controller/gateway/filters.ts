@@ -8,8 +8,16 @@ import { compileFilters, FilterError } from '../../router/filters.ts';
 import type { FiltersIR, HeaderModifierIR, HeaderValueIR, PathModifierIR, RedirectIR, RewriteIR } from '../../router/types.ts';
 import { asArray, asRecord, asString } from '../objects.ts';
 
+/** A RequestMirror filter before its backendRef is resolved (httproute.ts resolves it). */
+export interface MirrorSpec {
+  readonly backendRef: Record<string, unknown>;
+  /** 0-1 */
+  readonly fraction: number;
+}
+
 export interface ParsedFilters {
   readonly filters: FiltersIR | undefined;
+  readonly mirrors: MirrorSpec[];
   /** Filter types Portico does not apply (the rule then answers 500). */
   readonly unsupported: string[];
   /** Invalid configuration (the rule is dropped). */
@@ -89,8 +97,35 @@ function rewrite(raw: unknown, errors: string[]): RewriteIR | undefined {
  * ReplacePrefixMatch needs every one to be a PathPrefix). The result is checked by compiling it
  * with each prefix, so the table compile never fails on it.
  */
-export function parseFilters(list: unknown, level: 'rule' | 'backendRef', prefixes: readonly (string | undefined)[], kind = 'HTTPRoute'): ParsedFilters {
+function mirror(raw: unknown, errors: string[]): MirrorSpec | undefined {
+  const m = asRecord(raw);
+  const backendRef = asRecord(m.backendRef);
+  if (asString(backendRef.name) === undefined) {
+    errors.push('RequestMirror needs a backendRef');
+    return undefined;
+  }
+  let fraction = 1;
+  if (m.percent !== undefined && m.fraction !== undefined) errors.push('RequestMirror takes percent or fraction, not both');
+  else if (m.percent !== undefined) {
+    if (typeof m.percent !== 'number' || !Number.isInteger(m.percent) || m.percent < 0 || m.percent > 100) errors.push(`RequestMirror percent ${JSON.stringify(m.percent)} is not 0-100`);
+    else fraction = m.percent / 100;
+  } else if (m.fraction !== undefined) {
+    const f = asRecord(m.fraction);
+    const numerator = f.numerator;
+    const denominator = f.denominator === undefined ? 100 : f.denominator;
+    if (typeof numerator !== 'number' || typeof denominator !== 'number' || !Number.isInteger(numerator) || !Number.isInteger(denominator) || numerator < 0 || denominator < 1 || numerator > denominator) errors.push(`RequestMirror fraction ${JSON.stringify(m.fraction)} is not numerator <= denominator (>= 1)`);
+    else fraction = numerator / denominator;
+  }
+  return { backendRef, fraction };
+}
+
+/**
+ * `allowMirror`: RequestMirror is applied (the node:http data path mirrors; the HTTP/1.1 fast
+ * path does not, so with --http1-engine fast it is unsupported like any filter not applied).
+ */
+export function parseFilters(list: unknown, level: 'rule' | 'backendRef', prefixes: readonly (string | undefined)[], kind = 'HTTPRoute', allowMirror = true): ParsedFilters {
   const errors: string[] = [];
+  const mirrors: MirrorSpec[] = [];
   const unsupported: string[] = [];
   const out: { requestHeaders?: HeaderModifierIR; responseHeaders?: HeaderModifierIR; redirect?: RedirectIR; rewrite?: RewriteIR } = {};
   const seen = new Set<string>();
@@ -108,6 +143,10 @@ export function parseFilters(list: unknown, level: 'rule' | 'backendRef', prefix
     else if (type === 'ResponseHeaderModifier') out.responseHeaders = headerModifier(f.responseHeaderModifier, errors, type);
     else if (type === 'RequestRedirect' && level === 'rule') out.redirect = redirect(f.requestRedirect, errors);
     else if (type === 'URLRewrite') out.rewrite = rewrite(f.urlRewrite, errors);
+    else if (type === 'RequestMirror' && level === 'rule' && allowMirror) {
+      const m = mirror(f.requestMirror, errors);
+      if (m !== undefined) mirrors.push(m);
+    } else if (type === 'RequestMirror' && level === 'rule') unsupported.push('RequestMirror (not applied by --http1-engine fast)');
     else unsupported.push(type === 'ExtensionRef' ? `ExtensionRef ${asString(asRecord(f.extensionRef).kind) ?? ''}/${asString(asRecord(f.extensionRef).name) ?? ''}` : level === 'backendRef' && type === 'RequestRedirect' ? 'RequestRedirect on a backendRef' : type);
   }
   if (out.redirect !== undefined && out.rewrite !== undefined) errors.push('RequestRedirect and URLRewrite cannot be combined');
@@ -123,5 +162,5 @@ export function parseFilters(list: unknown, level: 'rule' | 'backendRef', prefix
       }
     }
   }
-  return { filters: errors.length === 0 ? filters : undefined, unsupported: [...new Set(unsupported)], errors };
+  return { filters: errors.length === 0 ? filters : undefined, mirrors, unsupported: [...new Set(unsupported)], errors };
 }

@@ -5,12 +5,12 @@
 // A rule Portico cannot serve exactly as written (a filter the data path does not apply yet, an
 // unsafe regular expression) is dropped and reported, never served half-way.
 
-import type { FiltersIR, RouteIR, ValueMatchIR, WeightedBackendIR } from '../../router/types.ts';
+import type { FiltersIR, MirrorIR, RouteIR, ValueMatchIR, WeightedBackendIR } from '../../router/types.ts';
 import { unsafeRegexReason } from '../../router/regex.ts';
 import type { BackendIndex } from '../backends.ts';
 import { asArray, asRecord, asString, type KubeObject } from '../objects.ts';
 import { cond, type ConditionInput } from './conditions.ts';
-import { parseFilters } from './filters.ts';
+import { parseFilters, type MirrorSpec } from './filters.ts';
 import { grpcBackend, parseGrpcMatch, type KindClaims } from './grpcroute.ts';
 import { intersectHostnames, validGatewayHostname } from './hostnames.ts';
 import type { GatewayModel, ListenerModel } from './gateways.ts';
@@ -201,7 +201,31 @@ function ruleTimeouts(rule: Record<string, unknown>, errors: string[]): { timeou
   return { ...(backend ? { timeoutMs: backend } : {}), ...(request ? { requestTimeoutMs: request } : {}) };
 }
 
-function parseRules(route: KubeObject, index: BackendIndex, grants: ReferenceGrants, sink: BackendSink): { rules: RuleSpec[]; dropped: string[]; notes: string[]; outcomes: RefOutcome[] } {
+/** A RequestMirror's backendRef, resolved as a backendRef is; an unresolvable one is reported and not mirrored to. */
+function resolveMirror(route: KubeObject, m: MirrorSpec, index: BackendIndex, grants: ReferenceGrants, sink: BackendSink, outcomes: RefOutcome[]): MirrorIR | undefined {
+  const ns = route.metadata.namespace ?? 'default';
+  const b = m.backendRef;
+  const group = asString(b.group) ?? '';
+  const kind = asString(b.kind) ?? 'Service';
+  const name = asString(b.name) ?? '';
+  const refNs = asString(b.namespace) ?? ns;
+  const port = typeof b.port === 'number' && Number.isInteger(b.port) && b.port > 0 && b.port < 65536 ? b.port : undefined;
+  const label = `${refNs}/${name}${port !== undefined ? ':' + port : ''}`;
+  const fail = (reason: RefOutcome['reason'], message: string): undefined => {
+    outcomes.push({ reason, message: `RequestMirror ${message}; requests are forwarded without the copy` });
+    return undefined;
+  };
+  if (group !== '' || kind !== 'Service') return fail('InvalidKind', `backendRef ${group || 'core'}/${kind} ${label}: only Services are supported`);
+  if (!grants.permits({ group: GATEWAY_GROUP, kind: route.kind, namespace: ns }, { group: '', kind: 'Service', namespace: refNs, name })) return fail('RefNotPermitted', `Service ${label} is in another namespace and no ReferenceGrant there allows it`);
+  if (port === undefined) return fail('BackendNotFound', `backendRef Service ${label} needs a port`);
+  const problem = index.referenceProblem(refNs, name, { number: port });
+  if (problem !== undefined) return fail('BackendNotFound', problem);
+  const resolved = index.resolve(refNs, name, { number: port });
+  sink.addBackend(resolved.key, resolved.backend);
+  return { backend: resolved.key, fraction: m.fraction };
+}
+
+function parseRules(route: KubeObject, index: BackendIndex, grants: ReferenceGrants, sink: BackendSink, allowMirror = true): { rules: RuleSpec[]; dropped: string[]; notes: string[]; outcomes: RefOutcome[] } {
   const rules: RuleSpec[] = [];
   const dropped: string[] = [];
   const notes: string[] = [];
@@ -220,7 +244,7 @@ function parseRules(route: KubeObject, index: BackendIndex, grants: ReferenceGra
       if (parsed !== undefined) matches.push(parsed);
     }
     const prefixes = matches.map((m) => (m.pathType === 'Prefix' ? m.path : undefined));
-    const parsed = parseFilters(rule.filters, 'rule', prefixes, route.kind);
+    const parsed = parseFilters(rule.filters, 'rule', prefixes, route.kind, allowMirror);
     errors.push(...parsed.errors);
     const hasBackendRefs = asArray(rule.backendRefs).length > 0;
     if (parsed.filters?.redirect !== undefined && hasBackendRefs) errors.push('RequestRedirect cannot be combined with backendRefs');
@@ -241,17 +265,19 @@ function parseRules(route: KubeObject, index: BackendIndex, grants: ReferenceGra
       return;
     }
     notes.push(...ruleNotes.map((n) => `${label}: ${n}`));
-    rules.push({ index: i, matches, backends, ...(parsed.filters ? { filters: parsed.filters } : {}), ...timeouts });
+    const mirrors = parsed.mirrors.map((m) => resolveMirror(route, m, index, grants, sink, outcomes)).filter((m): m is MirrorIR => m !== undefined);
+    const filters: FiltersIR | undefined = mirrors.length > 0 ? { ...(parsed.filters ?? {}), mirrors } : parsed.filters;
+    rules.push({ index: i, matches, backends, ...(filters ? { filters } : {}), ...timeouts });
   });
   return { rules, dropped, notes, outcomes };
 }
 
 /** Evaluates one HTTPRoute or GRPCRoute against Portico's Gateways. */
-export function translateHTTPRoute(route: KubeObject, gateways: ReadonlyMap<string, GatewayModel>, index: BackendIndex, grants: ReferenceGrants, sink: BackendSink, claims?: KindClaims): HTTPRouteResult {
+export function translateHTTPRoute(route: KubeObject, gateways: ReadonlyMap<string, GatewayModel>, index: BackendIndex, grants: ReferenceGrants, sink: BackendSink, claims?: KindClaims, opts: { mirrors?: boolean } = {}): HTTPRouteResult {
   const ns = route.metadata.namespace ?? 'default';
   const spec = asRecord(route.spec);
   const hostnames = asArray(spec.hostnames).filter((h): h is string => typeof h === 'string').map((h) => h.toLowerCase()).filter(validGatewayHostname);
-  const { rules, dropped, notes, outcomes } = parseRules(route, index, grants, sink);
+  const { rules, dropped, notes, outcomes } = parseRules(route, index, grants, sink, opts.mirrors ?? true);
   const failedRef = outcomes.find((o) => o.reason !== undefined);
   const resolvedRefs = failedRef === undefined ? cond('ResolvedRefs', true, 'ResolvedRefs') : cond('ResolvedRefs', false, failedRef.reason!, outcomes.filter((o) => o.reason).map((o) => o.message).join('; '));
 
