@@ -7,6 +7,7 @@ import { hostnameCovered } from '../tls/certificate.ts';
 import type { BackendIndex, ServicePortRef } from './backends.ts';
 import { asArray, asRecord, asString, compareAge, isRecord, type KubeObject, type Problem } from './objects.ts';
 import type { TableBuilder } from './table-builder.ts';
+import { nearestName } from '../router/similar.ts';
 
 export const INGRESS_CONTROLLER_NAME = 'portico.dev/ingress-controller';
 export const DEFAULT_CLASS_ANNOTATION = 'ingressclass.kubernetes.io/is-default-class';
@@ -15,6 +16,45 @@ export const TIMEOUT_ANNOTATION = 'portico.dev/proxy-read-timeout';
 export const SSL_REDIRECT_ANNOTATION = 'portico.dev/ssl-redirect';
 export const SSL_PASSTHROUGH_ANNOTATION = 'portico.dev/ssl-passthrough';
 export const ALLOWLIST_ANNOTATION = 'portico.dev/whitelist-source-range';
+
+const PORTICO_PREFIX = 'portico.dev/';
+const NGINX_PREFIX = 'nginx.ingress.kubernetes.io/';
+/** The annotations Portico reads (portico.dev/ names; the nginx.ingress.kubernetes.io/ ones are aliases). */
+const SUPPORTED_ANNOTATIONS = ['proxy-read-timeout', 'ssl-redirect', 'ssl-passthrough', 'whitelist-source-range'];
+/**
+ * Annotations that restrict who may reach a route. Portico honours whitelist-source-range; any
+ * other one it cannot honour, so instead of serving the route open it denies every client (403)
+ * until the annotation is removed: a restriction Portico does not apply must fail closed.
+ */
+const RESTRICTING = /^(?:whitelist-source-range|denylist-source-range|auth-.+|satisfy)$/;
+
+export interface AnnotationReport {
+  /** Annotations Portico does not read: reported, and otherwise without effect. */
+  readonly ignored: string[];
+  /** Access restrictions Portico cannot apply: the Ingress's routes deny every client. */
+  readonly denying: string[];
+}
+
+/**
+ * Sorts an Ingress's portico.dev/ and nginx.ingress.kubernetes.io/ annotations into those Portico
+ * reads, those it ignores (reported) and restrictions it cannot apply (fail closed). A typo of a
+ * supported name is reported with the name it is closest to, and denies if that one restricts.
+ */
+export function reviewAnnotations(annotations: Readonly<Record<string, string>>): AnnotationReport {
+  const ignored: string[] = [];
+  const denying: string[] = [];
+  for (const name of Object.keys(annotations)) {
+    const prefix = name.startsWith(PORTICO_PREFIX) ? PORTICO_PREFIX : name.startsWith(NGINX_PREFIX) ? NGINX_PREFIX : undefined;
+    if (prefix === undefined) continue;
+    const key = name.slice(prefix.length);
+    if (SUPPORTED_ANNOTATIONS.includes(key)) continue;
+    const near = nearestName(key, SUPPORTED_ANNOTATIONS);
+    const label = near === undefined ? name : `${name} (did you mean ${prefix}${near}?)`;
+    if (RESTRICTING.test(key) || (near !== undefined && RESTRICTING.test(near))) denying.push(label);
+    else ignored.push(label);
+  }
+  return { ignored, denying };
+}
 
 
 const PATH_TYPES = new Set(['Exact', 'Prefix', 'ImplementationSpecific']);
@@ -97,6 +137,10 @@ interface ParsedIngress {
   allowSourceRanges?: string[];
   /** The allowlist annotation is present but unreadable: every route of the Ingress denies every client. */
   denyAll: boolean;
+  /** Annotations not read, and access restrictions not honoured (which set denyAll). */
+  annotations: AnnotationReport;
+  /** Both a portico.dev/ annotation and its nginx.ingress.kubernetes.io/ alias, with different values. */
+  aliasConflicts: string[];
   /** Errors that make this version of the object invalid. */
   errors: string[];
 }
@@ -175,7 +219,19 @@ export function parseIngress(ing: KubeObject): ParsedIngress {
     for (const h of hosts) if (!validIngressHost(h)) errors.push(`spec.tls[${i}].hosts: ${JSON.stringify(h)} is not a valid hostname`);
     tls.push({ hosts: hosts.filter(validIngressHost), secretName: asString(e.secretName) || undefined });
   });
-  const annotations = ing.metadata.annotations ?? {};
+  const raw = ing.metadata.annotations ?? {};
+  // ingress-nginx's names for the same settings are read too (migrations keep their manifests);
+  // the portico.dev/ name wins when both are set.
+  const aliasConflicts: string[] = [];
+  const annotations: Record<string, string> = { ...raw };
+  for (const key of SUPPORTED_ANNOTATIONS) {
+    const own = raw[PORTICO_PREFIX + key];
+    const alias = raw[NGINX_PREFIX + key];
+    if (alias === undefined) continue;
+    if (own === undefined) annotations[PORTICO_PREFIX + key] = alias;
+    else if (own !== alias) aliasConflicts.push(`${PORTICO_PREFIX}${key} (${JSON.stringify(own)}) is used; ${NGINX_PREFIX}${key} (${JSON.stringify(alias)}) is not`);
+  }
+  const review = reviewAnnotations(raw);
   const flag = (name: string, fallback: boolean): boolean => {
     const v = annotations[name];
     if (v === undefined) return fallback;
@@ -198,14 +254,18 @@ export function parseIngress(ing: KubeObject): ParsedIngress {
       denyAll = true;
     } else allowSourceRanges = cidrs;
   }
+  if (review.denying.length > 0) {
+    allowSourceRanges = [];
+    denyAll = true;
+  }
   let timeoutMs: number | undefined;
-  const t = ing.metadata.annotations?.[TIMEOUT_ANNOTATION];
+  const t = annotations[TIMEOUT_ANNOTATION];
   if (t !== undefined) {
     const seconds = Number(t);
     if (Number.isFinite(seconds) && seconds > 0) timeoutMs = Math.round(seconds * 1000);
     else errors.push(`annotation ${TIMEOUT_ANNOTATION}: ${JSON.stringify(t)} is not a positive number of seconds`);
   }
-  return { paths, defaultBackend, timeoutMs, tls, sslRedirect, sslPassthrough, errors, denyAll, ...(allowSourceRanges !== undefined ? { allowSourceRanges } : {}) };
+  return { paths, defaultBackend, timeoutMs, tls, sslRedirect, sslPassthrough, errors, denyAll, annotations: review, aliasConflicts, ...(allowSourceRanges !== undefined ? { allowSourceRanges } : {}) };
 }
 
 /** The hosts an Ingress serves over TLS (spec.tls), `*` when a TLS entry lists no hosts. */
@@ -253,6 +313,9 @@ export function translateIngresses(
     // Only a version that cannot be translated falls back to the last good one. A reference to a
     // missing Service or port is not that: the path is served from the current content and answers
     // 503 with the reason, exactly as a cold start on the same objects would.
+    if (parsed.annotations.denying.length > 0) report(`access restrictions Portico does not apply: ${parsed.annotations.denying.join(', ')}; every route of this Ingress answers 403 until they are removed`);
+    if (parsed.annotations.ignored.length > 0) report(`annotations Portico does not support, ignored: ${parsed.annotations.ignored.join(', ')}`, 'warning');
+    for (const c of parsed.aliasConflicts) report(c, 'warning');
     let servedVersion = object;
     let servedParsed = parsed;
     if (parsed.errors.length === 0) {
@@ -263,7 +326,7 @@ export function translateIngresses(
         for (const e of parsed.errors) report(`generation ${object.metadata.generation} is invalid: ${e}; still serving generation ${previous.metadata.generation}`);
         servedVersion = previous;
         servedParsed = parseIngress(previous);
-        // An allowlist that cannot be honoured fails closed, also over the last good routes.
+        // An access restriction that cannot be honoured fails closed, also over the last good routes.
         if (parsed.denyAll) servedParsed = { ...servedParsed, allowSourceRanges: [], denyAll: true };
       } else {
         // No earlier good version: serve what is valid (an unreadable allowlist denies every client).

@@ -13,6 +13,7 @@ import { readFile } from 'node:fs/promises';
 import { parse as parseYaml } from 'yaml';
 import { CidrSet } from './cidr.ts';
 import type { ProxyProtocolMode, RealIpConfig } from './client-ip.ts';
+import { nearestName } from '../../router/similar.ts';
 
 export type { ProxyProtocolMode, RealIpConfig } from './client-ip.ts';
 
@@ -228,44 +229,10 @@ export function unknownConfigKeys(values: Record<string, unknown>): string[] {
   const out: string[] = [];
   for (const key of Object.keys(values)) {
     if (KNOWN_KEYS.has(key)) continue;
-    const near = nearestKey(key);
+    const near = nearestName(key, REAL_IP_KEYS);
     out.push(near === undefined ? key : `${key} (did you mean ${near}?)`);
   }
   return out;
-}
-
-/** The closest known key within edit distance 2 (case-insensitive), if any. */
-function nearestKey(key: string): string | undefined {
-  const k = key.toLowerCase();
-  if (k.length > 64) return undefined;
-  let best: string | undefined;
-  let bestDistance = 3;
-  for (const known of REAL_IP_KEYS) {
-    const d = editDistance(k, known, bestDistance);
-    if (d < bestDistance) {
-      best = known;
-      bestDistance = d;
-    }
-  }
-  return best;
-}
-
-/** Levenshtein distance, or `limit` as soon as it cannot be below it. */
-function editDistance(a: string, b: string, limit: number): number {
-  if (Math.abs(a.length - b.length) >= limit) return limit;
-  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    const row = [i];
-    let rowMin = i;
-    for (let j = 1; j <= b.length; j++) {
-      const v = Math.min(prev[j] + 1, row[j - 1] + 1, prev[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
-      row.push(v);
-      if (v < rowMin) rowMin = v;
-    }
-    if (rowMin >= limit) return limit;
-    prev = row;
-  }
-  return Math.min(prev[b.length], limit);
 }
 
 /**

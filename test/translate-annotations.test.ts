@@ -1,0 +1,72 @@
+// Ingress annotations: the ones Portico reads (portico.dev/ names and their ingress-nginx
+// aliases), the ones it does not (reported, never silently ignored), and access restrictions it
+// cannot apply (the Ingress's routes deny every client: fail closed).
+import { describe, expect, it } from 'vitest';
+import { newTranslatorState } from '../controller/translate.ts';
+import { reviewAnnotations } from '../controller/ingress.ts';
+import { allowlistDenial } from '../src/realip/allowlist.ts';
+import { CLASS, ingress, ready, rule, run, service, slice } from './translate-fixtures.ts';
+
+const base = [CLASS, service('a'), slice('a', [ready('10.9.0.1')])];
+const spec = { ingressClassName: 'portico', rules: [rule('x.com', [['/app', 'Prefix', 'a']])] };
+const open = (r: ReturnType<typeof run>, client: string): boolean => allowlistDenial(r.table.match('x.com', '/app')!.ir, { clientIp: client }) === undefined;
+const problemsOf = (r: ReturnType<typeof run>) => r.problems.filter((p) => p.kind === 'Ingress' && p.name === 'i');
+
+describe('Ingress annotations', () => {
+  it('ingress-nginx names of supported settings are read as aliases', () => {
+    const r = run([...base, ingress('i', spec, { annotations: { 'nginx.ingress.kubernetes.io/whitelist-source-range': '10.0.0.0/8', 'nginx.ingress.kubernetes.io/proxy-read-timeout': '7' } })]);
+    const route = r.table.match('x.com', '/app')!;
+    expect(route.ir.allowSourceRanges).toEqual(['10.0.0.0/8']);
+    expect(route.ir.timeoutMs).toBe(7000);
+    expect(open(r, '10.1.1.1')).toBe(true);
+    expect(open(r, '192.0.2.1')).toBe(false);
+    expect(problemsOf(r)).toEqual([]);
+  });
+
+  it('the portico.dev/ name wins over a different ingress-nginx value, and the conflict is reported', () => {
+    const r = run([...base, ingress('i', spec, { annotations: { 'portico.dev/whitelist-source-range': '192.0.2.0/24', 'nginx.ingress.kubernetes.io/whitelist-source-range': '10.0.0.0/8' } })]);
+    expect(open(r, '192.0.2.1')).toBe(true);
+    expect(open(r, '10.1.1.1')).toBe(false);
+    expect(problemsOf(r).map((p) => p.message)).toEqual([expect.stringMatching(/portico\.dev\/whitelist-source-range .* is used; nginx\.ingress\.kubernetes\.io\/whitelist-source-range .* is not/)]);
+  });
+
+  it('an access restriction Portico cannot apply denies every client, with an error naming it', () => {
+    for (const name of ['nginx.ingress.kubernetes.io/auth-url', 'nginx.ingress.kubernetes.io/auth-type', 'nginx.ingress.kubernetes.io/denylist-source-range', 'nginx.ingress.kubernetes.io/auth-tls-verify-client', 'nginx.ingress.kubernetes.io/satisfy', 'portico.dev/auth-url']) {
+      const r = run([...base, ingress('i', spec, { annotations: { [name]: 'x' } })]);
+      for (const c of ['10.0.0.1', '127.0.0.1', '::1']) expect(open(r, c), `${name} ${c}`).toBe(false);
+      const p = problemsOf(r).filter((x) => x.severity === 'error');
+      expect(p.map((x) => x.message)).toEqual([expect.stringContaining(`access restrictions Portico does not apply: ${name}`)]);
+    }
+  });
+
+  it('a typo of the allowlist annotation fails closed too, and says what was meant', () => {
+    const r = run([...base, ingress('i', spec, { annotations: { 'portico.dev/whitelist-sorce-range': '10.0.0.0/8' } })]);
+    expect(open(r, '10.1.1.1')).toBe(false);
+    expect(problemsOf(r)[0].message).toMatch(/portico\.dev\/whitelist-sorce-range \(did you mean portico\.dev\/whitelist-source-range\?\)/);
+  });
+
+  it('other unsupported annotations are reported as ignored; the route serves', () => {
+    const r = run([...base, ingress('i', spec, { annotations: { 'nginx.ingress.kubernetes.io/rewrite-target': '/', 'portico.dev/rewrite-target': '/', 'nginx.ingress.kubernetes.io/ssl-redirect': 'false', 'example.com/unrelated': 'x' } })]);
+    expect(open(r, '192.0.2.1')).toBe(true);
+    const p = problemsOf(r);
+    expect(p).toHaveLength(1);
+    expect(p[0]).toMatchObject({ severity: 'warning' });
+    expect(p[0].message).toMatch(/not support, ignored|does not support, ignored/);
+    expect(p[0].message).toContain('nginx.ingress.kubernetes.io/rewrite-target');
+    expect(p[0].message).toContain('portico.dev/rewrite-target');
+    expect(p[0].message).not.toContain('ssl-redirect');
+    expect(p[0].message).not.toContain('example.com');
+  });
+
+  it('adding an unsupported restriction to a served Ingress closes it, even where the edit is otherwise invalid', () => {
+    const state = newTranslatorState();
+    expect(open(run([...base, ingress('i', spec)], state), '192.0.2.1')).toBe(true);
+    const broken = { ...spec, rules: [rule('x.com', [['/app', 'Sometimes', 'a']])] };
+    const r = run([...base, ingress('i', broken, { annotations: { 'nginx.ingress.kubernetes.io/auth-url': 'http://auth/' }, generation: 2 })], state);
+    expect(open(r, '192.0.2.1')).toBe(false);
+  });
+
+  it('reviewAnnotations reads only the two prefixes', () => {
+    expect(reviewAnnotations({ 'kubernetes.io/ingress.class': 'portico', 'portico.dev/ssl-redirect': 'true', 'nginx.ingress.kubernetes.io/cors-allow-origin': '*' })).toEqual({ ignored: ['nginx.ingress.kubernetes.io/cors-allow-origin'], denying: [] });
+  });
+});
