@@ -2,7 +2,7 @@
 // functions the data path calls: header list edits, the redirect Location, the rewritten path.
 // Nothing here parses configuration per request.
 
-import type { FiltersIR, HeaderModifierIR, PathModifierIR, RedirectIR, RewriteIR } from './types.ts';
+import type { CorsIR, FiltersIR, HeaderModifierIR, PathModifierIR, RedirectIR, RewriteIR } from './types.ts';
 
 export interface CompiledHeaderEdit {
   /** Lower-case names whose existing values go: removed ones and set ones. */
@@ -35,11 +35,27 @@ export interface CompiledRewrite {
   readonly path: CompiledPathModifier | undefined;
 }
 
+export interface CompiledCors {
+  readonly anyOrigin: boolean;
+  /** Lower-case `scheme://host[:port]`. */
+  readonly origins: ReadonlySet<string>;
+  /** `*.` patterns: scheme, host suffix with its leading dot, port ('' for none). */
+  readonly wildcards: readonly { readonly scheme: string; readonly suffix: string; readonly port: string }[];
+  readonly anyMethod: boolean;
+  readonly methods: string;
+  readonly anyHeader: boolean;
+  readonly headers: string;
+  readonly expose: string;
+  readonly credentials: boolean;
+  readonly maxAge: string;
+}
+
 export interface CompiledFilters {
   readonly requestHeaders: CompiledHeaderEdit | undefined;
   readonly responseHeaders: CompiledHeaderEdit | undefined;
   readonly rewrite: CompiledRewrite | undefined;
   readonly redirect: CompiledRedirect | undefined;
+  readonly cors: CompiledCors | undefined;
 }
 
 export class FilterError extends Error {}
@@ -103,6 +119,84 @@ function compileRewrite(ir: RewriteIR | undefined, prefix: string | undefined): 
   return Object.freeze({ hostname: ir.hostname, path: compilePathModifier(ir.path, prefix) });
 }
 
+const ORIGIN = /^(https?):\/\/(\*\.)?([a-z0-9.-]+)(?::([0-9]{1,5}))?$/;
+
+export function compileCors(ir: CorsIR | undefined): CompiledCors | undefined {
+  if (ir === undefined) return undefined;
+  const origins = new Set<string>();
+  const wildcards: { scheme: string; suffix: string; port: string }[] = [];
+  let anyOrigin = false;
+  for (const o of ir.allowOrigins) {
+    if (o === '*') {
+      anyOrigin = true;
+      continue;
+    }
+    const m = ORIGIN.exec(o.toLowerCase());
+    if (m === null) throw new FilterError(`CORS origin ${JSON.stringify(o)} is not *, scheme://host[:port] or scheme://*.suffix[:port]`);
+    if (m[2] !== undefined) wildcards.push({ scheme: m[1], suffix: `.${m[3]}`, port: m[4] ?? '' });
+    else origins.add(o.toLowerCase());
+  }
+  for (const h of [...ir.allowHeaders, ...ir.exposeHeaders]) if (h !== '*') checkHeader(h);
+  for (const m of ir.allowMethods) if (m !== '*' && !TOKEN.test(m)) throw new FilterError(`CORS method ${JSON.stringify(m)} is not a method`);
+  return Object.freeze({
+    anyOrigin,
+    origins,
+    wildcards: Object.freeze(wildcards),
+    anyMethod: ir.allowMethods.includes('*'),
+    methods: ir.allowMethods.filter((m) => m !== '*').join(', '),
+    anyHeader: ir.allowHeaders.includes('*'),
+    headers: ir.allowHeaders.filter((h) => h !== '*').join(', '),
+    expose: ir.exposeHeaders.join(', '),
+    credentials: ir.allowCredentials,
+    maxAge: String(ir.maxAge),
+  });
+}
+
+/** Whether a request's Origin is allowed (compared case-insensitively, wildcards over any number of labels). */
+export function corsOriginAllowed(c: CompiledCors, origin: string): boolean {
+  if (c.anyOrigin) return true;
+  const o = origin.toLowerCase();
+  if (c.origins.has(o)) return true;
+  if (c.wildcards.length === 0) return false;
+  const m = ORIGIN.exec(o);
+  if (m === null || m[2] !== undefined) return false;
+  const host = m[3];
+  const port = m[4] ?? '';
+  return c.wildcards.some((w) => w.scheme === m[1] && w.port === port && host.endsWith(w.suffix) && host.length > w.suffix.length);
+}
+
+/** Allow-Origin for an allowed origin: the origin itself, or `*` when any is allowed without credentials. */
+const allowOrigin = (c: CompiledCors, origin: string): string => (c.anyOrigin && !c.credentials ? '*' : origin);
+
+/**
+ * The headers of Portico's answer to a CORS preflight (OPTIONS with Origin and
+ * Access-Control-Request-Method); none (an answer without CORS headers) for an origin not allowed.
+ */
+export function corsPreflightHeaders(c: CompiledCors, origin: string, requestMethod: string, requestHeaders: string | undefined): [string, string][] {
+  if (!corsOriginAllowed(c, origin)) return [];
+  const out: [string, string][] = [['access-control-allow-origin', allowOrigin(c, origin)]];
+  if (allowOrigin(c, origin) !== '*') out.push(['vary', 'Origin']);
+  // `*` means any: with credentials a literal `*` is not honoured by browsers, so echo the request.
+  const methods = c.anyMethod ? (c.credentials ? requestMethod : '*') : c.methods;
+  if (methods !== '') out.push(['access-control-allow-methods', methods]);
+  const headers = c.anyHeader ? (c.credentials ? (requestHeaders ?? '') : '*') : c.headers;
+  if (headers !== '') out.push(['access-control-allow-headers', headers]);
+  if (c.expose !== '') out.push(['access-control-expose-headers', c.expose]);
+  if (c.credentials) out.push(['access-control-allow-credentials', 'true']);
+  out.push(['access-control-max-age', c.maxAge]);
+  return out;
+}
+
+/** The CORS headers added to the backend's answer to a request from an allowed Origin. */
+export function corsResponseHeaders(c: CompiledCors, origin: string): [string, string][] {
+  if (!corsOriginAllowed(c, origin)) return [];
+  const out: [string, string][] = [['access-control-allow-origin', allowOrigin(c, origin)]];
+  if (allowOrigin(c, origin) !== '*') out.push(['vary', 'Origin']);
+  if (c.credentials) out.push(['access-control-allow-credentials', 'true']);
+  if (c.expose !== '') out.push(['access-control-expose-headers', c.expose]);
+  return out;
+}
+
 /** Compiles a route's (or a backend's) filters; `prefix` is the route's PathPrefix, if it is one. Throws FilterError. */
 export function compileFilters(ir: FiltersIR | undefined, prefix: string | undefined): CompiledFilters | undefined {
   if (ir === undefined) return undefined;
@@ -111,8 +205,9 @@ export function compileFilters(ir: FiltersIR | undefined, prefix: string | undef
     responseHeaders: compileHeaderEdit(ir.responseHeaders),
     rewrite: compileRewrite(ir.rewrite, prefix),
     redirect: compileRedirect(ir.redirect, prefix),
+    cors: compileCors(ir.cors),
   };
-  if (out.requestHeaders === undefined && out.responseHeaders === undefined && out.rewrite === undefined && out.redirect === undefined) return undefined;
+  if (out.requestHeaders === undefined && out.responseHeaders === undefined && out.rewrite === undefined && out.redirect === undefined && out.cors === undefined) return undefined;
   return Object.freeze(out);
 }
 

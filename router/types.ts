@@ -71,6 +71,20 @@ export interface FiltersIR {
    * backends too; their answers are discarded and never delay the forwarded request.
    */
   readonly mirrors?: readonly MirrorIR[];
+  /** CORS (rule level). */
+  readonly cors?: CorsIR;
+}
+
+/** HTTPCORSFilter: preflights answered by Portico, CORS headers added to allowed origins' answers. */
+export interface CorsIR {
+  /** `*`, `scheme://host[:port]`, or `scheme://*.suffix[:port]` (any number of labels). */
+  readonly allowOrigins: readonly string[];
+  readonly allowMethods: readonly string[];
+  readonly allowHeaders: readonly string[];
+  readonly exposeHeaders: readonly string[];
+  readonly allowCredentials: boolean;
+  /** Seconds a preflight may be cached (the spec's default is 5). */
+  readonly maxAge: number;
 }
 
 export interface MirrorIR {

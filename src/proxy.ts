@@ -8,7 +8,7 @@ import type { TLSSocket } from 'node:tls';
 import { Pool, type Dispatcher } from 'undici';
 import type { CompiledBackend, CompiledEndpoint, CompiledFilters, CompiledRoute, RoutingTable } from '../router/index.ts';
 import { pickOtherEndpoint } from '../router/index.ts';
-import { applyRequestFilters, applyResponseFilters } from '../router/filters.ts';
+import { applyRequestFilters, applyResponseFilters, corsResponseHeaders } from '../router/filters.ts';
 import { startMirrors } from './mirror.ts';
 import { SERVER_HEADER, downstreamHeaders, upstreamHeaders, type ForwardedValues } from './forwarding.ts';
 import { getProxyInfo } from './realip/proxy-listener.ts';
@@ -105,13 +105,21 @@ const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS']);
 export const drain = { active: false };
 
 /** Answers with a short text body; returns the body's size in bytes (0 when nothing could be sent). */
-export function sendError(res: DownstreamResponse, status: number, message: string, location?: string): number {
+export function sendError(res: DownstreamResponse, status: number, message: string, location?: string, extra?: readonly (readonly [string, string])[]): number {
   if (res.headersSent) {
     res.destroy();
     return 0;
   }
   if (responseGone(res)) return 0;
   if (drain.active && 'shouldKeepAlive' in res) res.setHeader('connection', 'close');
+  if (status === 204) {
+    // No content (a CORS preflight's answer): its headers only.
+    const h: Record<string, string> = { server: SERVER_HEADER };
+    for (const [name, value] of extra ?? []) h[name] = value;
+    res.writeHead(204, h);
+    res.end();
+    return 0;
+  }
   const body = `${message}\n`;
   const length = Buffer.byteLength(body);
   const headers: Record<string, string | number> = { server: SERVER_HEADER, 'content-type': 'text/plain; charset=utf-8', 'content-length': length, 'cache-control': 'no-store' };
@@ -203,7 +211,7 @@ class Exchange implements Dispatcher.DispatchHandler {
     this.route = d.route;
     this.backend = d.backend;
     this.error = d.error;
-    this.bodyBytes += sendError(this.res, d.status, d.message, d.location);
+    this.bodyBytes += sendError(this.res, d.status, d.message, d.location, d.headers);
   }
 
   proxy(route: CompiledRoute, backend: CompiledBackend, endpoint: CompiledEndpoint, backendFilters?: CompiledFilters): void {
@@ -313,6 +321,16 @@ class Exchange implements Dispatcher.DispatchHandler {
     observeUpstreamLatency(this.route!, this.backend!, (performance.now() - this.sentAt) / 1000);
     if (responseGone(this.res)) return;
     if (this.route!.filters?.responseHeaders !== undefined || this.backendFilters?.responseHeaders !== undefined) headers = applyResponseFilters(headers, this.route!.filters, this.backendFilters);
+    // Gateway API CORS: an allowed Origin's answer carries the CORS headers.
+    const cors = this.route!.filters?.cors;
+    const origin = this.req.headers.origin;
+    if (cors !== undefined && typeof origin === 'string') {
+      const extra = corsResponseHeaders(cors, origin);
+      if (extra.length > 0) {
+        headers = { ...headers };
+        for (const [name, value] of extra) headers[name] = name === 'vary' && headers.vary !== undefined ? `${headers.vary}, ${value}` : value;
+      }
+    }
     try {
       // HTTP/2 has no reason phrase.
       if (isHttp2(this.req)) {

@@ -6,6 +6,7 @@
 
 import type { CompiledBackend, CompiledEndpoint, CompiledFilters, CompiledRoute, RequestAttributes, RoutingTable } from '../router/index.ts';
 import { hostKey, normalizeHostname, pickBackendRef, pickEndpoint, redirectLocation } from '../router/index.ts';
+import { corsPreflightHeaders } from '../router/filters.ts';
 import type { ForwardedValues } from './forwarding.ts';
 import { allowlistDenial } from './realip/allowlist.ts';
 
@@ -45,7 +46,7 @@ export interface ProxyDecision {
 
 export interface RespondDecision {
   readonly action: 'respond';
-  readonly status: 301 | 302 | 303 | 307 | 308 | 403 | 404 | 421 | 500 | 503;
+  readonly status: 204 | 301 | 302 | 303 | 307 | 308 | 403 | 404 | 421 | 500 | 503;
   /** Short plain-text body (a newline is added by the writer). */
   readonly message: string;
   /** The matched route, when one was; metrics and logs name it. */
@@ -55,6 +56,8 @@ export interface RespondDecision {
   readonly location?: string;
   /** Why, for the access log; undefined when the status says it all. */
   readonly error?: string;
+  /** More response headers (a CORS preflight's). */
+  readonly headers?: readonly (readonly [string, string])[];
 }
 
 export type RouteDecision = ProxyDecision | RespondDecision;
@@ -95,6 +98,13 @@ export function decideRoute(table: RoutingTable | undefined, req: RouteRequest, 
   }
   const denied = allowlistDenial(route.ir, fwd);
   if (denied !== undefined) return respond(403, 'forbidden: your address is not allowed here', route, undefined, denied);
+  // A Gateway API CORS preflight is answered here, never by the backend.
+  const cors = route.filters?.cors;
+  if (cors !== undefined && req.method === 'OPTIONS') {
+    const origin = req.header('origin');
+    const method = req.header('access-control-request-method');
+    if (origin !== undefined && method !== undefined) return { action: 'respond', status: 204, message: '', route, backend: undefined, headers: corsPreflightHeaders(cors, origin, method, req.header('access-control-request-headers')) };
+  }
   // A Gateway API RequestRedirect: answered here, its Location from the route's frozen redirect.
   const redirect = route.filters?.redirect;
   if (redirect !== undefined) {

@@ -16,7 +16,7 @@ import { NodeRouteRequest, proxyLogFields } from './proxy.ts';
 import { checkTargetAndHost, unsupportedVersion } from './request-checks.ts';
 import { decideRoute, type DecisionContext } from './route-decision.ts';
 
-const REASONS: Record<number, string> = { 301: 'Moved Permanently', 302: 'Found', 303: 'See Other', 307: 'Temporary Redirect', 308: 'Permanent Redirect', 400: 'Bad Request', 403: 'Forbidden', 404: 'Not Found', 421: 'Misdirected Request', 500: 'Internal Server Error', 502: 'Bad Gateway', 503: 'Service Unavailable', 504: 'Gateway Timeout', 505: 'HTTP Version Not Supported' };
+const REASONS: Record<number, string> = { 204: 'No Content', 301: 'Moved Permanently', 302: 'Found', 303: 'See Other', 307: 'Temporary Redirect', 308: 'Permanent Redirect', 400: 'Bad Request', 403: 'Forbidden', 404: 'Not Found', 421: 'Misdirected Request', 500: 'Internal Server Error', 502: 'Bad Gateway', 503: 'Service Unavailable', 504: 'Gateway Timeout', 505: 'HTTP Version Not Supported' };
 
 /** Answers and closes; returns the bytes written (for the response size metric). */
 function refuse(socket: Duplex, status: number, message: string, extra = ''): number {

@@ -89,7 +89,7 @@ beforeAll(async () => {
     ])),
     // Filters Portico does not apply: never skipped.
     httpRoute('unsupported', onGw(['unsupported.test'], [
-      { matches: prefix('/cors'), filters: [{ type: 'CORS', cors: { allowOrigins: ['https://a.test'] } }], backendRefs: v1 },
+      { matches: prefix('/ext'), filters: [{ type: 'ExtensionRef', extensionRef: { group: 'example.com', kind: 'Auth', name: 'a' } }], backendRefs: v1 },
       { matches: prefix('/'), backendRefs: [ref('v3')] },
     ])),
     // HTTPRouteTimeoutRequest and HTTPRouteTimeoutBackendRequest
@@ -208,14 +208,14 @@ describe('URLRewrite', () => {
 describe('filters Portico does not apply', () => {
   it('answer 500 instead of serving as if absent, and PartiallyInvalid says why', async () => {
     const before = pods.map((p) => p.received);
-    expect((await send(port, 'unsupported.test', '/cors')).status).toBe(500);
+    expect((await send(port, 'unsupported.test', '/ext')).status).toBe(500);
     expect(pods.map((p) => p.received)).toEqual(before);
     expect((await send(port, 'unsupported.test', '/other')).echo?.service).toBe('v3');
     const { items } = await portico.json<{ items: any[] }>('/status');
     const conds = statusOf(items, 'HTTPRoute', 'infra', 'unsupported').parents[0].conditions;
     expect(condition(conds, 'Accepted')?.status).toBe('True');
     expect(condition(conds, 'PartiallyInvalid')).toMatchObject({ status: 'True', reason: 'UnsupportedValue' });
-    expect(condition(conds, 'PartiallyInvalid')?.message).toMatch(/^Dropped Rule: rule 0: filter CORS is not supported/);
+    expect(condition(conds, 'PartiallyInvalid')?.message).toMatch(/^Dropped Rule: rule 0: filter ExtensionRef example.com\/Auth\/a is not supported|^Dropped Rule: rule 0: filter ExtensionRef Auth\/a is not supported/);
   });
 });
 

@@ -27,11 +27,9 @@ describe('conformance report', () => {
     const all = buildReport(results(), '1.0.0', '2026-01-01T00:00:00Z') as any;
     expect(all).toMatchObject({ apiVersion: 'gateway.networking.k8s.io/v1', kind: 'ConformanceReport', gatewayAPIVersion: 'v1.6.1' });
     expect(all.supportedFeatures).toEqual(expect.arrayContaining(['Gateway', 'HTTPRoute', 'GRPCRoute', 'TLSRoute', 'HTTPRouteQueryParamMatching', 'HTTPRouteBackendProtocolH2C']));
-    expect(all.supportedFeatures).not.toContain('HTTPRouteCORS');
     const http = all.profiles.find((p: any) => p.name === 'GATEWAY-HTTP');
     expect(http.core.statistics.Failed).toBe(0);
     expect(http.core).toMatchObject({ result: 'success', statistics: { Failed: 0, Skipped: 0 } });
-    expect(http.extended.unsupportedFeatures).toContain('HTTPRouteCORS');
     const query = 'e2e-gateway.test.ts > query parameter matches: case-sensitive, more matches win, a longer path beats them; the query reaches the backend unchanged';
     const one = buildReport(results([query]), '1.0.0', '2026-01-01T00:00:00Z') as any;
     expect(one.supportedFeatures).not.toContain('HTTPRouteQueryParamMatching');

@@ -72,6 +72,10 @@ export const SCENARIOS: Record<string, readonly string[]> = {
   'e2e-gateway-mirror.test.ts > the backend answers; the mirror gets the same request, headers after the filters (HTTPRouteRequestMirror)': ['HTTPRouteRequestMirror'],
   'e2e-gateway-mirror.test.ts > several mirrors each get a copy (HTTPRouteRequestMultipleMirrors)': ['HTTPRouteRequestMultipleMirrors'],
   'e2e-gateway-mirror.test.ts > percent and fraction mirror about that share (HTTPRouteRequestPercentageMirror)': ['HTTPRouteRequestPercentageMirror'],
+  'e2e-gateway-cors.test.ts > preflights from allowed origins are answered by Portico with the configured headers; the backend sees none': ['HTTPRouteCORS'],
+  'e2e-gateway-cors.test.ts > a disallowed origin gets no allow-origin, to preflights and requests alike': ['HTTPRouteCORS'],
+  'e2e-gateway-cors.test.ts > requests from allowed origins reach the backend and come back with allow-origin (and credentials, expose)': ['HTTPRouteCORS'],
+  'e2e-gateway-cors.test.ts > wildcards: methods `*` allow the requested one; origin `*` without credentials is `*`; with credentials the origin is echoed': ['HTTPRouteCORS'],
   'e2e-gateway-ports.test.ts > HTTPRouteListenerPortMatching: parentRef port (and sectionName) choose listeners; each port serves its own routes': ['HTTPRouteListenerPortMatching'],
   'e2e-gateway-ports.test.ts > status: every listener Accepted and Programmed; attachedRoutes per listener': ['GatewayWithAttachedRoutesWithPort8080'],
   'e2e-gateway-ports.test.ts > HTTPRouteMultipleGateways: one route on two Gateways serves through both; each Gateway keeps its own routes': ['HTTPRouteMultipleGateways'],
@@ -191,7 +195,7 @@ function main(): void {
   const out = process.argv[2] ?? join(ROOT, 'test-results/conformance-report.yaml');
   const dir = mkdtempSync(join(tmpdir(), 'portico-conformance-'));
   const json = join(dir, 'results.json');
-  const files = ['e2e-gateway.test.ts', 'e2e-gateway-status.test.ts', 'e2e-gateway-ports.test.ts', 'e2e-gateway-mirror.test.ts', 'e2e-gateway-filters.test.ts', 'e2e-gateway-grpc.test.ts', 'e2e-gateway-protocols.test.ts', 'e2e-gateway-tls.test.ts', 'e2e-gateway-tls-status.test.ts'].map((f) => join('test', f));
+  const files = ['e2e-gateway.test.ts', 'e2e-gateway-status.test.ts', 'e2e-gateway-ports.test.ts', 'e2e-gateway-mirror.test.ts', 'e2e-gateway-cors.test.ts', 'e2e-gateway-filters.test.ts', 'e2e-gateway-grpc.test.ts', 'e2e-gateway-protocols.test.ts', 'e2e-gateway-tls.test.ts', 'e2e-gateway-tls-status.test.ts'].map((f) => join('test', f));
   try {
     try {
       // This Node (24: the suites spawn portico with it), not whatever `node` is first on PATH.

@@ -8,6 +8,7 @@ import type { KubeObject } from '../controller/objects.ts';
 import { newTranslatorState, translate, type TranslateOptions } from '../controller/translate.ts';
 import { compileTable, type RequestAttributes } from '../router/index.ts';
 import { compileSafeRegex, unsafeRegexReason } from '../router/regex.ts';
+import { corsPreflightHeaders } from '../router/filters.ts';
 
 const GW = 'gateway.networking.k8s.io/v1';
 const obj = (kind: string, name: string, spec: unknown, extra: Partial<KubeObject['metadata']> = {}, apiVersion = GW): KubeObject => ({
@@ -271,5 +272,14 @@ describe('RequestMirror and the HTTP/1.1 fast path', () => {
     const node = run(objs);
     expect(who(node.table, 'x.test', '/')).toBe('v1');
     expect(node.table.match('x.test', '/', attrs('GET', {}, '/'))!.mirrors!.map((m) => m.backend.name)).toEqual(['default/v2:8080']);
+  });
+
+  it('CORS likewise: refused with the fast path, a typed action otherwise', () => {
+    const objs = [...base(), route('c', { rules: [{ filters: [{ type: 'CORS', cors: { allowOrigins: ['https://*.a.test'], allowMethods: ['GET'] } }], backendRefs: [{ name: 'v1', port: 8080 }] }] })];
+    expect(who(run(objs, { ...OPTIONS, http1Engine: 'fast' }).table, 'x.test', '/')).toMatch(/^!500/);
+    const cors = run(objs).table.match('x.test', '/', attrs('GET', {}, '/'))!.filters!.cors!;
+    expect(corsPreflightHeaders(cors, 'https://b.c.a.test', 'GET', undefined)).toEqual([['access-control-allow-origin', 'https://b.c.a.test'], ['vary', 'Origin'], ['access-control-allow-methods', 'GET'], ['access-control-max-age', '5']]);
+    expect(corsPreflightHeaders(cors, 'https://a.test', 'GET', undefined)).toEqual([]);
+    expect(corsPreflightHeaders(cors, 'http://b.a.test', 'GET', undefined)).toEqual([]);
   });
 });

@@ -5,7 +5,7 @@
 // would serve the request as if the filter were not there.
 
 import { compileFilters, FilterError } from '../../router/filters.ts';
-import type { FiltersIR, HeaderModifierIR, HeaderValueIR, PathModifierIR, RedirectIR, RewriteIR } from '../../router/types.ts';
+import type { CorsIR, FiltersIR, HeaderModifierIR, HeaderValueIR, PathModifierIR, RedirectIR, RewriteIR } from '../../router/types.ts';
 import { asArray, asRecord, asString } from '../objects.ts';
 
 /** A RequestMirror filter before its backendRef is resolved (httproute.ts resolves it). */
@@ -97,6 +97,18 @@ function rewrite(raw: unknown, errors: string[]): RewriteIR | undefined {
  * ReplacePrefixMatch needs every one to be a PathPrefix). The result is checked by compiling it
  * with each prefix, so the table compile never fails on it.
  */
+function cors(raw: unknown, errors: string[]): CorsIR | undefined {
+  const c = asRecord(raw);
+  const strings = (field: string): string[] => asArray(c[field]).filter((v): v is string => typeof v === 'string');
+  const maxAge = c.maxAge === undefined ? 5 : c.maxAge;
+  if (typeof maxAge !== 'number' || !Number.isInteger(maxAge) || maxAge < 0) {
+    errors.push(`CORS maxAge ${JSON.stringify(c.maxAge)} is not a whole number of seconds`);
+    return undefined;
+  }
+  if (c.allowCredentials !== undefined && typeof c.allowCredentials !== 'boolean') errors.push('CORS allowCredentials must be true or false');
+  return { allowOrigins: strings('allowOrigins'), allowMethods: strings('allowMethods'), allowHeaders: strings('allowHeaders'), exposeHeaders: strings('exposeHeaders'), allowCredentials: c.allowCredentials === true, maxAge };
+}
+
 function mirror(raw: unknown, errors: string[]): MirrorSpec | undefined {
   const m = asRecord(raw);
   const backendRef = asRecord(m.backendRef);
@@ -120,14 +132,14 @@ function mirror(raw: unknown, errors: string[]): MirrorSpec | undefined {
 }
 
 /**
- * `allowMirror`: RequestMirror is applied (the node:http data path mirrors; the HTTP/1.1 fast
- * path does not, so with --http1-engine fast it is unsupported like any filter not applied).
+ * `allowMirror`: RequestMirror and CORS are applied (the node:http data path does; the HTTP/1.1
+ * fast path does not, so with --http1-engine fast they are unsupported like any filter not applied).
  */
 export function parseFilters(list: unknown, level: 'rule' | 'backendRef', prefixes: readonly (string | undefined)[], kind = 'HTTPRoute', allowMirror = true): ParsedFilters {
   const errors: string[] = [];
   const mirrors: MirrorSpec[] = [];
   const unsupported: string[] = [];
-  const out: { requestHeaders?: HeaderModifierIR; responseHeaders?: HeaderModifierIR; redirect?: RedirectIR; rewrite?: RewriteIR } = {};
+  const out: { requestHeaders?: HeaderModifierIR; responseHeaders?: HeaderModifierIR; redirect?: RedirectIR; rewrite?: RewriteIR; cors?: CorsIR } = {};
   const seen = new Set<string>();
   for (const raw of asArray(list)) {
     const f = asRecord(raw);
@@ -147,6 +159,8 @@ export function parseFilters(list: unknown, level: 'rule' | 'backendRef', prefix
       const m = mirror(f.requestMirror, errors);
       if (m !== undefined) mirrors.push(m);
     } else if (type === 'RequestMirror' && level === 'rule') unsupported.push('RequestMirror (not applied by --http1-engine fast)');
+    else if (type === 'CORS' && level === 'rule' && allowMirror) out.cors = cors(f.cors, errors);
+    else if (type === 'CORS' && level === 'rule') unsupported.push('CORS (not applied by --http1-engine fast)');
     else unsupported.push(type === 'ExtensionRef' ? `ExtensionRef ${asString(asRecord(f.extensionRef).kind) ?? ''}/${asString(asRecord(f.extensionRef).name) ?? ''}` : level === 'backendRef' && type === 'RequestRedirect' ? 'RequestRedirect on a backendRef' : type);
   }
   if (out.redirect !== undefined && out.rewrite !== undefined) errors.push('RequestRedirect and URLRewrite cannot be combined');

@@ -60,12 +60,12 @@ const isGatewayApi = (o: KubeObject, kind: string): boolean => o.kind === kind &
 
 /**
  * GatewayClass status.supportedFeatures: only features whose scenarios Portico's own suites run
- * and pass (test/e2e-gateway*.test.ts); sorted, as the spec asks. Not listed: CORS. RequestMirror
- * is listed although --http1-engine fast refuses it (a route using it answers 500 then).
+ * and pass (test/e2e-gateway*.test.ts); sorted, as the spec asks. RequestMirror and CORS are
+ * listed although --http1-engine fast refuses them (a rule using them answers 500 then).
  */
 export const SUPPORTED_FEATURES: readonly string[] = [
   'GRPCRoute', 'Gateway', 'GatewayHTTPListenerIsolation', 'GatewayHTTPSListenerDetectMisdirectedRequests', 'GatewayPort8080', 'HTTPRoute', 'HTTPRoute303RedirectStatusCode', 'HTTPRoute307RedirectStatusCode', 'HTTPRoute308RedirectStatusCode',
-  'HTTPRouteBackendProtocolH2C', 'HTTPRouteBackendProtocolWebSocket', 'HTTPRouteBackendRequestHeaderModification', 'HTTPRouteBackendTimeout', 'HTTPRouteHostRewrite',
+  'HTTPRouteBackendProtocolH2C', 'HTTPRouteBackendProtocolWebSocket', 'HTTPRouteBackendRequestHeaderModification', 'HTTPRouteBackendTimeout', 'HTTPRouteCORS', 'HTTPRouteHostRewrite',
   'HTTPRouteMethodMatching', 'HTTPRouteNamedRouteRule', 'HTTPRouteParentRefPort', 'HTTPRoutePathRedirect',
   'HTTPRoutePathRewrite', 'HTTPRoutePortRedirect', 'HTTPRouteQueryParamMatching', 'HTTPRouteRequestMirror', 'HTTPRouteRequestMultipleMirrors',
   'HTTPRouteRequestPercentageMirror', 'HTTPRouteRequestTimeout', 'HTTPRouteResponseHeaderModification',
