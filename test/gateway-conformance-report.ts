@@ -122,6 +122,22 @@ ext('HTTPRouteListenerPortMatching', ['HTTPRouteParentRefPort']);
 ext('GatewayHTTPListenerIsolation', ['GatewayHTTPListenerIsolation']);
 ext('HTTPRouteHTTPSListenerDetectMisdirectedRequests', ['GatewayHTTPSListenerDetectMisdirectedRequests']);
 ext('GatewayWithAttachedRoutesWithPort8080', ['GatewayPort8080']);
+// Extended Gateway and TLS tests Portico has no support or scenario for: listed so their features
+// show as unsupported rather than vanish from the report.
+const gatewayExt = (name: string, features: string[], profiles: Profile[] = ['GATEWAY-HTTP']) => {
+  for (const profile of profiles) TESTS[profiles.length > 1 ? `${name}@${profile}` : name] = { profile, features: ['Gateway', ...features] };
+};
+gatewayExt('GatewayStaticAddresses', ['GatewayStaticAddresses']);
+gatewayExt('GatewayOptionalAddressValue', ['GatewayAddressEmpty']);
+gatewayExt('GatewayInfrastructure', ['GatewayInfrastructurePropagation']);
+gatewayExt('GatewayFrontendClientCertificateValidation', ['GatewayFrontendClientCertificateValidation']);
+gatewayExt('GatewayFrontendClientCertificateValidationInsecureFallback', ['GatewayFrontendClientCertificateValidation', 'GatewayFrontendClientCertificateValidationInsecureFallback']);
+gatewayExt('GatewayTLSBackendClientCertificate', ['GatewayBackendClientCertificate']);
+gatewayExt('ListenerSetHTTPRouting', ['ListenerSet', 'HTTPRoute']);
+ext('BackendTLSPolicy', ['BackendTLSPolicy']);
+ext('BackendTLSPolicySANValidation', ['BackendTLSPolicy', 'BackendTLSPolicySANValidation']);
+ext('TLSRouteListenerTerminateSupportedKinds', ['TLSRouteModeTerminate'], 'GATEWAY-TLS');
+ext('TLSRouteMixedTerminationSameNamespace', ['TLSRouteModeTerminate', 'TLSRouteModeMixed'], 'GATEWAY-TLS');
 core('GATEWAY-GRPC', ['GRPCExactMethodMatching', 'GRPCRouteHeaderMatching', 'GRPCRouteListenerHostnameMatching', 'GRPCRouteWeight'], ['Gateway', 'GRPCRoute']);
 core('GATEWAY-TLS', ['TLSRouteSimpleSameNamespace', 'TLSRouteHostnameIntersection', 'TLSRouteInvalidBackendRefNonexistent', 'TLSRouteInvalidBackendRefUnknownKind', 'TLSRouteInvalidNoMatchingListenerHostname', 'TLSRouteInvalidNoMatchingListener', 'TLSRouteListenerPassthroughSupportedKinds', 'TLSRouteListenerTerminateNotSupported'], ['Gateway', 'TLSRoute']);
 core('GATEWAY-TLS', ['TLSRouteInvalidReferenceGrant'], ['Gateway', 'TLSRoute', 'ReferenceGrant']);
