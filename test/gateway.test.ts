@@ -283,3 +283,18 @@ describe('RequestMirror and the HTTP/1.1 fast path', () => {
     expect(corsPreflightHeaders(cors, 'http://b.a.test', 'GET', undefined)).toEqual([]);
   });
 });
+
+describe('Gateway spec.addresses (GatewayStaticAddresses, GatewayOptionalAddressValue shapes)', () => {
+  const gwWith = (addresses: unknown[]) => {
+    const { t } = run([obj('GatewayClass', 'portico', { controllerName: 'portico.dev/gateway-controller' }), obj('Gateway', 'gw', { gatewayClassName: 'portico', listeners: [{ name: 'http', port: 80, protocol: 'HTTP' }], addresses })]);
+    const st = t.statuses.find((s) => s.kind === 'Gateway')!.status as any;
+    const c = (type: string) => st.conditions.find((x: any) => x.type === type);
+    return { addresses: st.addresses, accepted: `${c('Accepted').status} ${c('Accepted').reason}`, programmed: `${c('Programmed').status} ${c('Programmed').reason}` };
+  };
+  it('a usable address is the one reported; one without a value gets the published ones; others are refused', () => {
+    expect(gwWith([{ type: 'IPAddress', value: '192.0.2.10' }])).toEqual({ addresses: [{ type: 'IPAddress', value: '192.0.2.10' }], accepted: 'True Accepted', programmed: 'True Programmed' });
+    expect(gwWith([{ type: 'IPAddress' }])).toEqual({ addresses: [{ type: 'IPAddress', value: '192.0.2.10' }], accepted: 'True Accepted', programmed: 'True Programmed' });
+    expect(gwWith([{ type: 'IPAddress', value: '203.0.113.9' }])).toMatchObject({ accepted: 'True Accepted', programmed: 'False AddressNotUsable' });
+    expect(gwWith([{ type: 'test/fake-invalid-type', value: 'x' }])).toMatchObject({ accepted: 'False UnsupportedAddress' });
+  });
+});

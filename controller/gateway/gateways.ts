@@ -148,16 +148,23 @@ function evaluateGateway(gw: KubeObject, ctx: GatewayContext, portOwner: Map<num
   }
 
   // Addresses: Portico's published addresses; spec.addresses may only name one of them.
-  const addresses = ctx.addresses.map((a) => ({ type: isIP(a) ? 'IPAddress' : 'Hostname', value: a }));
+  const published = ctx.addresses.map((a) => ({ type: isIP(a) ? 'IPAddress' : 'Hostname', value: a }));
   let addressProblem: ConditionInput | undefined;
   let addressUnusable: ConditionInput | undefined;
+  // spec.addresses: each must be one Portico serves on; one without a value asks for any (it
+  // gets the published ones). Status then lists the requested ones, else the published ones.
+  const requested: { type: string; value: string }[] = [];
+  let wantsAny = false;
   for (const raw of asArray(spec.addresses)) {
     const a = asRecord(raw);
     const type = asString(a.type) ?? 'IPAddress';
     const value = asString(a.value);
     if (type !== 'IPAddress' && type !== 'Hostname') addressProblem ??= cond('Accepted', false, 'UnsupportedAddress', `address type ${type} is not supported`);
-    else if (value === undefined || !ctx.addresses.includes(value)) addressUnusable ??= cond('Programmed', false, 'AddressNotUsable', `Portico serves on ${ctx.addresses.join(', ') || '(no published address)'}, not ${value ?? '(unset)'}`);
+    else if (value === undefined || value === '') wantsAny = true;
+    else if (!ctx.addresses.includes(value)) addressUnusable ??= cond('Programmed', false, 'AddressNotUsable', `Portico serves on ${ctx.addresses.join(', ') || '(no published address)'}, not ${value}`);
+    else if (!requested.some((r) => r.value === value)) requested.push({ type, value });
   }
+  const addresses = requested.length > 0 && !wantsAny ? requested : published;
   const infra = asRecord(spec.infrastructure).parametersRef;
   const gatewayConditions = (): ConditionInput[] => {
     const valid = listeners.filter((l) => l.accepted);
