@@ -93,7 +93,8 @@ export function upstreamHeaders(rawHeaders: readonly string[], connection: strin
   if (!hasHost && fwd.host !== '') out.push('host', fwd.host);
   out.push('x-forwarded-for', fwd.forwardedFor, 'x-real-ip', fwd.clientIp);
   if (fwd.keep === undefined || !fwd.keep.has('x-forwarded-proto')) out.push('x-forwarded-proto', fwd.proto);
-  if (fwd.keep === undefined || !fwd.keep.has('x-forwarded-host')) out.push('x-forwarded-host', fwd.host);
+  // No Host (an HTTP/1.0 request may omit it): no X-Forwarded-Host either, rather than an empty one.
+  if ((fwd.keep === undefined || !fwd.keep.has('x-forwarded-host')) && fwd.host !== '') out.push('x-forwarded-host', fwd.host);
   if (fwd.keep === undefined || !fwd.keep.has('x-forwarded-port')) out.push('x-forwarded-port', fwd.port);
   return out;
 }

@@ -161,7 +161,7 @@ class Exchange implements Dispatcher.DispatchHandler {
   readonly req: DownstreamRequest;
   readonly res: TrackedResponse;
   readonly startedAt: number;
-  readonly fwd: ForwardedValues;
+  private forwarded: ForwardedValues | undefined;
   route: CompiledRoute | undefined;
   backend: CompiledBackend | undefined;
   endpoint: CompiledEndpoint | undefined;
@@ -196,9 +196,17 @@ class Exchange implements Dispatcher.DispatchHandler {
     this.req = req;
     this.res = res as TrackedResponse;
     this.startedAt = performance.now();
-    this.fwd = ctx.forwarding(req);
     this.res[kExchange] = this;
     res.on('close', onResponseClose);
+  }
+
+  /**
+   * The client IP and forwarding headers, read when first needed: after the request checks,
+   * which replace Host by an absolute-form target's authority (RFC 9112 3.2.2), so that
+   * X-Forwarded-Host names the host the request is routed by, never a Host it overrode.
+   */
+  get fwd(): ForwardedValues {
+    return (this.forwarded ??= this.ctx.forwarding(this.req));
   }
 
   /** Reply without going upstream (400, 505...). */

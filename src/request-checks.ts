@@ -72,6 +72,8 @@ export function checkTargetAndHost(req: IncomingMessage): string | undefined {
     const name = raw[i];
     if (name.length === 4 && (name.charCodeAt(0) | 0x20) === 104 /* h */ && name.toLowerCase() === 'host') {
       if (++hosts > 1) return 'more than one Host header';
+      // An http(s) URI's authority is never empty (RFC 9110 4.2.1), so neither is its Host.
+      if (raw[i + 1] === '') return 'empty Host header';
       if (!validHost(raw[i + 1])) return 'malformed Host header';
     }
   }

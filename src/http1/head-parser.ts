@@ -198,6 +198,9 @@ export function parseRequestHead(buf: Buffer, start: number, maxHeaderSize: numb
   const targetProblem = checkTarget(method, target);
   if (targetProblem !== undefined) return fail(400, targetProblem);
   if (hosts > 1) return fail(400, 'more than one Host header');
+  // An http(s) URI's authority is never empty (RFC 9110 4.2.1), so neither is its Host (an
+  // absolute-form target's authority replaces Host, checked above).
+  if (hosts === 1 && host === '' && (target.charCodeAt(0) === 47 || target === '*')) return fail(400, 'empty Host header');
   if (hosts === 1 && !HOST_VALUE.test(host as string)) return fail(400, 'malformed Host header');
   if (hosts === 0 && minor === 1) return fail(400, 'missing Host header');
 

@@ -596,7 +596,17 @@ class Exchange implements UpstreamWaiter, UpstreamUser {
     const rf = this.route!.filters;
     if (rf !== undefined || this.backendFilters !== undefined) ({ headers: h, target } = applyRequestFilters(h, target, rf, this.backendFilters));
     let s = `${head.method} ${target} HTTP/1.1\r\n`;
-    for (let i = 0; i < h.length; i += 2) s += `${h[i]}: ${h[i + 1]}\r\n`;
+    let hasHost = false;
+    for (let i = 0; i < h.length; i += 2) {
+      if (!hasHost && h[i].length === 4 && h[i].toLowerCase() === 'host') hasHost = true;
+      s += `${h[i]}: ${h[i + 1]}\r\n`;
+    }
+    // An HTTP/1.0 request may come without Host; HTTP/1.1 upstream requests need one (RFC 9112
+    // 3.2): the endpoint's authority, as the node engine's undici sends.
+    if (!hasHost) {
+      const ep = this.endpoint!;
+      s += `Host: ${ep.address.includes(':') ? `[${ep.address}]` : ep.address}:${ep.port}\r\n`;
+    }
     // The chunked framing is relayed as it came (upstreamHeaders drops the hop-by-hop TE).
     if (head.chunked) s += 'Transfer-Encoding: chunked\r\n';
     return `${s}\r\n`;

@@ -1,0 +1,60 @@
+// Both HTTP/1.1 engines (node:http + undici, and the raw-socket fast path) answer the same
+// requests the same way: status, the headers the backend receives, and whether the connection
+// closes. Cases found by trying Portico as a user (HTTP/1.0 health checks without Host, an
+// absolute-form target against a different Host, an empty Host).
+
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startRawBackend, type RawBackend } from './helpers/raw-backend.ts';
+import { rawExchange } from './helpers/http.ts';
+import { endpointSlice, ingress, ingressClass, service, toYaml } from './helpers/manifests.ts';
+import { startPortico, type Portico } from './helpers/portico.ts';
+
+let backend: RawBackend;
+const engines: Record<'node' | 'fast', Portico> = {} as never;
+
+beforeAll(async () => {
+  backend = await startRawBackend('127.0.0.1');
+  const files = { 'all.yaml': toYaml(ingressClass(), service('app'), endpointSlice('app', [`127.0.0.1:${backend.port}`]), ingress('p', 'p.test', [{ path: '/', service: 'app' }]), ingress('d', undefined, [{ path: '/', service: 'app' }])) };
+  engines.node = await startPortico({ workers: 1, files, args: ['--http1-engine', 'node'] });
+  engines.fast = await startPortico({ workers: 1, files, args: ['--http1-engine', 'fast'] });
+}, 60_000);
+
+afterAll(async () => {
+  await engines.node?.stop();
+  await engines.fast?.stop();
+  await backend?.close();
+});
+
+const status = (text: string) => Number(/^HTTP\/1\.1 (\d{3})/.exec(text)?.[1] ?? 0);
+
+describe.each(['node', 'fast'] as const)('the %s engine', (engine) => {
+  const send = (data: string) => rawExchange(engines[engine].httpPort, data, { waitMs: 2000 });
+
+  it('routes an HTTP/1.0 request without Host (load balancer health checks) and gives the upstream a Host', async () => {
+    const before = backend.requests.length;
+    const r = await send('GET /health HTTP/1.0\r\n\r\n');
+    expect(status(r.text)).toBe(200);
+    const seen = backend.requests.slice(before);
+    expect(seen).toHaveLength(1);
+    const names = seen[0].headers.map(([k]) => k.toLowerCase());
+    expect(names.filter((n) => n === 'host')).toHaveLength(1);
+    expect(names).not.toContain('x-forwarded-host');
+  });
+
+  it('an absolute-form target wins over Host for routing, the upstream Host and X-Forwarded-Host alike', async () => {
+    const before = backend.requests.length;
+    const r = await send('GET http://p.test/reset HTTP/1.1\r\nHost: evil.example\r\nConnection: close\r\n\r\n');
+    expect(status(r.text)).toBe(200);
+    const h = Object.fromEntries(backend.requests.slice(before)[0].headers.map(([k, v]) => [k.toLowerCase(), v]));
+    expect(h.host).toBe('p.test');
+    expect(h['x-forwarded-host']).toBe('p.test');
+  });
+
+  it('an empty Host is 400 and closes the connection; nothing reaches the backend', async () => {
+    const before = backend.requests.length;
+    const r = await send('GET /foo HTTP/1.1\r\nHost:\r\n\r\n');
+    expect(status(r.text)).toBe(400);
+    expect(r.closed).toBe(true);
+    expect(backend.requests.length).toBe(before);
+  });
+});
