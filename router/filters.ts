@@ -64,8 +64,17 @@ const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 // Field values: visible characters, spaces and tabs inside; no CR, LF or NUL.
 const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
 
+/**
+ * Fields a header filter may not touch: they frame the message or the connection, so an edit
+ * would make Portico and the peer read different messages (a set Content-Length on a request
+ * smuggles its body upstream as another request; on a response it splits the client's stream).
+ * Framing is Portico's own, on both sides.
+ */
+export const FRAMING_HEADERS: ReadonlySet<string> = new Set(['content-length', 'transfer-encoding', 'connection', 'keep-alive', 'proxy-connection', 'upgrade', 'te', 'trailer']);
+
 function checkHeader(name: string, value?: string): void {
   if (!TOKEN.test(name)) throw new FilterError(`header name ${JSON.stringify(name)} is not a valid token`);
+  if (FRAMING_HEADERS.has(name.toLowerCase())) throw new FilterError(`header ${name} frames the message or the connection and cannot be modified`);
   if (value !== undefined && !FIELD_VALUE.test(value)) throw new FilterError(`header ${name}: value has characters not allowed in a header`);
 }
 

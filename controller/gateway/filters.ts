@@ -5,6 +5,7 @@
 // would serve the request as if the filter were not there.
 
 import { compileFilters, FilterError } from '../../router/filters.ts';
+import { FRAMING_HEADERS } from '../../router/filters.ts';
 import type { CorsIR, FiltersIR, HeaderModifierIR, HeaderValueIR, PathModifierIR, RedirectIR, RewriteIR } from '../../router/types.ts';
 import { asArray, asRecord, asString } from '../objects.ts';
 
@@ -43,6 +44,12 @@ function headerModifier(raw: unknown, errors: string[], what: string): HeaderMod
   const set = list('set');
   const add = list('add');
   const remove = [...new Set(asArray(m.remove).filter((v): v is string => typeof v === 'string'))];
+  const framing = [...set.map((h) => h.name), ...add.map((h) => h.name), ...remove].filter((n) => FRAMING_HEADERS.has(n.toLowerCase()));
+  if (framing.length > 0) {
+    // Framing is Portico's own on both sides: an edit would desynchronise it from the peer's.
+    errors.push(`${what} cannot modify ${[...new Set(framing)].join(', ')}: these fields frame the message or the connection`);
+    return undefined;
+  }
   if (set.length + add.length + remove.length === 0) {
     errors.push(`${what} sets, adds and removes nothing`);
     return undefined;
