@@ -115,12 +115,14 @@ export function decideRoute(table: RoutingTable | undefined, req: RouteRequest, 
   const backend = ref?.backend;
   if (backend !== undefined && backend.errorStatus !== undefined) {
     const reason = backend.unavailableReason ?? 'the route has no usable backend';
-    return respond(backend.errorStatus, `internal server error: ${reason}`, route, backend, reason);
+    // The reason (namespaces, Service names, grants) goes to the access log and /status, not to
+    // whoever sent the request.
+    return respond(backend.errorStatus, 'internal server error', route, backend, reason);
   }
   const endpoint = backend === undefined ? undefined : pickEndpoint(backend);
   if (backend === undefined || endpoint === undefined) {
     const reason = backend?.unavailableReason ?? 'no backend available';
-    return respond(503, `service unavailable: ${reason}`, route, backend, reason);
+    return respond(503, 'service unavailable', route, backend, reason);
   }
   return { action: 'proxy', route, backend, endpoint, backendFilters: ref?.filters };
 }
