@@ -207,7 +207,13 @@ export class ManifestSource implements Source {
         continue; // removed between readdir and stat
       }
       const prev = this.files.get(path);
-      if (prev && prev.mtimeMs === st.mtimeMs && prev.size === st.size && prev.ino === st.ino) continue;
+      if (prev && prev.mtimeMs === st.mtimeMs && prev.size === st.size && prev.ino === st.ino) {
+        // The file is what is served again (an in-place rewrite that put back the same bytes,
+        // within the mtime's resolution): an earlier blank read of it is over. Left set, it would
+        // make the next brief truncation look SETTLE_MS old and drop the file's objects.
+        this.emptySince.delete(path);
+        continue;
+      }
       let text: string;
       try {
         text = await readFile(path, 'utf8');
