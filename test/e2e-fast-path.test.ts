@@ -94,6 +94,8 @@ function answer(s: net.Socket, path: string, body: string, done: () => void): vo
       return send('HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok');
     case '/head':
       return send('HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n');
+    case '/both':
+      return send('HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n');
     case '/broken':
       return send('HTTP/1.1 200 OK\r\nX-Bad: a\nContent-Length: 2\r\n\r\nok');
     case '/echo': {
@@ -189,6 +191,16 @@ describe('HTTP/1.1 fast path', () => {
     const other = await rawExchange(portico.httpPort, `GET /expect HTTP/1.1\r\n${H}Expect: teapot\r\nConnection: close\r\n\r\n`);
     expect(statuses(other.text)).toEqual([417]);
     expect(backend.seen.some((x) => x.path === '/expect')).toBe(false);
+  });
+
+  it('an upstream response with both Content-Length and chunked is framed by the chunking, and its connection not reused', async () => {
+    const r = await rawExchange(portico.httpPort, `GET /both HTTP/1.1\r\n${H}Connection: close\r\n\r\n`);
+    expect(statuses(r.text)).toEqual([200]);
+    expect(r.text).not.toMatch(/content-length/i);
+    expect(r.text.endsWith('5\r\nhello\r\n0\r\n\r\n')).toBe(true);
+    expect((await request(portico.httpPort, '/after-both', { host: 'fast.test' })).status).toBe(200);
+    const on = (path: string) => backend.seen.find((x) => x.path === path)!.connection;
+    expect(on('/after-both')).not.toBe(on('/both'));
   });
 
   it('an upstream response two readers could frame differently is a 502, and not passed on', async () => {

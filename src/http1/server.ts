@@ -864,7 +864,9 @@ class Exchange implements UpstreamWaiter, UpstreamUser {
     this.upstreamDeadline = 0;
     if (up !== undefined) {
       const h = this.resHead!;
-      const reusable = h.keepAlive && this.resFraming !== 'close' && this.reqBodyDone && this.rbuf === undefined;
+      // Both Content-Length and Transfer-Encoding: framed by the latter, but the connection is not
+      // trusted with another request (RFC 9112 6.3 item 3).
+      const reusable = h.keepAlive && this.resFraming !== 'close' && this.reqBodyDone && this.rbuf === undefined && !(h.chunked && h.contentLength >= 0);
       if (up.socket.isPaused()) up.socket.resume();
       up.pool.release(up, reusable);
     }
