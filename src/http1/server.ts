@@ -27,6 +27,7 @@ import { getProxyInfo } from '../realip/proxy-listener.ts';
 import { pathProblem } from '../request-checks.ts';
 import { decideRoute, type DecisionContext, type RouteRequest } from '../route-decision.ts';
 import { BodyFramer } from './body.ts';
+import { Mirrors } from './mirror.ts';
 import { parseRequestHead, type RequestHead } from './head-parser.ts';
 import { parseResponseHead, responseFraming, type BodyFraming, type ResponseHead } from './response-head.ts';
 import { UpstreamSocketPool, isConnectError, type UpstreamConnection, type UpstreamTarget, type UpstreamUser, type UpstreamWaiter } from './upstream-pool.ts';
@@ -485,6 +486,7 @@ class Exchange implements UpstreamWaiter, UpstreamUser {
   /** Upstream response timeout (headers, and between body reads); 0: none. */
   timeoutMs = 0;
   backendFilters: CompiledFilters | undefined;
+  mirrors: Mirrors | undefined;
   // Response side.
   rbuf: Buffer | undefined;
   resHead: ResponseHead | undefined;
@@ -573,8 +575,10 @@ class Exchange implements UpstreamWaiter, UpstreamUser {
       this.error = d.error;
       return this.local(d.status, d.message, d.location !== undefined ? `Location: ${d.location}\r\n` : ''), true;
     }
-    // HTTP/2 cleartext upstreams are undici's (src/proxy.ts): this connection moves there.
-    if (d.backend.protocol === 'h2c') return false;
+    // HTTP/2 cleartext upstreams (mirrors included) are undici's (src/proxy.ts): this
+    // connection moves there.
+    const mirrors = d.route.mirrors;
+    if (d.backend.protocol === 'h2c' || (mirrors !== undefined && mirrors.some((m) => m.backend.protocol === 'h2c'))) return false;
     this.route = d.route;
     this.backend = d.backend;
     this.endpoint = d.endpoint;
@@ -583,6 +587,8 @@ class Exchange implements UpstreamWaiter, UpstreamUser {
     const limit = d.route.ir.requestTimeoutMs;
     if (limit !== undefined && limit > 0) this.routeDeadline = this.startedAt + limit;
     this.upstreamHead = this.buildUpstreamHead();
+    // Gateway API RequestMirror: copies of the head and body go out beside the request.
+    if (mirrors !== undefined) this.mirrors = Mirrors.start(o.pool, mirrors, head.method, this.upstreamHead, this.reqBody !== undefined, this.timeoutMs);
     if (head.expectContinue && this.reqBody !== undefined && head.versionMinor === 1) conn.socket.write(CONTINUE, 'latin1');
     this.acquire();
     return true;
@@ -665,9 +671,11 @@ class Exchange implements UpstreamWaiter, UpstreamUser {
       conn.buf = r.consumed === buf.length ? undefined : buf.subarray(r.consumed);
       // After an early response the upstream connection is gone: the rest is read and dropped.
       if (this.upstream !== undefined && !this.upstream.write(part)) this.upstreamBlocked = true;
+      this.mirrors?.write(part);
     }
     if (r.done) {
       this.reqBodyDone = true;
+      this.mirrors?.endBody();
       conn.clearDeadline();
       if (this.done) this.finish();
     }
@@ -1016,6 +1024,8 @@ class Exchange implements UpstreamWaiter, UpstreamUser {
   log(aborted: boolean): void {
     if (this.logged) return;
     this.logged = true;
+    // The request ends here with its body unread: mirrors do not get it as if whole.
+    if (!this.reqBodyDone) this.mirrors?.abort();
     const head = this.head;
     const seconds = (performance.now() - this.startedAt) / 1000;
     const requestBytes = requestHeadBytes(head.method, head.target, head.rawHeaders) + (head.contentLength > 0 ? head.contentLength : 0);
