@@ -31,8 +31,6 @@ export interface TranslateOptions {
    * status.addresses reports (the address the listeners are bound to).
    */
   readonly bindAddress?: string;
-  /** `--http1-engine`: the fast path does not apply RequestMirror, so routes using it are refused then. */
-  readonly http1Engine?: string;
 }
 
 export interface TranslatorState {
@@ -70,7 +68,7 @@ export function translate(snapshot: SourceSnapshot, options: TranslateOptions, s
 
   const gw = translateGatewayApi(
     objects,
-    { controllerName: options.gatewayControllerName ?? DEFAULT_GATEWAY_CONTROLLER, httpPort: options.httpPort ?? 80, httpsPort: options.httpsPort ?? 443, addresses: gatewayAddresses(options), now: options.now ?? new Date(), mirrors: options.http1Engine !== 'fast' },
+    { controllerName: options.gatewayControllerName ?? DEFAULT_GATEWAY_CONTROLLER, httpPort: options.httpPort ?? 80, httpsPort: options.httpsPort ?? 443, addresses: gatewayAddresses(options), now: options.now ?? new Date() },
     index,
     builder,
     secrets,

@@ -145,6 +145,9 @@ export function compileCors(ir: CorsIR | undefined): CompiledCors | undefined {
     if (m[2] !== undefined) wildcards.push({ scheme: m[1], suffix: `.${m[3]}`, port: m[4] ?? '' });
     else origins.add(o.toLowerCase());
   }
+  // The API's own rules (CEL on the CRD, checked here for manifests that skipped it).
+  if (anyOrigin && ir.allowOrigins.length > 1) throw new FilterError("CORS allowOrigins cannot list '*' beside other origins");
+  if (ir.allowMethods.includes('*') && ir.allowMethods.length > 1) throw new FilterError("CORS allowMethods cannot list '*' beside other methods");
   for (const h of [...ir.allowHeaders, ...ir.exposeHeaders]) if (h !== '*') checkHeader(h);
   for (const m of ir.allowMethods) if (m !== '*' && !TOKEN.test(m)) throw new FilterError(`CORS method ${JSON.stringify(m)} is not a method`);
   return Object.freeze({

@@ -9,7 +9,7 @@ import { Pool, type Dispatcher } from 'undici';
 import type { CompiledBackend, CompiledEndpoint, CompiledFilters, CompiledRoute, RoutingTable } from '../router/index.ts';
 import { pickOtherEndpoint } from '../router/index.ts';
 import { applyRequestFilters, applyResponseFilters, corsResponseHeaders } from '../router/filters.ts';
-import { startMirrors } from './mirror.ts';
+import { chooseMirrors, configureMirrors, openMirrors, teeBody } from './mirror.ts';
 import { SERVER_HEADER, downstreamHeaders, upstreamHeaders, type ForwardedValues } from './forwarding.ts';
 import { getProxyInfo } from './realip/proxy-listener.ts';
 import type { Logger } from './log.ts';
@@ -235,7 +235,11 @@ class Exchange implements Dispatcher.DispatchHandler {
     const limit = route.ir.requestTimeoutMs;
     if (limit !== undefined) this.deadline = setTimeout(onRequestDeadline, Math.max(0, limit - (performance.now() - this.startedAt)), this);
     // Gateway API RequestMirror: copies go out beside it; a teed body replaces req upstream.
-    if (route.mirrors !== undefined) this.body = startMirrors(this.ctx.pools, this.req, route.mirrors, this.req.method ?? 'GET', this.target, this.headers, this.hasBody, route.ir.timeoutMs ?? this.ctx.options.upstreamTimeoutMs);
+    const mirrors = chooseMirrors(route.mirrors);
+    if (mirrors !== undefined) {
+      const copies = openMirrors(mirrors, { method: this.req.method ?? 'GET', target: this.target, headers: this.headers, timeoutMs: route.ir.timeoutMs ?? this.ctx.options.upstreamTimeoutMs }, this.hasBody);
+      if (copies !== undefined) this.body = teeBody(this.req, copies);
+    }
     this.dispatch();
   }
 
@@ -533,6 +537,7 @@ export function proxyLogFields(req: DownstreamRequest): Record<string, unknown> 
 
 export function createRequestHandler(ctx: ProxyContext): RequestHandler {
   const view = new NodeRouteRequest();
+  configureMirrors({ connectTimeoutMs: ctx.options.upstreamConnectTimeoutMs });
   return (req, res) => {
     const ex = new Exchange(ctx, req, res);
     if (unsupportedVersion(req)) {

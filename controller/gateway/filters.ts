@@ -138,11 +138,7 @@ function mirror(raw: unknown, errors: string[]): MirrorSpec | undefined {
   return { backendRef, fraction };
 }
 
-/**
- * `allowMirror`: RequestMirror and CORS are applied (the node:http data path does; the HTTP/1.1
- * fast path does not, so with --http1-engine fast they are unsupported like any filter not applied).
- */
-export function parseFilters(list: unknown, level: 'rule' | 'backendRef', prefixes: readonly (string | undefined)[], kind = 'HTTPRoute', allowMirror = true): ParsedFilters {
+export function parseFilters(list: unknown, level: 'rule' | 'backendRef', prefixes: readonly (string | undefined)[], kind = 'HTTPRoute'): ParsedFilters {
   const errors: string[] = [];
   const mirrors: MirrorSpec[] = [];
   const unsupported: string[] = [];
@@ -162,12 +158,10 @@ export function parseFilters(list: unknown, level: 'rule' | 'backendRef', prefix
     else if (type === 'ResponseHeaderModifier') out.responseHeaders = headerModifier(f.responseHeaderModifier, errors, type);
     else if (type === 'RequestRedirect' && level === 'rule') out.redirect = redirect(f.requestRedirect, errors);
     else if (type === 'URLRewrite') out.rewrite = rewrite(f.urlRewrite, errors);
-    else if (type === 'RequestMirror' && level === 'rule' && allowMirror) {
+    else if (type === 'RequestMirror' && level === 'rule') {
       const m = mirror(f.requestMirror, errors);
       if (m !== undefined) mirrors.push(m);
-    } else if (type === 'RequestMirror' && level === 'rule') unsupported.push('RequestMirror (not applied by --http1-engine fast)');
-    else if (type === 'CORS' && level === 'rule' && allowMirror) out.cors = cors(f.cors, errors);
-    else if (type === 'CORS' && level === 'rule') unsupported.push('CORS (not applied by --http1-engine fast)');
+    } else if (type === 'CORS' && level === 'rule') out.cors = cors(f.cors, errors);
     else unsupported.push(type === 'ExtensionRef' ? `ExtensionRef ${asString(asRecord(f.extensionRef).kind) ?? ''}/${asString(asRecord(f.extensionRef).name) ?? ''}` : level === 'backendRef' && type === 'RequestRedirect' ? 'RequestRedirect on a backendRef' : type);
   }
   if (out.redirect !== undefined && out.rewrite !== undefined) errors.push('RequestRedirect and URLRewrite cannot be combined');

@@ -60,8 +60,7 @@ const isGatewayApi = (o: KubeObject, kind: string): boolean => o.kind === kind &
 
 /**
  * GatewayClass status.supportedFeatures: only features whose scenarios Portico's own suites run
- * and pass (test/e2e-gateway*.test.ts); sorted, as the spec asks. RequestMirror and CORS are
- * listed although --http1-engine fast refuses them (a rule using them answers 500 then).
+ * and pass (test/e2e-gateway*.test.ts), on both HTTP/1.1 engines; sorted, as the spec asks.
  */
 export const SUPPORTED_FEATURES: readonly string[] = [
   'GRPCRoute', 'Gateway', 'GatewayHTTPListenerIsolation', 'GatewayHTTPSListenerDetectMisdirectedRequests', 'GatewayPort8080', 'HTTPRoute', 'HTTPRoute303RedirectStatusCode', 'HTTPRoute307RedirectStatusCode', 'HTTPRoute308RedirectStatusCode',

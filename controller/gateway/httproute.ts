@@ -220,12 +220,15 @@ function resolveMirror(route: KubeObject, m: MirrorSpec, index: BackendIndex, gr
   if (port === undefined) return fail('BackendNotFound', `backendRef Service ${label} needs a port`);
   const problem = index.referenceProblem(refNs, name, { number: port });
   if (problem !== undefined) return fail('BackendNotFound', problem);
-  const resolved = index.resolve(refNs, name, { number: port });
+  // A GRPCRoute's mirror speaks HTTP/2 as its backends do (grpcroute.ts).
+  const plain = index.resolve(refNs, name, { number: port });
+  const resolved = route.kind === 'GRPCRoute' ? grpcBackend(plain) : plain;
+  if ('unsupported' in resolved) return fail('UnsupportedProtocol', resolved.unsupported);
   sink.addBackend(resolved.key, resolved.backend);
   return { backend: resolved.key, fraction: m.fraction };
 }
 
-function parseRules(route: KubeObject, index: BackendIndex, grants: ReferenceGrants, sink: BackendSink, allowMirror = true): { rules: RuleSpec[]; dropped: string[]; notes: string[]; outcomes: RefOutcome[] } {
+function parseRules(route: KubeObject, index: BackendIndex, grants: ReferenceGrants, sink: BackendSink): { rules: RuleSpec[]; dropped: string[]; notes: string[]; outcomes: RefOutcome[] } {
   const rules: RuleSpec[] = [];
   const dropped: string[] = [];
   const notes: string[] = [];
@@ -244,7 +247,7 @@ function parseRules(route: KubeObject, index: BackendIndex, grants: ReferenceGra
       if (parsed !== undefined) matches.push(parsed);
     }
     const prefixes = matches.map((m) => (m.pathType === 'Prefix' ? m.path : undefined));
-    const parsed = parseFilters(rule.filters, 'rule', prefixes, route.kind, allowMirror);
+    const parsed = parseFilters(rule.filters, 'rule', prefixes, route.kind);
     errors.push(...parsed.errors);
     const hasBackendRefs = asArray(rule.backendRefs).length > 0;
     if (parsed.filters?.redirect !== undefined && hasBackendRefs) errors.push('RequestRedirect cannot be combined with backendRefs');
@@ -273,11 +276,11 @@ function parseRules(route: KubeObject, index: BackendIndex, grants: ReferenceGra
 }
 
 /** Evaluates one HTTPRoute or GRPCRoute against Portico's Gateways. */
-export function translateHTTPRoute(route: KubeObject, gateways: ReadonlyMap<string, GatewayModel>, index: BackendIndex, grants: ReferenceGrants, sink: BackendSink, claims?: KindClaims, opts: { mirrors?: boolean } = {}): HTTPRouteResult {
+export function translateHTTPRoute(route: KubeObject, gateways: ReadonlyMap<string, GatewayModel>, index: BackendIndex, grants: ReferenceGrants, sink: BackendSink, claims?: KindClaims): HTTPRouteResult {
   const ns = route.metadata.namespace ?? 'default';
   const spec = asRecord(route.spec);
   const hostnames = asArray(spec.hostnames).filter((h): h is string => typeof h === 'string').map((h) => h.toLowerCase()).filter(validGatewayHostname);
-  const { rules, dropped, notes, outcomes } = parseRules(route, index, grants, sink, opts.mirrors ?? true);
+  const { rules, dropped, notes, outcomes } = parseRules(route, index, grants, sink);
   const failedRef = outcomes.find((o) => o.reason !== undefined);
   const resolvedRefs = failedRef === undefined ? cond('ResolvedRefs', true, 'ResolvedRefs') : cond('ResolvedRefs', false, failedRef.reason!, outcomes.filter((o) => o.reason).map((o) => o.message).join('; '));
 

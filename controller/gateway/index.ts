@@ -23,8 +23,6 @@ export interface GatewayTranslateOptions {
   /** Published addresses (Gateway status.addresses). */
   readonly addresses: readonly string[];
   readonly now: Date;
-  /** RequestMirror is applied (not with the HTTP/1.1 fast path, which does not mirror). */
-  readonly mirrors?: boolean;
 }
 
 export interface GatewayVirtualHost {
@@ -72,7 +70,7 @@ export function translateGatewayApi(objects: readonly KubeObject[], options: Gat
   const routes = objects.filter((o) => (o.kind === 'HTTPRoute' || o.kind === 'GRPCRoute') && o.apiVersion.startsWith(`${GATEWAY_GROUP}/`)).sort(compareAge);
   const claims = new KindClaims();
   for (const route of routes) {
-    const result = translateHTTPRoute(route, byKey, index, grants, sink, claims, { mirrors: options.mirrors ?? true });
+    const result = translateHTTPRoute(route, byKey, index, grants, sink, claims);
     // Oldest route first, then rule and match order: the compiler keeps IR order among equals.
     for (const e of result.entries) {
       const hostname = e.hostname ?? '*';

@@ -6,6 +6,7 @@
 
 import type { CompiledMirror } from '../../router/compile.ts';
 import { pickEndpoint } from '../../router/index.ts';
+import { mirrorRequests } from '../mirror.ts';
 import { BodyFramer } from './body.ts';
 import { parseResponseHead, responseFraming } from './response-head.ts';
 import type { UpstreamConnection, UpstreamSocketPool, UpstreamTarget, UpstreamUser, UpstreamWaiter } from './upstream-pool.ts';
@@ -59,7 +60,7 @@ class MirrorCopy implements UpstreamWaiter, UpstreamUser {
   }
 
   onConnectError(): void {
-    this.finish();
+    this.finish('failed');
   }
 
   /** A piece of the request body, as relayed upstream. */
@@ -81,13 +82,13 @@ class MirrorCopy implements UpstreamWaiter, UpstreamUser {
   }
 
   /** Gives up on this copy (the client went away mid-body, the mirror is too slow or silent). */
-  cut(): void {
+  cut(result: 'cut' | 'aborted' | 'failed' = 'cut'): void {
     if (this.gone) return;
     const conn = this.conn;
     this.conn = undefined;
     if (conn !== undefined) conn.pool.evict(conn);
     else this.pool.cancel(this.target, this);
-    this.finish();
+    this.finish(result);
   }
 
   onUpstreamData(chunk: Buffer): void {
@@ -100,7 +101,7 @@ class MirrorCopy implements UpstreamWaiter, UpstreamUser {
           this.rbuf = buf;
           return;
         }
-        if (r.kind === 'error') return this.cut();
+        if (r.kind === 'error') return this.cut('failed');
         const rest: Buffer | undefined = buf.length === r.head.headLength ? undefined : buf.subarray(r.head.headLength);
         this.rbuf = undefined;
         if (r.head.status < 200) {
@@ -116,7 +117,7 @@ class MirrorCopy implements UpstreamWaiter, UpstreamUser {
       }
     }
     const p = this.framer.feed(chunk, 0);
-    if (p.error !== undefined) return this.cut();
+    if (p.error !== undefined) return this.cut('failed');
     // Bytes past the end of the answer: the connection is out of step.
     if (p.consumed < chunk.length) this.reusable = false;
     this.maybeDone();
@@ -128,17 +129,21 @@ class MirrorCopy implements UpstreamWaiter, UpstreamUser {
     this.conn = undefined;
     // Reused only when the mirror read the whole request and answered with nothing extra.
     if (conn !== undefined) conn.pool.release(conn, this.reusable && this.bodyDone && this.framer.framing !== 'close');
-    this.finish();
+    this.finish('answered');
   }
 
   onUpstreamClose(): void {
     this.conn = undefined;
-    this.finish();
+    // A close-delimited answer ends with the connection.
+    this.finish(this.framer !== undefined && this.framer.endOfInput() ? 'answered' : 'failed');
   }
 
   onUpstreamDrain(): void {}
 
-  private finish(): void {
+  /** Counted once, in portico_mirror_requests_total as src/mirror.ts counts node:http's copies. */
+  private finish(result: 'answered' | 'failed' | 'cut' | 'aborted'): void {
+    if (this.gone) return;
+    mirrorRequests.labels(result).inc();
     this.gone = true;
     clearTimeout(this.timer);
     this.queued = [];
@@ -167,7 +172,10 @@ export class Mirrors {
       if (!(m.fraction >= 1 || (m.fraction > 0 && Math.random() < m.fraction))) continue;
       if (m.backend.protocol === 'h2c') continue;
       const ep = pickEndpoint(m.backend);
-      if (ep === undefined) continue; // no ready endpoint: nothing to mirror to
+      if (ep === undefined) {
+        mirrorRequests.labels('no_endpoint').inc();
+        continue;
+      }
       copies.push(new MirrorCopy(pool, { address: ep.address, port: ep.port, tls: m.backend.protocol === 'https' }, method, head, hasBody, timeoutMs));
     }
     return copies.length === 0 ? undefined : new Mirrors(copies);
@@ -183,6 +191,6 @@ export class Mirrors {
 
   /** The request body will not be complete: no mirror gets a truncated body as if whole. */
   abort(): void {
-    for (const c of this.copies) c.cut();
+    for (const c of this.copies) c.cut('aborted');
   }
 }

@@ -15,7 +15,7 @@ import type net from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { CompiledBackend, CompiledEndpoint, CompiledFilters, CompiledRoute, RoutingTable } from '../../router/index.ts';
 import { pickOtherEndpoint } from '../../router/index.ts';
-import { applyRequestFilters, applyResponseFilters, type HeaderRecord } from '../../router/filters.ts';
+import { applyRequestFilters, applyResponseFilters, corsResponseHeaders, type HeaderRecord } from '../../router/filters.ts';
 import { SERVER_HEADER, connectionTokens, isHopByHop, upstreamHeaders, type ForwardedValues } from '../forwarding.ts';
 import type { ConnectionSink, ListenerLimits } from '../listeners.ts';
 import type { Logger } from '../log.ts';
@@ -69,6 +69,12 @@ function dateHeader(): string {
 }
 
 const SERVER_LINE = `Server: ${SERVER_HEADER}\r\n`;
+
+/** The first value of a header (lower-case name) in a flat list. */
+function headerValue(raw: readonly string[], lower: string): string | undefined {
+  for (let i = 0; i < raw.length; i += 2) if (raw[i].length === lower.length && raw[i].toLowerCase() === lower) return raw[i + 1];
+  return undefined;
+}
 
 function reasonOf(status: number): string {
   return STATUS_CODES[status] ?? '';
@@ -573,6 +579,8 @@ class Exchange implements UpstreamWaiter, UpstreamUser {
       this.route = d.route;
       this.backend = d.backend;
       this.error = d.error;
+      // A CORS preflight's answer: its headers and no body.
+      if (d.status === 204) return this.writeLocal(204, (d.headers ?? []).map(([n, v]) => `${n}: ${v}\r\n`).join(''), ''), true;
       return this.local(d.status, d.message, d.location !== undefined ? `Location: ${d.location}\r\n` : ''), true;
     }
     // HTTP/2 cleartext upstreams (mirrors included) are undici's (src/proxy.ts): this
@@ -800,7 +808,11 @@ class Exchange implements UpstreamWaiter, UpstreamUser {
     let hasServer = false;
     const rf = this.route!.filters?.responseHeaders;
     const bf = this.backendFilters?.responseHeaders;
-    if (rf === undefined && bf === undefined) {
+    // Gateway API CORS: an allowed Origin's answer carries the CORS headers.
+    const cors = this.route!.filters?.cors;
+    const origin = cors === undefined ? undefined : headerValue(this.rawHeaders, 'origin');
+    const corsLines = cors !== undefined && origin !== undefined ? corsResponseHeaders(cors, origin) : undefined;
+    if (rf === undefined && bf === undefined && (corsLines === undefined || corsLines.length === 0)) {
       for (let i = 0; i < raw.length; i += 2) {
         const name = raw[i];
         const lower = name.toLowerCase();
@@ -822,6 +834,7 @@ class Exchange implements UpstreamWaiter, UpstreamUser {
         record[lower] = prev === undefined ? raw[i + 1] : Array.isArray(prev) ? [...prev, raw[i + 1]] : [prev, raw[i + 1]];
       }
       const edited = applyResponseFilters(record, this.route!.filters, this.backendFilters);
+      for (const [name, value] of corsLines ?? []) edited[name] = name === 'vary' && edited.vary !== undefined ? `${edited.vary}, ${value}` : value;
       for (const name in edited) {
         const v = edited[name];
         if (v === undefined || name === 'content-length' || name === 'transfer-encoding') continue;
