@@ -8,7 +8,7 @@ import { needsNormalizing, normalizePath, pathEnd } from './path.ts';
 import { compileSafeRegex, RegexError, type SafeRegex } from './regex.ts';
 import { PathNode, findChild, freezeTrie, getOrAddChild, splitSegments } from './trie.ts';
 import { withEndpointSets, type EndpointSetsIR } from './endpoints.ts';
-import type { BackendIR, EndpointIR, RouteIR, RoutingIR, ValueMatchIR, VirtualHostIR } from './types.ts';
+import type { BackendIR, EndpointIR, MirrorIR, RouteIR, RoutingIR, ValueMatchIR, VirtualHostIR } from './types.ts';
 
 /** What a route's extra conditions may read from a request. Only called when a route has some. */
 export interface RequestAttributes {
@@ -57,6 +57,8 @@ export interface CompiledBackendRef {
   readonly weight: number;
   /** backendRef filters: applied, after the route's, to the requests this backend gets. */
   readonly filters: CompiledFilters | undefined;
+  /** backendRef RequestMirrors: copies of the requests this backend gets. */
+  readonly mirrors: readonly CompiledMirror[] | undefined;
 }
 
 export interface CompiledMirror {
@@ -152,12 +154,21 @@ function compileRoute(r: RouteIR, backends: Map<string, CompiledBackend>, virtua
       throw err;
     }
   };
+  const mirrors = (list: readonly MirrorIR[] | undefined): readonly CompiledMirror[] | undefined =>
+    list?.length
+      ? Object.freeze(list.map((m) => {
+          const backend = backends.get(m.backend);
+          if (backend === undefined) throw new CompileError(`route ${r.id}: unknown mirror backend ${m.backend}`);
+          if (!(m.fraction >= 0 && m.fraction <= 1)) throw new CompileError(`route ${r.id}: bad mirror fraction ${m.fraction}`);
+          return Object.freeze({ backend, fraction: m.fraction });
+        }))
+      : undefined;
   const refs = r.backends.map((ref): CompiledBackendRef => {
     const backend = backends.get(ref.backend);
     if (backend === undefined) throw new CompileError(`route ${r.id}: unknown backend ${ref.backend}`);
     if (!(ref.weight >= 0)) throw new CompileError(`route ${r.id}: bad weight ${ref.weight}`);
     if (ref.filters?.redirect !== undefined) throw new CompileError(`route ${r.id}: a backend cannot redirect`);
-    return Object.freeze({ backend, weight: ref.weight, filters: filters(ref.filters) });
+    return Object.freeze({ backend, weight: ref.weight, filters: filters(ref.filters), mirrors: mirrors(ref.filters?.mirrors) });
   });
   return Object.freeze({
     ir: r,
@@ -168,14 +179,7 @@ function compileRoute(r: RouteIR, backends: Map<string, CompiledBackend>, virtua
     backends: Object.freeze(refs),
     totalWeight: refs.reduce((sum, ref) => sum + ref.weight, 0),
     filters: filters(r.filters),
-    mirrors: r.filters?.mirrors?.length
-      ? Object.freeze(r.filters.mirrors.map((m) => {
-          const backend = backends.get(m.backend);
-          if (backend === undefined) throw new CompileError(`route ${r.id}: unknown mirror backend ${m.backend}`);
-          if (!(m.fraction >= 0 && m.fraction <= 1)) throw new CompileError(`route ${r.id}: bad mirror fraction ${m.fraction}`);
-          return Object.freeze({ backend, fraction: m.fraction });
-        }))
-      : undefined,
+    mirrors: mirrors(r.filters?.mirrors),
     pathRegex: r.pathType === 'RegularExpression' ? safeRegex(r.path) : undefined,
     labels: routeLabels(r.source, virtualHost, r.path),
     listenerKey: r.listener === undefined ? undefined : listenerKey(r.listener.port, r.listener.hostname),

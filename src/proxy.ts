@@ -6,7 +6,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import type { TLSSocket } from 'node:tls';
 import { Pool, type Dispatcher } from 'undici';
-import type { CompiledBackend, CompiledEndpoint, CompiledFilters, CompiledRoute, RoutingTable } from '../router/index.ts';
+import type { CompiledBackend, CompiledEndpoint, CompiledFilters, CompiledMirror, CompiledRoute, RoutingTable } from '../router/index.ts';
 import { pickOtherEndpoint } from '../router/index.ts';
 import { applyRequestFilters, applyResponseFilters, corsResponseHeaders } from '../router/filters.ts';
 import { chooseMirrors, configureMirrors, openMirrors, teeBody } from './mirror.ts';
@@ -222,7 +222,7 @@ class Exchange implements Dispatcher.DispatchHandler {
     this.bodyBytes += sendError(this.res, d.status, d.message, d.location, d.headers);
   }
 
-  proxy(route: CompiledRoute, backend: CompiledBackend, endpoint: CompiledEndpoint, backendFilters?: CompiledFilters): void {
+  proxy(route: CompiledRoute, backend: CompiledBackend, endpoint: CompiledEndpoint, backendFilters?: CompiledFilters, routeMirrors?: readonly CompiledMirror[]): void {
     this.route = route;
     this.backend = backend;
     this.endpoint = endpoint;
@@ -235,7 +235,7 @@ class Exchange implements Dispatcher.DispatchHandler {
     const limit = route.ir.requestTimeoutMs;
     if (limit !== undefined) this.deadline = setTimeout(onRequestDeadline, Math.max(0, limit - (performance.now() - this.startedAt)), this);
     // Gateway API RequestMirror: copies go out beside it; a teed body replaces req upstream.
-    const mirrors = chooseMirrors(route.mirrors);
+    const mirrors = chooseMirrors(routeMirrors);
     if (mirrors !== undefined) {
       const copies = openMirrors(mirrors, { method: this.req.method ?? 'GET', target: this.target, headers: this.headers, timeoutMs: route.ir.timeoutMs ?? this.ctx.options.upstreamTimeoutMs }, this.hasBody);
       if (copies !== undefined) this.body = teeBody(this.req, copies);
@@ -580,6 +580,6 @@ export function createRequestHandler(ctx: ProxyContext): RequestHandler {
     const d = decideRoute(ctx.table(), view, ex.fwd, ctx.decision);
     view.req = undefined;
     if (d.action === 'respond') return ex.respond(d);
-    ex.proxy(d.route, d.backend, d.endpoint, d.backendFilters);
+    ex.proxy(d.route, d.backend, d.endpoint, d.backendFilters, d.mirrors);
   };
 }

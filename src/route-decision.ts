@@ -4,7 +4,7 @@
 // reads the request through RouteRequest, not node:http's classes, and only decides: writing the
 // answer is the caller's.
 
-import type { CompiledBackend, CompiledEndpoint, CompiledFilters, CompiledRoute, RequestAttributes, RoutingTable } from '../router/index.ts';
+import type { CompiledBackend, CompiledEndpoint, CompiledFilters, CompiledMirror, CompiledRoute, RequestAttributes, RoutingTable } from '../router/index.ts';
 import { hostKey, normalizeHostname, pickBackendRef, pickEndpoint, redirectLocation } from '../router/index.ts';
 import { corsPreflightHeaders } from '../router/filters.ts';
 import type { ForwardedValues } from './forwarding.ts';
@@ -42,6 +42,8 @@ export interface ProxyDecision {
   readonly endpoint: CompiledEndpoint;
   /** The chosen backendRef's own filters (Gateway API), applied after the route's. */
   readonly backendFilters: CompiledFilters | undefined;
+  /** RequestMirrors: the route's, then the chosen backendRef's. */
+  readonly mirrors: readonly CompiledMirror[] | undefined;
 }
 
 export interface RespondDecision {
@@ -124,5 +126,7 @@ export function decideRoute(table: RoutingTable | undefined, req: RouteRequest, 
     const reason = backend?.unavailableReason ?? 'no backend available';
     return respond(503, 'service unavailable', route, backend, reason);
   }
-  return { action: 'proxy', route, backend, endpoint, backendFilters: ref?.filters };
+  const own = ref?.mirrors;
+  const mirrors = own === undefined ? route.mirrors : route.mirrors === undefined ? own : [...route.mirrors, ...own];
+  return { action: 'proxy', route, backend, endpoint, backendFilters: ref?.filters, mirrors };
 }

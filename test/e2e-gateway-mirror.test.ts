@@ -137,6 +137,8 @@ function manifests(port: number): string {
       { matches: prefix('/dead'), filters: [mirrorTo('dead')], backendRefs: v1ref },
       { matches: prefix('/granted'), filters: [mirrorTo('granted', {}, { namespace: 'other' })], backendRefs: v1ref },
       { matches: prefix('/stuck'), filters: [mirrorTo('stuck')], backendRefs: v1ref },
+      // A backendRef's own mirror: only the requests that backend gets (weight 0 gets none).
+      { matches: prefix('/backend-mirror'), backendRefs: [ref('v1', { filters: [mirrorTo('m3')] }), ref('flaky', { weight: 0, filters: [mirrorTo('m2')] })] },
       { matches: prefix('/retried'), filters: [mirrorTo('m3')], backendRefs: [ref('flaky')] },
     ])),
     // Mirrors that do not resolve: not configured, ResolvedRefs says why, the rule still serves.
@@ -277,10 +279,13 @@ describe.each(['node', 'fast'])('RequestMirror, --http1-engine %s', (engine) => 
     expect(m3.seen.filter((s) => s.url.startsWith('/never'))).toEqual([]);
   });
 
-  it('a mirror in another namespace is used with a ReferenceGrant', async () => {
+  it('a mirror in another namespace is used with a ReferenceGrant; one on a backendRef mirrors that share only', async () => {
     clear();
     await send(port, 'mirror.test', '/granted/x');
-    await until('the copy', () => other.seen.some((s) => s.url === '/granted/x'));
+    for (let i = 0; i < 3; i++) expect((await send(port, 'mirror.test', `/backend-mirror/${i}`)).echo?.service).toBe('v1');
+    await send(port, 'mirror.test', '/mirror/marker2');
+    await until('the copies', () => other.seen.some((s) => s.url === '/granted/x') && m3.seen.filter((s) => s.url.startsWith('/backend-mirror/')).length === 3 && m2.seen.some((s) => s.url === '/mirror/marker2'));
+    expect(m2.seen.filter((s) => s.url.startsWith('/backend-mirror/'))).toEqual([]);
   });
 
   it('a request retried on another endpoint is mirrored once', async () => {

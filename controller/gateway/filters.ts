@@ -158,7 +158,7 @@ export function parseFilters(list: unknown, level: 'rule' | 'backendRef', prefix
     else if (type === 'ResponseHeaderModifier') out.responseHeaders = headerModifier(f.responseHeaderModifier, errors, type);
     else if (type === 'RequestRedirect' && level === 'rule') out.redirect = redirect(f.requestRedirect, errors);
     else if (type === 'URLRewrite') out.rewrite = rewrite(f.urlRewrite, errors);
-    else if (type === 'RequestMirror' && level === 'rule') {
+    else if (type === 'RequestMirror') {
       const m = mirror(f.requestMirror, errors);
       if (m !== undefined) mirrors.push(m);
     } else if (type === 'CORS' && level === 'rule') out.cors = cors(f.cors, errors);

@@ -157,7 +157,11 @@ function resolveBackends(route: KubeObject, rule: Record<string, unknown>, index
       out.push({ backend: k, weight });
       continue;
     }
-    const filters = parsed.filters;
+    // A backendRef's own mirrors copy only the requests it gets; resolved once it resolves.
+    const withMirrors = (): FiltersIR | undefined => {
+      const mirrors = parsed.mirrors.map((m) => resolveMirror(route, m, index, grants, sink, outcomes)).filter((m): m is MirrorIR => m !== undefined);
+      return mirrors.length > 0 ? { ...(parsed.filters ?? {}), mirrors } : parsed.filters;
+    };
     if (group !== '' || kind !== 'Service') failed(`${group}/${kind} ${label}`, 'InvalidKind', `backendRef ${group || 'core'}/${kind} ${label}: only Services are supported`, weight);
     else if (!grants.permits({ group: GATEWAY_GROUP, kind: route.kind, namespace: ns }, { group: '', kind: 'Service', namespace: refNs, name })) failed(label, 'RefNotPermitted', `Service ${label} is in another namespace and no ReferenceGrant there allows it`, weight);
     else if (port === undefined) failed(label, 'BackendNotFound', `backendRef Service ${label} needs a port`, weight);
@@ -171,6 +175,7 @@ function resolveBackends(route: KubeObject, rule: Record<string, unknown>, index
         if ('unsupported' in resolved) failed(label, 'UnsupportedProtocol', resolved.unsupported, weight);
         else {
           sink.addBackend(resolved.key, resolved.backend);
+          const filters = withMirrors();
           out.push({ backend: resolved.key, weight, ...(filters ? { filters } : {}) });
         }
       }

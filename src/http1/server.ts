@@ -585,7 +585,7 @@ class Exchange implements UpstreamWaiter, UpstreamUser {
     }
     // HTTP/2 cleartext upstreams (mirrors included) are undici's (src/proxy.ts): this
     // connection moves there.
-    const mirrors = d.route.mirrors;
+    const mirrors = d.mirrors;
     if (d.backend.protocol === 'h2c' || (mirrors !== undefined && mirrors.some((m) => m.backend.protocol === 'h2c'))) return false;
     this.route = d.route;
     this.backend = d.backend;
