@@ -203,6 +203,16 @@ describe('HTTP/1.1 fast path', () => {
     expect(on('/after-both')).not.toBe(on('/both'));
   });
 
+  it('a client listing Content-Length in Connection does not strip the framing: the body stays the body upstream', async () => {
+    const before = backend.seen.length;
+    const r = await rawExchange(portico.httpPort, `POST /echo HTTP/1.1\r\n${H}Connection: Content-Length\r\nContent-Length: 43\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: fast.test\r\n\r\nGET /last HTTP/1.1\r\n${H}Connection: close\r\n\r\n`);
+    expect(statuses(r.text)).toEqual([200, 200]);
+    expect(r.text).toContain('got 43:GET /smuggled');
+    const paths = backend.seen.slice(before).map((x) => x.path);
+    expect(paths).toEqual(['/echo', '/last']);
+    expect(backend.seen[before].head).toMatch(/\r\nContent-Length: 43/i);
+  });
+
   it('an upstream response two readers could frame differently is a 502, and not passed on', async () => {
     const r = await rawExchange(portico.httpPort, `GET /broken HTTP/1.1\r\n${H}Connection: close\r\n\r\n`);
     expect(statuses(r.text)).toEqual([502]);

@@ -612,8 +612,13 @@ class Exchange implements UpstreamWaiter, UpstreamUser {
     let s = `${head.method} ${target} HTTP/1.1\r\n`;
     let hasHost = false;
     for (let i = 0; i < h.length; i += 2) {
-      if (!hasHost && h[i].length === 4 && h[i].toLowerCase() === 'host') hasHost = true;
-      s += `${h[i]}: ${h[i + 1]}\r\n`;
+      const n = h[i];
+      if (!hasHost && n.length === 4 && n.toLowerCase() === 'host') hasHost = true;
+      // The body's framing is the relay's own, written below from what the parser read: a client
+      // listing Content-Length in Connection (hop-by-hop, so dropped) must not leave the upstream
+      // reading the body as the next request.
+      if (n.length === 14 && n.toLowerCase() === 'content-length') continue;
+      s += `${n}: ${h[i + 1]}\r\n`;
     }
     // An HTTP/1.0 request may come without Host; HTTP/1.1 upstream requests need one (RFC 9112
     // 3.2): the endpoint's authority, as the node engine's undici sends.
@@ -623,6 +628,7 @@ class Exchange implements UpstreamWaiter, UpstreamUser {
     }
     // The chunked framing is relayed as it came (upstreamHeaders drops the hop-by-hop TE).
     if (head.chunked) s += 'Transfer-Encoding: chunked\r\n';
+    else if (head.contentLength >= 0) s += `Content-Length: ${head.contentLength}\r\n`;
     return `${s}\r\n`;
   }
 
