@@ -96,6 +96,8 @@ function answer(s: net.Socket, path: string, body: string, done: () => void): vo
       return send('HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n');
     case '/both':
       return send('HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n');
+    case '/conn-cl':
+      return send('HTTP/1.1 200 OK\r\nConnection: Content-Length\r\nContent-Length: 4\r\n\r\nfour');
     case '/broken':
       return send('HTTP/1.1 200 OK\r\nX-Bad: a\nContent-Length: 2\r\n\r\nok');
     case '/echo': {
@@ -211,6 +213,12 @@ describe('HTTP/1.1 fast path', () => {
     const paths = backend.seen.slice(before).map((x) => x.path);
     expect(paths).toEqual(['/echo', '/last']);
     expect(backend.seen[before].head).toMatch(/\r\nContent-Length: 43/i);
+  });
+
+  it('an upstream listing Content-Length in Connection does not leave the client without the framing', async () => {
+    const r = await rawExchange(portico.httpPort, `GET /conn-cl HTTP/1.1\r\n${H}\r\nGET /next HTTP/1.1\r\n${H}Connection: close\r\n\r\n`);
+    expect(statuses(r.text)).toEqual([200, 200]);
+    expect(r.text).toMatch(/\r\nContent-Length: 4\r\n[\s\S]*\r\n\r\nfourHTTP\/1\.1 200/);
   });
 
   it('an upstream response two readers could frame differently is a 502, and not passed on', async () => {

@@ -824,9 +824,8 @@ class Exchange implements UpstreamWaiter, UpstreamUser {
         const lower = name.toLowerCase();
         if (lower === 'date') hasDate = true;
         else if (lower === 'server') hasServer = true;
-        if (isHopByHop(lower, listed)) continue;
-        // Transfer-Encoding overrides Content-Length (and a 204 has none, RFC 9110 8.6).
-        if (lower === 'content-length' && (h.chunked || h.status === 204)) continue;
+        // Content-Length is written below, from the framing the relay follows.
+        if (isHopByHop(lower, listed) || lower === 'content-length') continue;
         s += `${name}: ${raw[i + 1]}\r\n`;
       }
     } else {
@@ -849,8 +848,11 @@ class Exchange implements UpstreamWaiter, UpstreamUser {
         if (Array.isArray(v)) for (const x of v) s += `${name}: ${x}\r\n`;
         else s += `${name}: ${v}\r\n`;
       }
-      if (h.contentLength >= 0 && !h.chunked && h.status !== 204) s += `Content-Length: ${h.contentLength}\r\n`;
     }
+    // The framing the client reads is the one the relay follows, never a copy the upstream could
+    // have listed in Connection (hop-by-hop, so dropped) and left the client without. Transfer-
+    // Encoding overrides Content-Length, and a 204 has none (RFC 9110 8.6).
+    if (h.contentLength >= 0 && !h.chunked && h.status !== 204) s += `Content-Length: ${h.contentLength}\r\n`;
     if (!hasDate) s += dateHeader();
     if (!hasServer) s += SERVER_LINE;
     if (framing === 'chunked' && client11) s += 'Transfer-Encoding: chunked\r\n';
