@@ -130,6 +130,9 @@ function compileRewrite(ir: RewriteIR | undefined, prefix: string | undefined): 
 
 const ORIGIN = /^(https?):\/\/(\*\.)?([a-z0-9.-]+)(?::([0-9]{1,5}))?$/;
 
+/** The port of an origin as compared: '' for the scheme's default (the API: 80 for http, 443 for https). */
+const originPort = (scheme: string, port: string | undefined): string => (port === undefined || (scheme === 'http' && port === '80') || (scheme === 'https' && port === '443') ? '' : String(Number(port)));
+
 export function compileCors(ir: CorsIR | undefined): CompiledCors | undefined {
   if (ir === undefined) return undefined;
   const origins = new Set<string>();
@@ -142,8 +145,9 @@ export function compileCors(ir: CorsIR | undefined): CompiledCors | undefined {
     }
     const m = ORIGIN.exec(o.toLowerCase());
     if (m === null) throw new FilterError(`CORS origin ${JSON.stringify(o)} is not *, scheme://host[:port] or scheme://*.suffix[:port]`);
-    if (m[2] !== undefined) wildcards.push({ scheme: m[1], suffix: `.${m[3]}`, port: m[4] ?? '' });
-    else origins.add(o.toLowerCase());
+    const port = originPort(m[1], m[4]);
+    if (m[2] !== undefined) wildcards.push({ scheme: m[1], suffix: `.${m[3]}`, port });
+    else origins.add(`${m[1]}://${m[3]}${port === '' ? '' : ':' + port}`);
   }
   // The API's own rules (CEL on the CRD, checked here for manifests that skipped it).
   if (anyOrigin && ir.allowOrigins.length > 1) throw new FilterError("CORS allowOrigins cannot list '*' beside other origins");
@@ -167,25 +171,26 @@ export function compileCors(ir: CorsIR | undefined): CompiledCors | undefined {
 /** Whether a request's Origin is allowed (compared case-insensitively, wildcards over any number of labels). */
 export function corsOriginAllowed(c: CompiledCors, origin: string): boolean {
   if (c.anyOrigin) return true;
-  const o = origin.toLowerCase();
-  if (c.origins.has(o)) return true;
-  if (c.wildcards.length === 0) return false;
-  const m = ORIGIN.exec(o);
+  const m = ORIGIN.exec(origin.toLowerCase());
   if (m === null || m[2] !== undefined) return false;
   const host = m[3];
-  const port = m[4] ?? '';
+  const port = originPort(m[1], m[4]);
+  if (c.origins.has(`${m[1]}://${host}${port === '' ? '' : ':' + port}`)) return true;
   return c.wildcards.some((w) => w.scheme === m[1] && w.port === port && host.endsWith(w.suffix) && host.length > w.suffix.length);
 }
 
 /** Allow-Origin for an allowed origin: the origin itself, or `*` when any is allowed without credentials. */
 const allowOrigin = (c: CompiledCors, origin: string): string => (c.anyOrigin && !c.credentials ? '*' : origin);
 
+/** The answer depends on the Origin (not `*` for all), so caches must key on it (Fetch, CORS and HTTP caches). */
+const variesByOrigin = (c: CompiledCors): boolean => !(c.anyOrigin && !c.credentials);
+
 /**
  * The headers of Portico's answer to a CORS preflight (OPTIONS with Origin and
- * Access-Control-Request-Method); none (an answer without CORS headers) for an origin not allowed.
+ * Access-Control-Request-Method); for an origin not allowed, no CORS headers (only Vary).
  */
 export function corsPreflightHeaders(c: CompiledCors, origin: string, requestMethod: string, requestHeaders: string | undefined): [string, string][] {
-  if (!corsOriginAllowed(c, origin)) return [];
+  if (!corsOriginAllowed(c, origin)) return variesByOrigin(c) ? [['vary', 'Origin']] : [];
   const out: [string, string][] = [['access-control-allow-origin', allowOrigin(c, origin)]];
   if (allowOrigin(c, origin) !== '*') out.push(['vary', 'Origin']);
   // `*` means any: with credentials a literal `*` is not honoured by browsers, so echo the request.
@@ -199,9 +204,12 @@ export function corsPreflightHeaders(c: CompiledCors, origin: string, requestMet
   return out;
 }
 
-/** The CORS headers added to the backend's answer to a request from an allowed Origin. */
-export function corsResponseHeaders(c: CompiledCors, origin: string): [string, string][] {
-  if (!corsOriginAllowed(c, origin)) return [];
+/**
+ * The CORS headers added to the backend's answer: for an allowed Origin, allow-origin and the
+ * rest; else (another Origin, or none) only Vary when the answer depends on the Origin.
+ */
+export function corsResponseHeaders(c: CompiledCors, origin: string | undefined): [string, string][] {
+  if (origin === undefined || !corsOriginAllowed(c, origin)) return variesByOrigin(c) ? [['vary', 'Origin']] : [];
   const out: [string, string][] = [['access-control-allow-origin', allowOrigin(c, origin)]];
   if (allowOrigin(c, origin) !== '*') out.push(['vary', 'Origin']);
   if (c.credentials) out.push(['access-control-allow-credentials', 'true']);
@@ -349,4 +357,23 @@ export function applyResponseFilters(headers: HeaderRecord, route: CompiledFilte
   if (route?.responseHeaders !== undefined) h = editHeaderRecord(h, route.responseHeaders);
   if (backend?.responseHeaders !== undefined) h = editHeaderRecord(h, backend.responseHeaders);
   return h;
+}
+
+/**
+ * Adds CORS header lines to a response header record: they replace the upstream's own values,
+ * except Vary, which gets Origin added unless it names it (or `*`) already.
+ */
+export function addCorsHeaders(headers: HeaderRecord, lines: readonly (readonly [string, string])[]): HeaderRecord {
+  if (lines.length === 0) return headers;
+  const out: HeaderRecord = { ...headers };
+  for (const [name, value] of lines) {
+    if (name !== 'vary') {
+      out[name] = value;
+      continue;
+    }
+    const prev = out.vary;
+    const list = prev === undefined ? [] : Array.isArray(prev) ? prev : [prev];
+    if (!list.some((v) => v.split(',').some((t) => ['origin', '*'].includes(t.trim().toLowerCase())))) out.vary = list.length === 0 ? value : [...list, value].join(', ');
+  }
+  return out;
 }

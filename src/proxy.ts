@@ -8,7 +8,7 @@ import type { TLSSocket } from 'node:tls';
 import { Pool, type Dispatcher } from 'undici';
 import type { CompiledBackend, CompiledEndpoint, CompiledFilters, CompiledMirror, CompiledRoute, RoutingTable } from '../router/index.ts';
 import { pickOtherEndpoint } from '../router/index.ts';
-import { applyRequestFilters, applyResponseFilters, corsResponseHeaders } from '../router/filters.ts';
+import { addCorsHeaders, applyRequestFilters, applyResponseFilters, corsResponseHeaders } from '../router/filters.ts';
 import { chooseMirrors, configureMirrors, openMirrors, teeBody } from './mirror.ts';
 import { SERVER_HEADER, downstreamHeaders, upstreamHeaders, type ForwardedValues } from './forwarding.ts';
 import { getProxyInfo } from './realip/proxy-listener.ts';
@@ -335,14 +335,7 @@ class Exchange implements Dispatcher.DispatchHandler {
     if (this.route!.filters?.responseHeaders !== undefined || this.backendFilters?.responseHeaders !== undefined) headers = applyResponseFilters(headers, this.route!.filters, this.backendFilters);
     // Gateway API CORS: an allowed Origin's answer carries the CORS headers.
     const cors = this.route!.filters?.cors;
-    const origin = this.req.headers.origin;
-    if (cors !== undefined && typeof origin === 'string') {
-      const extra = corsResponseHeaders(cors, origin);
-      if (extra.length > 0) {
-        headers = { ...headers };
-        for (const [name, value] of extra) headers[name] = name === 'vary' && headers.vary !== undefined ? `${headers.vary}, ${value}` : value;
-      }
-    }
+    if (cors !== undefined) headers = addCorsHeaders(headers, corsResponseHeaders(cors, this.req.headers.origin));
     try {
       // HTTP/2 has no reason phrase.
       if (isHttp2(this.req)) {

@@ -58,6 +58,8 @@ describe.each(['node', 'fast'])('--http1-engine %s', (engine) => {
       expect(p.headers['access-control-allow-origin']).toBeUndefined();
       const r = await send(port, 'cors.test', '/cors-1', { headers: { origin: 'https://foobar.com' } });
       expect([r.status, r.headers['access-control-allow-origin']]).toEqual([200, undefined]);
+      // The answer still depends on the Origin: caches must key on it.
+      expect(String(r.headers.vary)).toMatch(/\bOrigin\b/);
     });
 
     it('requests from allowed origins reach the backend and come back with allow-origin (and credentials, expose)', async () => {

@@ -15,7 +15,7 @@ import type net from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { CompiledBackend, CompiledEndpoint, CompiledFilters, CompiledRoute, RoutingTable } from '../../router/index.ts';
 import { pickOtherEndpoint } from '../../router/index.ts';
-import { applyRequestFilters, applyResponseFilters, corsResponseHeaders, type HeaderRecord } from '../../router/filters.ts';
+import { addCorsHeaders, applyRequestFilters, applyResponseFilters, corsResponseHeaders, type HeaderRecord } from '../../router/filters.ts';
 import { SERVER_HEADER, connectionTokens, isHopByHop, upstreamHeaders, type ForwardedValues } from '../forwarding.ts';
 import type { ConnectionSink, ListenerLimits } from '../listeners.ts';
 import type { Logger } from '../log.ts';
@@ -816,8 +816,7 @@ class Exchange implements UpstreamWaiter, UpstreamUser {
     const bf = this.backendFilters?.responseHeaders;
     // Gateway API CORS: an allowed Origin's answer carries the CORS headers.
     const cors = this.route!.filters?.cors;
-    const origin = cors === undefined ? undefined : headerValue(this.rawHeaders, 'origin');
-    const corsLines = cors !== undefined && origin !== undefined ? corsResponseHeaders(cors, origin) : undefined;
+    const corsLines = cors === undefined ? undefined : corsResponseHeaders(cors, headerValue(this.rawHeaders, 'origin'));
     if (rf === undefined && bf === undefined && (corsLines === undefined || corsLines.length === 0)) {
       for (let i = 0; i < raw.length; i += 2) {
         const name = raw[i];
@@ -838,8 +837,7 @@ class Exchange implements UpstreamWaiter, UpstreamUser {
         const prev = record[lower];
         record[lower] = prev === undefined ? raw[i + 1] : Array.isArray(prev) ? [...prev, raw[i + 1]] : [prev, raw[i + 1]];
       }
-      const edited = applyResponseFilters(record, this.route!.filters, this.backendFilters);
-      for (const [name, value] of corsLines ?? []) edited[name] = name === 'vary' && edited.vary !== undefined ? `${edited.vary}, ${value}` : value;
+      const edited = addCorsHeaders(applyResponseFilters(record, this.route!.filters, this.backendFilters), corsLines ?? []);
       for (const name in edited) {
         const v = edited[name];
         if (v === undefined || name === 'content-length' || name === 'transfer-encoding') continue;
