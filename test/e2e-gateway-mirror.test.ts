@@ -84,6 +84,21 @@ let deadPort: number;
 /** Accepts connections and never reads from them. */
 let stuck: net.Server;
 const stuckSockets: net.Socket[] = [];
+/** h2c servers standing for gRPC backends: the GRPCRoute's backend and its mirror. */
+let grpcPrimary: http2.Http2Server;
+let grpcMirror: http2.Http2Server;
+const grpcSeen: { path: string; body: Buffer }[] = [];
+
+async function h2cServer(onStream: (s: http2.ServerHttp2Stream, h: http2.IncomingHttpHeaders, body: Buffer) => void): Promise<http2.Http2Server> {
+  const server = http2.createServer();
+  server.on('stream', (stream, headers) => {
+    const chunks: Buffer[] = [];
+    stream.on('data', (c: Buffer) => chunks.push(c));
+    stream.on('end', () => onStream(stream, headers, Buffer.concat(chunks)));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  return server;
+}
 
 beforeAll(async () => {
   v1 = await startEchoPod('infra', 'v1', 'v1-pod-0');
@@ -96,6 +111,16 @@ beforeAll(async () => {
     s.pause();
   });
   await new Promise<void>((r) => stuck.listen(0, '127.0.0.1', () => r()));
+  const answer = (who: string) => (stream: http2.ServerHttp2Stream) => {
+    stream.respond({ ':status': 200, 'content-type': 'application/grpc', 'x-who': who }, { waitForTrailers: true });
+    stream.on('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '0' }));
+    stream.end(Buffer.from([0, 0, 0, 0, 0]));
+  };
+  grpcPrimary = await h2cServer(answer('primary'));
+  grpcMirror = await h2cServer((stream, h, body) => {
+    grpcSeen.push({ path: String(h[':path']), body });
+    answer('mirror')(stream);
+  });
 });
 
 afterAll(async () => {
@@ -103,6 +128,8 @@ afterAll(async () => {
   for (const r of [m2, m3, percent, fraction, silent, other]) await r?.close();
   for (const s of stuckSockets) s.destroy();
   stuck?.close();
+  grpcPrimary?.close();
+  grpcMirror?.close();
 });
 
 function manifests(port: number): string {
@@ -125,6 +152,11 @@ function manifests(port: number): string {
     ...serviceFor([{ namespace: 'infra', service: 'flaky', pod: 'flaky-0', address: '127.0.0.1', port: deadPort } as EchoPod, { namespace: 'infra', service: 'flaky', pod: 'flaky-1', address: '127.0.0.1', port: v1.port } as EchoPod]),
     ...serviceAt('granted', other.port, 'other'),
     ...serviceAt('refused', other.port, 'other'),
+    ...serviceAt('grpc-primary', (grpcPrimary.address() as AddressInfo).port),
+    ...serviceAt('grpc-mirror', (grpcMirror.address() as AddressInfo).port),
+    { apiVersion: 'gateway.networking.k8s.io/v1', kind: 'GRPCRoute', metadata: { name: 'grpc', namespace: 'infra' }, spec: { parentRefs: [{ name: 'gw' }], hostnames: ['grpc.test'], rules: [
+      { matches: [{ method: { service: 'mirror.Svc' } }], filters: [mirrorTo('grpc-mirror')], backendRefs: [ref('grpc-primary')] },
+    ] } },
     referenceGrant('mirror-grant', 'other', [{ group: 'gateway.networking.k8s.io', kind: 'HTTPRoute', namespace: 'infra' }], [{ group: '', kind: 'Service', name: 'granted' }]),
     httpRoute('mirror', onGw(['mirror.test'], [
       { matches: prefix('/mirror'), filters: [mirrorTo('m2')], backendRefs: v1ref },
@@ -309,6 +341,28 @@ describe.each(['node', 'fast'])('RequestMirror, --http1-engine %s', (engine) => 
     await send(port, 'mirror.test', '/mirror/marker');
     await until('a later copy', () => m2.seen.some((s) => s.url === '/mirror/marker'));
     expect(other.seen).toEqual([]);
+  });
+
+  it('a GRPCRoute mirror gets the call over h2c, as its backends do', async () => {
+    const session = http2.connect(`http://127.0.0.1:${port}`);
+    const frame = Buffer.from([0, 0, 0, 0, 3, 1, 2, 3]);
+    const before = grpcSeen.length;
+    try {
+      const who = await new Promise<string>((resolve, reject) => {
+        const s = session.request({ ':method': 'POST', ':path': '/mirror.Svc/Call', ':authority': 'grpc.test', 'content-type': 'application/grpc', te: 'trailers' });
+        let w = '';
+        s.on('response', (h) => (w = String(h['x-who'])));
+        s.on('error', reject);
+        s.resume();
+        s.on('end', () => resolve(w));
+        s.end(frame);
+      });
+      expect(who).toBe('primary');
+    } finally {
+      session.close();
+    }
+    await until('the mirrored call', () => grpcSeen.length === before + 1);
+    expect([grpcSeen[before].path, grpcSeen[before].body.equals(frame)]).toEqual(['/mirror.Svc/Call', true]);
   });
 
   it('over HTTP/2 (h2c) the mirror gets the request and its body', async () => {
