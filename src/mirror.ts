@@ -18,6 +18,8 @@ import { ChunkedFramer } from './http1/chunked.ts';
 export const MIRROR_BUFFER = 1 << 20;
 /** Mirror copies in flight per worker; more are dropped rather than queued. */
 const MAX_IN_FLIGHT = 512;
+/** Body bytes held for all copies of a worker; a copy that would pass it is cut. */
+const TOTAL_BUFFER = 64 << 20;
 /** Mirror pools kept per worker; the oldest is closed past this. */
 const MAX_POOLS = 256;
 
@@ -51,6 +53,8 @@ const NOT_COPIED = new Set(['content-length', 'transfer-encoding', 'connection',
 
 const pools = new Map<string, Pool>();
 let inFlight = 0;
+/** Bytes the copies' bodies held when last written to (an upper bound: reads lower it unseen). */
+let held = 0;
 let connectTimeoutMs = 5_000;
 
 /** The connect timeout of mirror pools (--upstream-connect-timeout). */
@@ -94,6 +98,8 @@ export function chooseMirrors(mirrors: readonly CompiledMirror[] | undefined, ra
 class Copy implements Dispatcher.DispatchHandler {
   /** Counted already (cut or aborted): the error that follows is ours. */
   settled = false;
+  /** This copy's share of `held`. */
+  held = 0;
   controller: Dispatcher.DispatchController | undefined;
   onRequestStart(controller: Dispatcher.DispatchController): void {
     this.controller = controller;
@@ -110,6 +116,8 @@ class Copy implements Dispatcher.DispatchHandler {
     if (this.settled) return;
     this.settled = true;
     inFlight--;
+    held -= this.held;
+    this.held = 0;
     mirrorRequests.labels(result).inc();
   }
 }
@@ -125,12 +133,29 @@ class CopiesBody implements MirrorBody {
     for (const c of this.copies) {
       if (c.body.destroyed || c.copy.settled) continue;
       data ??= Buffer.from(chunk);
-      // Full: the mirror is too far behind. Cut it rather than hold the forwarded body.
-      if (!c.body.write(data)) this.drop(c, 'cut');
+      // Full: the mirror is too far behind (or all copies hold too much). Cut it rather than
+      // hold the forwarded body.
+      if (!c.body.write(data)) {
+        this.drop(c, 'cut');
+        continue;
+      }
+      const now = c.body.writableLength + c.body.readableLength;
+      held += now - c.copy.held;
+      c.copy.held = now;
+      if (held > TOTAL_BUFFER) this.drop(c, 'cut');
     }
   }
   end(): void {
-    for (const c of this.copies) if (!c.body.destroyed) c.body.end();
+    for (const c of this.copies) {
+      if (c.body.destroyed) continue;
+      c.body.end();
+      // What undici has read meanwhile is no longer held.
+      if (!c.copy.settled) {
+        const now = c.body.writableLength + c.body.readableLength;
+        held += now - c.copy.held;
+        c.copy.held = now;
+      }
+    }
   }
   abort(): void {
     for (const c of this.copies) if (!c.body.writableEnded) this.drop(c, 'aborted');
