@@ -265,6 +265,37 @@ export function parseServeOptions(argvIn: readonly string[]): ServeOptions {
   };
 }
 
+/** ingress-nginx ConfigMap keys that deny clients, which Portico does not apply: start-up fails on them. */
+const DENYING_CONFIG_KEYS = ['block-cidrs', 'block-user-agents', 'block-referers', 'denylist-source-range', 'global-auth-url', 'global-auth-signin', 'enable-modsecurity', 'enable-owasp-modsecurity-crs'];
+/** ingress-nginx ConfigMap keys read here besides the real-IP ones (or reported on their own). */
+const HANDLED_CONFIG_KEYS = ['ssl-protocols', 'ssl-ciphers', 'proxy-body-size'];
+
+/**
+ * ssl-protocols and ssl-ciphers of an ingress-nginx ConfigMap, applied as --tls-min-version and
+ * --tls-ciphers: the stricter minimum of the two wins, a --tls-ciphers flag wins over the file.
+ * Only TLS 1.2 and 1.3 are served; a file that asks for nothing else cannot be honoured.
+ */
+function ingressNginxTlsKeys(values: Record<string, unknown>, options: ServeOptions, file: string): { options: ServeOptions; warnings: string[] } {
+  const warnings: string[] = [];
+  let out = options;
+  const protocols = values['ssl-protocols'];
+  if (protocols !== undefined) {
+    const listed = String(protocols).split(/\s+/).filter(Boolean);
+    const served = listed.filter((p) => p === 'TLSv1.2' || p === 'TLSv1.3');
+    if (served.length === 0) throw new UsageError(`config file ${file}: ssl-protocols ${JSON.stringify(protocols)}: Portico serves TLSv1.2 and TLSv1.3 only`);
+    const min = served.includes('TLSv1.2') ? 'TLSv1.2' : 'TLSv1.3';
+    if (min === 'TLSv1.3' && out.tlsMinVersion !== 'TLSv1.3') out = { ...out, tlsMinVersion: 'TLSv1.3' };
+    const older = listed.filter((p) => p !== 'TLSv1.2' && p !== 'TLSv1.3');
+    if (older.length > 0) warnings.push(`config file ${file}: ssl-protocols: ${older.join(', ')} not served (TLSv1.2 and TLSv1.3 only)`);
+  }
+  const ciphers = values['ssl-ciphers'];
+  if (ciphers !== undefined) {
+    if (out.tlsCiphers === undefined) out = { ...out, tlsCiphers: String(ciphers) };
+    else if (out.tlsCiphers !== String(ciphers)) warnings.push(`config file ${file}: ssl-ciphers is overridden by --tls-ciphers`);
+  }
+  return { options: out, warnings };
+}
+
 /**
  * Completes the options with the config file: reads it, merges flags over it, validates the
  * real-IP settings. Returns warnings for the log; throws UsageError on invalid settings.
@@ -278,8 +309,15 @@ export async function applyConfigFile(options: ServeOptions): Promise<{ options:
     fileValues = loaded.values;
     // Not an error: an ingress-nginx ConfigMap has many keys Portico has no use for. But a
     // typo (use-proxy-protocl) must not pass silently.
-    const unknown = unknownConfigKeys(fileValues);
+    const tls = ingressNginxTlsKeys(fileValues, options, options.configFile);
+    options = tls.options;
+    warnings.push(...tls.warnings);
+    const denying = Object.keys(fileValues).filter((k) => DENYING_CONFIG_KEYS.includes(k));
+    // A restriction Portico cannot apply must not leave the proxy open: refuse to start.
+    if (denying.length > 0) throw new UsageError(`config file ${options.configFile}: ${denying.join(', ')} restrict${denying.length === 1 ? 's' : ''} access and Portico cannot apply ${denying.length === 1 ? 'it' : 'them'}; remove ${denying.length === 1 ? 'it' : 'them'} (or use whitelist-source-range, which Portico applies)`);
+    const unknown = unknownConfigKeys(fileValues).filter((k) => !HANDLED_CONFIG_KEYS.includes(k.split(' ')[0]));
     if (unknown.length > 0) warnings.push(`config file ${options.configFile}: ignoring keys Portico does not know: ${unknown.join(', ')}`);
+    if (fileValues['proxy-body-size'] !== undefined) warnings.push(`config file ${options.configFile}: proxy-body-size is not applied: Portico has no request body size limit, bodies of any size are proxied`);
   }
   const settings = parseRealIpSettings({ ...fileValues, ...options.realIp });
   if (settings.errors.length > 0) throw new UsageError(settings.errors.join('; '));

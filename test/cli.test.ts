@@ -149,9 +149,39 @@ describe('serve options', () => {
       expect(options.realIp['use-proxy-protocol']).toBe('false');
       expect(options.realIp['whitelist-source-range']).toBe('10.0.0.0/8');
       const unknown = warnings.filter((w) => w.includes('does not know'));
-      expect(unknown).toEqual([`config file ${file}: ignoring keys Portico does not know: use-proxy-protocl (did you mean use-proxy-protocol?), proxy-body-size`]);
+      expect(unknown).toEqual([`config file ${file}: ignoring keys Portico does not know: use-proxy-protocl (did you mean use-proxy-protocol?)`]);
+      // A limit Portico does not apply is said so on its own line.
+      expect(warnings).toContain(`config file ${file}: proxy-body-size is not applied: Portico has no request body size limit, bodies of any size are proxied`);
       writeFileSync(file, 'use-proxy-protocol: "false"\n');
       expect((await applyConfigFile(parseServeOptions(['--manifests', '.', '--config', file]))).warnings).toEqual([]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('ingress-nginx keys that deny clients stop start-up; ssl-protocols and ssl-ciphers are applied', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'portico-cli-'));
+    try {
+      const file = join(dir, 'cm.yaml');
+      for (const key of ['block-cidrs: "127.0.0.0/8"', 'block-user-agents: curl', 'block-referers: evil', 'global-auth-url: http://auth/']) {
+        writeFileSync(file, `${key}\nhsts: "true"\n`);
+        await expect(applyConfigFile(parseServeOptions(['--manifests', '.', '--config', file])), key).rejects.toThrow(/restricts access and Portico cannot apply it/);
+      }
+      writeFileSync(file, 'ssl-protocols: TLSv1.3\nssl-ciphers: ECDHE-ECDSA-AES128-GCM-SHA256\n');
+      const strict = await applyConfigFile(parseServeOptions(['--manifests', '.', '--config', file]));
+      expect(strict.options.tlsMinVersion).toBe('TLSv1.3');
+      expect(strict.options.tlsCiphers).toBe('ECDHE-ECDSA-AES128-GCM-SHA256');
+      expect(strict.warnings).toEqual([]);
+      // The flag wins over the file for ciphers; the stricter minimum wins.
+      const flags = await applyConfigFile(parseServeOptions(['--manifests', '.', '--config', file, '--tls-ciphers', 'ECDHE-RSA-AES128-GCM-SHA256']));
+      expect(flags.options.tlsCiphers).toBe('ECDHE-RSA-AES128-GCM-SHA256');
+      expect(flags.warnings).toEqual([`config file ${file}: ssl-ciphers is overridden by --tls-ciphers`]);
+      writeFileSync(file, 'ssl-protocols: "TLSv1 TLSv1.1 TLSv1.2"\n');
+      const old = await applyConfigFile(parseServeOptions(['--manifests', '.', '--config', file]));
+      expect(old.options.tlsMinVersion).toBe('TLSv1.2');
+      expect(old.warnings).toEqual([`config file ${file}: ssl-protocols: TLSv1, TLSv1.1 not served (TLSv1.2 and TLSv1.3 only)`]);
+      writeFileSync(file, 'ssl-protocols: "TLSv1 TLSv1.1"\n');
+      await expect(applyConfigFile(parseServeOptions(['--manifests', '.', '--config', file]))).rejects.toThrow(/TLSv1.2 and TLSv1.3 only/);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
