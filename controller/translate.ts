@@ -1,16 +1,16 @@
 // Source snapshot -> routing IR + statuses + problems. Pure apart from `TranslatorState`, the
 // memory of each object's last good version, which the caller keeps between runs.
 
-import type { RoutingIR } from '../router/types.ts';
+import type { RouteIR, RoutingIR } from '../router/types.ts';
 import { BackendIndex } from './backends.ts';
 import { isServedIngress, selectIngressClass, translateIngresses } from './ingress.ts';
-import type { KubeObject, Problem, SourceSnapshot } from './objects.ts';
+import { compareAge, type KubeObject, type Problem, type SourceSnapshot } from './objects.ts';
 import { ingressStatus, type StatusItem } from './status.ts';
 import { TableBuilder } from './table-builder.ts';
 import { TlsSecrets, translateTls, type TlsTranslation } from './tls.ts';
 import { storeCertificate } from '../tls/store.ts';
 import type { ConditionClock } from './gateway/conditions.ts';
-import { DEFAULT_GATEWAY_CONTROLLER, mergeVirtualHosts, translateGatewayApi } from './gateway/index.ts';
+import { DEFAULT_GATEWAY_CONTROLLER, mergeVirtualHosts, translateGatewayApi, type GatewayVirtualHost } from './gateway/index.ts';
 
 export interface TranslateOptions {
   /** `--ingress-class`: the IngressClass whose Ingresses Portico serves. */
@@ -85,7 +85,50 @@ export function translate(snapshot: SourceSnapshot, options: TranslateOptions, s
   const statuses: StatusItem[] = [...ing.served.map((o) => ingressStatus(o, options.publishAddresses)), ...gw.statuses];
   const order = (i: StatusItem): string => `${i.kind === 'Ingress' ? '' : i.kind}|${i.metadata.namespace ?? ''}/${i.metadata.name}`;
   statuses.sort((a, b) => (order(a) < order(b) ? -1 : order(a) > order(b) ? 1 : 0));
-  return { ir: mergeVirtualHosts(builder.build(), gw.virtualHosts, gw.listeners, gw.ownPortListeners), statuses, problems, tls: { ...tls, certificates } };
+  const shared = oldestClaimsPaths(builder.build(), gw.virtualHosts, objects);
+  problems.push(...shared.problems);
+  return { ir: mergeVirtualHosts(shared.ir, shared.gateway, gw.listeners, gw.ownPortListeners), statuses, problems, tls: { ...tls, certificates } };
+}
+
+/**
+ * An Ingress and a Gateway API route that both claim the same path (same host, path and match
+ * type, the Gateway route without method, header or query conditions) cannot both serve it: the
+ * older object keeps it, as among Ingresses, and the younger loses that path, with a problem
+ * naming the holder. Otherwise whichever kind the table lists first would take it silently, and
+ * anyone allowed to create an Ingress could take over the paths of a Gateway that restricts its
+ * routes' namespaces (or the reverse).
+ */
+function oldestClaimsPaths(ir: RoutingIR, gateway: readonly GatewayVirtualHost[], objects: readonly KubeObject[]): { ir: RoutingIR; gateway: GatewayVirtualHost[]; problems: Problem[] } {
+  const problems: Problem[] = [];
+  const byKey = new Map(objects.map((o) => [`${o.kind}/${o.metadata.namespace ?? ''}/${o.metadata.name}`, o]));
+  const objectOf = (r: RouteIR) => byKey.get(`${r.source.kind}/${r.source.namespace}/${r.source.name}`);
+  const unconditioned = (r: RouteIR) => r.method === undefined && (r.headers?.length ?? 0) === 0 && (r.queryParams?.length ?? 0) === 0;
+  const lost = new Set<RouteIR>();
+  const ingressHosts = new Map(ir.virtualHosts.map((v) => [v.hostname, v]));
+  for (const g of gateway) {
+    if (g.multiLabelWildcard) continue; // an Ingress wildcard covers one label: another host pattern
+    const vh = ingressHosts.get(g.hostname);
+    if (vh === undefined) continue;
+    for (const gr of g.routes) {
+      if (!unconditioned(gr) || gr.pathType === 'RegularExpression') continue;
+      for (const ir1 of vh.routes) {
+        if (lost.has(ir1) || ir1.pathType !== gr.pathType || ir1.path !== gr.path) continue;
+        const a = objectOf(ir1);
+        const b = objectOf(gr);
+        if (a === undefined || b === undefined) continue;
+        const [winner, loser, loserRoute] = compareAge(a, b) <= 0 ? [a, b, gr] : [b, a, ir1];
+        lost.add(loserRoute);
+        problems.push({ severity: 'warning', kind: loser.kind, namespace: loser.metadata.namespace, name: loser.metadata.name, message: `${gr.pathType === 'Exact' ? 'Exact' : 'Prefix'} path ${gr.path} on host ${g.hostname} is served by the older ${winner.kind} ${winner.metadata.namespace ?? ''}/${winner.metadata.name}; not by this ${loser.kind}` });
+        break;
+      }
+    }
+  }
+  if (lost.size === 0) return { ir, gateway: [...gateway], problems };
+  return {
+    ir: { ...ir, virtualHosts: ir.virtualHosts.map((v) => (v.routes.some((r) => lost.has(r)) ? { ...v, routes: v.routes.filter((r) => !lost.has(r)) } : v)) },
+    gateway: gateway.map((g) => (g.routes.some((r) => lost.has(r)) ? { ...g, routes: g.routes.filter((r) => !lost.has(r)) } : g)),
+    problems,
+  };
 }
 
 /** Gateway status.addresses: the published addresses, else a specific --bind-address. */

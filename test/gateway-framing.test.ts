@@ -48,3 +48,29 @@ describe('header filters and framing', () => {
     }
   });
 });
+
+describe('an Ingress and an HTTPRoute claiming the same path', () => {
+  const ing = (created: string): KubeObject => ({ apiVersion: 'networking.k8s.io/v1', kind: 'Ingress', metadata: { name: 'mix', namespace: 'default', generation: 1, creationTimestamp: created }, spec: { ingressClassName: 'portico', rules: [{ host: 'r.test', http: { paths: [{ path: '/p/x', pathType: 'Exact', backend: { service: { name: 'e', port: { number: 80 } } } }, { path: '/only-ingress', pathType: 'Prefix', backend: { service: { name: 'e', port: { number: 80 } } } }] } }] } });
+  const route: KubeObject = { apiVersion: GW, kind: 'HTTPRoute', metadata: meta('r1'), spec: { parentRefs: [{ name: 'gw' }], hostnames: ['r.test'], rules: [{ matches: [{ path: { type: 'Exact', value: '/p/x' } }], backendRefs: [{ name: 'f', port: 80 }] }, { matches: [{ path: { type: 'Exact', value: '/p/x' }, headers: [{ name: 'x-v', value: '2' }] }], backendRefs: [{ name: 'f', port: 80 }] }] } };
+  const world = (ingressCreated: string): KubeObject[] => [
+    ...objects([]).slice(0, 3),
+    { apiVersion: 'networking.k8s.io/v1', kind: 'IngressClass', metadata: meta('portico', undefined), spec: { controller: 'portico.dev/ingress-controller' } },
+    { apiVersion: 'v1', kind: 'Service', metadata: meta('e'), spec: { ports: [{ port: 80, targetPort: 8080 }] } },
+    route,
+    ing(ingressCreated),
+  ];
+  const served = (objs: KubeObject[]) => {
+    const t = translate({ objects: objs.map((object) => ({ object, origin: 't' })), problems: [] }, { ingressClass: 'portico', publishAddresses: [], now: new Date('2026-06-01T00:00:00Z') }, newTranslatorState());
+    const routes = t.ir.virtualHosts.filter((v) => v.hostname === 'r.test').flatMap((v) => v.routes.map((r) => `${r.source.kind} ${r.path}${r.headers ? ' +headers' : ''}`));
+    return { routes, problems: t.problems };
+  };
+
+  it('the older object keeps the path, the younger is told; conditioned and other paths are untouched', () => {
+    const younger = served(world('2026-03-01T00:00:00Z'));
+    expect(younger.routes.sort()).toEqual(['HTTPRoute /p/x', 'HTTPRoute /p/x +headers', 'Ingress /only-ingress']);
+    expect(younger.problems).toEqual([expect.objectContaining({ kind: 'Ingress', name: 'mix', message: expect.stringMatching(/Exact path \/p\/x on host r\.test is served by the older HTTPRoute default\/r1/) })]);
+    const older = served(world('2025-01-01T00:00:00Z'));
+    expect(older.routes.sort()).toEqual(['HTTPRoute /p/x +headers', 'Ingress /only-ingress', 'Ingress /p/x']);
+    expect(older.problems).toEqual([expect.objectContaining({ kind: 'HTTPRoute', name: 'r1', message: expect.stringMatching(/served by the older Ingress default\/mix/) })]);
+  });
+});
