@@ -413,7 +413,8 @@ class Exchange implements Dispatcher.DispatchHandler {
     if (this.done && responseGone(this.res)) return;
     const code = err.code ?? '';
     const connectFailure = CONNECT_ERRORS.has(code);
-    if (connectFailure && !this.responseStarted && !this.hasBody && this.attempts < MAX_CONNECT_ATTEMPTS && !responseGone(this.res)) {
+    // A body can go along too while no byte of it was read: undici reads it only once connected.
+    if (connectFailure && !this.responseStarted && (!this.hasBody || !this.req.readableDidRead) && this.attempts < MAX_CONNECT_ATTEMPTS && !responseGone(this.res)) {
       // As nginx's proxy_next_upstream: a request not yet sent can try another endpoint.
       const backend = this.nextBackendEndpoint();
       if (backend !== undefined) {

@@ -657,8 +657,9 @@ class Exchange implements UpstreamWaiter, UpstreamUser {
 
   onConnectError(err: Error & { code?: string }): void {
     if (this.done) return;
-    if (!this.conn.closed && this.reqBody === undefined && this.attempts < MAX_ATTEMPTS) {
-      // As nginx's proxy_next_upstream: a request not yet sent can try another endpoint.
+    if (!this.conn.closed && this.attempts < MAX_ATTEMPTS) {
+      // As nginx's proxy_next_upstream: a request not yet sent can try another endpoint, with its
+      // body too, since no byte of the body is read from the client before a connection exists.
       const other = this.otherEndpoint();
       if (other !== undefined) {
         this.attempts++;
