@@ -50,6 +50,12 @@ describe.each(['node', 'fast'] as const)('the %s engine', (engine) => {
     expect(h['x-forwarded-host']).toBe('p.test');
   });
 
+  it('a keep-alive response tells the idle timeout (Keep-Alive: timeout=N), and 300 small header fields are taken', async () => {
+    const r = await send(`GET /ka HTTP/1.1\r\nHost: p.test\r\n${Array.from({ length: 300 }, (_, i) => `X-F${i}: ${i}\r\n`).join('')}\r\n`);
+    expect(status(r.text)).toBe(200);
+    expect(r.text).toMatch(/\r\nkeep-alive: timeout=\d+\r\n/i);
+  });
+
   it('an empty Host is 400 and closes the connection; nothing reaches the backend', async () => {
     const before = backend.requests.length;
     const r = await send('GET /foo HTTP/1.1\r\nHost:\r\n\r\n');

@@ -69,7 +69,9 @@ const HOST_VALUE = /^(?:[A-Za-z0-9._~!$&'()*+,;=%-]*|\[[0-9A-Fa-f:.]+\])(?::[0-9
 const MAX_LEADING_EMPTY_LINES = 4;
 // As node:http reads Expect (its continueExpression).
 const CONTINUE_EXPECTATION = /(?:^|\W)100-continue(?:$|\W)/i;
-const MAX_HEADERS = 256;
+// As node:http's default maxHeadersCount, so both engines take the same heads (the size limit
+// is what bounds memory: --max-header-size).
+const MAX_HEADERS = 2000;
 
 function fail(status: number, reason: string): ParseResult {
   return { kind: 'error', status, reason };

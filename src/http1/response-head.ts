@@ -28,7 +28,9 @@ export type ResponseParse =
   | { readonly kind: 'ok'; readonly head: ResponseHead };
 
 const INCOMPLETE: ResponseParse = { kind: 'incomplete' };
-const MAX_HEADERS = 256;
+// As node:http's default maxHeadersCount, so both engines take the same heads (the size limit
+// is what bounds memory: --max-header-size).
+const MAX_HEADERS = 2000;
 
 function fail(reason: string): ResponseParse {
   return { kind: 'error', reason };

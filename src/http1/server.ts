@@ -129,11 +129,14 @@ export class FastHttp1Server {
   readonly view = new HeadView();
   /** Buffered bytes beyond which the client is not read (a whole head always fits). */
   readonly readAhead: number;
+  /** How long an idle connection is kept, told to clients as node:http tells them (RFC 9112 9.3). */
+  readonly keepAliveLine: string;
   private sweeper: NodeJS.Timeout | undefined;
 
   constructor(options: FastHttp1Options) {
     this.options = options;
     this.readAhead = Math.max(READ_AHEAD, options.limits.maxHeaderSize + 1);
+    this.keepAliveLine = `Keep-Alive: timeout=${Math.floor(options.limits.keepAliveTimeoutMs / 1000)}\r\n`;
   }
 
   /** Serves an accepted socket (the drop-in for `http.Server.emit('connection', socket)`). */
@@ -856,7 +859,7 @@ class Exchange implements UpstreamWaiter, UpstreamUser {
     if (!hasServer) s += SERVER_LINE;
     if (framing === 'chunked' && client11) s += 'Transfer-Encoding: chunked\r\n';
     if (this.closeAfter) s += 'Connection: close\r\n';
-    else if (!client11) s += 'Connection: keep-alive\r\n';
+    else s += client11 ? this.conn.server.keepAliveLine : `Connection: keep-alive\r\n${this.conn.server.keepAliveLine}`;
     s += '\r\n';
     this.headSent = true;
     this.responseBytes += s.length;
@@ -1023,7 +1026,7 @@ class Exchange implements UpstreamWaiter, UpstreamUser {
     // A body the request declared and that is not read yet would be taken for the next request.
     if (drain.active || (!this.reqBodyDone && this.upstream === undefined)) this.closeAfter = true;
     this.status = status;
-    const head = `HTTP/1.1 ${status} ${reasonOf(status)}\r\n${dateHeader()}${SERVER_LINE}${headers}${this.closeAfter ? 'Connection: close\r\n' : this.head.versionMinor === 0 ? 'Connection: keep-alive\r\n' : ''}\r\n`;
+    const head = `HTTP/1.1 ${status} ${reasonOf(status)}\r\n${dateHeader()}${SERVER_LINE}${headers}${this.closeAfter ? 'Connection: close\r\n' : this.head.versionMinor === 0 ? `Connection: keep-alive\r\n${this.conn.server.keepAliveLine}` : this.conn.server.keepAliveLine}\r\n`;
     const out = this.head.method === 'HEAD' ? head : head + body;
     this.responseBytes = out.length;
     this.headSent = true;
