@@ -179,9 +179,18 @@ export function createHttp1Server(limits: ListenerLimits, log: Logger, handler: 
       connectionsCheckingInterval: Math.min(1000, Math.max(100, Math.floor(limits.headersTimeoutMs / 4))),
       highWaterMark: 64 * 1024,
       // Which Upgrade requests become tunnels; the others are served as plain requests.
-      shouldUpgradeCallback: shouldUpgrade,
+      // Not while an earlier response on the connection is owed: node:http would hand the socket
+      // over at once and the 101 (or the refusal) would overtake it (RFC 9112 9.3.2). Such an
+      // Upgrade is served as a plain request, in order, with the Upgrade dropped.
+      shouldUpgradeCallback: (req: http.IncomingMessage) => shouldUpgrade(req) && ((req.socket as OwingSocket | null)?.[kOwed] ?? 0) === 0,
     },
-    ((req: http.IncomingMessage, res: http.ServerResponse) => oweResponse(req, res, () => handler(req, res))) as http.RequestListener,
+    ((req: http.IncomingMessage, res: http.ServerResponse) => {
+      // An Upgrade request served as a plain one (shouldUpgradeCallback said no) leaves node's
+      // parser in upgrade mode: nothing after it on the connection is read. Its answer says so
+      // and closes, rather than promise a keep-alive that would hang the client's next request.
+      if (req.headers.upgrade !== undefined && /(?:^|,)\s*upgrade\s*(?:,|$)/i.test(req.headers.connection ?? '')) res.setHeader('connection', 'close');
+      oweResponse(req, res, () => handler(req, res));
+    }) as http.RequestListener,
   );
   server.on('clientError', (err: Error & { code?: string }, socket: Duplex) => rejectClient(err, socket, log));
   server.on('upgrade', onUpgrade);

@@ -71,4 +71,16 @@ describe('request hardening', () => {
     const odd = await send(`GET http://site.test@ HTTP/1.1\r\n${H}\r\n`);
     expect(statuses(odd.text)).toEqual([400]);
   });
+
+  it('an Upgrade pipelined behind requests still owed an answer does not overtake them', async () => {
+    for (const first of [`HEAD /first HTTP/1.1\r\n${H}\r\n`, `POST /first HTTP/1.1\r\n${H}Content-Length: 5\r\n\r\nhello`]) {
+      const r = await send(`${first}GET /second HTTP/1.1\r\n${H}Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\nGET /third HTTP/1.1\r\n${H}Connection: close\r\n\r\n`);
+      // Served in order as a plain request (the Upgrade dropped; the echo backend names the path),
+      // then the connection closes: what follows an Upgrade request is not read as HTTP.
+      expect(statuses(r.text)).toEqual([200, 200]);
+      expect(r.text.indexOf('"url":"/second"')).toBeGreaterThan(0);
+      expect(r.text).toMatch(/\r\nConnection: close\r\n/i);
+      expect(r.closed).toBe(true);
+    }
+  });
 });
