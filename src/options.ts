@@ -109,7 +109,7 @@ export const SERVE_FLAGS: readonly FlagSpec[] = [
   { name: 'strict-sni', value: '', help: 'refuse TLS handshakes whose SNI matches no certificate', boolean: true },
   { name: 'tls-min-version', value: 'TLSv1.2', help: 'lowest TLS version accepted: TLSv1.2 or TLSv1.3' },
   { name: 'tls-ciphers', value: 'LIST', help: 'OpenSSL cipher list for TLS 1.2 (default: Node\'s)' },
-  { name: 'http1-engine', value: 'node', help: 'HTTP/1.1 data path: node (node:http + undici) or fast (raw sockets, src/http1); env PORTICO_HTTP1_ENGINE' },
+  { name: 'http1-engine', value: 'fast', help: 'HTTP/1.1 data path: fast (raw sockets, src/http1) or node (node:http + undici); env PORTICO_HTTP1_ENGINE' },
   { name: 'config', value: 'FILE', help: 'YAML settings (keys as in ingress-nginx\'s ConfigMap; a ConfigMap manifest works too)' },
   ...REAL_IP_FLAGS.map((f) => (REAL_IP_LIST_KEYS.has(f.name) ? { ...f, list: true as const } : f)),
 ];
@@ -196,7 +196,7 @@ export function parseServeOptions(argvIn: readonly string[]): ServeOptions {
   }
   const escapedSlashes = ((values['escaped-slashes'] as string | undefined) ?? 'decode') as EscapedSlashes;
   if (!ESCAPED_SLASHES.includes(escapedSlashes)) throw new UsageError(`--escaped-slashes: must be one of ${ESCAPED_SLASHES.join(', ')}`);
-  const http1Engine = ((values['http1-engine'] as string | undefined) ?? (process.env.PORTICO_HTTP1_ENGINE || 'node')) as Http1Engine;
+  const http1Engine = ((values['http1-engine'] as string | undefined) ?? (process.env.PORTICO_HTTP1_ENGINE || 'fast')) as Http1Engine;
   if (!HTTP1_ENGINES.includes(http1Engine)) throw new UsageError(`--http1-engine (or PORTICO_HTTP1_ENGINE): must be one of ${HTTP1_ENGINES.join(', ')}`);
   const tlsMin = (values['tls-min-version'] as string | undefined) ?? 'TLSv1.2';
   if (tlsMin !== 'TLSv1.2' && tlsMin !== 'TLSv1.3') throw new UsageError('--tls-min-version: must be TLSv1.2 or TLSv1.3');
