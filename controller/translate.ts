@@ -4,7 +4,7 @@
 import type { RouteIR, RoutingIR } from '../router/types.ts';
 import { BackendIndex } from './backends.ts';
 import { isServedIngress, selectIngressClass, translateIngresses } from './ingress.ts';
-import { compareAge, type KubeObject, type Problem, type SourceSnapshot } from './objects.ts';
+import { asArray, asRecord, asString, compareAge, type KubeObject, type Problem, type SourceSnapshot } from './objects.ts';
 import { ingressStatus, type StatusItem } from './status.ts';
 import { TableBuilder } from './table-builder.ts';
 import { TlsSecrets, translateTls, type TlsTranslation } from './tls.ts';
@@ -85,9 +85,33 @@ export function translate(snapshot: SourceSnapshot, options: TranslateOptions, s
   const statuses: StatusItem[] = [...ing.served.map((o) => ingressStatus(o, options.publishAddresses)), ...gw.statuses];
   const order = (i: StatusItem): string => `${i.kind === 'Ingress' ? '' : i.kind}|${i.metadata.namespace ?? ''}/${i.metadata.name}`;
   statuses.sort((a, b) => (order(a) < order(b) ? -1 : order(a) > order(b) ? 1 : 0));
+  problems.push(...unservedGatewayKinds(objects));
   const shared = oldestClaimsPaths(builder.build(), gw.virtualHosts, objects);
   problems.push(...shared.problems);
   return { ir: mergeVirtualHosts(shared.ir, shared.gateway, gw.listeners, gw.ownPortListeners), statuses, problems, tls: { ...tls, certificates } };
+}
+
+/** The Gateway API kinds Portico reads; any other gateway.networking.k8s.io kind is reported. */
+const SERVED_GATEWAY_KINDS = new Set(['GatewayClass', 'Gateway', 'HTTPRoute', 'GRPCRoute', 'TLSRoute', 'ReferenceGrant']);
+
+/**
+ * Gateway API objects of kinds Portico does not implement (BackendTLSPolicy, TCPRoute, UDPRoute,
+ * ListenerSet...) are reported, never ignored without a trace: a BackendTLSPolicy asked for
+ * encrypted, verified upstream traffic, and its Services are reached in plain text.
+ */
+function unservedGatewayKinds(objects: readonly KubeObject[]): Problem[] {
+  const out: Problem[] = [];
+  for (const o of objects) {
+    if (!o.apiVersion.startsWith('gateway.networking.k8s.io/') && !o.apiVersion.startsWith('gateway.networking.x-k8s.io/')) continue;
+    if (SERVED_GATEWAY_KINDS.has(o.kind)) continue;
+    let message = `${o.kind} is not supported by Portico; it has no effect`;
+    if (o.kind === 'BackendTLSPolicy') {
+      const targets = asArray(asRecord(o.spec).targetRefs).map((t) => asString(asRecord(t).name)).filter((n): n is string => n !== undefined);
+      message = `BackendTLSPolicy is not supported by Portico: ${targets.length > 0 ? `Service ${targets.map((n) => `${o.metadata.namespace ?? 'default'}/${n}`).join(', ')} ${targets.length > 1 ? 'are' : 'is'}` : 'its targets are'} reached without TLS`;
+    }
+    out.push({ severity: o.kind === 'BackendTLSPolicy' ? 'error' : 'warning', kind: o.kind, namespace: o.metadata.namespace, name: o.metadata.name, message });
+  }
+  return out;
 }
 
 /**

@@ -74,3 +74,20 @@ describe('an Ingress and an HTTPRoute claiming the same path', () => {
     expect(older.problems).toEqual([expect.objectContaining({ kind: 'HTTPRoute', name: 'r1', message: expect.stringMatching(/served by the older Ingress default\/mix/) })]);
   });
 });
+
+describe('Gateway API kinds Portico does not implement', () => {
+  it('are reported: a BackendTLSPolicy as an error naming the Services reached without TLS', () => {
+    const extra: KubeObject[] = [
+      { apiVersion: 'gateway.networking.k8s.io/v1', kind: 'BackendTLSPolicy', metadata: meta('btls'), spec: { targetRefs: [{ group: '', kind: 'Service', name: 'f' }], validation: { hostname: 'f.internal', wellKnownCACertificates: 'System' } } },
+      { apiVersion: 'gateway.networking.k8s.io/v1alpha2', kind: 'TCPRoute', metadata: meta('tcp'), spec: {} },
+      { apiVersion: 'gateway.networking.x-k8s.io/v1alpha1', kind: 'XListenerSet', metadata: meta('ls'), spec: {} },
+    ];
+    const t = translate({ objects: [...objects([]), ...extra].map((object) => ({ object, origin: 't' })), problems: [] }, { ingressClass: 'portico', publishAddresses: [], now: new Date('2026-06-01T00:00:00Z') }, newTranslatorState());
+    const p = t.problems.filter((x) => ['BackendTLSPolicy', 'TCPRoute', 'XListenerSet'].includes(x.kind ?? ''));
+    expect(p).toEqual([
+      expect.objectContaining({ severity: 'error', kind: 'BackendTLSPolicy', name: 'btls', message: 'BackendTLSPolicy is not supported by Portico: Service default/f is reached without TLS' }),
+      expect.objectContaining({ severity: 'warning', kind: 'TCPRoute', name: 'tcp', message: 'TCPRoute is not supported by Portico; it has no effect' }),
+      expect.objectContaining({ severity: 'warning', kind: 'XListenerSet', name: 'ls' }),
+    ]);
+  });
+});
