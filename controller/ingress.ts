@@ -398,7 +398,10 @@ export function translateIngresses(
       const claimKey = `${p.host || '*'} ${p.pathType} ${p.path}`;
       const holder = claimed.get(claimKey);
       if (holder !== undefined) {
-        problems.push({ severity: 'error', kind: 'Ingress', namespace: ns, name: object.metadata.name, origin, message: `${p.pathType} path ${p.path} on host ${p.host || '*'} is already served by the older Ingress ${holder}; this one is not served` });
+        const message = holder === owner
+          ? `${p.pathType} path ${p.path} on host ${p.host || '*'} is defined more than once in this Ingress; the first is served, not spec.rules[${p.ruleIndex}].http.paths[${p.pathIndex}]`
+          : `${p.pathType} path ${p.path} on host ${p.host || '*'} is already served by the older Ingress ${holder}; this one is not served`;
+        problems.push({ severity: 'error', kind: 'Ingress', namespace: ns, name: object.metadata.name, origin, message });
         continue;
       }
       claimed.set(claimKey, owner);

@@ -70,3 +70,11 @@ describe('Ingress annotations', () => {
     expect(reviewAnnotations({ 'kubernetes.io/ingress.class': 'portico', 'portico.dev/ssl-redirect': 'true', 'nginx.ingress.kubernetes.io/cors-allow-origin': '*' })).toEqual({ ignored: ['nginx.ingress.kubernetes.io/cors-allow-origin'], denying: [] });
   });
 });
+
+describe('a path defined twice in one Ingress', () => {
+  it('is reported as such, not as a conflict with itself', () => {
+    const twice = { ingressClassName: 'portico', rules: [rule('x.com', [['/app', 'Prefix', 'a'], ['/app', 'Prefix', 'a']])] };
+    const r = run([...base, ingress('i', twice)]);
+    expect(r.problems.map((p) => p.message)).toEqual(['Prefix path /app on host x.com is defined more than once in this Ingress; the first is served, not spec.rules[0].http.paths[1]']);
+  });
+});
