@@ -344,6 +344,11 @@ export function translateIngresses(
   for (const key of [...lastGood.keys()]) if (!live.has(key)) lastGood.delete(key);
 
   chosen.sort((a, b) => compareAge(a.object, b.object));
+  // As ingress-nginx, whose server block for a host has TLS once any Ingress gives the host TLS:
+  // the paths other Ingresses add to that host redirect plain HTTP too (unless ssl-redirect is
+  // false on them), instead of staying reachable over plain HTTP.
+  const anyTlsHosts = new Set<string>();
+  for (const c of chosen) for (const t of c.parsed.tls) for (const h of t.hosts) anyTlsHosts.add(h);
   const claimed = new Map<string, string>();
   for (const { object, current, origin, parsed } of chosen) {
     const ns = object.metadata.namespace ?? 'default';
@@ -354,9 +359,9 @@ export function translateIngresses(
     const tlsHosts = tlsHostsOf(parsed);
     const tlsNames = [...tlsHosts];
     const certNames = parsed.tls.flatMap((t) => (t.secretName === undefined ? [] : certificateNames(`${ns}/${t.secretName}`)));
-    // As ingress-nginx: a host is served over TLS when spec.tls lists it, or lists a wildcard that
-    // covers it, or when one of this Ingress's TLS certificates names it.
-    const servedOverTls = (host: string): boolean => tlsHosts.has(host) || hostnameCovered(tlsNames, host) || hostnameCovered(certNames, host);
+    // As ingress-nginx: a host is served over TLS when spec.tls (of this or any served Ingress)
+    // lists it, or this one's lists a wildcard that covers it, or one of its certificates names it.
+    const servedOverTls = (host: string): boolean => tlsHosts.has(host) || anyTlsHosts.has(host) || hostnameCovered(tlsNames, host) || hostnameCovered(certNames, host);
     const backendKey = (service: string, port: ServicePortRef): string => {
       const resolved = index.resolve(ns, service, port);
       builder.addBackend(resolved.key, resolved.backend);

@@ -78,3 +78,15 @@ describe('a path defined twice in one Ingress', () => {
     expect(r.problems.map((p) => p.message)).toEqual(['Prefix path /app on host x.com is defined more than once in this Ingress; the first is served, not spec.rules[0].http.paths[1]']);
   });
 });
+
+describe('ssl-redirect across Ingresses', () => {
+  it('a path another Ingress adds to a host that has TLS redirects too, as ingress-nginx does; ssl-redirect false keeps it plain', () => {
+    const tls = ingress('tls', { ingressClassName: 'portico', tls: [{ hosts: ['secure.test'], secretName: 's' }], rules: [rule('secure.test', [['/other', 'Prefix', 'a']])] });
+    const plainPaths = ingress('b', { ingressClassName: 'portico', rules: [rule('secure.test', [['/api', 'Prefix', 'a']])] });
+    const optOut = ingress('c', { ingressClassName: 'portico', rules: [rule('secure.test', [['/open', 'Prefix', 'a']])] }, { annotations: { 'portico.dev/ssl-redirect': 'false' } });
+    const r = run([...base, tls, plainPaths, optOut]);
+    expect(r.table.match('secure.test', '/other')?.ir.httpsRedirect).toBe(true);
+    expect(r.table.match('secure.test', '/api')?.ir.httpsRedirect).toBe(true);
+    expect(r.table.match('secure.test', '/open')?.ir.httpsRedirect).toBeUndefined();
+  });
+});
