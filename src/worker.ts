@@ -15,6 +15,7 @@ import { endpointUpdates, retainRouteSeries, tableSwaps, tableVersion } from './
 import type { ServeOptions } from './options.ts';
 import { UpstreamPools, drain, requestHost, type DownstreamRequest } from './proxy.ts';
 import { createFastHttp1, type FastHttp1Server } from './http1/server.ts';
+import { UpstreamSocketPool } from './http1/upstream-pool.ts';
 import { setEscapedSlashes } from './request-checks.ts';
 import { parseRealIpSettings } from './realip/config.ts';
 import { createProxyProtocolAccept, peerWarningKey, proxyHeaderTimeoutMs, realIpForRequest, type WarnLogger } from './realip/proxy-listener.ts';
@@ -88,6 +89,14 @@ const stackDeps: StackDeps = {
         }
       : undefined,
 };
+
+/** Idle fast-path upstream connections to endpoints the table no longer has are closed. */
+function pruneFastPool(t: RoutingTable): void {
+  if (fastRoot === undefined) return;
+  const live = new Set<string>();
+  for (const b of t.backends.values()) for (const e of b.endpoints) live.add(UpstreamSocketPool.key({ address: e.address, port: e.port, tls: b.protocol === 'https' }));
+  fastRoot.options.pool.retainOnly(live);
+}
 
 /** The two main listeners, then the Gateway listeners with ports of their own, by key. */
 const stacks: ListenerStack[] = [];
@@ -168,6 +177,7 @@ async function onTable(msg: TableMessage): Promise<void> {
   tableSwaps.inc();
   tableVersion.set(table.version);
   pools.retainOnly(table);
+  pruneFastPool(table);
   if (listening === undefined) {
     listening = startListeners();
     try {
@@ -214,6 +224,7 @@ function onEndpoints(msg: EndpointsMessage): void {
   endpointUpdates.inc();
   // Pools of endpoints that left close once their requests are done: in-flight ones finish.
   pools.retainOnly(table);
+  pruneFastPool(table);
 }
 
 process.on('message', (msg: unknown) => {
