@@ -14,7 +14,7 @@ import { parseFilters, type MirrorSpec } from './filters.ts';
 import { grpcBackend, parseGrpcMatch, type KindClaims } from './grpcroute.ts';
 import { intersectHostnames, validGatewayHostname } from './hostnames.ts';
 import type { GatewayModel, ListenerModel } from './gateways.ts';
-import { GATEWAY_GROUP, type ReferenceGrants } from './refs.ts';
+import { GATEWAY_GROUP, readParentRef, type ReferenceGrants } from './refs.ts';
 
 export interface BackendSink {
   addBackend(key: string, backend: import('../../router/types.ts').BackendIR): void;
@@ -293,17 +293,9 @@ export function translateHTTPRoute(route: KubeObject, gateways: ReadonlyMap<stri
   const entries: RouteEntry[] = [];
   const seen = new Set<string>();
   for (const raw of asArray(spec.parentRefs)) {
-    const p = asRecord(raw);
-    const group = asString(p.group) ?? GATEWAY_GROUP;
-    const kind = asString(p.kind) ?? 'Gateway';
-    const name = asString(p.name) ?? '';
-    const pns = asString(p.namespace) ?? ns;
-    if (group !== GATEWAY_GROUP || kind !== 'Gateway') continue;
-    const gw = gateways.get(`${pns}/${name}`);
-    if (gw === undefined) continue; // not a Gateway of Portico's: its controller reports
-    const sectionName = asString(p.sectionName);
-    const port = typeof p.port === 'number' ? p.port : undefined;
-    const parentRef = { group, kind, namespace: pns, name, ...(sectionName !== undefined ? { sectionName } : {}), ...(port !== undefined ? { port } : {}) };
+    const ref = readParentRef(raw, ns, gateways);
+    if (ref === undefined) continue;
+    const { gateway: gw, sectionName, port, parentRef } = ref;
     // PartiallyInvalid's message must start "Dropped Rule": rules refused, and rules (or backend
     // shares) answering 500 because a filter is not supported.
     const invalid = [...dropped, ...notes];
@@ -311,7 +303,7 @@ export function translateHTTPRoute(route: KubeObject, gateways: ReadonlyMap<stri
 
     const candidates = gw.listeners.filter((l) => (sectionName === undefined || l.name === sectionName) && (port === undefined || l.port === port));
     if (candidates.length === 0) {
-      parents.push({ parentRef, conditions: conditions(cond('Accepted', false, 'NoMatchingParent', `Gateway ${pns}/${name} has no listener${sectionName !== undefined ? ` named ${sectionName}` : ''}${port !== undefined ? ` on port ${port}` : ''}`)) });
+      parents.push({ parentRef, conditions: conditions(cond('Accepted', false, 'NoMatchingParent', `Gateway ${parentRef.namespace as string}/${parentRef.name as string} has no listener${sectionName !== undefined ? ` named ${sectionName}` : ''}${port !== undefined ? ` on port ${port}` : ''}`)) });
       continue;
     }
     const allowed = candidates.filter((l) => l.accepted && l.supportedKinds.some((k) => k.kind === route.kind) && l.allowsNamespace(ns));

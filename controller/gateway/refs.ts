@@ -80,3 +80,22 @@ export function labelSelector(sel: unknown): ((labels: Record<string, string>) =
   }
   return (l) => tests.every((t) => t(l));
 }
+
+/**
+ * A route's parentRef, read: the Gateway it names (by `namespace/name`, the route's namespace by
+ * default) when that is one of Portico's, the listener selectors, and the parentRef as status
+ * echoes it. Undefined for another kind or a Gateway Portico does not own (its controller reports).
+ */
+export function readParentRef<G>(raw: unknown, routeNamespace: string, gateways: ReadonlyMap<string, G>): { gateway: G; sectionName: string | undefined; port: number | undefined; parentRef: Record<string, unknown> } | undefined {
+  const p = asRecord(raw);
+  const group = asString(p.group) ?? GATEWAY_GROUP;
+  const kind = asString(p.kind) ?? 'Gateway';
+  const name = asString(p.name) ?? '';
+  const namespace = asString(p.namespace) ?? routeNamespace;
+  if (group !== GATEWAY_GROUP || kind !== 'Gateway') return undefined;
+  const gateway = gateways.get(`${namespace}/${name}`);
+  if (gateway === undefined) return undefined;
+  const sectionName = asString(p.sectionName);
+  const port = typeof p.port === 'number' ? p.port : undefined;
+  return { gateway, sectionName, port, parentRef: { group, kind, namespace, name, ...(sectionName !== undefined ? { sectionName } : {}), ...(port !== undefined ? { port } : {}) } };
+}

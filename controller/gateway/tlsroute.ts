@@ -13,7 +13,7 @@ import { cond, type ConditionInput } from './conditions.ts';
 import type { GatewayModel } from './gateways.ts';
 import { intersectHostnames, validGatewayHostname } from './hostnames.ts';
 import type { BackendSink } from './httproute.ts';
-import { GATEWAY_GROUP, type ReferenceGrants } from './refs.ts';
+import { GATEWAY_GROUP, readParentRef, type ReferenceGrants } from './refs.ts';
 
 export interface PassthroughSink extends BackendSink {
   addPassthrough(route: PassthroughRouteIR): void;
@@ -80,21 +80,13 @@ export function translateTLSRoute(route: KubeObject, gateways: ReadonlyMap<strin
   const { key, resolved } = resolveBackend(route, index, grants, sink);
   const parents: TLSRouteResult['parents'] = [];
   for (const raw of asArray(spec.parentRefs)) {
-    const p = asRecord(raw);
-    const group = asString(p.group) ?? GATEWAY_GROUP;
-    const kind = asString(p.kind) ?? 'Gateway';
-    const name = asString(p.name) ?? '';
-    const pns = asString(p.namespace) ?? ns;
-    if (group !== GATEWAY_GROUP || kind !== 'Gateway') continue;
-    const gw = gateways.get(`${pns}/${name}`);
-    if (gw === undefined) continue;
-    const sectionName = asString(p.sectionName);
-    const port = typeof p.port === 'number' ? p.port : undefined;
-    const parentRef = { group, kind, namespace: pns, name, ...(sectionName !== undefined ? { sectionName } : {}), ...(port !== undefined ? { port } : {}) };
+    const ref = readParentRef(raw, ns, gateways);
+    if (ref === undefined) continue;
+    const { gateway: gw, sectionName, port, parentRef } = ref;
     const done = (accepted: ConditionInput) => parents.push({ parentRef, conditions: [accepted, resolved] });
     const candidates = gw.listeners.filter((l) => (sectionName === undefined || l.name === sectionName) && (port === undefined || l.port === port));
     if (candidates.length === 0) {
-      done(cond('Accepted', false, 'NoMatchingParent', `Gateway ${pns}/${name} has no listener${sectionName !== undefined ? ` named ${sectionName}` : ''}${port !== undefined ? ` on port ${port}` : ''}`));
+      done(cond('Accepted', false, 'NoMatchingParent', `Gateway ${parentRef.namespace as string}/${parentRef.name as string} has no listener${sectionName !== undefined ? ` named ${sectionName}` : ''}${port !== undefined ? ` on port ${port}` : ''}`));
       continue;
     }
     const allowed = candidates.filter((l) => l.accepted && l.supportedKinds.some((k) => k.kind === 'TLSRoute') && l.allowsNamespace(ns));
