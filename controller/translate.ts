@@ -31,6 +31,8 @@ export interface TranslateOptions {
    * status.addresses reports (the address the listeners are bound to).
    */
   readonly bindAddress?: string;
+  /** This machine's interface addresses: a Gateway's spec.addresses may name them (the primary reads them). */
+  readonly localAddresses?: readonly string[];
 }
 
 export interface TranslatorState {
@@ -68,7 +70,7 @@ export function translate(snapshot: SourceSnapshot, options: TranslateOptions, s
 
   const gw = translateGatewayApi(
     objects,
-    { controllerName: options.gatewayControllerName ?? DEFAULT_GATEWAY_CONTROLLER, httpPort: options.httpPort ?? 80, httpsPort: options.httpsPort ?? 443, addresses: gatewayAddresses(options), now: options.now ?? new Date() },
+    { controllerName: options.gatewayControllerName ?? DEFAULT_GATEWAY_CONTROLLER, httpPort: options.httpPort ?? 80, httpsPort: options.httpsPort ?? 443, addresses: gatewayAddresses(options), ...(options.bindAddress !== undefined ? { bindAddress: options.bindAddress } : {}), ...(options.localAddresses !== undefined ? { localAddresses: options.localAddresses } : {}), now: options.now ?? new Date() },
     index,
     builder,
     secrets,

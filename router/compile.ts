@@ -359,7 +359,8 @@ export class RoutingTable {
       if (other !== undefined && (other === '' || l.address === '')) throw new CompileError(`listener ${l.key} overlaps listener on port ${l.port}`);
       ports.set(l.port, l.address);
       // Gateway listener isolation applies within a listener of its own too (several hostnames on one port).
-      listenerTables.set(l.key, new RoutingTable({ virtualHosts: l.virtualHosts, backends: ir.backends, ...(ir.gatewayListeners ? { gatewayListeners: ir.gatewayListeners } : {}) }, version, backends));
+      const refs = l.gatewayListeners ?? ir.gatewayListeners;
+      listenerTables.set(l.key, new RoutingTable({ virtualHosts: l.virtualHosts, backends: ir.backends, ...(refs ? { gatewayListeners: refs } : {}) }, version, backends));
     }
     this.listenerTables = listenerTables;
     const exactHosts = new Map<string, VirtualHost>();

@@ -190,12 +190,19 @@ export interface ListenerIR {
   /** HTTPS terminates TLS with the table's certificates, selected by SNI. */
   readonly protocol: 'HTTP' | 'HTTPS';
   readonly virtualHosts: readonly VirtualHostIR[];
+  /**
+   * The Gateway listeners behind this socket, for listener isolation; when absent, the table's
+   * (RoutingIR.gatewayListeners). A socket on an address of its own has only its Gateway's.
+   */
+  readonly gatewayListeners?: readonly ListenerRefIR[];
 }
 
 /** A Gateway API listener: its port and hostname ('' for none, `*.suffix` for any number of labels). */
 export interface ListenerRefIR {
   readonly port: number;
   readonly hostname: string;
+  /** A Gateway spec.addresses IP the listener has a socket of its own on (RoutingIR.listeners). */
+  readonly address?: string;
 }
 
 export interface RoutingIR {

@@ -17,6 +17,7 @@ import { TicketKeyRotator } from '../tls/session-tickets.ts';
 import { buildCertificateSnapshot, type CertificateSnapshot, type StoreCertificate } from '../tls/store.ts';
 import { parseCertificateAndKey } from '../tls/certificate.ts';
 import { startAdminServer } from './admin.ts';
+import { networkInterfaces } from 'node:os';
 import { WorkerMetrics } from './cluster-metrics.ts';
 import { checkPortFree } from './listeners.ts';
 import { LISTEN_FAILED_EXIT_CODE, isMessage, type AckMessage, type EndpointsMessage, type PeerWarningMessage, type TableMessage, type TicketKeysMessage } from './ipc.ts';
@@ -63,6 +64,11 @@ export interface PrimaryState {
   /** The served certificates, without their keys. */
   certificates(): { id: string; names: string[]; serialNumber?: string; notAfter?: string; default: boolean }[];
   registry: client.Registry;
+}
+
+/** This machine's interface addresses (Gateway spec.addresses may name them), read at each translation. */
+function localAddresses(): string[] {
+  return Object.values(networkInterfaces()).flatMap((list) => (list ?? []).map((i) => i.address));
 }
 
 export async function runPrimary(options: ServeOptions, warnings: readonly string[] = []): Promise<void> {
@@ -132,7 +138,7 @@ export async function runPrimary(options: ServeOptions, warnings: readonly strin
     let t;
     try {
       const publishAddresses = kube ? kube.addresses(snapshot) : options.publishStatusAddresses;
-      t = translate(snapshot, { ingressClass: options.ingressClass, publishAddresses, defaultCertificateSecret: options.defaultSslCertificate, gatewayControllerName: options.gatewayControllerName, httpPort: options.httpPort, httpsPort: options.httpsPort, bindAddress: options.bindAddress }, state);
+      t = translate(snapshot, { ingressClass: options.ingressClass, publishAddresses, defaultCertificateSecret: options.defaultSslCertificate, gatewayControllerName: options.gatewayControllerName, httpPort: options.httpPort, httpsPort: options.httpsPort, bindAddress: options.bindAddress, localAddresses: localAddresses() }, state);
     } catch (err) {
       // A translator bug must not take down serving: keep the last table.
       translationsTotal.labels('error').inc();

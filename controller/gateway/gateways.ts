@@ -36,6 +36,8 @@ export interface ListenerModel {
   accept?: ConditionInput;
   conflict?: ConditionInput;
   refs: ConditionInput[];
+  /** The Gateway's spec.addresses IP this listener has a socket of its own on (not --bind-address). */
+  address?: string;
 }
 
 export interface GatewayModel {
@@ -51,6 +53,10 @@ export interface GatewayContext {
   readonly httpPort: number;
   readonly httpsPort: number;
   readonly addresses: readonly string[];
+  /** --bind-address: a wildcard one already receives every local address. */
+  readonly bindAddress?: string;
+  /** Addresses of this machine's interfaces, which a Gateway's spec.addresses may name. */
+  readonly localAddresses?: readonly string[];
   readonly namespaces: NamespaceLabels;
   readonly grants: ReferenceGrants;
   readonly secrets: TlsSecrets;
@@ -96,14 +102,52 @@ function parsePort(v: unknown): number | undefined {
 /** Evaluates every Gateway of an accepted Portico class; older Gateways claim shared ports first. */
 export function evaluateGateways(objects: readonly KubeObject[], classes: ReadonlySet<string>, ctx: GatewayContext): GatewayModel[] {
   const gateways = objects.filter((o) => isGatewayApi(o, 'Gateway') && classes.has(asString(asRecord(o.spec).gatewayClassName) ?? '')).sort(compareAge);
-  const portOwner = new Map<number, { key: string; protocols: Set<string> }>();
+  const portOwner = new Map<string, { key: string; protocols: Set<string> }>();
   return gateways.map((gw) => evaluateGateway(gw, ctx, portOwner));
 }
 
-function evaluateGateway(gw: KubeObject, ctx: GatewayContext, portOwner: Map<number, { key: string; protocols: Set<string> }>): GatewayModel {
+/** An address of this machine (any 127.x.x.x once a loopback interface exists, as Linux binds them). */
+function isLocalAddress(ctx: GatewayContext, ip: string): boolean {
+  const local = ctx.localAddresses ?? [];
+  if (local.includes(ip)) return true;
+  return isIP(ip) === 4 && ip.startsWith('127.') && local.some((a) => a.startsWith('127.'));
+}
+
+const WILDCARD = new Set(['0.0.0.0', '::', '']);
+
+/**
+ * The spec.addresses IP the Gateway's listeners get sockets of their own on: a local address that
+ * is not one already served. With a wildcard --bind-address every local address is served by
+ * the listeners Portico has anyway, so none is needed.
+ */
+function ownAddressOf(spec: Record<string, unknown>, ctx: GatewayContext): string | undefined {
+  if (WILDCARD.has(ctx.bindAddress ?? '')) return undefined;
+  for (const raw of asArray(spec.addresses)) {
+    const a = asRecord(raw);
+    const value = asString(a.value);
+    if ((asString(a.type) ?? 'IPAddress') !== 'IPAddress' || value === undefined || isIP(value) === 0) continue;
+    if (value === ctx.bindAddress || ctx.addresses.includes(value)) continue;
+    if (isLocalAddress(ctx, value)) return value;
+  }
+  return undefined;
+}
+
+function evaluateGateway(gw: KubeObject, ctx: GatewayContext, portOwner: Map<string, { key: string; protocols: Set<string> }>): GatewayModel {
   const ns = gw.metadata.namespace ?? 'default';
   const key = `${ns}/${gw.metadata.name}`;
   const spec = asRecord(gw.spec);
+  // Listeners on an address of their own share no socket with other Gateways': ports are owned per address.
+  const ownAddress = ownAddressOf(spec, ctx);
+  // A Gateway asking for an address Portico cannot serve is not programmed: it serves nothing and
+  // holds no port another Gateway could use.
+  const usable = (value: string) => ctx.addresses.includes(value) || (isIP(value) !== 0 && isLocalAddress(ctx, value));
+  const unusableAddress = asArray(spec.addresses).some((raw) => {
+    const a = asRecord(raw);
+    const type = asString(a.type) ?? 'IPAddress';
+    const value = asString(a.value);
+    return (type === 'IPAddress' || type === 'Hostname') && value !== undefined && value !== '' && !usable(value);
+  });
+  const socketKey = (port: number) => `${ownAddress ?? ''}|${port}`;
   const listeners: ListenerModel[] = asArray(spec.listeners).map((raw) => parseListener(gw, ns, asRecord(raw), ctx));
 
   // Distinctness within the Gateway (HTTP/HTTPS: port, protocol, hostname). Indistinct listeners
@@ -125,8 +169,8 @@ function evaluateGateway(gw: KubeObject, ctx: GatewayContext, portOwner: Map<num
   // One address (manifest mode): a port belongs to the oldest Gateway that uses it.
   const ownedHere = new Set<number>();
   for (const l of listeners) {
-    if (l.accept !== undefined) continue;
-    const owner = portOwner.get(l.port);
+    if (l.accept !== undefined || unusableAddress) continue;
+    const owner = portOwner.get(socketKey(l.port));
     if (owner !== undefined && owner.key !== key) {
       const reason = owner.protocols.has(l.protocol) ? 'HostnameConflict' : 'ProtocolConflict';
       const message = `port ${l.port} is already served by the older Gateway ${owner.key}`;
@@ -137,13 +181,14 @@ function evaluateGateway(gw: KubeObject, ctx: GatewayContext, portOwner: Map<num
     ownedHere.add(l.port);
   }
   for (const port of ownedHere) {
-    const entry = portOwner.get(port) ?? { key, protocols: new Set<string>() };
+    const entry = portOwner.get(socketKey(port)) ?? { key, protocols: new Set<string>() };
     for (const l of listeners) if (l.port === port && l.accept === undefined) entry.protocols.add(l.protocol);
-    portOwner.set(port, entry);
+    portOwner.set(socketKey(port), entry);
   }
+  if (ownAddress !== undefined) for (const l of listeners) if (l.protocol === 'HTTP' || l.protocol === 'HTTPS') l.address = ownAddress;
   for (const l of listeners) {
     l.accepted = l.accept === undefined;
-    l.programmed = l.accepted && !l.refs.some((r) => r.reason === 'InvalidCertificateRef' || r.reason === 'RefNotPermitted');
+    l.programmed = l.accepted && !unusableAddress && !l.refs.some((r) => r.reason === 'InvalidCertificateRef' || r.reason === 'RefNotPermitted');
   }
 
   // Addresses: Portico's published addresses; spec.addresses may only name one of them.
@@ -160,7 +205,7 @@ function evaluateGateway(gw: KubeObject, ctx: GatewayContext, portOwner: Map<num
     const value = asString(a.value);
     if (type !== 'IPAddress' && type !== 'Hostname') addressProblem ??= cond('Accepted', false, 'UnsupportedAddress', `address type ${type} is not supported`);
     else if (value === undefined || value === '') wantsAny = true;
-    else if (!ctx.addresses.includes(value)) addressUnusable ??= cond('Programmed', false, 'AddressNotUsable', `Portico serves on ${ctx.addresses.join(', ') || '(no published address)'}, not ${value}`);
+    else if (!usable(value)) addressUnusable ??= cond('Programmed', false, 'AddressNotUsable', `Portico serves on ${ctx.addresses.join(', ') || '(no published address)'} and the addresses of this machine, not ${value}`);
     else if (!requested.some((r) => r.value === value)) requested.push({ type, value });
   }
   const addresses = requested.length > 0 && !wantsAny ? requested : published;

@@ -357,7 +357,7 @@ export function translateHTTPRoute(route: KubeObject, gateways: ReadonlyMap<stri
                 backends: rule.backends,
                 ...(rule.timeoutMs !== undefined ? { timeoutMs: rule.timeoutMs } : {}),
                 ...(rule.requestTimeoutMs !== undefined ? { requestTimeoutMs: rule.requestTimeoutMs } : {}),
-                listener: { port: listener.port, hostname: listener.hostname ?? '' },
+                listener: { port: listener.port, hostname: listener.hostname ?? '', ...(listener.address !== undefined ? { address: listener.address } : {}) },
                 source: { kind: route.kind, namespace: ns, name: route.metadata.name },
               },
             });

@@ -22,6 +22,9 @@ export interface GatewayTranslateOptions {
   readonly httpsPort: number;
   /** Published addresses (Gateway status.addresses). */
   readonly addresses: readonly string[];
+  /** --bind-address, and this machine's addresses (spec.addresses may name them). */
+  readonly bindAddress?: string;
+  readonly localAddresses?: readonly string[];
   readonly now: Date;
 }
 
@@ -57,6 +60,8 @@ export function translateGatewayApi(objects: readonly KubeObject[], options: Gat
     httpPort: options.httpPort,
     httpsPort: options.httpsPort,
     addresses: options.addresses,
+    ...(options.bindAddress !== undefined ? { bindAddress: options.bindAddress } : {}),
+    ...(options.localAddresses !== undefined ? { localAddresses: options.localAddresses } : {}),
     namespaces: new NamespaceLabels(objects),
     grants,
     secrets,
@@ -64,8 +69,9 @@ export function translateGatewayApi(objects: readonly KubeObject[], options: Gat
   const byKey = new Map<string, GatewayModel>(gateways.map((g) => [g.key, g]));
 
   const hosts = new Map<string, GatewayVirtualHost>();
-  // Routes of listeners with ports of their own, by port.
-  const portHosts = new Map<number, Map<string, GatewayVirtualHost>>();
+  // Routes of listeners with sockets of their own, by socket: `:port` for a port of its own on
+  // --bind-address, `address:port` for a Gateway's spec.addresses IP.
+  const portHosts = new Map<string, Map<string, GatewayVirtualHost>>();
   // HTTPRoutes and GRPCRoutes share listeners and the table: oldest first across both kinds.
   const routes = objects.filter((o) => (o.kind === 'HTTPRoute' || o.kind === 'GRPCRoute') && o.apiVersion.startsWith(`${GATEWAY_GROUP}/`)).sort(compareAge);
   const claims = new KindClaims();
@@ -77,10 +83,12 @@ export function translateGatewayApi(objects: readonly KubeObject[], options: Gat
       const multi = hostname.startsWith('*.');
       const key = `${multi ? '~' : ''}${hostname}`;
       const port = e.route.listener?.port;
+      const address = e.route.listener?.address;
       let table = hosts;
-      if (port !== undefined && port !== options.httpPort && port !== options.httpsPort) {
-        table = portHosts.get(port) ?? new Map();
-        portHosts.set(port, table);
+      if (port !== undefined && (address !== undefined || (port !== options.httpPort && port !== options.httpsPort))) {
+        const socket = `${address ?? ''}:${port}`;
+        table = portHosts.get(socket) ?? new Map();
+        portHosts.set(socket, table);
       }
       let vh = table.get(key);
       if (vh === undefined) table.set(key, (vh = { hostname, multiLabelWildcard: multi, routes: [] }));
@@ -103,6 +111,7 @@ export function translateGatewayApi(objects: readonly KubeObject[], options: Gat
   }
 
   for (const vh of hosts.values()) vh.routes.push(...serviceBeforeMethod(vh.routes));
+  for (const t of portHosts.values()) for (const vh of t.values()) vh.routes.push(...serviceBeforeMethod(vh.routes));
 
   // TLSRoutes: SNI passthrough entries, oldest first (an older Ingress or route keeps a hostname).
   const tlsRoutes = objects.filter((o) => o.kind === 'TLSRoute' && o.apiVersion.startsWith(`${GATEWAY_GROUP}/`)).sort(compareAge);
@@ -128,7 +137,7 @@ export function translateGatewayApi(objects: readonly KubeObject[], options: Gat
 
   const certificates: string[] = [];
   const listenerRefs: ListenerRefIR[] = [];
-  const ownPorts = new Map<number, 'HTTP' | 'HTTPS'>();
+  const ownPorts = new Map<string, { address: string; port: number; protocol: 'HTTP' | 'HTTPS'; refs?: ListenerRefIR[] }>();
   for (const g of gateways) {
     const gen = g.object.metadata.generation;
     const listeners = g.listeners.map((l) => ({
@@ -146,22 +155,32 @@ export function translateGatewayApi(objects: readonly KubeObject[], options: Gat
     });
     for (const l of g.listeners) {
       if (!l.programmed || (l.protocol !== 'HTTP' && l.protocol !== 'HTTPS')) continue;
+      const protocol = l.protocol as 'HTTP' | 'HTTPS';
+      if (l.address !== undefined) {
+        // A socket on the Gateway's own address: only this Gateway's listeners are behind it.
+        const socket = `${l.address}:${l.port}`;
+        const entry = ownPorts.get(socket) ?? { address: l.address, port: l.port, protocol, refs: [] };
+        ownPorts.set(socket, entry);
+        if (!entry.refs!.some((x) => x.hostname === (l.hostname ?? ''))) entry.refs!.push({ port: l.port, hostname: l.hostname ?? '', address: l.address });
+        continue;
+      }
       if (!listenerRefs.some((x) => x.port === l.port && x.hostname === (l.hostname ?? ''))) listenerRefs.push({ port: l.port, hostname: l.hostname ?? '' });
       // A port of its own: one socket per port (a port belongs to one Gateway, one protocol).
-      if (l.port !== options.httpPort && l.port !== options.httpsPort && !ownPorts.has(l.port)) ownPorts.set(l.port, l.protocol as 'HTTP' | 'HTTPS');
+      if (l.port !== options.httpPort && l.port !== options.httpsPort && !ownPorts.has(`:${l.port}`)) ownPorts.set(`:${l.port}`, { address: '', port: l.port, protocol });
     }
   }
   stamper.sweep();
   const virtualHosts = [...hosts.values()].sort((a, b) => (a.hostname < b.hostname ? -1 : a.hostname > b.hostname ? 1 : 0));
   listenerRefs.sort((a, b) => a.port - b.port || (a.hostname < b.hostname ? -1 : a.hostname > b.hostname ? 1 : 0));
   const byName = (a: GatewayVirtualHost, b: GatewayVirtualHost): number => (a.hostname < b.hostname ? -1 : a.hostname > b.hostname ? 1 : (a.multiLabelWildcard ? 1 : 0) - (b.multiLabelWildcard ? 1 : 0));
-  const ownPortListeners: ListenerIR[] = [...ownPorts].sort(([a], [b]) => a - b).map(([port, protocol]) => ({
-    // The listener binds --bind-address; Gateway spec.addresses may only name the published ones.
-    key: `:${port}`,
-    address: '',
-    port,
-    protocol,
-    virtualHosts: [...(portHosts.get(port)?.values() ?? [])].sort(byName).map((g) => ({ hostname: g.hostname, ...(g.multiLabelWildcard ? { multiLabelWildcard: true } : {}), routes: g.routes })),
+  const ownPortListeners: ListenerIR[] = [...ownPorts].sort(([, a], [, b]) => a.port - b.port || (a.address < b.address ? -1 : a.address > b.address ? 1 : 0)).map(([key, l]) => ({
+    // '' binds --bind-address; an address is a Gateway's spec.addresses IP of this machine.
+    key,
+    address: l.address,
+    port: l.port,
+    protocol: l.protocol,
+    virtualHosts: [...(portHosts.get(key)?.values() ?? [])].sort(byName).map((g) => ({ hostname: g.hostname, ...(g.multiLabelWildcard ? { multiLabelWildcard: true } : {}), routes: g.routes })),
+    ...(l.refs !== undefined ? { gatewayListeners: l.refs.sort((a, b) => (a.hostname < b.hostname ? -1 : a.hostname > b.hostname ? 1 : 0)) } : {}),
   }));
   return { virtualHosts, certificates, statuses, problems, listeners: listenerRefs, ownPortListeners };
 }
