@@ -14,7 +14,7 @@ import { parseFilters, type MirrorSpec } from './filters.ts';
 import { grpcBackend, parseGrpcMatch, type KindClaims } from './grpcroute.ts';
 import { intersectHostnames, validGatewayHostname } from './hostnames.ts';
 import type { GatewayModel, ListenerModel } from './gateways.ts';
-import { GATEWAY_GROUP, readParentRef, type ReferenceGrants } from './refs.ts';
+import { GATEWAY_GROUP, readBackendRef, readParentRef, type ReferenceGrants } from './refs.ts';
 
 export interface BackendSink {
   addBackend(key: string, backend: import('../../router/types.ts').BackendIR): void;
@@ -136,13 +136,8 @@ function resolveBackends(route: KubeObject, rule: Record<string, unknown>, index
   };
   for (const raw of asArray(rule.backendRefs)) {
     const b = asRecord(raw);
-    const group = asString(b.group) ?? '';
-    const kind = asString(b.kind) ?? 'Service';
-    const name = asString(b.name) ?? '';
-    const refNs = asString(b.namespace) ?? ns;
-    const port = typeof b.port === 'number' && Number.isInteger(b.port) && b.port > 0 && b.port < 65536 ? b.port : undefined;
+    const { group, kind, name, refNs, port, label } = readBackendRef(b, ns);
     const weight = b.weight === undefined ? 1 : typeof b.weight === 'number' && Number.isInteger(b.weight) && b.weight >= 0 && b.weight <= 1_000_000 ? b.weight : 1;
-    const label = `${refNs}/${name}${port !== undefined ? ':' + port : ''}`;
     const parsed = parseFilters(b.filters, 'backendRef', prefixes, route.kind);
     if (parsed.errors.length > 0) {
       errors.push(...parsed.errors.map((e) => `backendRef ${label}: ${e}`));
@@ -210,12 +205,7 @@ function ruleTimeouts(rule: Record<string, unknown>, errors: string[]): { timeou
 function resolveMirror(route: KubeObject, m: MirrorSpec, index: BackendIndex, grants: ReferenceGrants, sink: BackendSink, outcomes: RefOutcome[]): MirrorIR | undefined {
   const ns = route.metadata.namespace ?? 'default';
   const b = m.backendRef;
-  const group = asString(b.group) ?? '';
-  const kind = asString(b.kind) ?? 'Service';
-  const name = asString(b.name) ?? '';
-  const refNs = asString(b.namespace) ?? ns;
-  const port = typeof b.port === 'number' && Number.isInteger(b.port) && b.port > 0 && b.port < 65536 ? b.port : undefined;
-  const label = `${refNs}/${name}${port !== undefined ? ':' + port : ''}`;
+  const { group, kind, name, refNs, port, label } = readBackendRef(b, ns);
   const fail = (reason: RefOutcome['reason'], message: string): undefined => {
     outcomes.push({ reason, message: `RequestMirror ${message}; requests are forwarded without the copy` });
     return undefined;

@@ -99,3 +99,13 @@ export function readParentRef<G>(raw: unknown, routeNamespace: string, gateways:
   const port = typeof p.port === 'number' ? p.port : undefined;
   return { gateway, sectionName, port, parentRef: { group, kind, namespace, name, ...(sectionName !== undefined ? { sectionName } : {}), ...(port !== undefined ? { port } : {}) } };
 }
+
+/** A backendRef's fields as the spec defaults them (core Service, the route's namespace), and its label for messages. */
+export function readBackendRef(b: Record<string, unknown>, routeNamespace: string): { group: string; kind: string; name: string; refNs: string; port: number | undefined; label: string } {
+  const group = asString(b.group) ?? '';
+  const kind = asString(b.kind) ?? 'Service';
+  const name = asString(b.name) ?? '';
+  const refNs = asString(b.namespace) ?? routeNamespace;
+  const port = typeof b.port === 'number' && Number.isInteger(b.port) && b.port > 0 && b.port < 65536 ? b.port : undefined;
+  return { group, kind, name, refNs, port, label: `${refNs}/${name}${port !== undefined ? ':' + port : ''}` };
+}

@@ -13,7 +13,7 @@ import { cond, type ConditionInput } from './conditions.ts';
 import type { GatewayModel } from './gateways.ts';
 import { intersectHostnames, validGatewayHostname } from './hostnames.ts';
 import type { BackendSink } from './httproute.ts';
-import { GATEWAY_GROUP, readParentRef, type ReferenceGrants } from './refs.ts';
+import { GATEWAY_GROUP, readBackendRef, readParentRef, type ReferenceGrants } from './refs.ts';
 
 export interface PassthroughSink extends BackendSink {
   addPassthrough(route: PassthroughRouteIR): void;
@@ -27,12 +27,7 @@ export interface TLSRouteResult {
 /** Why a backendRef cannot be used, as a ResolvedRefs condition; undefined when it can. */
 function refProblem(route: KubeObject, b: Record<string, unknown>, index: BackendIndex, grants: ReferenceGrants): { problem?: ConditionInput; refNs: string; name: string; port?: number } {
   const ns = route.metadata.namespace ?? 'default';
-  const group = asString(b.group) ?? '';
-  const kind = asString(b.kind) ?? 'Service';
-  const name = asString(b.name) ?? '';
-  const refNs = asString(b.namespace) ?? ns;
-  const port = typeof b.port === 'number' && Number.isInteger(b.port) && b.port > 0 && b.port < 65536 ? b.port : undefined;
-  const label = `${refNs}/${name}${port !== undefined ? ':' + port : ''}`;
+  const { group, kind, name, refNs, port, label } = readBackendRef(b, ns);
   let problem: ConditionInput | undefined;
   if (group !== '' || kind !== 'Service') problem = cond('ResolvedRefs', false, 'InvalidKind', `backendRef ${group || 'core'}/${kind} ${label}: only Services are supported`);
   else if (!grants.permits({ group: GATEWAY_GROUP, kind: 'TLSRoute', namespace: ns }, { group: '', kind: 'Service', namespace: refNs, name })) problem = cond('ResolvedRefs', false, 'RefNotPermitted', `Service ${label} is in another namespace and no ReferenceGrant there allows it`);
