@@ -49,10 +49,10 @@ describe('endpoint sets', () => {
 
 describe('listeners with ports of their own', () => {
   const withListeners = (listeners: NonNullable<RoutingIR['listeners']>): RoutingIR => ({ ...ir([{ address: '10.0.0.1', port: 80 }]), listeners });
-  const only = (key: string, path: string) => ({ key, address: '', port: Number(key.split(':')[1]), protocol: 'HTTP' as const, virtualHosts: [{ hostname: '*', routes: [{ id: `${key}${path}`, pathType: 'Prefix' as const, path, backends: [{ backend: 'a', weight: 1 }], source }] }] });
+  const ownPort = (key: string, path: string) => ({ key, address: '', port: Number(key.split(':')[1]), protocol: 'HTTP' as const, virtualHosts: [{ hostname: '*', routes: [{ id: `${key}${path}`, pathType: 'Prefix' as const, path, backends: [{ backend: 'a', weight: 1 }], source }] }] });
 
   it('route on their own virtual hosts only, over the backends of the whole table', () => {
-    const t = compileTable(withListeners([only(':8080', '/eight'), only(':9090', '/nine')]), 1);
+    const t = compileTable(withListeners([ownPort(':8080', '/eight'), ownPort(':9090', '/nine')]), 1);
     expect(t.match('h', '/eight')?.id).toBe('r');
     expect(t.listener(':8080')!.match('h', '/eight/x')?.id).toBe(':8080/eight');
     expect(t.listener(':8080')!.match('h', '/nine')).toBeUndefined();
@@ -64,9 +64,9 @@ describe('listeners with ports of their own', () => {
   });
 
   it('refuse duplicate keys, bad ports and a wildcard address overlapping a specific one', () => {
-    expect(() => compileTable(withListeners([only(':8080', '/a'), only(':8080', '/b')]), 1)).toThrow(/duplicate listener/);
-    expect(() => compileTable(withListeners([{ ...only(':8080', '/a'), port: 70000 }]), 1)).toThrow(/bad port/);
-    expect(() => compileTable(withListeners([only(':8080', '/a'), { ...only(':8080', '/b'), key: '127.0.0.5:8080', address: '127.0.0.5' }]), 1)).toThrow(/overlaps/);
-    expect(() => compileTable(withListeners([{ ...only(':8080', '/a'), key: '127.0.0.5:8080', address: '127.0.0.5' }, { ...only(':8080', '/b'), key: '127.0.0.6:8080', address: '127.0.0.6' }]), 1)).not.toThrow();
+    expect(() => compileTable(withListeners([ownPort(':8080', '/a'), ownPort(':8080', '/b')]), 1)).toThrow(/duplicate listener/);
+    expect(() => compileTable(withListeners([{ ...ownPort(':8080', '/a'), port: 70000 }]), 1)).toThrow(/bad port/);
+    expect(() => compileTable(withListeners([ownPort(':8080', '/a'), { ...ownPort(':8080', '/b'), key: '127.0.0.5:8080', address: '127.0.0.5' }]), 1)).toThrow(/overlaps/);
+    expect(() => compileTable(withListeners([{ ...ownPort(':8080', '/a'), key: '127.0.0.5:8080', address: '127.0.0.5' }, { ...ownPort(':8080', '/b'), key: '127.0.0.6:8080', address: '127.0.0.6' }]), 1)).not.toThrow();
   });
 });
