@@ -102,8 +102,8 @@ function specHash(o: KubeObject): string {
   return createHash('sha1').update(JSON.stringify(rest)).digest('base64');
 }
 
-/** How long a file that was just emptied is given to get its new contents (see scan()). */
-const SETTLE_MS = 250;
+/** How long a file that was just emptied is given to get its new contents (see scan()): long enough for a slow writer on a loaded machine, short enough that emptying a file takes effect promptly. */
+const SETTLE_MS = 1000;
 
 export interface ManifestSourceOptions {
   readonly dir: string;

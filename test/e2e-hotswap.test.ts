@@ -104,7 +104,10 @@ describe('hot swap', () => {
     const emptied = Date.now();
     truncateSync(path);
     await waitFor('routes of the emptied file removed', async () => (await request(portico.httpPort, '/', { host: 'inplace.test' })).status === 404, 5000, 10);
-    expect(Date.now() - emptied).toBeLessThan(1000);
+    // Kept while it might be a slow in-place rewrite (the source's 1 s settle), then dropped.
+    const took = Date.now() - emptied;
+    expect(took).toBeGreaterThanOrEqual(900);
+    expect(took).toBeLessThan(4000);
     portico.remove('inplace.yaml');
   }, 60_000);
 
