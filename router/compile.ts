@@ -75,6 +75,8 @@ export interface CompiledRoute {
   readonly queryParams: readonly CompiledValueMatch[] | undefined;
   readonly backends: readonly CompiledBackendRef[];
   readonly totalWeight: number;
+  /** Smooth weighted round-robin state, one current weight per backendRef (see pickBackendRef). */
+  readonly currentWeights: Float64Array;
   /** Gateway API rule filters (header edits, rewrite, redirect), compiled once. */
   readonly filters: CompiledFilters | undefined;
   /** RequestMirror targets of the rule. */
@@ -178,6 +180,7 @@ function compileRoute(r: RouteIR, backends: Map<string, CompiledBackend>, virtua
     queryParams: r.queryParams?.length ? Object.freeze(r.queryParams.map((q) => compileValueMatch(q, false))) : undefined,
     backends: Object.freeze(refs),
     totalWeight: refs.reduce((sum, ref) => sum + ref.weight, 0),
+    currentWeights: new Float64Array(refs.length),
     filters: filters(r.filters),
     mirrors: mirrors(r.filters?.mirrors),
     pathRegex: r.pathType === 'RegularExpression' ? safeRegex(r.path) : undefined,
@@ -562,19 +565,28 @@ export function pickBackend(route: CompiledRoute): CompiledBackend | undefined {
   return pickBackendRef(route)?.backend;
 }
 
-/** Choose a weighted backend reference (with its backendRef filters); undefined when every weight is 0. */
+/**
+ * Choose a weighted backend reference (with its backendRef filters); undefined when every weight
+ * is 0. Smooth weighted round-robin, as nginx balances weighted upstreams: every run of
+ * totalWeight picks gives each reference exactly its weight, interleaved, so a split is exact
+ * from the first requests on (a random pick drifts by a few points over hundreds of requests).
+ * The state is per worker; across workers each split is exact on its own.
+ */
 export function pickBackendRef(route: CompiledRoute): CompiledBackendRef | undefined {
   const refs = route.backends;
   if (refs.length === 1) return refs[0].weight > 0 ? refs[0] : undefined;
   if (route.totalWeight <= 0) return undefined;
-  let r = Math.random() * route.totalWeight;
+  const current = route.currentWeights;
+  let best = -1;
   for (let i = 0; i < refs.length; i++) {
-    r -= refs[i].weight;
-    // A weight-0 reference is never chosen, even when r lands on its boundary.
-    if (r < 0 && refs[i].weight > 0) return refs[i];
+    const w = refs[i].weight;
+    // A weight-0 reference is never chosen.
+    if (w <= 0) continue;
+    current[i] += w;
+    if (best < 0 || current[i] > current[best]) best = i;
   }
-  for (let i = refs.length - 1; i >= 0; i--) if (refs[i].weight > 0) return refs[i];
-  return undefined;
+  current[best] -= route.totalWeight;
+  return refs[best];
 }
 
 /**

@@ -202,26 +202,21 @@ describe('HTTPRoute matching through portico serve', () => {
   });
 
   it('weighted backendRefs: 500 requests split 70/30 within 5 points, weight 0 gets none', async () => {
-    // A fair split lands outside ±5 points about 1.5% of the time: like the conformance suite
-    // (which retries up to 10 times), up to 3 rounds are run; weight 0 must get nothing in any.
+    // Each worker balances by smooth weighted round-robin, exact over every 100 picks, so the
+    // split is well inside the issue's ±5 points: a 2-point bound catches a skewed picker.
     const N = 500;
-    let last: Record<string, number> = {};
-    for (let round = 0; round < 3; round++) {
-      const counts: Record<string, number> = {};
-      let next = 0;
-      await Promise.all(Array.from({ length: 10 }, async () => {
-        while (next < N) {
-          next++;
-          const w = await who(port, 'weights.test', '/');
-          counts[w] = (counts[w] ?? 0) + 1;
-        }
-      }));
-      expect(Object.keys(counts).sort()).toEqual(['infra/v1', 'infra/v2']);
-      last = counts;
-      if (Math.abs(counts['infra/v1'] / N - 0.7) <= 0.05 && Math.abs(counts['infra/v2'] / N - 0.3) <= 0.05) break;
-    }
-    expect(Math.abs(last['infra/v1'] / N - 0.7)).toBeLessThanOrEqual(0.05);
-    expect(Math.abs(last['infra/v2'] / N - 0.3)).toBeLessThanOrEqual(0.05);
+    const counts: Record<string, number> = {};
+    let next = 0;
+    await Promise.all(Array.from({ length: 10 }, async () => {
+      while (next < N) {
+        next++;
+        const w = await who(port, 'weights.test', '/');
+        counts[w] = (counts[w] ?? 0) + 1;
+      }
+    }));
+    expect(Object.keys(counts).sort()).toEqual(['infra/v1', 'infra/v2']);
+    expect(Math.abs(counts['infra/v1'] / N - 0.7)).toBeLessThanOrEqual(0.02);
+    expect(Math.abs(counts['infra/v2'] / N - 0.3)).toBeLessThanOrEqual(0.02);
   });
 });
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { hasEscapedSlash } from '../router/path.ts';
-import { compileTable, normalizePath, type RouteIR, type RoutingIR, type VirtualHostIR } from '../router/index.ts';
+import { compileTable, normalizePath, pickBackendRef, type RouteIR, type RoutingIR, type VirtualHostIR } from '../router/index.ts';
 
 const source = { kind: 'Ingress', namespace: 'default', name: 'test' };
 
@@ -263,5 +263,39 @@ describe('lookup cost', () => {
     // Allocating even 16 bytes per lookup would be 16 MB: several scavenges. One stray GC can come
     // from the test runner itself on a loaded machine.
     expect(gcs).toBeLessThanOrEqual(1);
+  });
+});
+
+describe('weighted backendRefs', () => {
+  const weighted = (weights: number[]) => {
+    const backends = Object.fromEntries(weights.map((_, i) => [`b${i}`, { name: `b${i}`, protocol: 'http' as const, endpoints: [{ address: '127.0.0.1', port: 1000 + i }] }]));
+    const table = compileTable({ virtualHosts: [{ hostname: '*', routes: [{ ...route('r', 'Prefix', '/'), backends: weights.map((weight, i) => ({ backend: `b${i}`, weight })) }] }], backends }, 1);
+    return table.match('x.test', '/')!;
+  };
+  const picks = (r: ReturnType<typeof weighted>, n: number) => Array.from({ length: n }, () => pickBackendRef(r)?.backend.name ?? 'none');
+
+  it('gives each reference exactly its weight in every run of totalWeight picks, interleaved', () => {
+    const r = weighted([5, 1, 1]);
+    for (let run = 0; run < 20; run++) {
+      const got = picks(r, 7);
+      expect(got.filter((b) => b === 'b0')).toHaveLength(5);
+      expect(got.filter((b) => b === 'b1')).toHaveLength(1);
+      expect(got.filter((b) => b === 'b2')).toHaveLength(1);
+    }
+    // Interleaved as nginx's smooth weighted round-robin is, not 5 b0 in a row.
+    expect(picks(weighted([5, 1, 1]), 7)).toEqual(['b0', 'b0', 'b1', 'b0', 'b2', 'b0', 'b0']);
+  });
+
+  it('never chooses weight 0, and none when every weight is 0', () => {
+    const r = weighted([0, 3, 0, 1]);
+    const got = picks(r, 400);
+    expect(got.filter((b) => b === 'b1')).toHaveLength(300);
+    expect(got.filter((b) => b === 'b3')).toHaveLength(100);
+    expect(picks(weighted([0, 0]), 5)).toEqual(['none', 'none', 'none', 'none', 'none']);
+  });
+
+  it('large Gateway API weights (up to 1,000,000) keep exact shares', () => {
+    const got = picks(weighted([1_000_000, 1]), 1_000_001);
+    expect(got.filter((b) => b === 'b1')).toHaveLength(1);
   });
 });
