@@ -395,7 +395,9 @@ export function translateIngresses(
           continue;
         }
         claimed.set(claimKey, owner);
-        builder.addPassthrough({ hostname: p.host, backend: backendKey(p.service, p.port), source });
+        // The allowlist holds for the encrypted connection too: checked on its client address
+        // (the TCP peer or a trusted PROXY header's source; no HTTP headers are read).
+        builder.addPassthrough({ hostname: p.host, backend: backendKey(p.service, p.port), source, ...(parsed.allowSourceRanges !== undefined ? { allowSourceRanges: parsed.allowSourceRanges } : {}) });
       }
       continue;
     }

@@ -67,6 +67,13 @@ export interface CompiledMirror {
   readonly fraction: number;
 }
 
+/** A TLS passthrough host: where its connections go, and who may open them. */
+export interface CompiledPassthrough {
+  readonly backend: CompiledBackend;
+  /** As RouteIR.allowSourceRanges, checked on the connection's client address. */
+  readonly allowSourceRanges?: readonly string[];
+}
+
 export interface CompiledRoute {
   readonly ir: RouteIR;
   readonly id: string;
@@ -331,10 +338,10 @@ export class RoutingTable {
   private readonly suffixHosts: ReadonlyMap<string, VirtualHost>;
   private readonly catchAll: VirtualHost | undefined;
   private readonly defaultRoute: CompiledRoute | undefined;
-  private readonly passthroughExact: ReadonlyMap<string, CompiledBackend>;
-  private readonly passthroughWildcard: ReadonlyMap<string, CompiledBackend>;
+  private readonly passthroughExact: ReadonlyMap<string, CompiledPassthrough>;
+  private readonly passthroughWildcard: ReadonlyMap<string, CompiledPassthrough>;
   /** TLSRoute `*.suffix` hosts (any number of labels), by suffix. */
-  private readonly passthroughSuffix: ReadonlyMap<string, CompiledBackend>;
+  private readonly passthroughSuffix: ReadonlyMap<string, CompiledPassthrough>;
   /** Gateway API listeners by port, for listener isolation. */
   private readonly listenersByPort: ReadonlyMap<number, PortListeners>;
   /** Whether any host is served by TLS passthrough (listeners peek SNI only then). */
@@ -393,9 +400,9 @@ export class RoutingTable {
     this.suffixHosts = suffixHosts;
     this.catchAll = catchAll;
     this.defaultRoute = ir.defaultRoute ? compileRoute(ir.defaultRoute, backends, undefined) : undefined;
-    const ptExact = new Map<string, CompiledBackend>();
-    const ptWildcard = new Map<string, CompiledBackend>();
-    const ptSuffix = new Map<string, CompiledBackend>();
+    const ptExact = new Map<string, CompiledPassthrough>();
+    const ptWildcard = new Map<string, CompiledPassthrough>();
+    const ptSuffix = new Map<string, CompiledPassthrough>();
     for (const p of ir.passthrough ?? []) {
       const backend = backends.get(p.backend);
       if (backend === undefined) throw new CompileError(`passthrough ${p.hostname}: unknown backend ${p.backend}`);
@@ -403,7 +410,7 @@ export class RoutingTable {
       const map = name.startsWith('*.') ? (p.multiLabelWildcard === true ? ptSuffix : ptWildcard) : ptExact;
       const key = name.startsWith('*.') ? name.slice(2) : name;
       if (map.has(key)) throw new CompileError(`duplicate passthrough host ${name}`);
-      map.set(key, backend);
+      map.set(key, Object.freeze({ backend, ...(p.allowSourceRanges !== undefined ? { allowSourceRanges: Object.freeze([...p.allowSourceRanges]) } : {}) }));
     }
     this.passthroughExact = ptExact;
     this.passthroughWildcard = ptWildcard;
@@ -462,16 +469,22 @@ export class RoutingTable {
 
   /** The backend a TLS connection is spliced to, by its SNI server name; undefined: terminate here. */
   passthroughBackend(serverName: string | undefined): CompiledBackend | undefined {
+    return this.passthroughRoute(serverName)?.backend;
+  }
+
+  /** The passthrough route for an SNI name: its backend and its allowlist. */
+  passthroughRoute(serverName: string | undefined): CompiledPassthrough | undefined {
     if (!this.hasPassthrough || serverName === undefined) return undefined;
     const key = hostKey(serverName);
     const found = this.passthroughExact.get(key.name) ?? (key.wildcardSuffix !== '' ? this.passthroughWildcard.get(key.wildcardSuffix) : undefined);
     if (found !== undefined || this.passthroughSuffix.size === 0) return found;
     for (const suffix of key.suffixes) {
-      const backend = this.passthroughSuffix.get(suffix);
-      if (backend !== undefined) return backend;
+      const route = this.passthroughSuffix.get(suffix);
+      if (route !== undefined) return route;
     }
     return undefined;
   }
+
 
   /**
    * The route for a request, or undefined (404). `target` is the request target as received

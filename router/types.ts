@@ -174,6 +174,11 @@ export interface PassthroughRouteIR {
   /** Key into RoutingIR.backends. */
   readonly backend: string;
   readonly source: RouteSource;
+  /**
+   * As RouteIR.allowSourceRanges (an Ingress's whitelist-source-range): only these client
+   * addresses (the TCP peer, or a trusted PROXY header's source) may open a connection.
+   */
+  readonly allowSourceRanges?: readonly string[];
 }
 
 /**

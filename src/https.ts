@@ -13,6 +13,9 @@ import { handlePassthrough, passthroughRejected } from '../tls/passthrough.ts';
 import type { CertificateStore } from '../tls/store.ts';
 import type { ConnectionSink } from './listeners.ts';
 import type { Logger } from './log.ts';
+import { allowlistDenial } from './realip/allowlist.ts';
+import { resolveRealIp, type RealIpConfig } from './realip/client-ip.ts';
+import { getProxyInfo } from './realip/proxy-listener.ts';
 
 const tlsHandshakeErrors = new client.Counter({
   name: 'portico_tls_handshake_errors_total',
@@ -29,6 +32,8 @@ export interface HttpsStackOptions {
   readonly log: Logger;
   readonly handshakeTimeoutMs: number;
   readonly connectTimeoutMs: number;
+  /** For the allowlists of passthrough hosts: the client is the TCP peer or a trusted PROXY source. */
+  readonly realIp: RealIpConfig;
 }
 
 export interface HttpsStack {
@@ -94,7 +99,24 @@ export function createHttpsStack(o: HttpsStackOptions): HttpsStack {
         socket.destroy();
         return;
       }
-      const backend = o.table()?.passthroughBackend(hello.serverName);
+      const route = o.table()?.passthroughRoute(hello.serverName);
+      if (route !== undefined) {
+        // whitelist-source-range holds for encrypted connections too, decided before any byte
+        // reaches the backend; there are no HTTP headers, so X-Forwarded-For plays no part.
+        const client = resolveRealIp(socket.remoteAddress, getProxyInfo(socket), false, socket.localPort ?? 0, [], o.realIp);
+        const denied = allowlistDenial(route, client);
+        if (denied !== undefined) {
+          passthroughRejected.labels('https', 'not-allowed').inc();
+          const now = Date.now();
+          if (now - lastRefusalLog > 10_000) {
+            lastRefusalLog = now;
+            o.log.warn({ sni: hello.serverName, client: client.clientIp, reason: denied }, 'TLS passthrough connection refused by the allowlist (logged at most every 10 s; portico_tls_passthrough_rejected_total counts them all)');
+          }
+          socket.destroy();
+          return;
+        }
+      }
+      const backend = route?.backend;
       socket.unshift(hello.buffered);
       if (backend === undefined) {
         // No resume(): TLS reads the buffered ClientHello itself, then takes over the socket's

@@ -16,6 +16,7 @@ import { createHttpsStack } from './https.ts';
 import { createH2cServer, createHttp1Server, createTrafficListener, listen, plainHttpServe, type ListenMode } from './listeners.ts';
 import type { Logger } from './log.ts';
 import type { ServeOptions } from './options.ts';
+import type { RealIpConfig } from './realip/client-ip.ts';
 import { createRequestHandler, drain, type DownstreamRequest, type UpstreamPools } from './proxy.ts';
 import type { DecisionContext } from './route-decision.ts';
 import { createUpgradeHandler } from './upgrade.ts';
@@ -38,6 +39,7 @@ export interface StackDeps {
   readonly store: CertificateStore;
   readonly decision: DecisionContext;
   readonly forwarding: (req: DownstreamRequest) => ForwardedValues;
+  readonly realIp: RealIpConfig;
   /** PROXY protocol (or none) in front of the protocol servers. */
   readonly accept: (listener: string) => (socket: net.Socket, next: (socket: net.Socket) => void) => void;
   /** With --http1-engine fast: a fast-path server for a listener (one upstream pool for all). */
@@ -84,7 +86,7 @@ export class ListenerStack {
       this.tlsServer = undefined;
       this.server = createTrafficListener({ name: spec.name, port: spec.port, host: spec.address, limits: options, log, accept: deps.accept(spec.name), serve: plainHttpServe(fast ?? http1, h2, options.headersTimeoutMs) });
     } else {
-      const stack = createHttpsStack({ store: deps.store, table, http1: fast ?? http1, h2, log, handshakeTimeoutMs: options.headersTimeoutMs, connectTimeoutMs: options.upstreamConnectTimeoutMs });
+      const stack = createHttpsStack({ store: deps.store, table, http1: fast ?? http1, h2, log, handshakeTimeoutMs: options.headersTimeoutMs, connectTimeoutMs: options.upstreamConnectTimeoutMs, realIp: deps.realIp });
       this.tlsServer = stack.tlsServer;
       deps.store.applyTo(stack.tlsServer);
       this.server = createTrafficListener({ name: spec.name, port: spec.port, host: spec.address, limits: options, log, accept: deps.accept(spec.name), serve: stack.serve, allowHalfOpen: true });

@@ -79,6 +79,7 @@ const stackDeps: StackDeps = {
   store,
   decision,
   forwarding: forwardingFor,
+  realIp,
   accept: (listener) =>
     createProxyProtocolAccept({ mode: realIp.useProxyProtocol, trustedCidrs: realIp.proxyProtocolTrustedCidrs, log: peerWarnings, listener, headerTimeoutMs: proxyHeaderTimeoutMs(options.headersTimeoutMs) }),
   fast:

@@ -69,6 +69,8 @@ beforeAll(async () => {
         tlsIngress('opaque', ['opaque.tls.test'], 'opaque-tls'),
         tlsIngress('uncovered', ['uncovered.tls.test'], 'a-tls'),
         tlsIngress('pass', ['pass.tls.test'], undefined, { 'portico.dev/ssl-passthrough': 'true' }, 'pt'),
+        tlsIngress('pass-deny', ['passdeny.tls.test'], undefined, { 'nginx.ingress.kubernetes.io/ssl-passthrough': 'true', 'nginx.ingress.kubernetes.io/whitelist-source-range': '127.0.0.9/32' }, 'pt'),
+        tlsIngress('pass-allow', ['passallow.tls.test'], undefined, { 'nginx.ingress.kubernetes.io/ssl-passthrough': 'true', 'nginx.ingress.kubernetes.io/whitelist-source-range': '10.0.0.0/8, 127.0.0.0/8' }, 'pt'),
       ),
     },
   });
@@ -188,6 +190,15 @@ describe('TLS passthrough', () => {
     expect(r.body).toBe('terminated by the backend itself\n');
     // Other hosts on the same port are still terminated by Portico.
     expect((await sClient(portico.httpsPort, { servername: 'a.tls.test' })).serial).toBe(exact.serial);
+  });
+
+  it("holds the Ingress's whitelist-source-range: a client outside it never reaches the backend", async () => {
+    // The client is 127.0.0.1: inside 127.0.0.0/8, outside 127.0.0.9/32.
+    expect((await httpsGet(portico.httpsPort, 'passallow.tls.test', 'passallow.tls.test')).body).toBe('terminated by the backend itself\n');
+    await expect(httpsGet(portico.httpsPort, 'passdeny.tls.test', 'passdeny.tls.test')).rejects.toThrow();
+    // Refused before the backend's TLS: no certificate at all, not the backend's.
+    expect((await sClient(portico.httpsPort, { servername: 'passdeny.tls.test' })).serial).toBeUndefined();
+    expect(await portico.metric('portico_tls_passthrough_rejected_total', { reason: 'not-allowed' })).toBeGreaterThanOrEqual(2);
   });
 
   it('copes with a ClientHello sent a byte at a time', async () => {
