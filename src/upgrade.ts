@@ -37,6 +37,8 @@ function refuse(socket: Duplex, status: number, message: string, extra = ''): nu
 export function shouldUpgrade(req: IncomingMessage): boolean {
   const upgrade = req.headers.upgrade;
   if (upgrade === undefined) return false;
+  // RFC 9110 7.8: a server MUST ignore Upgrade in an HTTP/1.0 request.
+  if (req.httpVersionMajor === 1 && req.httpVersionMinor === 0) return false;
   if (req.headers['transfer-encoding'] !== undefined) return false;
   const cl = req.headers['content-length'];
   if (cl !== undefined && cl !== '0') return false;
@@ -143,6 +145,13 @@ export function createUpgradeHandler(ctx: UpgradeContext): (req: IncomingMessage
     });
     upstreamRequest.on('response', (res: IncomingMessage) => {
       if (answered) return void res.destroy();
+      if (res.statusCode === 101) {
+        // RFC 9110 7.8: a 101 names the protocol switched to; without Upgrade (node's parser then
+        // reports it as a response, not an upgrade) it is no answer to pass on.
+        res.destroy();
+        fail(502, 'upstream sent an invalid response', 'reset', '101 without an Upgrade field');
+        return;
+      }
       answered = true;
       clearTimeout(connectTimer);
       clearTimeout(responseTimer);

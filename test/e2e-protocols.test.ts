@@ -241,6 +241,40 @@ describe('WebSocket', () => {
     }
   });
 
+  it('RFC 9110 7.8: Upgrade in an HTTP/1.0 request is ignored (served plain, no Upgrade upstream); a 101 without Upgrade is a 502', async () => {
+    const { rawExchange } = await import('./helpers/http.ts');
+    const received: string[] = [];
+    const raw = net.createServer((s) => {
+      let seen = '';
+      s.on('data', (c) => {
+        seen += c.toString('latin1');
+        if (!seen.includes('\r\n\r\n')) return;
+        received.push(seen);
+        s.end(seen.startsWith('GET /bad101') ? 'HTTP/1.1 101 Switching Protocols\r\n\r\n' : 'HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nplain');
+        seen = '';
+      });
+      s.on('error', () => undefined);
+    });
+    await new Promise<void>((r) => raw.listen(0, '127.0.0.4', r));
+    const port = (raw.address() as net.AddressInfo).port;
+    try {
+      portico.write('raw101.yaml', toYaml(service('raw101'), endpointSlice('raw101', [`127.0.0.4:${port}`]), ingress('raw101', 'raw101.test', [{ path: '/', service: 'raw101' }])));
+      await waitFor('route', async () => (await portico.json('/debug/routes')).virtualHosts.some((v: { hostname: string }) => v.hostname === 'raw101.test'));
+      const upgrade = 'Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n';
+      const old = await rawExchange(portico.httpPort, `GET /old HTTP/1.0\r\nHost: raw101.test\r\n${upgrade}`);
+      expect(old.text).toMatch(/^HTTP\/1\.1 200 /);
+      expect(old.text.endsWith('plain')).toBe(true);
+      const sent = received.find((r) => r.startsWith('GET /old'));
+      expect(sent).toBeDefined();
+      expect(sent).not.toMatch(/\r\nupgrade:/i);
+      const bad = await rawExchange(portico.httpPort, `GET /bad101 HTTP/1.1\r\nHost: raw101.test\r\n${upgrade}`);
+      expect(bad.text).toMatch(/^HTTP\/1\.1 502 /);
+    } finally {
+      portico.remove('raw101.yaml');
+      raw.close();
+    }
+  });
+
   it('an upgrade with no route gets 404', async () => {
     const { rawExchange } = await import('./helpers/http.ts');
     const r = await rawExchange(portico.httpPort, 'GET /nope HTTP/1.1\r\nHost: nowhere.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n');
