@@ -186,6 +186,9 @@ export function parseIngress(ing: KubeObject): ParsedIngress {
       errors.push(`spec.rules[${ruleIndex}].host ${JSON.stringify(rawHost)} is not a valid hostname`);
       return;
     }
+    // The API server refuses it (a DNS-1123 subdomain is lower case): said here too, so a manifest
+    // that `kubectl apply` would reject does not pass unnoticed. Served lower-cased, as hosts match.
+    if (host !== rawHost) errors.push(`spec.rules[${ruleIndex}].host ${JSON.stringify(rawHost)} must be lower case (RFC 1123); served as ${JSON.stringify(host)}`);
     asArray(asRecord(r.http).paths).forEach((p, pathIndex) => {
       const where = `spec.rules[${ruleIndex}].http.paths[${pathIndex}]`;
       const pr = asRecord(p);
