@@ -46,6 +46,7 @@ const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const PORTICO_BIN = join(ROOT, 'bin', 'portico.js');
 const BACKEND_TS = fileURLToPath(new URL('./lib/backend.ts', import.meta.url));
 const BASELINE_TS = fileURLToPath(new URL('./lib/node-baseline.ts', import.meta.url));
+const RELAY_TS = fileURLToPath(new URL('./lib/node-relay.ts', import.meta.url));
 /** Machine-wide busy cores, with our load stopped, above which a run is flagged as disturbed. */
 const NOISY_CORES = 0.15;
 /**
@@ -169,8 +170,8 @@ function parseOptions(argv: string[]): Options {
 
 // ---- measurement -------------------------------------------------------------------------------
 
-type ProxyName = 'portico-fast' | 'portico-node' | 'nginx' | 'node-baseline';
-const PROXIES: readonly ProxyName[] = ['portico-fast', 'portico-node', 'nginx', 'node-baseline'];
+type ProxyName = 'portico-fast' | 'portico-node' | 'nginx' | 'node-baseline' | 'node-relay';
+const PROXIES: readonly ProxyName[] = ['portico-fast', 'portico-node', 'nginx', 'node-baseline', 'node-relay'];
 const PORTICOS = ['portico-fast', 'portico-node'] as const;
 
 interface RunResult {
@@ -393,7 +394,7 @@ function printScenario(name: string, unit: string, threads: number, workers: num
   }
   for (const p of PORTICOS) {
     const portico = results[p];
-    for (const other of ['nginx', 'node-baseline'] as const) {
+    for (const other of ['nginx', 'node-baseline', 'node-relay'] as const) {
       const o = results[other];
       if (portico === undefined || o === undefined) continue;
       rows.push([`${p}/${other}`, `${f2(portico.requestsPerSec / o.requestsPerSec)}x`, '', '', `${f2(portico.cpuUsPerRequest / o.cpuUsPerRequest)}x`, '', '', '', '', '']);
@@ -570,6 +571,11 @@ async function main(): Promise<number> {
             procs['node-baseline'] = await startProcess('node-baseline', process.execPath, [BASELINE_TS, String(ports.http), String(backendPort), String(o.workers)]);
             await checkServes('node-baseline', probesFor(scenario, ports, ctx), procs['node-baseline']);
             targets['node-baseline'] = scenario.target(ports, ctx);
+            // The byte relay: Node's floor, no parsing (bench/lib/node-relay.ts).
+            const relayPorts: ProxyPorts = { http: await freePort(), https: await freePort() };
+            procs['node-relay'] = await startProcess('node-relay', process.execPath, [RELAY_TS, String(relayPorts.http), String(backendPort), String(o.workers)]);
+            await checkServes('node-relay', probesFor(scenario, relayPorts, ctx), procs['node-relay']);
+            targets['node-relay'] = scenario.target(relayPorts, ctx);
           }
           const names = PROXIES.filter((p) => procs[p] !== undefined);
           for (const pinMode of pinModes) {
@@ -608,7 +614,7 @@ async function main(): Promise<number> {
               ...(scenario.setup ? { setup: scenario.setup(ctx) } : {}),
               ...(Object.keys(negotiated).length > 0 ? { negotiatedTls: negotiated } : {}),
               ...summaries,
-              ratios: Object.fromEntries(PORTICOS.filter((p) => summaries[p] !== undefined).map((p) => [p, { toNginx: ratio(summaries[p], summaries.nginx), toNodeBaseline: ratio(summaries[p], summaries['node-baseline']) }])),
+              ratios: Object.fromEntries(PORTICOS.filter((p) => summaries[p] !== undefined).map((p) => [p, { toNginx: ratio(summaries[p], summaries.nginx), toNodeBaseline: ratio(summaries[p], summaries['node-baseline']), toNodeRelay: ratio(summaries[p], summaries['node-relay']) }])),
             };
           }
         } finally {
