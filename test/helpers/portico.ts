@@ -9,7 +9,12 @@ import { fileURLToPath } from 'node:url';
 
 const BIN = fileURLToPath(new URL('../../bin/portico.js', import.meta.url));
 
-export async function freePort(host = '127.0.0.1'): Promise<number> {
+// Ports handed out by this test process. The kernel may give the same ephemeral port to two
+// listen(0) calls in a row once the first is closed, and two listeners of one Portico on one port
+// is a usage error (exit 2): never hand out a port twice.
+const handedOut = new Set<number>();
+
+function probePort(host: string): Promise<number> {
   return new Promise((resolve, reject) => {
     const s = net.createServer();
     s.once('error', reject);
@@ -18,6 +23,23 @@ export async function freePort(host = '127.0.0.1'): Promise<number> {
       s.close(() => resolve(port));
     });
   });
+}
+
+export async function freePort(host = '127.0.0.1'): Promise<number> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const port = await probePort(host);
+    if (handedOut.has(port)) continue;
+    handedOut.add(port);
+    return port;
+  }
+  throw new Error('no fresh free port after 50 tries');
+}
+
+/** The first error line (a usage error's reason comes before the usage text) and the last lines. */
+function exitReport(logs: readonly string[]): string {
+  const first = logs.find((l) => /^portico serve: |"level":(50|60)|error/i.test(l));
+  const tail = logs.slice(-20);
+  return (first !== undefined && !tail.includes(first) ? [first, '...', ...tail] : tail).join('\n');
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -119,7 +141,7 @@ export async function launchPortico(sourceArgs: readonly string[], opts: { worke
     },
     waitReady: async () => {
       await waitFor('portico /readyz', async () => {
-        if (proc.exitCode !== null) throw new Error(`portico exited with ${proc.exitCode}:\n${logs.slice(-20).join('\n')}`);
+        if (proc.exitCode !== null) throw new Error(`portico exited with ${proc.exitCode}:\n${exitReport(logs)}`);
         return (await fetch(base + '/readyz')).status === 200;
       }, 20_000);
     },
