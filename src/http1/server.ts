@@ -650,11 +650,14 @@ class Exchange implements UpstreamWaiter, UpstreamUser {
     this.upstream = up;
     up.user = this;
     this.sentAt = performance.now();
-    if (this.timeoutMs > 0) this.upstreamDeadline = this.sentAt + this.timeoutMs;
     up.socket.cork();
     up.write(this.upstreamHead);
     this.relayRequestBody();
     up.socket.uncork();
+    // The response timeout starts once the request is sent (nginx's proxy_read_timeout): an
+    // upload slower than it is still in progress, bounded by the client's request timeout and,
+    // while the upstream does not read, by the send timeout armed in relayRequestBody.
+    if (this.reqBody === undefined || this.reqBodyDone) this.armResponseTimeout();
     this.conn.updateReading();
   }
 
@@ -688,13 +691,18 @@ class Exchange implements UpstreamWaiter, UpstreamUser {
       const part = r.consumed === buf.length ? buf : buf.subarray(0, r.consumed);
       conn.buf = r.consumed === buf.length ? undefined : buf.subarray(r.consumed);
       // After an early response the upstream connection is gone: the rest is read and dropped.
-      if (this.upstream !== undefined && !this.upstream.write(part)) this.upstreamBlocked = true;
+      if (this.upstream !== undefined && !this.upstream.write(part)) {
+        this.upstreamBlocked = true;
+        // An upstream that stops reading the body (nginx's proxy_send_timeout).
+        if (this.timeoutMs > 0 && this.resHead === undefined) this.upstreamDeadline = performance.now() + this.timeoutMs;
+      }
       this.mirrors?.write(part);
     }
     if (r.done) {
       this.reqBodyDone = true;
       this.mirrors?.endBody();
       conn.clearDeadline();
+      if (this.upstream !== undefined && this.resHead === undefined) this.armResponseTimeout();
       if (this.done) this.finish();
     }
   }
@@ -729,6 +737,8 @@ class Exchange implements UpstreamWaiter, UpstreamUser {
   onUpstreamDrain(): void {
     if (!this.upstreamBlocked) return;
     this.upstreamBlocked = false;
+    // Reading again: the send timeout is off until it blocks again or the body is sent.
+    if (!this.reqBodyDone && this.resHead === undefined) this.upstreamDeadline = 0;
     this.conn.pump();
   }
 
@@ -795,6 +805,8 @@ class Exchange implements UpstreamWaiter, UpstreamUser {
 
   private startResponse(h: ResponseHead): void {
     this.resHead = h;
+    // From here the timeout is between two reads of the body (also when it answers mid-upload).
+    this.armResponseTimeout();
     this.status = h.status;
     const framing = responseFraming(h, this.head.method);
     this.resFraming = framing;
@@ -950,6 +962,10 @@ class Exchange implements UpstreamWaiter, UpstreamUser {
     }
     if (!this.reqBodyDone) this.closeAfter = true;
     this.local(504, "gateway timeout: the route's request timeout ran out");
+  }
+
+  private armResponseTimeout(): void {
+    if (this.timeoutMs > 0) this.upstreamDeadline = performance.now() + this.timeoutMs;
   }
 
   upstreamTimedOut(): void {
