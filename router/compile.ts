@@ -69,7 +69,12 @@ export interface CompiledMirror {
 
 /** A TLS passthrough host: where its connections go, and who may open them. */
 export interface CompiledPassthrough {
+  /** The one backend, or the first of several (pick one per connection with pickPassthroughBackend). */
   readonly backend: CompiledBackend;
+  /** Every backend with its weight, for pickBackendRef; one entry of weight 1 when there is one. */
+  readonly backends: readonly { readonly backend: CompiledBackend; readonly weight: number }[];
+  readonly totalWeight: number;
+  readonly currentWeights: Float64Array;
   /** As RouteIR.allowSourceRanges, checked on the connection's client address. */
   readonly allowSourceRanges?: readonly string[];
 }
@@ -404,13 +409,24 @@ export class RoutingTable {
     const ptWildcard = new Map<string, CompiledPassthrough>();
     const ptSuffix = new Map<string, CompiledPassthrough>();
     for (const p of ir.passthrough ?? []) {
-      const backend = backends.get(p.backend);
-      if (backend === undefined) throw new CompileError(`passthrough ${p.hostname}: unknown backend ${p.backend}`);
+      const refs = (p.backends ?? [{ backend: p.backend, weight: 1 }]).map((r) => {
+        const backend = backends.get(r.backend);
+        if (backend === undefined) throw new CompileError(`passthrough ${p.hostname}: unknown backend ${r.backend}`);
+        if (!Number.isInteger(r.weight) || r.weight < 0) throw new CompileError(`passthrough ${p.hostname}: bad weight ${r.weight}`);
+        return Object.freeze({ backend, weight: r.weight });
+      });
+      if (refs.length === 0) throw new CompileError(`passthrough ${p.hostname}: no backends`);
       const name = p.hostname.toLowerCase();
       const map = name.startsWith('*.') ? (p.multiLabelWildcard === true ? ptSuffix : ptWildcard) : ptExact;
       const key = name.startsWith('*.') ? name.slice(2) : name;
       if (map.has(key)) throw new CompileError(`duplicate passthrough host ${name}`);
-      map.set(key, Object.freeze({ backend, ...(p.allowSourceRanges !== undefined ? { allowSourceRanges: Object.freeze([...p.allowSourceRanges]) } : {}) }));
+      map.set(key, Object.freeze({
+        backend: refs[0].backend,
+        backends: Object.freeze(refs),
+        totalWeight: refs.reduce((sum, r) => sum + r.weight, 0),
+        currentWeights: new Float64Array(refs.length),
+        ...(p.allowSourceRanges !== undefined ? { allowSourceRanges: Object.freeze([...p.allowSourceRanges]) } : {}),
+      }));
     }
     this.passthroughExact = ptExact;
     this.passthroughWildcard = ptWildcard;
@@ -467,9 +483,14 @@ export class RoutingTable {
     return this.catchAll;
   }
 
-  /** The backend a TLS connection is spliced to, by its SNI server name; undefined: terminate here. */
+  /**
+   * The backend a new TLS connection is spliced to, by its SNI server name (a weighted pick when
+   * the name has several); undefined: terminate here, or (for a name that has only weight-0
+   * backends) refuse.
+   */
   passthroughBackend(serverName: string | undefined): CompiledBackend | undefined {
-    return this.passthroughRoute(serverName)?.backend;
+    const route = this.passthroughRoute(serverName);
+    return route === undefined ? undefined : pickPassthroughBackend(route);
   }
 
   /** The passthrough route for an SNI name: its backend and its allowlist. */
@@ -585,7 +606,14 @@ export function pickBackend(route: CompiledRoute): CompiledBackend | undefined {
  * from the first requests on (a random pick drifts by a few points over hundreds of requests).
  * The state is per worker; across workers each split is exact on its own.
  */
-export function pickBackendRef(route: CompiledRoute): CompiledBackendRef | undefined {
+/** What pickBackendRef chooses among: a route's backendRefs, or a passthrough host's backends. */
+export interface WeightedChoice<T extends { readonly weight: number }> {
+  readonly backends: readonly T[];
+  readonly totalWeight: number;
+  readonly currentWeights: Float64Array;
+}
+
+export function pickBackendRef<T extends { readonly weight: number }>(route: WeightedChoice<T>): T | undefined {
   const refs = route.backends;
   if (refs.length === 1) return refs[0].weight > 0 ? refs[0] : undefined;
   if (route.totalWeight <= 0) return undefined;
@@ -600,6 +628,15 @@ export function pickBackendRef(route: CompiledRoute): CompiledBackendRef | undef
   }
   current[best] -= route.totalWeight;
   return refs[best];
+}
+
+/**
+ * The backend one TLS passthrough connection is spliced to: by weight when the host has several
+ * (a TLSRoute's backendRefs; an unresolvable one has no endpoints, so its share is refused);
+ * undefined when every weight is 0.
+ */
+export function pickPassthroughBackend(route: CompiledPassthrough): CompiledBackend | undefined {
+  return pickBackendRef(route)?.backend;
 }
 
 /**

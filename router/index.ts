@@ -1,7 +1,7 @@
 // The routing table's public surface: IR types in, a frozen table out, lookups on it.
 export type * from './types.ts';
-export { compileTable, CompileError, RoutingTable, pickBackend, pickBackendRef, pickEndpoint, pickOtherEndpoint } from './compile.ts';
-export type { CompiledBackend, CompiledBackendRef, CompiledEndpoint, CompiledMirror, CompiledRoute, RequestAttributes, VirtualHost } from './compile.ts';
+export { compileTable, CompileError, RoutingTable, pickBackend, pickBackendRef, pickEndpoint, pickOtherEndpoint, pickPassthroughBackend } from './compile.ts';
+export type { CompiledBackend, CompiledBackendRef, CompiledEndpoint, CompiledMirror, CompiledPassthrough, CompiledRoute, RequestAttributes, VirtualHost, WeightedChoice } from './compile.ts';
 export { editHeaderList, editHeaderRecord, redirectLocation, rewriteTarget } from './filters.ts';
 export type { CompiledFilters, CompiledHeaderEdit, CompiledRedirect, CompiledRewrite, RedirectRequest } from './filters.ts';
 export { hostKey, normalizeHostname } from './host.ts';

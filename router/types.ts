@@ -171,8 +171,13 @@ export interface PassthroughRouteIR {
   readonly hostname: string;
   /** Gateway API (TLSRoute): `*.suffix` matches any number of labels; the longest suffix wins. */
   readonly multiLabelWildcard?: boolean;
-  /** Key into RoutingIR.backends. */
+  /** Key into RoutingIR.backends: the one backend, or the first of `backends`. */
   readonly backend: string;
+  /**
+   * A TLSRoute with several weighted backendRefs: each connection is spliced to one of these,
+   * chosen by weight as RouteIR.backends are (weight 0 never). Absent: `backend` takes them all.
+   */
+  readonly backends?: readonly Pick<WeightedBackendIR, 'backend' | 'weight'>[];
   readonly source: RouteSource;
   /**
    * As RouteIR.allowSourceRanges (an Ingress's whitelist-source-range): only these client

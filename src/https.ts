@@ -7,7 +7,7 @@ import type http2 from 'node:http2';
 import type net from 'node:net';
 import tls from 'node:tls';
 import client from 'prom-client';
-import { pickEndpoint, type RoutingTable } from '../router/index.ts';
+import { pickEndpoint, pickPassthroughBackend, type RoutingTable } from '../router/index.ts';
 import { peekClientHello } from '../tls/clienthello.ts';
 import { handlePassthrough, passthroughRejected } from '../tls/passthrough.ts';
 import type { CertificateStore } from '../tls/store.ts';
@@ -116,9 +116,8 @@ export function createHttpsStack(o: HttpsStackOptions): HttpsStack {
           return;
         }
       }
-      const backend = route?.backend;
       socket.unshift(hello.buffered);
-      if (backend === undefined) {
+      if (route === undefined) {
         // No resume(): TLS reads the buffered ClientHello itself, then takes over the socket's
         // handle; a flowing socket would hand the next bytes to JS listeners instead.
         terminate(socket);
@@ -129,7 +128,9 @@ export function createHttpsStack(o: HttpsStackOptions): HttpsStack {
         connectTimeoutMs: o.connectTimeoutMs,
         helloTimeoutMs: o.handshakeTimeoutMs,
         selectBackend: () => {
-          const ep = pickEndpoint(backend);
+          // One weighted pick per connection (a TLSRoute's backendRefs); none: refused.
+          const backend = pickPassthroughBackend(route);
+          const ep = backend === undefined ? undefined : pickEndpoint(backend);
           return ep === undefined ? undefined : { host: ep.address, port: ep.port };
         },
       }).then((outcome) => {

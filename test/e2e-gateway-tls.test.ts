@@ -52,9 +52,24 @@ function dial(servername: string, payload = 'hello'): Promise<string> {
   });
 }
 
+/** `n` connections with this SNI, 5 at a time: how many each backend answered (or `rejected`). */
+async function dialMany(servername: string, n: number): Promise<Record<string, number>> {
+  const counts: Record<string, number> = {};
+  let next = 0;
+  await Promise.all(Array.from({ length: 5 }, async () => {
+    while (next < n) {
+      next++;
+      const who = (await dial(servername)).split(' ')[0];
+      counts[who] = (counts[who] ?? 0) + 1;
+    }
+  }));
+  return counts;
+}
+
 beforeAll(async () => {
   const p1 = await tlsEcho('tls-backend');
   const p2 = await tlsEcho('tls-backend-2');
+  const p3 = await tlsEcho('tls-backend-3');
   for (const svc of ['v1', 'v2']) pods.push(await startEchoPod('infra', svc, `${svc}-pod-0`));
   cert = makeCert('example.org', ['example.org', 'unknown-example.org', 'second-example.org', 'app.test', '*.wildcard.org']);
   portico = await startPortico({ files: {} });
@@ -84,11 +99,15 @@ beforeAll(async () => {
     httpRoute('redirect-to-https', { parentRefs: [{ name: 'gw', sectionName: 'http' }], hostnames: ['app.test'], rules: [{ filters: [{ type: 'RequestRedirect', requestRedirect: { scheme: 'https', statusCode: 301 } }] }] }),
     httpRoute('app', { parentRefs: [{ name: 'gw', sectionName: 'https' }], hostnames: ['app.test'], rules: [{ backendRefs: [{ name: 'v2', port: 8080 }] }] }),
     httpRoute('httproute-https-test-no-hostname', { parentRefs: [{ name: 'gw', sectionName: 'https-with-hostname' }], rules: [{ backendRefs: [{ name: 'v2', port: 8080 }] }] }),
-    ...svc('tls-backend', p1), ...svc('tls-backend-2', p2),
+    ...svc('tls-backend', p1), ...svc('tls-backend-2', p2), ...svc('tls-backend-3', p3),
     tlsRoute('exact', ['abc.example.com'], 'tls-backend'),
     // `*.com` narrowed to the listener's `*.example.com` (TLSRouteHostnameIntersection)
     tlsRoute('wider', ['*.com'], 'tls-backend-2'),
     tlsRoute('missing', ['missing.example.com'], 'nonexistent'),
+    // Several weighted backendRefs: connections shared by weight; weight 0 gets none, and an
+    // unresolvable reference's share is refused.
+    tlsRoute('split', ['split.example.com'], 'unused', { rules: [{ backendRefs: [{ name: 'tls-backend', port: 443, weight: 50 }, { name: 'tls-backend-2', port: 443, weight: 50 }, { name: 'tls-backend-3', port: 443, weight: 0 }] }] }),
+    tlsRoute('half-missing', ['half.example.com'], 'unused', { rules: [{ backendRefs: [{ name: 'tls-backend', port: 443 }, { name: 'nonexistent', port: 443 }] }] }),
     tlsRoute('quiet', ['a.quiet.test'], 'tls-backend', { parentRefs: [{ name: 'gw', sectionName: 'quiet' }] }),
     httpRoute('disallowed-kind', { parentRefs: [{ name: 'gw', sectionName: 'tls' }], rules: [{ backendRefs: [{ name: 'tls-backend', port: 443 }] }] }),
   ));
@@ -196,18 +215,38 @@ describe('TLSRoute through portico serve (TLS Passthrough)', () => {
     expect(await dial('deep.b.quiet.test')).toBe('rejected');
   });
 
+  it('several weighted backendRefs: 100 connections split 50/50 within 2 points, weight 0 gets none (one pick per connection)', async () => {
+    // Each worker picks by smooth weighted round-robin, alternating; two workers stay within one each.
+    const counts = await dialMany('split.example.com', 100);
+    expect(Object.keys(counts).sort()).toEqual(['tls-backend', 'tls-backend-2']);
+    expect(Math.abs(counts['tls-backend'] - 50)).toBeLessThanOrEqual(2);
+    // The SNI reaches the backend unchanged, whichever one it is.
+    expect(await dial('split.example.com')).toMatch(/^tls-backend(-2)? sni=split\.example\.com$/);
+  });
+
+  it('an unresolvable backendRef beside a good one: its share of the connections is refused', async () => {
+    const counts = await dialMany('half.example.com', 40);
+    expect(Object.keys(counts).sort()).toEqual(['rejected', 'tls-backend']);
+    expect(Math.abs(counts.rejected - 20)).toBeLessThanOrEqual(2);
+  });
+
   it('status: accepted routes, BackendNotFound, an HTTPRoute not allowed on the TLS listener', async () => {
     const { items } = await portico.json<{ items: any[] }>('/status');
     const ok = statusOf(items, 'TLSRoute', 'infra', 'exact').parents[0].conditions;
     expect(condition(ok, 'Accepted')).toMatchObject({ status: 'True', reason: 'Accepted' });
     expect(condition(statusOf(items, 'TLSRoute', 'infra', 'missing').parents[0].conditions, 'ResolvedRefs')).toMatchObject({ status: 'False', reason: 'BackendNotFound' });
+    const split = statusOf(items, 'TLSRoute', 'infra', 'split').parents[0].conditions;
+    expect([condition(split, 'Accepted')?.reason, condition(split, 'ResolvedRefs')?.reason]).toEqual(['Accepted', 'ResolvedRefs']);
+    const half = statusOf(items, 'TLSRoute', 'infra', 'half-missing').parents[0].conditions;
+    expect(condition(half, 'Accepted')).toMatchObject({ status: 'True', reason: 'Accepted' });
+    expect(condition(half, 'ResolvedRefs')).toMatchObject({ status: 'False', reason: 'BackendNotFound' });
     expect(condition(statusOf(items, 'HTTPRoute', 'infra', 'disallowed-kind').parents[0].conditions, 'Accepted')).toMatchObject({ status: 'False', reason: 'NotAllowedByListeners' });
     const gw = statusOf(items, 'Gateway', 'infra', 'gw');
     expect(condition(gw.conditions, 'Accepted')).toMatchObject({ status: 'True', reason: 'Accepted' });
     for (const l of gw.listeners) for (const type of ['Accepted', 'Programmed', 'ResolvedRefs']) expect(condition(l.conditions, type)?.status, `${l.name} ${type}`).toBe('True');
     const listener = gw.listeners.find((l: any) => l.name === 'tls');
     expect(listener.supportedKinds.map((k: any) => k.kind)).toEqual(['TLSRoute']);
-    expect(listener.attachedRoutes).toBe(3);
+    expect(listener.attachedRoutes).toBe(5);
     for (const type of ['Accepted', 'Programmed', 'ResolvedRefs']) expect(condition(listener.conditions, type)?.status).toBe('True');
   });
 });

@@ -94,10 +94,22 @@ describe('TLSRoute backendRefs', () => {
     expect(sni('abc.example.com')).toBe('b');
   });
 
-  it('several backendRefs with weight: not accepted (one backend per hostname), and the name is refused under its listener', () => {
-    const { sni, accepted } = run([...base([passthrough('wild', '*.example.com')]), tlsRoute('r', ['abc.example.com'], [to('a', 70), to('b', 30)])]);
-    expect(accepted('r')).toBe('False UnsupportedValue');
-    expect(sni('abc.example.com')).toBe('refused');
+  it('several backendRefs share the connections by weight, exactly per run of the total weight (smooth weighted round-robin)', () => {
+    const { sni, accepted, t } = run([...base([passthrough('wild', '*.example.com')]), tlsRoute('r', ['abc.example.com'], [to('a', 70), to('b', 30), to('c', 0)]), ...svc('c')]);
+    expect(accepted('r')).toBe('True Accepted');
+    const counts: Record<string, number> = {};
+    for (let i = 0; i < 100; i++) {
+      const got = sni('abc.example.com');
+      counts[got] = (counts[got] ?? 0) + 1;
+    }
+    expect(counts).toEqual({ a: 70, b: 30 });
+    // Weight 0 is never entered; the IR names each weighted backend.
+    expect(t.ir.passthrough?.find((p) => p.hostname === 'abc.example.com')?.backends).toEqual([{ backend: 'default/a:443', weight: 70 }, { backend: 'default/b:443', weight: 30 }]);
+  });
+
+  it('a backendRef without weight counts 1; 50/50 interleaves', () => {
+    const { sni } = run([...base([passthrough('wild', '*.example.com')]), tlsRoute('r', ['abc.example.com'], [to('a'), to('b')])]);
+    expect(Array.from({ length: 6 }, () => sni('abc.example.com'))).toEqual(['a', 'b', 'a', 'b', 'a', 'b']);
   });
 });
 
@@ -111,12 +123,23 @@ describe('TLSRoute versions', () => {
 });
 
 describe('TLSRoute ResolvedRefs with several weighted backendRefs', () => {
-  it('names the references that cannot be resolved, though the route is not served', () => {
-    const { t, accepted } = run([...base([passthrough('wild', '*.example.com')]), tlsRoute('r', ['abc.example.com'], [to('a', 1), to('missing', 1)])]);
-    expect(accepted('r')).toBe('False UnsupportedValue');
+  it('an unresolvable reference is named in ResolvedRefs, the route stays accepted, and its share of the connections is refused', () => {
+    const { t, accepted, sni } = run([...base([passthrough('wild', '*.example.com')]), tlsRoute('r', ['abc.example.com'], [to('a', 1), to('missing', 3)])]);
+    expect(accepted('r')).toBe('True Accepted');
     const s = t.statuses.find((x) => x.kind === 'TLSRoute')!;
     const refs = (s.status as { parents: { conditions: { type: string; status: string; reason: string; message: string }[] }[] }).parents[0].conditions.find((c) => c.type === 'ResolvedRefs')!;
     expect(refs).toMatchObject({ status: 'False', reason: 'BackendNotFound' });
     expect(refs.message).toMatch(/Service default\/missing not found/);
+    const got = Array.from({ length: 8 }, () => sni('abc.example.com'));
+    expect(got.filter((g) => g === 'a')).toHaveLength(2);
+    expect(got.filter((g) => g === 'refused')).toHaveLength(6);
+  });
+
+  it('every reason is named: a wrong kind and a missing Service', () => {
+    const { t } = run([...base([passthrough('wild', '*.example.com')]), tlsRoute('r', ['abc.example.com'], [{ ...to('a'), kind: 'NonExistent' }, to('missing')])]);
+    const s = t.statuses.find((x) => x.kind === 'TLSRoute')!;
+    const refs = (s.status as { parents: { conditions: { type: string; status: string; reason: string; message: string }[] }[] }).parents[0].conditions.find((c) => c.type === 'ResolvedRefs')!;
+    expect(refs).toMatchObject({ status: 'False', reason: 'InvalidKind' });
+    expect(refs.message).toMatch(/NonExistent.*; .*missing/);
   });
 });

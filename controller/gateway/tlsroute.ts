@@ -1,9 +1,9 @@
 // TLSRoute on TLS Passthrough listeners -> SNI passthrough entries (RoutingIR.passthrough): the
 // connection is spliced, still encrypted, to the backend. Attachment is HTTPRoute's (parentRef
-// sectionName/port, allowedRoutes, hostname intersection); one backend per hostname, since the
-// passthrough piece splices to one Service. An unresolvable backend is still entered (with no
-// endpoints), so its hostname's connections are refused rather than terminated here; so does a
-// route without backendRefs or with weight 0 only, and a name a TLS listener accepts that no
+// sectionName/port, allowedRoutes, hostname intersection). Several weighted backendRefs share the
+// connections by weight, one pick per connection. An unresolvable backend is still entered (with
+// no endpoints), so its share of the connections is refused rather than terminated here; so does
+// a route without backendRefs or with weight 0 only, and a name a TLS listener accepts that no
 // TLSRoute routes (refuseUnroutedNames).
 
 import type { PassthroughRouteIR } from '../../router/types.ts';
@@ -39,8 +39,12 @@ function refProblem(route: KubeObject, b: Record<string, unknown>, index: Backen
   return { problem, refNs, name, port };
 }
 
-/** The route's one backend key, and its ResolvedRefs condition (over every backendRef). */
-function resolveBackend(route: KubeObject, index: BackendIndex, grants: ReferenceGrants, sink: BackendSink): { key: string | undefined; resolved: ConditionInput } {
+/**
+ * The route's backends (keys with weights; weight 0 left out, as it never gets a connection) and
+ * its ResolvedRefs condition over every backendRef. An unresolvable reference gets a backend
+ * without endpoints, so its share of the connections is refused, as the spec asks.
+ */
+function resolveBackends(route: KubeObject, index: BackendIndex, grants: ReferenceGrants, sink: BackendSink): { backends: { backend: string; weight: number }[]; resolved: ConditionInput } {
   const ns = route.metadata.namespace ?? 'default';
   const refs = asArray(asRecord(route.spec).rules).flatMap((r) => asArray(asRecord(r).backendRefs).map(asRecord));
   const weighted = refs.filter((b) => b.weight !== 0);
@@ -48,31 +52,34 @@ function resolveBackend(route: KubeObject, index: BackendIndex, grants: Referenc
     // No backendRef, or only weight 0: the spec's "no forwarding", and connections are rejected.
     const key = `!refused TLSRoute/${ns}/${route.metadata.name} no backend`;
     sink.addBackend(key, { name: key, protocol: 'http', endpoints: [], unavailableReason: refs.length === 0 ? 'the TLSRoute has no backendRefs' : 'every backendRef of the TLSRoute has weight 0' });
-    return { key, resolved: cond('ResolvedRefs', true, 'ResolvedRefs') };
+    return { backends: [{ backend: key, weight: 1 }], resolved: cond('ResolvedRefs', true, 'ResolvedRefs') };
   }
-  if (weighted.length !== 1) {
-    // Not served (UnsupportedValue), but ResolvedRefs still says which references are wrong.
-    const problems = weighted.map((b) => refProblem(route, b, index, grants).problem).filter((p): p is ConditionInput => p !== undefined);
-    return { key: undefined, resolved: problems.length === 0 ? cond('ResolvedRefs', true, 'ResolvedRefs') : cond('ResolvedRefs', false, problems[0].reason, problems.map((p) => p.message).join('; ')) };
-  }
-  const { problem, refNs, name, port } = refProblem(route, weighted[0], index, grants);
-  if (problem !== undefined) {
-    // No endpoints: the hostname's connections are refused.
-    const key = `!refused TLSRoute/${ns}/${route.metadata.name}`;
-    sink.addBackend(key, { name: key, protocol: 'http', endpoints: [], unavailableReason: problem.message, errorStatus: 500 });
-    return { key, resolved: problem };
-  }
-  const r = index.resolve(refNs, name, { number: port! });
-  sink.addBackend(r.key, r.backend);
-  return { key: r.key, resolved: cond('ResolvedRefs', true, 'ResolvedRefs') };
+  const problems: ConditionInput[] = [];
+  const backends = weighted.map((b, i) => {
+    // As HTTPRoute reads it: default 1, the CRD's bounds (0 was left out above).
+    const weight = typeof b.weight === 'number' && Number.isInteger(b.weight) && b.weight > 0 && b.weight <= 1_000_000 ? b.weight : 1;
+    const { problem, refNs, name, port } = refProblem(route, b, index, grants);
+    if (problem !== undefined) {
+      problems.push(problem);
+      // No endpoints: this reference's connections are refused.
+      const key = `!refused TLSRoute/${ns}/${route.metadata.name}${weighted.length > 1 ? ` #${i}` : ''}`;
+      sink.addBackend(key, { name: key, protocol: 'http', endpoints: [], unavailableReason: problem.message, errorStatus: 500 });
+      return { backend: key, weight };
+    }
+    const r = index.resolve(refNs, name, { number: port! });
+    sink.addBackend(r.key, r.backend);
+    return { backend: r.key, weight };
+  });
+  const resolved = problems.length === 0 ? cond('ResolvedRefs', true, 'ResolvedRefs') : cond('ResolvedRefs', false, problems[0].reason, problems.map((p) => p.message).join('; '));
+  return { backends, resolved };
 }
 
 export function translateTLSRoute(route: KubeObject, gateways: ReadonlyMap<string, GatewayModel>, index: BackendIndex, grants: ReferenceGrants, sink: PassthroughSink): TLSRouteResult {
   const ns = route.metadata.namespace ?? 'default';
   const spec = asRecord(route.spec);
   const hostnames = asArray(spec.hostnames).filter((h): h is string => typeof h === 'string').map((h) => h.toLowerCase()).filter(validGatewayHostname);
-  const refCount = asArray(spec.rules).flatMap((r) => asArray(asRecord(r).backendRefs)).filter((b) => asRecord(b).weight !== 0).length;
-  const { key, resolved } = resolveBackend(route, index, grants, sink);
+  const { backends, resolved } = resolveBackends(route, index, grants, sink);
+  const target = { backend: backends[0].backend, ...(backends.length > 1 ? { backends } : {}) };
   const parents: TLSRouteResult['parents'] = [];
   for (const raw of asArray(spec.parentRefs)) {
     const ref = readParentRef(raw, ns, gateways);
@@ -94,10 +101,6 @@ export function translateTLSRoute(route: KubeObject, gateways: ReadonlyMap<strin
       done(cond('Accepted', false, 'NoMatchingListenerHostname', `no hostname of the route (${hostnames.join(', ')}) matches a listener`));
       continue;
     }
-    if (refCount > 1) {
-      done(cond('Accepted', false, 'UnsupportedValue', `Portico passes a TLS hostname through to one backend; this route has ${refCount} backendRefs with weight`));
-      continue;
-    }
     const skipped: string[] = [];
     let entered = 0;
     for (const { listener, hosts } of attached) {
@@ -113,7 +116,7 @@ export function translateTLSRoute(route: KubeObject, gateways: ReadonlyMap<strin
           else entered++;
           continue;
         }
-        if (listener.programmed) sink.addPassthrough({ hostname: host, ...(multi ? { multiLabelWildcard: true } : {}), backend: key!, source: { kind: 'TLSRoute', namespace: ns, name: route.metadata.name } });
+        if (listener.programmed) sink.addPassthrough({ hostname: host, ...(multi ? { multiLabelWildcard: true } : {}), ...target, source: { kind: 'TLSRoute', namespace: ns, name: route.metadata.name } });
         entered++;
       }
     }
