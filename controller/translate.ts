@@ -10,7 +10,7 @@ import { TableBuilder } from './table-builder.ts';
 import { TlsSecrets, translateTls, type TlsTranslation } from './tls.ts';
 import { storeCertificate } from '../tls/store.ts';
 import type { ConditionClock } from './gateway/conditions.ts';
-import { DEFAULT_GATEWAY_CONTROLLER, mergeVirtualHosts, translateGatewayApi, type GatewayVirtualHost } from './gateway/index.ts';
+import { DEFAULT_GATEWAY_CONTROLLER, mergeVirtualHosts, translateGatewayApi, type GatewayVirtualHost, type ListenerBindError } from './gateway/index.ts';
 
 export interface TranslateOptions {
   /** `--ingress-class`: the IngressClass whose Ingresses Portico serves. */
@@ -33,6 +33,11 @@ export interface TranslateOptions {
   readonly bindAddress?: string;
   /** This machine's interface addresses: a Gateway's spec.addresses may name them (the primary reads them). */
   readonly localAddresses?: readonly string[];
+  /**
+   * Gateway listener sockets (RoutingIR.listeners keys) the workers report they cannot bind:
+   * those listeners are reported PortUnavailable. They stay in the table, so workers keep trying.
+   */
+  readonly unavailableListeners?: Readonly<Record<string, ListenerBindError>>;
 }
 
 export interface TranslatorState {
@@ -70,7 +75,7 @@ export function translate(snapshot: SourceSnapshot, options: TranslateOptions, s
 
   const gw = translateGatewayApi(
     objects,
-    { controllerName: options.gatewayControllerName ?? DEFAULT_GATEWAY_CONTROLLER, httpPort: options.httpPort ?? 80, httpsPort: options.httpsPort ?? 443, addresses: gatewayAddresses(options), ...(options.bindAddress !== undefined ? { bindAddress: options.bindAddress } : {}), ...(options.localAddresses !== undefined ? { localAddresses: options.localAddresses } : {}), now: options.now ?? new Date() },
+    { controllerName: options.gatewayControllerName ?? DEFAULT_GATEWAY_CONTROLLER, httpPort: options.httpPort ?? 80, httpsPort: options.httpsPort ?? 443, addresses: gatewayAddresses(options), ...(options.bindAddress !== undefined ? { bindAddress: options.bindAddress } : {}), ...(options.localAddresses !== undefined ? { localAddresses: options.localAddresses } : {}), ...(options.unavailableListeners !== undefined ? { unavailableListeners: options.unavailableListeners } : {}), now: options.now ?? new Date() },
     index,
     builder,
     secrets,

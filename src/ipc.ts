@@ -64,8 +64,19 @@ export interface PeerWarningMessage {
   readonly msg: string;
 }
 
+/**
+ * Worker -> primary: a Gateway listener socket (RoutingIR.listeners key) this worker cannot bind,
+ * with the error, or (no error) can again or no longer needs to. The primary feeds the failing
+ * ones into translation, which reports those listeners PortUnavailable; the worker keeps trying.
+ */
+export interface ListenerStateMessage {
+  readonly type: 'portico:listener-state';
+  readonly key: string;
+  readonly error?: { readonly code: string; readonly message: string };
+}
+
 export type PrimaryMessage = TableMessage | EndpointsMessage | ShutdownMessage | TicketKeysMessage;
-export type WorkerMessage = HelloMessage | AckMessage | PeerWarningMessage;
+export type WorkerMessage = HelloMessage | AckMessage | PeerWarningMessage | ListenerStateMessage;
 
 export function isMessage<T extends { type: string }>(m: unknown, type: T['type']): m is T {
   return typeof m === 'object' && m !== null && (m as { type?: unknown }).type === type;

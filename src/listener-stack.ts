@@ -53,6 +53,7 @@ export class ListenerStack {
   readonly tlsServer: tls.Server | undefined;
   private readonly deps: StackDeps;
   private readonly idleClosers: (() => void)[] = [];
+  private readonly disposers: (() => void)[] = [];
   private readonly sessions = new Set<Http2Session>();
   private closing = false;
   private readonly sockets = new Set<net.Socket>();
@@ -67,6 +68,9 @@ export class ListenerStack {
     const upgrade = createUpgradeHandler({ table, forwarding: deps.forwarding, log, connectTimeoutMs: options.upstreamConnectTimeoutMs, responseTimeoutMs: options.upstreamTimeoutMs, idleTimeoutMs: 3_600_000, decision: deps.decision });
     const http1 = createHttp1Server(options, log, handler, upgrade);
     const h2 = createH2cServer(options, handler);
+    // node:http's timeout sweep starts with the server (createHttp1Server): a stack that never
+    // bound must stop it.
+    this.disposers.push(() => http1.close(() => undefined), () => h2.close(() => undefined));
     // --http1-engine fast: HTTP/1.1 on raw sockets; upgrades (and what it does not serve) go to node:http.
     const fast = deps.fast?.(table, (s) => http1.emit('connection', s));
     this.idleClosers.push(() => http1.closeIdleConnections());
@@ -115,6 +119,12 @@ export class ListenerStack {
   /** Closes connections that sit between requests, and sends HTTP/2 sessions a GOAWAY. */
   closeIdle(): void {
     for (const close of this.idleClosers) close();
+  }
+
+  /** Releases a stack that never bound (its port could not be bound and it is no longer wanted). */
+  dispose(): void {
+    if (this.server.listening) return;
+    for (const d of this.disposers) d();
   }
 
   /** Ends every connection still open (after the grace period of a removed listener). */

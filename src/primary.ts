@@ -10,6 +10,7 @@ import type { Source } from '../controller/source.ts';
 import type { Problem, SourceSnapshot } from '../controller/objects.ts';
 import type { StatusItem } from '../controller/status.ts';
 import { newTranslatorState, translate } from '../controller/translate.ts';
+import type { ListenerBindError } from '../controller/gateway/index.ts';
 import { changedEndpointSets, compileTable, splitEndpoints, type EndpointSetsIR } from '../router/index.ts';
 import type { RoutingIR } from '../router/types.ts';
 import { FAKE_CERTIFICATE_CN, generateSelfSigned } from '../tls/selfsigned.ts';
@@ -20,7 +21,7 @@ import { startAdminServer } from './admin.ts';
 import { networkInterfaces } from 'node:os';
 import { WorkerMetrics } from './cluster-metrics.ts';
 import { checkPortFree } from './listeners.ts';
-import { LISTEN_FAILED_EXIT_CODE, isMessage, type AckMessage, type EndpointsMessage, type PeerWarningMessage, type TableMessage, type TicketKeysMessage } from './ipc.ts';
+import { LISTEN_FAILED_EXIT_CODE, isMessage, type AckMessage, type EndpointsMessage, type ListenerStateMessage, type PeerWarningMessage, type TableMessage, type TicketKeysMessage } from './ipc.ts';
 import { PeerLogLimiter } from './realip/proxy-listener.ts';
 import { createLogger, type Logger } from './log.ts';
 import type { ServeOptions } from './options.ts';
@@ -134,11 +135,30 @@ export async function runPrimary(options: ServeOptions, warnings: readonly strin
     for (const k of now) reported.add(k);
   };
 
+  // Gateway listener sockets workers cannot bind, per worker (ListenerStateMessage): an input of
+  // translation, as the snapshot is, so status says PortUnavailable and flips back by itself.
+  const bindFailures = new Map<number, Map<string, ListenerBindError>>();
+  let lastSnapshot: SourceSnapshot | undefined;
+  const unavailableListeners = (): Record<string, ListenerBindError> => {
+    const out: Record<string, ListenerBindError> = {};
+    for (const failures of bindFailures.values()) for (const [key, err] of failures) out[key] ??= err;
+    return out;
+  };
+  let unavailableJson = '{}';
+  /** Translates the last snapshot again when the set of unbindable listeners changed. */
+  const onBindStateChange = (): void => {
+    const json = JSON.stringify(unavailableListeners());
+    if (json === unavailableJson) return;
+    unavailableJson = json;
+    if (lastSnapshot !== undefined) onSnapshot(lastSnapshot);
+  };
+
   const onSnapshot = (snapshot: SourceSnapshot): void => {
+    lastSnapshot = snapshot;
     let t;
     try {
       const publishAddresses = kube ? kube.addresses(snapshot) : options.publishStatusAddresses;
-      t = translate(snapshot, { ingressClass: options.ingressClass, publishAddresses, defaultCertificateSecret: options.defaultSslCertificate, gatewayControllerName: options.gatewayControllerName, httpPort: options.httpPort, httpsPort: options.httpsPort, bindAddress: options.bindAddress, localAddresses: localAddresses() }, state);
+      t = translate(snapshot, { ingressClass: options.ingressClass, publishAddresses, defaultCertificateSecret: options.defaultSslCertificate, gatewayControllerName: options.gatewayControllerName, httpPort: options.httpPort, httpsPort: options.httpsPort, bindAddress: options.bindAddress, localAddresses: localAddresses(), unavailableListeners: unavailableListeners() }, state);
     } catch (err) {
       // A translator bug must not take down serving: keep the last table.
       translationsTotal.labels('error').inc();
@@ -202,6 +222,12 @@ export async function runPrimary(options: ServeOptions, warnings: readonly strin
       else if (isMessage<AckMessage>(msg, 'portico:ack')) {
         if (msg.error) log.error({ worker: w.id, err: msg.error }, 'worker rejected a routing table');
         acked.set(w.id, Math.max(acked.get(w.id) ?? 0, msg.version));
+      } else if (isMessage<ListenerStateMessage>(msg, 'portico:listener-state')) {
+        const failures = bindFailures.get(w.id) ?? new Map<string, ListenerBindError>();
+        if (msg.error !== undefined) failures.set(String(msg.key), { code: String(msg.error.code), message: String(msg.error.message) });
+        else failures.delete(String(msg.key));
+        bindFailures.set(w.id, failures);
+        onBindStateChange();
       } else if (isMessage<PeerWarningMessage>(msg, 'portico:peer-warning')) {
         const { component: _c, pid: _p, ...fields } = (msg.fields ?? {}) as Record<string, unknown>;
         if (peerWarnings.allow(String(msg.key ?? msg.peer))) peerLog.warn(fields, String(msg.msg));
@@ -212,6 +238,8 @@ export async function runPrimary(options: ServeOptions, warnings: readonly strin
   let recentDeaths: number[] = [];
   cluster.on('exit', (w, code, signal) => {
     acked.delete(w.id);
+    // Its replacement reports its own bind results.
+    if (bindFailures.delete(w.id)) onBindStateChange();
     if (stopping) return;
     if (code === LISTEN_FAILED_EXIT_CODE) {
       // A port taken or an address not on this host: respawning cannot help, and a process that

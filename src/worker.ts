@@ -8,7 +8,7 @@ import type { TicketKeyState } from '../tls/session-tickets.ts';
 import { CertificateStore } from '../tls/store.ts';
 import { compileTable, type RoutingTable } from '../router/index.ts';
 import type { ForwardedValues } from './forwarding.ts';
-import { LISTEN_FAILED_EXIT_CODE, isMessage, type AckMessage, type EndpointsMessage, type PeerWarningMessage, type ShutdownMessage, type TableMessage, type TicketKeysMessage } from './ipc.ts';
+import { LISTEN_FAILED_EXIT_CODE, isMessage, type AckMessage, type EndpointsMessage, type ListenerStateMessage, type PeerWarningMessage, type ShutdownMessage, type TableMessage, type TicketKeysMessage } from './ipc.ts';
 import { ListenerStack, type StackDeps } from './listener-stack.ts';
 import { createLogger } from './log.ts';
 import { endpointUpdates, retainRouteSeries, tableSwaps, tableVersion } from './metrics.ts';
@@ -30,7 +30,7 @@ const pools = new UpstreamPools(options);
 const store = new CertificateStore();
 let ticketKeys: TicketKeyState | undefined;
 
-function send(msg: AckMessage | PeerWarningMessage | { type: 'portico:hello' }): void {
+function send(msg: AckMessage | PeerWarningMessage | ListenerStateMessage | { type: 'portico:hello' }): void {
   if (process.connected) process.send?.(msg);
 }
 
@@ -102,8 +102,33 @@ function pruneFastPool(t: RoutingTable): void {
 /** The two main listeners, then the Gateway listeners with ports of their own, by key. */
 const stacks: ListenerStack[] = [];
 const gatewayStacks = new Map<string, ListenerStack>();
-/** Gateway listeners that could not bind, by key: logged once, tried again with the next table. */
-const bindFailures = new Map<string, string>();
+/**
+ * Gateway listeners that could not bind, by key: their stacks (tried again with backoff while the
+ * table wants them) and the error the primary was told.
+ */
+const unbound = new Map<string, { stack: ListenerStack; reason: string }>();
+/** Retrying unbound listeners: 0.5 s, doubling to 5 s, until every wanted listener is bound. */
+const RETRY_FIRST_MS = 500;
+const RETRY_MAX_MS = 5000;
+let retryTimer: NodeJS.Timeout | undefined;
+let retryDelayMs = RETRY_FIRST_MS;
+/** Reconciliations run one at a time: two tables in a row must not bind one listener twice. */
+let reconciling: Promise<void> = Promise.resolve();
+
+function reconcile(t: RoutingTable): Promise<void> {
+  reconciling = reconciling.then(() => (current === t && !drain.active ? reconcileGatewayListeners(t) : undefined)).catch((err: Error) => log.error({ err: err.message }, 'reconciling Gateway listeners failed'));
+  return reconciling;
+}
+
+function scheduleRetry(): void {
+  if (retryTimer !== undefined) return;
+  retryTimer = setTimeout(() => {
+    retryTimer = undefined;
+    if (current !== undefined) void reconcile(current);
+  }, retryDelayMs);
+  retryTimer.unref();
+  retryDelayMs = Math.min(retryDelayMs * 2, RETRY_MAX_MS);
+}
 
 async function startListeners(): Promise<void> {
   const plain = new ListenerStack(stackDeps, { name: 'http', address: options.bindAddress, port: options.httpPort, protocol: 'HTTP', table });
@@ -115,35 +140,63 @@ async function startListeners(): Promise<void> {
   log.info({ http: options.httpPort, https: options.httpsPort, address: options.bindAddress, http1Engine: options.http1Engine, listenMode }, 'listeners ready');
 }
 
+const sameSocket = (a: ListenerStack['spec'], l: { protocol: string; address: string; port: number }): boolean => l.protocol === a.protocol && (l.address === '' ? options.bindAddress : l.address) === a.address && l.port === a.port;
+
 /**
  * Binds the Gateway listeners the table has and this worker does not, and closes those it no
  * longer has (their open connections finish their requests). The main listeners never change.
+ * A listener that cannot be bound is reported to the primary (its status says PortUnavailable)
+ * and tried again with backoff; the table keeps it, so it is served as soon as it binds.
  */
 async function reconcileGatewayListeners(t: RoutingTable): Promise<void> {
   const wanted = new Map((t.ir.listeners ?? []).map((l) => [l.key, l]));
   for (const [key, stack] of gatewayStacks) {
     const want = wanted.get(key);
-    if (want !== undefined && want.protocol === stack.spec.protocol && want.address === stack.spec.address && want.port === stack.spec.port) continue;
+    if (want !== undefined && sameSocket(stack.spec, want)) continue;
     gatewayStacks.delete(key);
     void retire(stack);
+  }
+  for (const [key, u] of unbound) {
+    const want = wanted.get(key);
+    if (want !== undefined && sameSocket(u.stack.spec, want)) continue;
+    unbound.delete(key);
+    u.stack.dispose();
+    // No longer wanted as it was: the primary forgets the failure (a new one is reported below).
+    send({ type: 'portico:listener-state', key });
   }
   for (const [key, l] of wanted) {
     if (gatewayStacks.has(key)) continue;
     const address = l.address === '' ? options.bindAddress : l.address;
-    const stack = new ListenerStack(stackDeps, { name: key, address, port: l.port, protocol: l.protocol, table: () => current?.listener(key) });
+    const failed = unbound.get(key);
+    const stack = failed?.stack ?? new ListenerStack(stackDeps, { name: key, address, port: l.port, protocol: l.protocol, table: () => current?.listener(key) });
     if (ticketKeys !== undefined) stack.applyTls(ticketKeys);
     try {
       await stack.listen();
     } catch (err) {
-      const reason = (err as Error).message;
-      if (bindFailures.get(key) !== reason) log.error({ listener: key, address, port: l.port, err: reason }, 'cannot bind a Gateway listener; its routes are not served until it can');
-      bindFailures.set(key, reason);
+      const e = err as Error & { code?: string };
+      const reason = e.message;
+      if (failed?.reason !== reason) {
+        log.error({ listener: key, address, port: l.port, err: reason }, 'cannot bind a Gateway listener; its routes are not served until it can (retrying)');
+        send({ type: 'portico:listener-state', key, error: { code: e.code ?? 'ERROR', message: bindMessage(e) } });
+      }
+      unbound.set(key, { stack, reason });
       continue;
     }
-    bindFailures.delete(key);
+    if (failed !== undefined) {
+      unbound.delete(key);
+      send({ type: 'portico:listener-state', key });
+    }
     gatewayStacks.set(key, stack);
     log.info({ listener: key, address, port: l.port, protocol: l.protocol }, 'Gateway listener bound');
   }
+  if (unbound.size > 0) scheduleRetry();
+  else retryDelayMs = RETRY_FIRST_MS;
+}
+
+/** A bind error for status: what the errno means, with the code. */
+function bindMessage(e: Error & { code?: string }): string {
+  const what: Record<string, string> = { EADDRINUSE: 'the port is in use by another process', EADDRNOTAVAIL: 'the address is not on this host', EACCES: 'permission denied (a privileged port)' };
+  return e.code !== undefined && what[e.code] !== undefined ? `${what[e.code]} (${e.code})` : e.message;
 }
 
 /** A listener the table dropped: stop accepting, let requests in flight finish, then close what is left. */
@@ -190,7 +243,11 @@ async function onTable(msg: TableMessage): Promise<void> {
   } else {
     await listening;
   }
-  if (current === table && !drain.active) await reconcileGatewayListeners(table);
+  if (current === table && !drain.active) {
+    // A new table starts the retry backoff over.
+    retryDelayMs = RETRY_FIRST_MS;
+    await reconcile(table);
+  }
   send({ type: 'portico:ack', version: table.version });
 }
 

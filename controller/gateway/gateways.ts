@@ -38,7 +38,25 @@ export interface ListenerModel {
   refs: ConditionInput[];
   /** The Gateway's spec.addresses IP this listener has a socket of its own on (not --bind-address). */
   address?: string;
+  /**
+   * The workers cannot bind this listener's socket (ListenerBindError): it stays in the table,
+   * so the workers keep trying and serve it once they can, but it is not Accepted nor Programmed.
+   */
+  bindError?: ListenerBindError;
 }
+
+/**
+ * Why the workers cannot bind a listener's socket (a port taken by another process, an address
+ * not on this host, a privileged port): an input of translation, as the workers reported it.
+ */
+export interface ListenerBindError {
+  /** The errno code, e.g. EADDRINUSE, EADDRNOTAVAIL, EACCES. */
+  readonly code: string;
+  readonly message: string;
+}
+
+/** The key of a listener's socket, as RoutingIR.listeners has it: `address:port`, `:port` for --bind-address. */
+export const socketKeyOf = (address: string | undefined, port: number): string => `${address ?? ''}:${port}`;
 
 export interface GatewayModel {
   readonly object: KubeObject;
@@ -60,6 +78,8 @@ export interface GatewayContext {
   readonly namespaces: NamespaceLabels;
   readonly grants: ReferenceGrants;
   readonly secrets: TlsSecrets;
+  /** Sockets of listeners the workers cannot bind, by socket key (socketKeyOf). */
+  readonly unavailable?: Readonly<Record<string, ListenerBindError>>;
 }
 
 const isGatewayApi = (o: KubeObject, kind: string): boolean => o.kind === kind && o.apiVersion.startsWith(`${GATEWAY_GROUP}/`);
@@ -189,6 +209,10 @@ function evaluateGateway(gw: KubeObject, ctx: GatewayContext, portOwner: Map<str
   for (const l of listeners) {
     l.accepted = l.accept === undefined;
     l.programmed = l.accepted && !unusableAddress && !l.refs.some((r) => r.reason === 'InvalidCertificateRef' || r.reason === 'RefNotPermitted');
+    // Only sockets of their own can fail to bind: the main ports failing stops Portico.
+    const own = l.address !== undefined || (l.port !== ctx.httpPort && l.port !== ctx.httpsPort);
+    const failed = l.programmed && own ? ctx.unavailable?.[socketKeyOf(l.address, l.port)] : undefined;
+    if (failed !== undefined) l.bindError = { code: failed.code, message: `port ${l.port} on ${l.address ?? (ctx.bindAddress || '0.0.0.0')} cannot be bound: ${failed.message}` };
   }
 
   // Addresses: Portico's published addresses; spec.addresses may only name one of them.
@@ -211,19 +235,28 @@ function evaluateGateway(gw: KubeObject, ctx: GatewayContext, portOwner: Map<str
   const addresses = requested.length > 0 && !wantsAny ? requested : published;
   const infra = asRecord(spec.infrastructure).parametersRef;
   const gatewayConditions = (): ConditionInput[] => {
+    // A listener whose socket cannot be bound is not accepted, but its Gateway still is (it is
+    // served once the socket can be bound): Programmed=False says what is missing.
     const valid = listeners.filter((l) => l.accepted);
-    const invalid = listeners.length - valid.length;
+    const unbound = valid.filter((l) => l.bindError !== undefined).length;
+    const invalid = listeners.length - valid.length + unbound;
     let accepted: ConditionInput;
     if (infra !== undefined && infra !== null) accepted = cond('Accepted', false, 'InvalidParameters', 'Portico takes no infrastructure parameters; remove spec.infrastructure.parametersRef');
     else if (addressProblem !== undefined) accepted = addressProblem;
     else if (listeners.length > 0 && valid.length === 0) accepted = cond('Accepted', false, 'ListenersNotValid', 'no listener is valid');
-    else if (invalid > 0) accepted = cond('Accepted', true, 'ListenersNotValid', `${invalid} of ${listeners.length} listeners are not valid`);
+    else if (invalid > 0) accepted = cond('Accepted', true, 'ListenersNotValid', `${invalid} of ${listeners.length} listeners are not valid${unbound > 0 ? ` (${unbound} cannot be bound)` : ''}`);
     else accepted = cond('Accepted', true, 'Accepted');
     let programmed: ConditionInput;
     if (accepted.status === 'False') programmed = cond('Programmed', false, 'Invalid', 'the Gateway is not accepted');
     else if (addressUnusable !== undefined) programmed = addressUnusable;
-    else if (!listeners.some((l) => l.programmed)) programmed = cond('Programmed', false, 'Invalid', 'no listener is programmed');
-    else programmed = cond('Programmed', true, 'Programmed');
+    else if (!listeners.some((l) => l.programmed && l.bindError === undefined)) {
+      const failed = listeners.filter((l) => l.programmed && l.bindError !== undefined);
+      // The Gateway's own address cannot be bound (gone from this host): the spec's AddressNotUsable.
+      const addressGone = failed.find((l) => l.address !== undefined && l.bindError?.code === 'EADDRNOTAVAIL');
+      if (addressGone !== undefined) programmed = cond('Programmed', false, 'AddressNotUsable', addressGone.bindError!.message);
+      else if (failed.length > 0) programmed = cond('Programmed', false, 'Invalid', `no listener is programmed: ${failed.map((l) => `${l.name}: ${l.bindError!.message}`).join('; ')}`);
+      else programmed = cond('Programmed', false, 'Invalid', 'no listener is programmed');
+    } else programmed = cond('Programmed', true, 'Programmed');
     return [accepted, programmed];
   };
   return { object: gw, key, listeners, gatewayConditions, addresses };
@@ -326,6 +359,16 @@ function checkCertificates(model: ListenerModel, ns: string, tls: Record<string,
 
 /** The listener's four conditions, in the order the spec lists them. */
 export function listenerConditions(l: ListenerModel): ConditionInput[] {
+  if (l.bindError !== undefined) {
+    // The spec's PortUnavailable ("the port is already in use") is an Accepted reason; Programmed
+    // says Invalid with the same cause. Routes stay attached: attachment does not depend on it.
+    const message = `${l.bindError.message}; the workers keep trying and serve it once it can be`;
+    return [cond('Accepted', false, 'PortUnavailable', message), cond('Programmed', false, 'Invalid', message), ...listenerConditionsOf(l).slice(2)];
+  }
+  return listenerConditionsOf(l);
+}
+
+function listenerConditionsOf(l: ListenerModel): ConditionInput[] {
   const accepted = l.accept ?? cond('Accepted', true, 'Accepted');
   const programmed = l.programmed ? cond('Programmed', true, 'Programmed') : cond('Programmed', false, 'Invalid', l.accept?.message ?? l.refs[0]?.message ?? 'not programmed');
   const resolved = l.refs[0] !== undefined ? cond('ResolvedRefs', false, l.refs[0].reason, l.refs.map((r) => r.message).join('; ')) : cond('ResolvedRefs', true, 'ResolvedRefs');

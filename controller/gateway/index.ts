@@ -8,13 +8,13 @@ import { compareAge, type KubeObject, type Problem } from '../objects.ts';
 import type { StatusItem } from '../status.ts';
 import type { TlsSecrets } from '../tls.ts';
 import { ConditionStamper, type ConditionClock } from './conditions.ts';
-import { evaluateGateways, listenerConditions, ownClasses, SUPPORTED_FEATURES, type GatewayModel } from './gateways.ts';
+import { evaluateGateways, listenerConditions, ownClasses, SUPPORTED_FEATURES, type GatewayModel, type ListenerBindError } from './gateways.ts';
 import { KindClaims, serviceBeforeMethod } from './grpcroute.ts';
 import { translateHTTPRoute } from './httproute.ts';
 import { refuseUnroutedNames, translateTLSRoute, type PassthroughSink } from './tlsroute.ts';
 import { GATEWAY_GROUP, NamespaceLabels, ReferenceGrants } from './refs.ts';
 
-export { DEFAULT_GATEWAY_CONTROLLER } from './gateways.ts';
+export { DEFAULT_GATEWAY_CONTROLLER, type ListenerBindError } from './gateways.ts';
 
 export interface GatewayTranslateOptions {
   readonly controllerName: string;
@@ -25,6 +25,8 @@ export interface GatewayTranslateOptions {
   /** --bind-address, and this machine's addresses (spec.addresses may name them). */
   readonly bindAddress?: string;
   readonly localAddresses?: readonly string[];
+  /** Listener sockets the workers cannot bind, by RoutingIR listener key (the primary collects them). */
+  readonly unavailableListeners?: Readonly<Record<string, ListenerBindError>>;
   readonly now: Date;
 }
 
@@ -62,6 +64,7 @@ export function translateGatewayApi(objects: readonly KubeObject[], options: Gat
     addresses: options.addresses,
     ...(options.bindAddress !== undefined ? { bindAddress: options.bindAddress } : {}),
     ...(options.localAddresses !== undefined ? { localAddresses: options.localAddresses } : {}),
+    ...(options.unavailableListeners !== undefined ? { unavailable: options.unavailableListeners } : {}),
     namespaces: new NamespaceLabels(objects),
     grants,
     secrets,
