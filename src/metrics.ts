@@ -11,14 +11,100 @@ import client from 'prom-client';
 import type { CompiledBackend, CompiledRoute, RoutingIR } from '../router/index.ts';
 import { seriesKey, serviceLabel, tableSeriesKeys, type RouteLabels } from '../router/labels.ts';
 
-/** Labels every request metric has. `ingress` or `route` is absent, depending on the route's kind. */
-const ROUTE_LABELS = ['namespace', 'ingress', 'route', 'host', 'path', 'service'] as const;
+type Labels = Readonly<Record<string, string>>;
 
-export const requestsTotal = new client.Counter({
-  name: 'portico_requests_total',
-  help: 'Requests answered, by route (namespace, ingress or route, host pattern, configured path), backend Service, method and status class',
-  labelNames: [...ROUTE_LABELS, 'method', 'status'] as const,
-});
+// Request series are observed on every request. prom-client's own children validate and hash
+// their labels on each observe (about a microsecond each, five per request), so a Series counts
+// into plain arrays, and these metrics read them when scraped. They join the default registry
+// with the duck type prom-client's AggregatorRegistry registers its merged metrics with (name,
+// help, type, aggregator, get), so the primary's collection reads them as any other metric.
+interface MetricValue {
+  value: number;
+  labels: Record<string, string | number>;
+  metricName?: string;
+}
+
+class SeriesMetric {
+  readonly name: string;
+  readonly help: string;
+  readonly type: 'counter' | 'histogram';
+  readonly aggregator = 'sum';
+  private readonly read: (out: MetricValue[]) => void;
+
+  constructor(name: string, help: string, type: 'counter' | 'histogram', read: (out: MetricValue[]) => void) {
+    this.name = name;
+    this.help = help;
+    this.type = type;
+    this.read = read;
+    client.register.registerMetric(this as unknown as client.Metric);
+  }
+
+  get(): { name: string; help: string; type: string; values: MetricValue[]; aggregator: string } {
+    const values: MetricValue[] = [];
+    this.read(values);
+    return { name: this.name, help: this.help, type: this.type, values, aggregator: this.aggregator };
+  }
+
+  /** registry.resetMetrics(): every series starts from zero. */
+  reset(): void {
+    for (const s of observed) s.reset();
+  }
+}
+
+/** One histogram of one series: counts per bucket (the last is above every bound), sum, count. */
+class HistogramCounts {
+  readonly bounds: readonly number[];
+  readonly buckets: Float64Array;
+  sum = 0;
+  count = 0;
+
+  constructor(bounds: readonly number[]) {
+    this.bounds = bounds;
+    this.buckets = new Float64Array(bounds.length + 1);
+  }
+
+  observe(value: number): void {
+    // prom-client refuses (throws on) a value that is not a finite number: dropped here.
+    if (!Number.isFinite(value)) return;
+    const b = this.bounds;
+    let i = 0;
+    while (i < b.length && value > b[i]) i++;
+    this.buckets[i]++;
+    this.sum += value;
+    this.count++;
+  }
+
+  /** The values prom-client's Histogram.get() gives for one label set, in its order. */
+  read(name: string, labels: Labels, out: MetricValue[]): void {
+    if (this.count === 0) return;
+    let acc = 0;
+    for (let i = 0; i < this.bounds.length; i++) {
+      acc += this.buckets[i];
+      out.push({ value: acc, metricName: `${name}_bucket`, labels: { le: this.bounds[i], ...labels } });
+    }
+    out.push({ value: this.count, metricName: `${name}_bucket`, labels: { le: '+Inf', ...labels } });
+    out.push({ value: this.sum, metricName: `${name}_sum`, labels: { ...labels } });
+    out.push({ value: this.count, metricName: `${name}_count`, labels: { ...labels } });
+  }
+
+  reset(): void {
+    this.buckets.fill(0);
+    this.sum = 0;
+    this.count = 0;
+  }
+}
+
+/** Series observed at least once and not removed, in the order of their first observation. */
+const observed = new Set<Series>();
+
+export const requestsTotal = new SeriesMetric(
+  'portico_requests_total',
+  'Requests answered, by route (namespace, ingress or route, host pattern, configured path), backend Service, method and status class',
+  'counter',
+  (out) => {
+    for (const s of observed) s.readCounts(out);
+  },
+);
 
 // ingress-nginx's default --time-buckets.
 const TIME_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
@@ -26,35 +112,23 @@ const TIME_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 // every request in +Inf).
 const SIZE_BUCKETS = [10, 100, 1000, 10_000, 100_000, 1_000_000, 10_000_000];
 
+const UPSTREAM_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+
 // Histograms carry the route labels only: method and status would multiply their buckets by up
 // to 50; the counter above has them.
-export const requestDuration = new client.Histogram({
-  name: 'portico_request_duration_seconds',
-  help: 'Whole request, from its arrival to the end of the response (to the 101 for upgrades), in seconds',
-  labelNames: ROUTE_LABELS,
-  buckets: TIME_BUCKETS,
-});
+type HistogramName = 'duration' | 'request' | 'response' | 'upstream';
+const histogramOf = (name: string, help: string, which: HistogramName): SeriesMetric =>
+  new SeriesMetric(name, help, 'histogram', (out) => {
+    for (const s of observed) s.histogram(which)?.read(name, s.labels, out);
+  });
 
-export const requestSize = new client.Histogram({
-  name: 'portico_request_size_bytes',
-  help: 'Request size: head (request line and header fields, as HTTP/1.1 text) and the body its Content-Length declares',
-  labelNames: ROUTE_LABELS,
-  buckets: SIZE_BUCKETS,
-});
+export const requestDuration = histogramOf('portico_request_duration_seconds', 'Whole request, from its arrival to the end of the response (to the 101 for upgrades), in seconds', 'duration');
 
-export const responseSize = new client.Histogram({
-  name: 'portico_response_size_bytes',
-  help: 'Response size: head (status line and header fields, as HTTP/1.1 text) and body bytes sent',
-  labelNames: ROUTE_LABELS,
-  buckets: SIZE_BUCKETS,
-});
+export const requestSize = histogramOf('portico_request_size_bytes', 'Request size: head (request line and header fields, as HTTP/1.1 text) and the body its Content-Length declares', 'request');
 
-export const upstreamLatency = new client.Histogram({
-  name: 'portico_upstream_response_seconds',
-  help: 'Time from sending a request upstream to its response headers',
-  labelNames: ROUTE_LABELS,
-  buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
-});
+export const responseSize = histogramOf('portico_response_size_bytes', 'Response size: head (status line and header fields, as HTTP/1.1 text) and body bytes sent', 'response');
+
+export const upstreamLatency = histogramOf('portico_upstream_response_seconds', 'Time from sending a request upstream to its response headers', 'upstream');
 
 export const upstreamErrors = new client.Counter({
   name: 'portico_upstream_errors_total',
@@ -98,17 +172,17 @@ export function statusClassIndex(status: number): number {
   return Math.min(Math.max(Math.floor(status / 100) - 1, 0), 4);
 }
 
-type Labels = Readonly<Record<string, string>>;
-
-/** One route towards one Service: its label values and, made on first use, its children. */
+/** One route towards one Service: its label values and what was counted for them. */
 class Series {
   readonly key: string;
   readonly labels: Labels;
   dead = false;
-  // Label lookups hash their arguments; a request reuses the children of its series.
-  private readonly counters: (client.Counter.Internal | undefined)[] = new Array(METHODS.length * STATUS_CLASSES.length);
-  private histograms: { duration: client.Histogram.Internal<string>; request: client.Histogram.Internal<string>; response: client.Histogram.Internal<string> } | undefined;
-  private upstream: client.Histogram.Internal<string> | undefined;
+  /** Requests by method and status class (METHODS x STATUS_CLASSES). */
+  private readonly counts = new Float64Array(METHODS.length * STATUS_CLASSES.length);
+  private duration: HistogramCounts | undefined;
+  private request: HistogramCounts | undefined;
+  private response: HistogramCounts | undefined;
+  private upstream: HistogramCounts | undefined;
 
   constructor(key: string, labels: Labels) {
     this.key = key;
@@ -116,40 +190,47 @@ class Series {
   }
 
   observe(method: number, statusClass: number, seconds: number, requestBytes: number, responseBytes: number): void {
-    const i = method * STATUS_CLASSES.length + statusClass;
-    let counter = this.counters[i];
-    if (counter === undefined) {
-      counter = requestsTotal.labels({ ...this.labels, method: METHODS[method], status: STATUS_CLASSES[statusClass] });
-      this.counters[i] = counter;
+    if (this.duration === undefined) {
+      this.duration = new HistogramCounts(TIME_BUCKETS);
+      this.request = new HistogramCounts(SIZE_BUCKETS);
+      this.response = new HistogramCounts(SIZE_BUCKETS);
+      observed.add(this);
     }
-    counter.inc();
-    let h = this.histograms;
-    if (h === undefined) {
-      h = { duration: requestDuration.labels(this.labels), request: requestSize.labels(this.labels), response: responseSize.labels(this.labels) };
-      this.histograms = h;
-    }
-    h.duration.observe(seconds);
-    h.request.observe(requestBytes);
-    h.response.observe(responseBytes);
+    this.counts[method * STATUS_CLASSES.length + statusClass]++;
+    this.duration.observe(seconds);
+    this.request!.observe(requestBytes);
+    this.response!.observe(responseBytes);
   }
 
   observeUpstream(seconds: number): void {
-    this.upstream ??= upstreamLatency.labels(this.labels);
+    if (this.upstream === undefined) {
+      this.upstream = new HistogramCounts(UPSTREAM_BUCKETS);
+      observed.add(this);
+    }
     this.upstream.observe(seconds);
   }
 
-  /** Removes every series this made from the registry; later observations are dropped. */
+  histogram(which: HistogramName): HistogramCounts | undefined {
+    return this[which];
+  }
+
+  readCounts(out: MetricValue[]): void {
+    const c = this.counts;
+    for (let i = 0; i < c.length; i++) {
+      if (c[i] === 0) continue;
+      out.push({ value: c[i], labels: { ...this.labels, method: METHODS[Math.floor(i / STATUS_CLASSES.length)], status: STATUS_CLASSES[i % STATUS_CLASSES.length] } });
+    }
+  }
+
+  reset(): void {
+    this.counts.fill(0);
+    for (const h of [this.duration, this.request, this.response, this.upstream]) h?.reset();
+  }
+
+  /** Drops every series this made from what is scraped; later observations are dropped. */
   remove(): void {
     this.dead = true;
-    for (let i = 0; i < this.counters.length; i++) {
-      if (this.counters[i] === undefined) continue;
-      requestsTotal.remove({ ...this.labels, method: METHODS[Math.floor(i / STATUS_CLASSES.length)], status: STATUS_CLASSES[i % STATUS_CLASSES.length] });
-      this.counters[i] = undefined;
-    }
-    if (this.histograms !== undefined) for (const m of [requestDuration, requestSize, responseSize]) m.remove(this.labels);
-    if (this.upstream !== undefined) upstreamLatency.remove(this.labels);
-    this.histograms = undefined;
-    this.upstream = undefined;
+    observed.delete(this);
   }
 }
 
