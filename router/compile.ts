@@ -181,7 +181,6 @@ function compileRoute(r: RouteIR, backends: Map<string, CompiledBackend>, virtua
     const backend = backends.get(ref.backend);
     if (backend === undefined) throw new CompileError(`route ${r.id}: unknown backend ${ref.backend}`);
     if (!(ref.weight >= 0)) throw new CompileError(`route ${r.id}: bad weight ${ref.weight}`);
-    if (ref.filters?.redirect !== undefined) throw new CompileError(`route ${r.id}: a backend cannot redirect`);
     return Object.freeze({ backend, weight: ref.weight, filters: filters(ref.filters), mirrors: mirrors(ref.filters?.mirrors) });
   });
   return Object.freeze({

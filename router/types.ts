@@ -64,14 +64,17 @@ export interface FiltersIR {
   readonly requestHeaders?: HeaderModifierIR;
   readonly responseHeaders?: HeaderModifierIR;
   readonly rewrite?: RewriteIR;
-  /** Rule level only: a redirecting route has no backends to forward to. */
+  /**
+   * Answered by Portico instead of forwarding: on a rule (which then has no backends), or on a
+   * backendRef (the requests that backendRef is picked for).
+   */
   readonly redirect?: RedirectIR;
   /**
    * RequestMirror (rule level): a copy of each request, after the header filters, goes to these
    * backends too; their answers are discarded and never delay the forwarded request.
    */
   readonly mirrors?: readonly MirrorIR[];
-  /** CORS (rule level). */
+  /** CORS: a backendRef's, for the requests it is picked for, replaces the rule's. */
   readonly cors?: CorsIR;
 }
 

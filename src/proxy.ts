@@ -333,8 +333,8 @@ class Exchange implements Dispatcher.DispatchHandler {
     observeUpstreamLatency(this.route!, this.backend!, (performance.now() - this.sentAt) / 1000);
     if (responseGone(this.res)) return;
     if (this.route!.filters?.responseHeaders !== undefined || this.backendFilters?.responseHeaders !== undefined) headers = applyResponseFilters(headers, this.route!.filters, this.backendFilters);
-    // Gateway API CORS: an allowed Origin's answer carries the CORS headers.
-    const cors = this.route!.filters?.cors;
+    // Gateway API CORS: an allowed Origin's answer carries the CORS headers (a backendRef's own CORS replaces the rule's).
+    const cors = this.backendFilters?.cors ?? this.route!.filters?.cors;
     if (cors !== undefined) headers = addCorsHeaders(headers, corsResponseHeaders(cors, this.req.headers.origin));
     try {
       // HTTP/2 has no reason phrase.

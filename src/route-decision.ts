@@ -100,20 +100,25 @@ export function decideRoute(table: RoutingTable | undefined, req: RouteRequest, 
   }
   const denied = allowlistDenial(route.ir, fwd);
   if (denied !== undefined) return respond(403, 'forbidden: your address is not allowed here', route, undefined, denied);
-  // A Gateway API CORS preflight is answered here, never by the backend.
-  const cors = route.filters?.cors;
+  // A Gateway API RequestRedirect: answered here, its Location from the route's frozen redirect.
+  const redirect = route.filters?.redirect;
+  // The backendRef is picked before the filters that answer here, since a backendRef's own
+  // CORS or RequestRedirect applies exactly to the requests it is picked for. A rule with a
+  // redirect forwards nothing, so nothing is picked.
+  const ref = redirect === undefined ? pickBackendRef(route) : undefined;
+  // A Gateway API CORS preflight is answered here, never by the backend: by the backendRef's
+  // CORS filter, which is the more specific, else the rule's.
+  const cors = ref?.filters?.cors ?? route.filters?.cors;
   if (cors !== undefined && req.method === 'OPTIONS') {
     const origin = req.header('origin');
     const method = req.header('access-control-request-method');
     if (origin !== undefined && method !== undefined) return { action: 'respond', status: 204, message: '', route, backend: undefined, headers: corsPreflightHeaders(cors, origin, method, req.header('access-control-request-headers')) };
   }
-  // A Gateway API RequestRedirect: answered here, its Location from the route's frozen redirect.
-  const redirect = route.filters?.redirect;
-  if (redirect !== undefined) {
-    const location = redirectLocation(redirect, { scheme: fwd.proto === 'https' ? 'https' : 'http', host: normalizeHostname(host ?? ''), listenerPort: Number(fwd.port) || (fwd.proto === 'https' ? 443 : 80), target: req.target });
-    return respond(redirect.statusCode, `redirecting to ${location}`, route, undefined, undefined, location);
+  const redirectTo = redirect ?? ref?.filters?.redirect;
+  if (redirectTo !== undefined) {
+    const location = redirectLocation(redirectTo, { scheme: fwd.proto === 'https' ? 'https' : 'http', host: normalizeHostname(host ?? ''), listenerPort: Number(fwd.port) || (fwd.proto === 'https' ? 443 : 80), target: req.target });
+    return respond(redirectTo.statusCode, `redirecting to ${location}`, route, ref?.backend, undefined, location);
   }
-  const ref = pickBackendRef(route);
   const backend = ref?.backend;
   if (backend !== undefined && backend.errorStatus !== undefined) {
     const reason = backend.unavailableReason ?? 'the route has no usable backend';

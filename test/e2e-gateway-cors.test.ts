@@ -1,6 +1,7 @@
 // HTTPRoute CORS through a real `portico serve` (HTTPRouteCORS), on both HTTP/1.1 engines and
 // HTTP/2: preflights are answered by Portico and never reach the backend; an allowed origin's
-// answers carry the CORS headers, a disallowed origin's carry none.
+// answers carry the CORS headers, a disallowed origin's carry none. A backendRef's own CORS or
+// RequestRedirect applies to the share of requests that backendRef is picked for.
 import http2 from 'node:http2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startPortico, waitFor, type Portico } from './helpers/portico.ts';
@@ -11,17 +12,24 @@ const corsRule = (path: string, cors: Obj): Obj => ({ matches: [{ path: { type: 
 describe.each(['node', 'fast'])('--http1-engine %s', (engine) => {
   let portico: Portico;
   let pod: EchoPod;
+  let pod2: EchoPod;
   let port: number;
 
   beforeAll(async () => {
     pod = await startEchoPod('infra', 'v1', 'v1-pod-0');
+    pod2 = await startEchoPod('infra', 'v2', 'v2-pod-0');
     portico = await startPortico({ files: {}, workers: 1, args: ['--http1-engine', engine] });
     port = portico.httpPort;
     portico.write('all.yaml', toYaml(
       namespace('infra'),
       gatewayClass(),
       gateway('gw', [{ name: 'http', port, protocol: 'HTTP' }]),
-      ...serviceFor([pod]),
+      ...serviceFor([pod]), ...serviceFor([pod2]),
+      // backendRef filters: CORS and RequestRedirect apply to the share their backendRef is picked for.
+      httpRoute('per-backend', { parentRefs: [{ name: 'gw' }], hostnames: ['per-backend.test'], rules: [
+        { matches: [{ path: { type: 'PathPrefix', value: '/cors' } }], backendRefs: [{ ...ref('v1'), filters: [{ type: 'CORS', cors: { allowOrigins: ['https://a.test'], allowMethods: ['PUT'] } }] }, ref('v2')] },
+        { matches: [{ path: { type: 'PathPrefix', value: '/redirect' } }], backendRefs: [{ ...ref('v1'), filters: [{ type: 'RequestRedirect', requestRedirect: { hostname: 'moved.test', statusCode: 302 } }] }, ref('v2')] },
+      ] }),
       httpRoute('cors', { parentRefs: [{ name: 'gw' }], hostnames: ['cors.test'], rules: [
         corsRule('/cors-1', { allowOrigins: ['https://www.foo.com', 'https://*.bar.com'], allowMethods: ['GET', 'OPTIONS'], allowHeaders: ['x-header-1', 'x-header-2'], exposeHeaders: ['x-header-3', 'x-header-4'], allowCredentials: true, maxAge: 3600 }),
         corsRule('/cors-2', { allowOrigins: ['https://www.foo.com'], allowMethods: ['*'] }),
@@ -36,6 +44,7 @@ describe.each(['node', 'fast'])('--http1-engine %s', (engine) => {
   afterAll(async () => {
     await portico?.stop();
     await pod?.close();
+    await pod2?.close();
   });
 
   const preflight = (path: string, origin: string, method: string, headers?: string) =>
@@ -87,6 +96,32 @@ describe.each(['node', 'fast'])('--http1-engine %s', (engine) => {
       expect([put.status, ['*', 'https://foobar.com'].includes(String(put.headers['access-control-allow-origin']))]).toEqual([200, true]);
       const get = await send(port, 'cors.test', '/cors-wildcard-methods-headers', { headers: { origin: 'https://other.foo.com' } });
       expect([get.headers['access-control-allow-origin'], get.headers['access-control-allow-credentials']]).toEqual(['https://other.foo.com', 'true']);
+    });
+
+    it('CORS on a backendRef: its share of preflights is answered by Portico, its answers carry allow-origin; the other share is forwarded as is', async () => {
+      // One worker: the 50/50 pick alternates exactly.
+      const got: string[] = [];
+      for (let i = 0; i < 4; i++) {
+        const r = await send(port, 'per-backend.test', '/cors', { method: 'OPTIONS', headers: { origin: 'https://a.test', 'access-control-request-method': 'PUT' } });
+        got.push(`${r.status} ${r.echo?.service ?? '-'} ${r.headers['access-control-allow-origin'] ?? '-'} ${r.headers['access-control-allow-methods'] ?? '-'}`);
+      }
+      expect(got.sort()).toEqual(['200 v2 - -', '200 v2 - -', '204 - https://a.test PUT', '204 - https://a.test PUT']);
+      const simple: string[] = [];
+      for (let i = 0; i < 4; i++) {
+        const r = await send(port, 'per-backend.test', '/cors', { headers: { origin: 'https://a.test' } });
+        simple.push(`${r.echo?.service} ${r.headers['access-control-allow-origin'] ?? '-'}`);
+      }
+      expect(simple.sort()).toEqual(['v1 https://a.test', 'v1 https://a.test', 'v2 -', 'v2 -']);
+    });
+
+    it('RequestRedirect on a backendRef: its share is redirected, the other forwarded', async () => {
+      const got: string[] = [];
+      for (let i = 0; i < 4; i++) {
+        const r = await send(port, 'per-backend.test', '/redirect/x?q=1');
+        got.push(r.status === 200 ? `200 ${r.echo?.service}` : `${r.status} ${r.headers.location}`);
+      }
+      // The listener's port is kept (no port or scheme in the filter).
+      expect(got.sort()).toEqual(['200 v2', '200 v2', `302 http://moved.test:${port}/redirect/x?q=1`, `302 http://moved.test:${port}/redirect/x?q=1`]);
     });
 
     it('over HTTP/2 (h2c): the preflight is answered by Portico, the request gets allow-origin', async () => {

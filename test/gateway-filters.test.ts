@@ -3,6 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { compileFilters, compileHeaderEdit, compilePathModifier, editHeaderList, editHeaderRecord, FilterError, modifyPath, redirectLocation, rewriteTarget, type CompiledRedirect } from '../router/filters.ts';
 import { compileTable, CompileError, pickBackendRef } from '../router/index.ts';
+import { decideRoute } from '../src/route-decision.ts';
 
 describe('ReplacePrefixMatch (the spec table)', () => {
   it.each([
@@ -118,5 +119,29 @@ describe('filters in the compiled table', () => {
   });
   it('a bad filter is a compile error naming the route', () => {
     expect(() => compileTable({ backends, virtualHosts: [{ hostname: '*', routes: [{ id: 'r', pathType: 'Exact', path: '/x', source, filters: { rewrite: { path: { type: 'ReplacePrefixMatch', value: '/v2' } } }, backends: [{ backend: 'b1', weight: 1 }] }] }] }, 1)).toThrow(CompileError);
+  });
+});
+
+describe('backendRef CORS and RequestRedirect in the route decision', () => {
+  const backends = { b1: { name: 'b1', protocol: 'http' as const, endpoints: [{ address: '10.0.0.1', port: 80 }] }, b2: { name: 'b2', protocol: 'http' as const, endpoints: [{ address: '10.0.0.2', port: 80 }] } };
+  const source = { kind: 'HTTPRoute', namespace: 'ns', name: 'r' };
+  const cors = { allowOrigins: ['https://a.test'], allowMethods: ['PUT'], allowHeaders: [], exposeHeaders: [], allowCredentials: false, maxAge: 5 };
+  const fwd = { clientIp: '127.0.0.1', forwardedFor: '127.0.0.1', proto: 'http', host: 'x', port: '8080' };
+  const request = (method: string, headers: Record<string, string>) => ({ method, host: 'x', target: '/p?q', serverName: undefined, localPort: undefined, header: (n: string) => headers[n], queryParam: () => undefined });
+  const what = (d: ReturnType<typeof decideRoute>) => (d.action === 'proxy' ? `proxy ${d.backend.name}${d.backendFilters?.cors ? ' +cors' : ''}` : `${d.status}${d.location ? ` ${d.location}` : ''}${d.headers?.some(([n]) => n === 'access-control-allow-origin') ? ' allow-origin' : ''}`);
+
+  it('a backendRef CORS answers the preflights of its share and replaces the rule CORS there; the other share keeps the rule CORS', () => {
+    const ruleCors = { ...cors, allowOrigins: ['https://rule.test'] };
+    const table = compileTable({ backends, virtualHosts: [{ hostname: '*', routes: [{ id: 'r', pathType: 'Prefix', path: '/', source, filters: { cors: ruleCors }, backends: [{ backend: 'b1', weight: 1, filters: { cors } }, { backend: 'b2', weight: 1 }] }] }] }, 1);
+    const pre = (origin: string) => what(decideRoute(table, request('OPTIONS', { origin, 'access-control-request-method': 'PUT' }), fwd, { httpsPort: 443 }));
+    // b1 then b2, alternating: a.test is allowed by b1's CORS only, rule.test by the rule's only.
+    expect([pre('https://a.test'), pre('https://a.test'), pre('https://rule.test'), pre('https://rule.test')]).toEqual(['204 allow-origin', '204', '204', '204 allow-origin']);
+    expect([what(decideRoute(table, request('GET', {}), fwd, { httpsPort: 443 })), what(decideRoute(table, request('GET', {}), fwd, { httpsPort: 443 }))]).toEqual(['proxy b1 +cors', 'proxy b2']);
+  });
+
+  it('a backendRef RequestRedirect redirects its share only, Location from the request', () => {
+    const table = compileTable({ backends, virtualHosts: [{ hostname: '*', routes: [{ id: 'r', pathType: 'Prefix', path: '/', source, backends: [{ backend: 'b1', weight: 1, filters: { redirect: { hostname: 'moved.test', statusCode: 307 } } }, { backend: 'b2', weight: 1 }] }] }] }, 1);
+    const got = Array.from({ length: 4 }, () => what(decideRoute(table, request('GET', {}), fwd, { httpsPort: 443 })));
+    expect(got).toEqual(['307 http://moved.test:8080/p?q', 'proxy b2', '307 http://moved.test:8080/p?q', 'proxy b2']);
   });
 });

@@ -1,8 +1,8 @@
-// HTTPRoute filters -> typed FiltersIR. What Portico applies: RequestHeaderModifier,
-// ResponseHeaderModifier, RequestRedirect, URLRewrite (rules), and the header modifiers and
-// URLRewrite on backendRefs. What it does not (RequestMirror, CORS, ExtensionRef, anything else)
-// is reported by the caller and never skipped silently: skipping a mirror or an auth extension
-// would serve the request as if the filter were not there.
+// HTTPRoute filters -> typed FiltersIR. What Portico applies, on rules and on backendRefs alike
+// (a backendRef's only to the requests it is picked for): RequestHeaderModifier,
+// ResponseHeaderModifier, RequestRedirect, URLRewrite, RequestMirror (resolved by httproute.ts)
+// and CORS. What it does not (ExtensionRef, anything else) is reported by the caller and never
+// skipped silently: skipping an auth extension would serve the request as if it were not there.
 
 import { compileFilters, FilterError } from '../../router/filters.ts';
 import { FRAMING_HEADERS } from '../../router/filters.ts';
@@ -156,13 +156,13 @@ export function parseFilters(list: unknown, level: 'rule' | 'backendRef', prefix
     if (kind === 'GRPCRoute' && (type === 'RequestRedirect' || type === 'URLRewrite' || type === 'CORS')) errors.push(`filter ${type} is not a GRPCRoute filter`);
     else if (type === 'RequestHeaderModifier') out.requestHeaders = headerModifier(f.requestHeaderModifier, errors, type);
     else if (type === 'ResponseHeaderModifier') out.responseHeaders = headerModifier(f.responseHeaderModifier, errors, type);
-    else if (type === 'RequestRedirect' && level === 'rule') out.redirect = redirect(f.requestRedirect, errors);
+    else if (type === 'RequestRedirect') out.redirect = redirect(f.requestRedirect, errors);
     else if (type === 'URLRewrite') out.rewrite = rewrite(f.urlRewrite, errors);
     else if (type === 'RequestMirror') {
       const m = mirror(f.requestMirror, errors);
       if (m !== undefined) mirrors.push(m);
-    } else if (type === 'CORS' && level === 'rule') out.cors = cors(f.cors, errors);
-    else unsupported.push(type === 'ExtensionRef' ? `ExtensionRef ${asString(asRecord(f.extensionRef).kind) ?? ''}/${asString(asRecord(f.extensionRef).name) ?? ''}` : level === 'backendRef' && type === 'RequestRedirect' ? 'RequestRedirect on a backendRef' : type);
+    } else if (type === 'CORS') out.cors = cors(f.cors, errors);
+    else unsupported.push(type === 'ExtensionRef' ? `ExtensionRef ${asString(asRecord(f.extensionRef).kind) ?? ''}/${asString(asRecord(f.extensionRef).name) ?? ''}` : type);
   }
   if (out.redirect !== undefined && out.rewrite !== undefined) errors.push('RequestRedirect and URLRewrite cannot be combined');
   const filters: FiltersIR | undefined = Object.keys(out).length > 0 ? out : undefined;

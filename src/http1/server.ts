@@ -830,8 +830,8 @@ class Exchange implements UpstreamWaiter, UpstreamUser {
     let hasServer = false;
     const rf = this.route!.filters?.responseHeaders;
     const bf = this.backendFilters?.responseHeaders;
-    // Gateway API CORS: an allowed Origin's answer carries the CORS headers.
-    const cors = this.route!.filters?.cors;
+    // Gateway API CORS: an allowed Origin's answer carries the CORS headers (a backendRef's own CORS replaces the rule's).
+    const cors = this.backendFilters?.cors ?? this.route!.filters?.cors;
     const corsLines = cors === undefined ? undefined : corsResponseHeaders(cors, headerValue(this.rawHeaders, 'origin'));
     if (rf === undefined && bf === undefined && (corsLines === undefined || corsLines.length === 0)) {
       for (let i = 0; i < raw.length; i += 2) {
