@@ -331,7 +331,8 @@ export function translateHTTPRoute(route: KubeObject, gateways: ReadonlyMap<stri
         for (const rule of rules) {
           rule.matches.forEach((m, mi) => {
             const id = `${route.kind}/${ns}/${route.metadata.name}#${rule.index}.${mi}`;
-            const dedupe = `${listener.port}|${listener.hostname ?? ''} ${host ?? '*'} ${id}`;
+            // Per socket: the same port on two Gateway addresses is two listeners, each serving the route.
+            const dedupe = `${listener.address ?? ''}|${listener.port}|${listener.hostname ?? ''} ${host ?? '*'} ${id}`;
             if (seen.has(dedupe)) return;
             seen.add(dedupe);
             entries.push({
