@@ -374,7 +374,7 @@ export class RoutingTable {
       ports.set(l.port, l.address);
       // Gateway listener isolation applies within a listener of its own too (several hostnames on one port).
       const refs = l.gatewayListeners ?? ir.gatewayListeners;
-      listenerTables.set(l.key, new RoutingTable({ virtualHosts: l.virtualHosts, backends: ir.backends, ...(refs ? { gatewayListeners: refs } : {}) }, version, backends));
+      listenerTables.set(l.key, new RoutingTable({ virtualHosts: l.virtualHosts, backends: ir.backends, ...(refs ? { gatewayListeners: refs } : {}), ...(l.passthrough ? { passthrough: l.passthrough } : {}) }, version, backends));
     }
     this.listenerTables = listenerTables;
     const exactHosts = new Map<string, VirtualHost>();

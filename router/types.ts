@@ -200,9 +200,16 @@ export interface ListenerIR {
   /** An IP address to bind; '' for --bind-address. */
   readonly address: string;
   readonly port: number;
-  /** HTTPS terminates TLS with the table's certificates, selected by SNI. */
-  readonly protocol: 'HTTP' | 'HTTPS';
+  /**
+   * HTTPS terminates TLS with the table's certificates, selected by SNI (after passing through
+   * the SNI names of `passthrough`, when the port also has TLS Passthrough listeners). TLS passes
+   * through only: a connection whose SNI matches no `passthrough` entry is refused, never
+   * terminated.
+   */
+  readonly protocol: 'HTTP' | 'HTTPS' | 'TLS';
   readonly virtualHosts: readonly VirtualHostIR[];
+  /** TLSRoute hostnames of this socket's TLS Passthrough listeners (as RoutingIR.passthrough for --https-port). */
+  readonly passthrough?: readonly PassthroughRouteIR[];
   /**
    * The Gateway listeners behind this socket, for listener isolation; when absent, the table's
    * (RoutingIR.gatewayListeners). A socket on an address of its own has only its Gateway's.

@@ -34,6 +34,13 @@ export interface HttpsStackOptions {
   readonly connectTimeoutMs: number;
   /** For the allowlists of passthrough hosts: the client is the TCP peer or a trusted PROXY source. */
   readonly realIp: RealIpConfig;
+  /**
+   * A TLS Passthrough listener of its own (protocol TLS): nothing is terminated here, so a
+   * connection whose SNI no passthrough route matches (or that has none) is refused.
+   */
+  readonly passthroughOnly?: boolean;
+  /** The listener's name in metrics (`https`, or a Gateway listener's key). */
+  readonly listener?: string;
 }
 
 export interface HttpsStack {
@@ -81,12 +88,25 @@ export function createHttpsStack(o: HttpsStackOptions): HttpsStack {
     tlsServer.emit('connection', socket);
   };
 
+  const listener = o.listener ?? 'https';
+  /** A passthrough-only listener closes what it cannot pass through: it has nothing to terminate with. */
+  const refuse = (socket: net.Socket, serverName: string | undefined): void => {
+    passthroughRejected.labels(listener, 'no-backend').inc();
+    const now = Date.now();
+    if (now - lastRefusalLog > 10_000) {
+      lastRefusalLog = now;
+      o.log.warn({ listener, sni: serverName ?? '(none)' }, 'TLS passthrough connection refused: no TLSRoute on this listener routes its server name (logged at most every 10 s; portico_tls_passthrough_rejected_total counts them all)');
+    }
+    socket.destroy();
+  };
+
   const serve = (socket: net.Socket): void => {
     const table = o.table();
-    if (table === undefined || !table.hasPassthrough) return terminate(socket);
+    if (o.passthroughOnly !== true && (table === undefined || !table.hasPassthrough)) return terminate(socket);
     // Some hosts are passed through: read the ClientHello's SNI before deciding.
     void peekClientHello(socket, { timeoutMs: o.handshakeTimeoutMs }).then((hello) => {
       socket.on('error', () => undefined);
+      if (!hello.ok && hello.error === 'invalid-sni' && o.passthroughOnly === true) return refuse(socket, undefined);
       if (!hello.ok && hello.error === 'invalid-sni') {
         // A well-formed ClientHello whose server_name is no host name (an IP address, as wrk
         // sends): it cannot be a passthrough host, so TLS is terminated here, as with no SNI.
@@ -95,7 +115,7 @@ export function createHttpsStack(o: HttpsStackOptions): HttpsStack {
         return;
       }
       if (!hello.ok) {
-        passthroughRejected.labels('https', hello.error).inc();
+        passthroughRejected.labels(listener, hello.error).inc();
         socket.destroy();
         return;
       }
@@ -106,7 +126,7 @@ export function createHttpsStack(o: HttpsStackOptions): HttpsStack {
         const client = resolveRealIp(socket.remoteAddress, getProxyInfo(socket), false, socket.localPort ?? 0, [], o.realIp);
         const denied = allowlistDenial(route, client);
         if (denied !== undefined) {
-          passthroughRejected.labels('https', 'not-allowed').inc();
+          passthroughRejected.labels(listener, 'not-allowed').inc();
           const now = Date.now();
           if (now - lastRefusalLog > 10_000) {
             lastRefusalLog = now;
@@ -116,6 +136,7 @@ export function createHttpsStack(o: HttpsStackOptions): HttpsStack {
           return;
         }
       }
+      if (route === undefined && o.passthroughOnly === true) return refuse(socket, hello.serverName);
       socket.unshift(hello.buffered);
       if (route === undefined) {
         // No resume(): TLS reads the buffered ClientHello itself, then takes over the socket's
@@ -124,7 +145,7 @@ export function createHttpsStack(o: HttpsStackOptions): HttpsStack {
         return;
       }
       void handlePassthrough(socket, {
-        listener: 'https',
+        listener,
         connectTimeoutMs: o.connectTimeoutMs,
         helloTimeoutMs: o.handshakeTimeoutMs,
         selectBackend: () => {

@@ -26,7 +26,8 @@ export interface ListenerSpec {
   readonly name: string;
   readonly address: string;
   readonly port: number;
-  readonly protocol: 'HTTP' | 'HTTPS';
+  /** TLS: TLS Passthrough only (an SNI no route passes through is refused, nothing is terminated). */
+  readonly protocol: 'HTTP' | 'HTTPS' | 'TLS';
   /** The table this listener routes on, read at the start of each request. */
   readonly table: () => RoutingTable | undefined;
 }
@@ -90,7 +91,7 @@ export class ListenerStack {
       this.tlsServer = undefined;
       this.server = createTrafficListener({ name: spec.name, port: spec.port, host: spec.address, limits: options, log, accept: deps.accept(spec.name), serve: plainHttpServe(fast ?? http1, h2, options.headersTimeoutMs) });
     } else {
-      const stack = createHttpsStack({ store: deps.store, table, http1: fast ?? http1, h2, log, handshakeTimeoutMs: options.headersTimeoutMs, connectTimeoutMs: options.upstreamConnectTimeoutMs, realIp: deps.realIp });
+      const stack = createHttpsStack({ store: deps.store, table, http1: fast ?? http1, h2, log, handshakeTimeoutMs: options.headersTimeoutMs, connectTimeoutMs: options.upstreamConnectTimeoutMs, realIp: deps.realIp, listener: spec.name, ...(spec.protocol === 'TLS' ? { passthroughOnly: true } : {}) });
       this.tlsServer = stack.tlsServer;
       deps.store.applyTo(stack.tlsServer);
       this.server = createTrafficListener({ name: spec.name, port: spec.port, host: spec.address, limits: options, log, accept: deps.accept(spec.name), serve: stack.serve, allowHalfOpen: true });

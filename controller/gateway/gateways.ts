@@ -1,6 +1,6 @@
-// GatewayClass and Gateway -> the listeners Portico serves, with their conditions. Listeners map
-// onto the ports Portico already serves (--http-port, --https-port); binding a listener's own
-// port is a later step, so any other port is reported as unavailable rather than half-served.
+// GatewayClass and Gateway -> the listeners Portico serves, with their conditions. Listeners on
+// --http-port and --https-port share Portico's main sockets; any other port (or a Gateway's own
+// spec.addresses IP) is a socket of its own that every worker binds (RoutingIR.listeners).
 
 import { isIP } from 'node:net';
 import { asArray, asRecord, asString, compareAge, type KubeObject } from '../objects.ts';
@@ -57,6 +57,11 @@ export interface ListenerBindError {
 
 /** The key of a listener's socket, as RoutingIR.listeners has it: `address:port`, `:port` for --bind-address. */
 export const socketKeyOf = (address: string | undefined, port: number): string => `${address ?? ''}:${port}`;
+
+/** The socket of its own a listener is served on (its key), or undefined on --http-port/--https-port. */
+export function ownSocketOf(l: Pick<ListenerModel, 'address' | 'port'>, httpPort: number, httpsPort: number): string | undefined {
+  return l.address !== undefined || (l.port !== httpPort && l.port !== httpsPort) ? socketKeyOf(l.address, l.port) : undefined;
+}
 
 export interface GatewayModel {
   readonly object: KubeObject;
@@ -205,13 +210,13 @@ function evaluateGateway(gw: KubeObject, ctx: GatewayContext, portOwner: Map<str
     for (const l of listeners) if (l.port === port && l.accept === undefined) entry.protocols.add(l.protocol);
     portOwner.set(socketKey(port), entry);
   }
-  if (ownAddress !== undefined) for (const l of listeners) if (l.protocol === 'HTTP' || l.protocol === 'HTTPS') l.address = ownAddress;
+  if (ownAddress !== undefined) for (const l of listeners) if (l.protocol === 'HTTP' || l.protocol === 'HTTPS' || l.protocol === 'TLS') l.address = ownAddress;
   for (const l of listeners) {
     l.accepted = l.accept === undefined;
     l.programmed = l.accepted && !unusableAddress && !l.refs.some((r) => r.reason === 'InvalidCertificateRef' || r.reason === 'RefNotPermitted');
     // Only sockets of their own can fail to bind: the main ports failing stops Portico.
-    const own = l.address !== undefined || (l.port !== ctx.httpPort && l.port !== ctx.httpsPort);
-    const failed = l.programmed && own ? ctx.unavailable?.[socketKeyOf(l.address, l.port)] : undefined;
+    const own = ownSocketOf(l, ctx.httpPort, ctx.httpsPort);
+    const failed = l.programmed && own !== undefined ? ctx.unavailable?.[own] : undefined;
     if (failed !== undefined) l.bindError = { code: failed.code, message: `port ${l.port} on ${l.address ?? (ctx.bindAddress || '0.0.0.0')} cannot be bound: ${failed.message}` };
   }
 
@@ -306,11 +311,10 @@ function parseListener(gw: KubeObject, ns: string, l: Record<string, unknown>, c
   else if (hostname !== undefined && !validGatewayHostname(hostname)) model.accept = cond('Accepted', false, 'UnsupportedValue', `hostname ${JSON.stringify(rawHost)} is not a valid hostname`);
   else {
     // Portico's own ports keep their protocol; any other port is a listener of its own (bound by
-    // every worker while it is in the table), except TLS Passthrough, which is served on
-    // --https-port only.
+    // every worker while it is in the table): HTTP, HTTPS, TLS Passthrough, or HTTPS and TLS
+    // Passthrough told apart by SNI.
     if (port === ctx.httpPort && protocol !== 'HTTP') model.accept = cond('Accepted', false, 'PortUnavailable', `port ${port} is Portico's --http-port, served as HTTP`);
     else if (port === ctx.httpsPort && protocol !== 'HTTPS' && protocol !== 'TLS') model.accept = cond('Accepted', false, 'PortUnavailable', `port ${port} is Portico's --https-port, served as HTTPS or TLS`);
-    else if (protocol === 'TLS' && port !== ctx.httpsPort) model.accept = cond('Accepted', false, 'PortUnavailable', `TLS Passthrough listeners are served on Portico's --https-port (${ctx.httpsPort}) only`);
   }
   if (protocol === 'HTTPS') checkCertificates(model, ns, asRecord(l.tls), ctx);
   if (protocol === 'TLS') {

@@ -2,13 +2,13 @@
 // snapshot the Ingress translator reads. Returns its virtual hosts, the Secrets its HTTPS
 // listeners use, and status as data; translate.ts merges them into one table.
 
-import type { ListenerIR, ListenerRefIR, RoutingIR, RouteIR, VirtualHostIR } from '../../router/types.ts';
+import type { ListenerIR, ListenerRefIR, PassthroughRouteIR, RoutingIR, RouteIR, VirtualHostIR } from '../../router/types.ts';
 import type { BackendIndex } from '../backends.ts';
 import { compareAge, type KubeObject, type Problem } from '../objects.ts';
 import type { StatusItem } from '../status.ts';
 import type { TlsSecrets } from '../tls.ts';
 import { ConditionStamper, type ConditionClock } from './conditions.ts';
-import { evaluateGateways, listenerConditions, ownClasses, SUPPORTED_FEATURES, type GatewayModel, type ListenerBindError } from './gateways.ts';
+import { evaluateGateways, listenerConditions, ownClasses, ownSocketOf, SUPPORTED_FEATURES, type GatewayModel, type ListenerBindError, type ListenerModel } from './gateways.ts';
 import { KindClaims, serviceBeforeMethod } from './grpcroute.ts';
 import { translateHTTPRoute } from './httproute.ts';
 import { refuseUnroutedNames, translateTLSRoute, type PassthroughSink } from './tlsroute.ts';
@@ -116,10 +116,37 @@ export function translateGatewayApi(objects: readonly KubeObject[], options: Gat
   for (const vh of hosts.values()) vh.routes.push(...serviceBeforeMethod(vh.routes));
   for (const t of portHosts.values()) for (const vh of t.values()) vh.routes.push(...serviceBeforeMethod(vh.routes));
 
+  // TLS Passthrough entries of listeners on sockets of their own, by socket; those of --https-port
+  // go to the table's (`sink`), shared with Ingress ssl-passthrough. A hostname is owned per socket.
+  const ownSocket = (l: ListenerModel): string | undefined => ownSocketOf(l, options.httpPort, options.httpsPort);
+  const socketPassthrough = new Map<string, PassthroughRouteIR[]>();
+  const entriesOf = (socket: string): PassthroughRouteIR[] => {
+    let list = socketPassthrough.get(socket);
+    if (list === undefined) socketPassthrough.set(socket, (list = []));
+    return list;
+  };
+  const socketSink = (socket: string): PassthroughSink => ({
+    addBackend: (key, backend) => sink.addBackend(key, backend),
+    addPassthrough: (route) => void entriesOf(socket).push(route),
+    passthroughOwner: (hostname, multi) => entriesOf(socket).find((p) => p.hostname === hostname && (p.multiLabelWildcard === true) === multi),
+  });
+  const tlsSink: PassthroughSink = {
+    addBackend: (key, backend) => sink.addBackend(key, backend),
+    addPassthrough: (route, listener) => {
+      const socket = listener === undefined ? undefined : ownSocket(listener);
+      if (socket === undefined) sink.addPassthrough(route);
+      else socketSink(socket).addPassthrough(route);
+    },
+    passthroughOwner: (hostname, multi, listener) => {
+      const socket = listener === undefined ? undefined : ownSocket(listener);
+      return socket === undefined ? sink.passthroughOwner(hostname, multi) : socketSink(socket).passthroughOwner(hostname, multi);
+    },
+  };
+
   // TLSRoutes: SNI passthrough entries, oldest first (an older Ingress or route keeps a hostname).
   const tlsRoutes = objects.filter((o) => o.kind === 'TLSRoute' && o.apiVersion.startsWith(`${GATEWAY_GROUP}/`)).sort(compareAge);
   for (const route of tlsRoutes) {
-    const result = translateTLSRoute(route, byKey, index, grants, sink);
+    const result = translateTLSRoute(route, byKey, index, grants, tlsSink);
     if (result.parents.length === 0) continue;
     const ns = route.metadata.namespace ?? 'default';
     statuses.push({
@@ -136,11 +163,24 @@ export function translateGatewayApi(objects: readonly KubeObject[], options: Gat
     });
   }
 
-  problems.push(...refuseUnroutedNames(gateways, objects, sink));
+  // Names under a TLS listener's hostname that no TLSRoute routes are refused: on --https-port
+  // (beside Ingress hosts), and on each socket of its own with HTTPS and TLS listeners (only its
+  // own HTTPS listeners are terminated there). A socket with TLS listeners only refuses every
+  // name it does not pass through by itself (ListenerIR protocol TLS).
+  const only = (keep: (l: ListenerModel) => boolean): GatewayModel[] => gateways.map((g) => ({ ...g, listeners: g.listeners.filter(keep) }));
+  problems.push(...refuseUnroutedNames(only((l) => ownSocket(l) === undefined), objects, sink));
+  const socketProtocols = new Map<string, Set<string>>();
+  for (const g of gateways) for (const l of g.listeners) {
+    const socket = ownSocket(l);
+    if (socket !== undefined && l.programmed) socketProtocols.set(socket, (socketProtocols.get(socket) ?? new Set()).add(l.protocol));
+  }
+  for (const [socket, protocols] of socketProtocols) {
+    if (protocols.has('TLS') && protocols.has('HTTPS')) problems.push(...refuseUnroutedNames(only((l) => ownSocket(l) === socket), [], socketSink(socket)));
+  }
 
   const certificates: string[] = [];
   const listenerRefs: ListenerRefIR[] = [];
-  const ownPorts = new Map<string, { address: string; port: number; protocol: 'HTTP' | 'HTTPS'; refs?: ListenerRefIR[] }>();
+  const ownPorts = new Map<string, { address: string; port: number; protocol: 'HTTP' | 'HTTPS' | 'TLS'; refs?: ListenerRefIR[] }>();
   for (const g of gateways) {
     const gen = g.object.metadata.generation;
     const listeners = g.listeners.map((l) => ({
@@ -157,24 +197,31 @@ export function translateGatewayApi(objects: readonly KubeObject[], options: Gat
       status: { addresses: g.addresses, conditions: stamper.stamp(`Gateway/${g.key}`, gen, g.gatewayConditions()), listeners },
     });
     for (const l of g.listeners) {
-      if (!l.programmed || (l.protocol !== 'HTTP' && l.protocol !== 'HTTPS')) continue;
-      const protocol = l.protocol as 'HTTP' | 'HTTPS';
-      if (l.address !== undefined) {
-        // A socket on the Gateway's own address: only this Gateway's listeners are behind it.
-        const socket = `${l.address}:${l.port}`;
-        const entry = ownPorts.get(socket) ?? { address: l.address, port: l.port, protocol, refs: [] };
+      if (!l.programmed || (l.protocol !== 'HTTP' && l.protocol !== 'HTTPS' && l.protocol !== 'TLS')) continue;
+      const protocol = l.protocol as 'HTTP' | 'HTTPS' | 'TLS';
+      // A socket of its own (a port other than Portico's two, or the Gateway's own address): one
+      // per address and port, which belongs to one Gateway (so one protocol, or HTTPS and TLS).
+      const socket = ownSocket(l);
+      if (socket !== undefined) {
+        // A socket on the Gateway's own address has only this Gateway's listeners behind it.
+        const entry = ownPorts.get(socket) ?? { address: l.address ?? '', port: l.port, protocol, ...(l.address !== undefined ? { refs: [] } : {}) };
+        // HTTPS beside TLS Passthrough: what is not passed through is terminated.
+        if (protocol === 'HTTPS') entry.protocol = 'HTTPS';
         ownPorts.set(socket, entry);
-        if (!entry.refs!.some((x) => x.hostname === (l.hostname ?? ''))) entry.refs!.push({ port: l.port, hostname: l.hostname ?? '', address: l.address });
+      }
+      // TLS Passthrough listeners route by SNI only: no HTTP listener isolation applies to them.
+      if (protocol === 'TLS') continue;
+      if (l.address !== undefined) {
+        if (!ownPorts.get(socket!)!.refs!.some((x) => x.hostname === (l.hostname ?? ''))) ownPorts.get(socket!)!.refs!.push({ port: l.port, hostname: l.hostname ?? '', address: l.address });
         continue;
       }
       if (!listenerRefs.some((x) => x.port === l.port && x.hostname === (l.hostname ?? ''))) listenerRefs.push({ port: l.port, hostname: l.hostname ?? '' });
-      // A port of its own: one socket per port (a port belongs to one Gateway, one protocol).
-      if (l.port !== options.httpPort && l.port !== options.httpsPort && !ownPorts.has(`:${l.port}`)) ownPorts.set(`:${l.port}`, { address: '', port: l.port, protocol });
     }
   }
   stamper.sweep();
   const virtualHosts = [...hosts.values()].sort((a, b) => (a.hostname < b.hostname ? -1 : a.hostname > b.hostname ? 1 : 0));
   listenerRefs.sort((a, b) => a.port - b.port || (a.hostname < b.hostname ? -1 : a.hostname > b.hostname ? 1 : 0));
+  const byHostname = (a: PassthroughRouteIR, b: PassthroughRouteIR): number => (a.hostname < b.hostname ? -1 : a.hostname > b.hostname ? 1 : (a.multiLabelWildcard ? 1 : 0) - (b.multiLabelWildcard ? 1 : 0));
   const byName = (a: GatewayVirtualHost, b: GatewayVirtualHost): number => (a.hostname < b.hostname ? -1 : a.hostname > b.hostname ? 1 : (a.multiLabelWildcard ? 1 : 0) - (b.multiLabelWildcard ? 1 : 0));
   const ownPortListeners: ListenerIR[] = [...ownPorts].sort(([, a], [, b]) => a.port - b.port || (a.address < b.address ? -1 : a.address > b.address ? 1 : 0)).map(([key, l]) => ({
     // '' binds --bind-address; an address is a Gateway's spec.addresses IP of this machine.
@@ -184,6 +231,7 @@ export function translateGatewayApi(objects: readonly KubeObject[], options: Gat
     protocol: l.protocol,
     virtualHosts: [...(portHosts.get(key)?.values() ?? [])].sort(byName).map((g) => ({ hostname: g.hostname, ...(g.multiLabelWildcard ? { multiLabelWildcard: true } : {}), routes: g.routes })),
     ...(l.refs !== undefined ? { gatewayListeners: l.refs.sort((a, b) => (a.hostname < b.hostname ? -1 : a.hostname > b.hostname ? 1 : 0)) } : {}),
+    ...(socketPassthrough.get(key)?.length ? { passthrough: [...socketPassthrough.get(key)!].sort(byHostname) } : {}),
   }));
   return { virtualHosts, certificates, statuses, problems, listeners: listenerRefs, ownPortListeners };
 }

@@ -10,14 +10,15 @@ import type { PassthroughRouteIR } from '../../router/types.ts';
 import type { BackendIndex } from '../backends.ts';
 import { asArray, asRecord, asString, type KubeObject, type Problem } from '../objects.ts';
 import { cond, type ConditionInput } from './conditions.ts';
-import type { GatewayModel } from './gateways.ts';
+import type { GatewayModel, ListenerModel } from './gateways.ts';
 import { intersectHostnames, validGatewayHostname } from './hostnames.ts';
 import type { BackendSink } from './httproute.ts';
 import { GATEWAY_GROUP, readBackendRef, readParentRef, type ReferenceGrants } from './refs.ts';
 
 export interface PassthroughSink extends BackendSink {
-  addPassthrough(route: PassthroughRouteIR): void;
-  passthroughOwner(hostname: string, multiLabelWildcard: boolean): PassthroughRouteIR | undefined;
+  /** `listener`: the listener the entry is for (a socket of its own keeps its entries apart). */
+  addPassthrough(route: PassthroughRouteIR, listener?: ListenerModel): void;
+  passthroughOwner(hostname: string, multiLabelWildcard: boolean, listener?: ListenerModel): PassthroughRouteIR | undefined;
 }
 
 export interface TLSRouteResult {
@@ -110,13 +111,13 @@ export function translateTLSRoute(route: KubeObject, gateways: ReadonlyMap<strin
           continue;
         }
         const multi = host.startsWith('*.');
-        const owner = sink.passthroughOwner(host, multi);
+        const owner = sink.passthroughOwner(host, multi, listener);
         if (owner !== undefined) {
           if (owner.source.kind !== 'TLSRoute' || owner.source.namespace !== ns || owner.source.name !== route.metadata.name) skipped.push(`${host} is already passed through by the older ${owner.source.kind} ${owner.source.namespace}/${owner.source.name}`);
           else entered++;
           continue;
         }
-        if (listener.programmed) sink.addPassthrough({ hostname: host, ...(multi ? { multiLabelWildcard: true } : {}), ...target, source: { kind: 'TLSRoute', namespace: ns, name: route.metadata.name } });
+        if (listener.programmed) sink.addPassthrough({ hostname: host, ...(multi ? { multiLabelWildcard: true } : {}), ...target, source: { kind: 'TLSRoute', namespace: ns, name: route.metadata.name } }, listener);
         entered++;
       }
     }
