@@ -25,7 +25,7 @@ const MAX_POOLS = 256;
 
 export const mirrorRequests = new client.Counter({
   name: 'portico_mirror_requests_total',
-  help: 'RequestMirror copies by result: answered (the mirror answered; its answer dropped), failed (connect error, timeout, reset), cut (its body fell too far behind), aborted (the client request did not complete), no_endpoint, busy (too many copies in flight)',
+  help: 'RequestMirror copies by result: answered (the mirror answered; its answer dropped), failed (connect error, timeout, reset), cut (its body fell too far behind), aborted (the client request did not complete), no_endpoint, busy (too many copies in flight), upgrade (not sent: an upgrade request, such as a WebSocket, is not mirrored)',
   labelNames: ['result'] as const,
 });
 

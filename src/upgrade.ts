@@ -12,6 +12,7 @@ import { applyRequestFilters } from '../router/filters.ts';
 import { SERVER_HEADER, upstreamHeaders, type ForwardedValues } from './forwarding.ts';
 import type { Logger } from './log.ts';
 import { observeRequest, requestBytes, upstreamErrors } from './metrics.ts';
+import { chooseMirrors, mirrorRequests } from './mirror.ts';
 import { NodeRouteRequest, proxyLogFields } from './proxy.ts';
 import { checkTargetAndHost, unsupportedVersion } from './request-checks.ts';
 import { decideRoute, type DecisionContext } from './route-decision.ts';
@@ -79,6 +80,12 @@ export function createUpgradeHandler(ctx: UpgradeContext): (req: IncomingMessage
       return void count(d.route, d.backend, d.status, bytes);
     }
     const { route, backend, endpoint } = d;
+    // RequestMirror: an upgrade is not mirrored (as Envoy's mirror policies skip upgrades and
+    // CONNECT). A copy would open a second tunnel at the mirror whose bytes nobody sends, or a
+    // head-only request the mirror would answer 101 to and then hang on; each copy the fractions
+    // pick is counted as result="upgrade" instead, so the gap is visible.
+    const skipped = chooseMirrors(d.mirrors);
+    if (skipped !== undefined) mirrorRequests.labels('upgrade').inc(skipped.length);
     const log = (status: number, error?: string) =>
       ctx.log.info({ type: 'access', upgrade: req.headers.upgrade, client: fwd.clientIp, method: req.method, host: req.headers.host, path: req.url, status, route: route.id, upstream: endpoint.origin, duration_ms: Math.round((performance.now() - arrived) * 1000) / 1000, error, proxy_protocol: proxyLogFields(req) });
     // Node's HTTP client reads the upstream's answer: 101 ('upgrade'), or any other final

@@ -9,6 +9,7 @@ import http2 from 'node:http2';
 import net, { type AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { request } from './helpers/http.ts';
+import { startWebSocketEcho } from './helpers/websocket.ts';
 import { startPortico, waitFor, type Portico } from './helpers/portico.ts';
 import { condition, gateway, gatewayClass, httpRoute, namespace, ref, referenceGrant, send, serviceFor, startEchoPod, statusOf, toYaml, type EchoPod, type Obj } from './gateway-helpers.ts';
 
@@ -85,6 +86,7 @@ let deadPort: number;
 let stuck: net.Server;
 const stuckSockets: net.Socket[] = [];
 /** h2c servers standing for gRPC backends: the GRPCRoute's backend and its mirror. */
+let ws: Awaited<ReturnType<typeof startWebSocketEcho>>;
 let grpcPrimary: http2.Http2Server;
 let grpcMirror: http2.Http2Server;
 const grpcSeen: { path: string; body: Buffer }[] = [];
@@ -116,6 +118,7 @@ beforeAll(async () => {
     stream.on('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '0' }));
     stream.end(Buffer.from([0, 0, 0, 0, 0]));
   };
+  ws = await startWebSocketEcho('127.0.0.1');
   grpcPrimary = await h2cServer(answer('primary'));
   grpcMirror = await h2cServer((stream, h, body) => {
     grpcSeen.push({ path: String(h[':path']), body });
@@ -130,7 +133,47 @@ afterAll(async () => {
   stuck?.close();
   grpcPrimary?.close();
   grpcMirror?.close();
+  ws?.server.closeAllConnections();
+  ws?.server.close();
 });
+
+/**
+ * A WebSocket handshake to Portico with this Host, one masked text frame, and the echoed frame's
+ * text back (or the first line of a refusal).
+ */
+function webSocketEcho(port: number, host: string, path: string, text: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(port, '127.0.0.1');
+    const timer = setTimeout(() => socket.destroy(new Error('no WebSocket echo in time')), 5000);
+    let buf = Buffer.alloc(0);
+    let upgraded = false;
+    socket.on('error', reject);
+    socket.on('connect', () => socket.write(`GET ${path} HTTP/1.1\r\nHost: ${host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n`));
+    socket.on('data', (chunk: Buffer) => {
+      buf = Buffer.concat([buf, chunk]);
+      if (!upgraded) {
+        const end = buf.indexOf('\r\n\r\n');
+        if (end < 0) return;
+        const status = buf.subarray(0, buf.indexOf('\r\n')).toString();
+        if (!status.startsWith('HTTP/1.1 101')) {
+          clearTimeout(timer);
+          socket.destroy();
+          return resolve(status);
+        }
+        upgraded = true;
+        buf = buf.subarray(end + 4);
+        const payload = Buffer.from(text);
+        const mask = Buffer.from([1, 2, 3, 4]);
+        socket.write(Buffer.concat([Buffer.from([0x81, 0x80 | payload.length]), mask, payload.map((b, i) => b ^ mask[i & 3])]));
+      }
+      // An unmasked server frame with a short payload.
+      if (buf.length < 2 || buf.length < 2 + (buf[1] & 0x7f)) return;
+      clearTimeout(timer);
+      socket.destroy();
+      resolve(buf.subarray(2, 2 + (buf[1] & 0x7f)).toString());
+    });
+  });
+}
 
 function manifests(port: number): string {
   const onGw = (hostnames: string[], rules: Obj[]): Obj => ({ parentRefs: [{ name: 'gw' }], hostnames, rules });
@@ -152,6 +195,7 @@ function manifests(port: number): string {
     ...serviceFor([{ namespace: 'infra', service: 'flaky', pod: 'flaky-0', address: '127.0.0.1', port: deadPort } as EchoPod, { namespace: 'infra', service: 'flaky', pod: 'flaky-1', address: '127.0.0.1', port: v1.port } as EchoPod]),
     ...serviceAt('granted', other.port, 'other'),
     ...serviceAt('refused', other.port, 'other'),
+    ...serviceAt('ws', ws.port),
     ...serviceAt('grpc-primary', (grpcPrimary.address() as AddressInfo).port),
     ...serviceAt('grpc-mirror', (grpcMirror.address() as AddressInfo).port),
     { apiVersion: 'gateway.networking.k8s.io/v1', kind: 'GRPCRoute', metadata: { name: 'grpc', namespace: 'infra' }, spec: { parentRefs: [{ name: 'gw' }], hostnames: ['grpc.test'], rules: [
@@ -172,6 +216,7 @@ function manifests(port: number): string {
       // A backendRef's own mirror: only the requests that backend gets (weight 0 gets none).
       { matches: prefix('/backend-mirror'), backendRefs: [ref('v1', { filters: [mirrorTo('m3')] }), ref('flaky', { weight: 0, filters: [mirrorTo('m2')] })] },
       { matches: prefix('/retried'), filters: [mirrorTo('m3')], backendRefs: [ref('flaky')] },
+      { matches: prefix('/ws'), filters: [mirrorTo('m2')], backendRefs: [ref('ws')] },
     ])),
     // Mirrors that do not resolve: not configured, ResolvedRefs says why, the rule still serves.
     httpRoute('unresolved', onGw(['unresolved.test'], [
@@ -220,6 +265,17 @@ describe.each(['node', 'fast'])('RequestMirror, --http1-engine %s', (engine) => 
     await until('the mirror copy', () => m2.seen.some((s) => s.url === '/mirror-and-modify-headers'));
     const copy = m2.seen.find((s) => s.url === '/mirror-and-modify-headers')!;
     expect([copy.headers['x-header-set'], copy.headers['x-header-add'], copy.headers['x-header-remove']]).toEqual(['set-overwrites-values', 'header-val-1', undefined]);
+  });
+
+  it('a WebSocket upgrade on a mirrored rule is not mirrored: the tunnel works, the copy is counted as upgrade', async () => {
+    clear();
+    const before = (await portico.metric('portico_mirror_requests_total', { result: 'upgrade' })) ?? 0;
+    expect(await webSocketEcho(port, 'mirror.test', '/ws/chat', 'hi')).toBe('echo: hi');
+    expect((await portico.metric('portico_mirror_requests_total', { result: 'upgrade' })) ?? 0).toBe(before + 1);
+    // A plain request on the same rule is mirrored; by the time its copy arrives, an upgrade copy would have too.
+    expect((await send(port, 'mirror.test', '/ws/plain')).status).toBe(200);
+    await until('the plain copy', () => m2.seen.some((s) => s.url === '/ws/plain'));
+    expect(m2.seen.map((s) => s.url)).toEqual(['/ws/plain']);
   });
 
   it('HTTPRouteRequestMultipleMirrors: both mirrors get each request, once', async () => {
