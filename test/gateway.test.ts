@@ -293,3 +293,46 @@ describe('Gateway spec.addresses (GatewayStaticAddresses, GatewayOptionalAddress
     expect(gwWith([{ type: 'test/fake-invalid-type', value: 'x' }])).toMatchObject({ accepted: 'False UnsupportedAddress' });
   });
 });
+
+describe('Gateways sharing one socket (one bind address, or one published Service address)', () => {
+  const gw = (name: string, created: string, listeners: unknown[]) => obj('Gateway', name, { gatewayClassName: 'portico', listeners }, { creationTimestamp: created });
+  const objects = (): KubeObject[] => [
+    obj('GatewayClass', 'portico', { controllerName: 'portico.dev/gateway-controller' }),
+    gw('team-a', '2026-01-01T00:00:00Z', [{ name: 'http', port: 8080, protocol: 'HTTP', hostname: 'a.example.com' }]),
+    gw('team-b', '2026-01-02T00:00:00Z', [{ name: 'http', port: 8080, protocol: 'HTTP', hostname: 'b.example.com' }]),
+    // Indistinct from team-a's listener: the newer one conflicts, team-a keeps the hostname.
+    gw('late', '2026-01-03T00:00:00Z', [{ name: 'http', port: 8080, protocol: 'HTTP', hostname: 'a.example.com' }, { name: 'other', port: 8080, protocol: 'HTTP', hostname: 'c.example.com' }]),
+    // HTTPS cannot share a port whose older listeners are HTTP.
+    gw('tls', '2026-01-04T00:00:00Z', [{ name: 'https', port: 8080, protocol: 'HTTPS', hostname: 'd.example.com', tls: { certificateRefs: [{ name: 'none' }] } }]),
+    ...svc('v1'),
+    ...svc('v2'),
+    ...svc('v3'),
+    obj('HTTPRoute', 'a', { parentRefs: [{ name: 'team-a' }], rules: [rule('v1')] }),
+    obj('HTTPRoute', 'b', { parentRefs: [{ name: 'team-b' }], rules: [rule('v2')] }),
+    obj('HTTPRoute', 'late', { parentRefs: [{ name: 'late' }], rules: [rule('v3')] }),
+  ];
+  const listener = (t: ReturnType<typeof run>['t'], gateway: string, name: string) => {
+    const st = t.statuses.find((s) => s.kind === 'Gateway' && s.metadata.name === gateway)!.status as { listeners: { name: string; conditions: { type: string; status: string; reason: string }[] }[] };
+    const c = st.listeners.find((l) => l.name === name)!.conditions;
+    return (type: string) => `${c.find((x) => x.type === type)!.status} ${c.find((x) => x.type === type)!.reason}`;
+  };
+
+  it('listeners with distinct hostnames on one port are all served, each with its own routes', () => {
+    const { t, table: all } = run(objects());
+    const table = all.listener(':8080')!;
+    expect(who(table, 'a.example.com', '/')).toBe('v1');
+    expect(who(table, 'b.example.com', '/')).toBe('v2');
+    expect(who(table, 'c.example.com', '/')).toBe('v3');
+    expect(listener(t, 'team-b', 'http')('Accepted')).toBe('True Accepted');
+    expect(listener(t, 'team-b', 'http')('Conflicted')).toBe('False NoConflicts');
+    expect(listener(t, 'late', 'other')('Programmed')).toBe('True Programmed');
+  });
+
+  it("a newer Gateway's listener indistinct from an older one's is Conflicted; the older keeps serving", () => {
+    const { t } = run(objects());
+    expect(listener(t, 'late', 'http')('Conflicted')).toBe('True HostnameConflict');
+    expect(listener(t, 'late', 'http')('Accepted')).toBe('False PortUnavailable');
+    expect(listener(t, 'team-a', 'http')('Conflicted')).toBe('False NoConflicts');
+    expect(listener(t, 'tls', 'https')('Conflicted')).toBe('True ProtocolConflict');
+  });
+});

@@ -120,6 +120,9 @@ export function ownClasses(objects: readonly KubeObject[], controllerName: strin
     });
 }
 
+/** HTTPS (terminated) and TLS (passthrough) listeners share a port: the SNI tells them apart. */
+const isTlsProtocol = (p: string) => p === 'HTTPS' || p === 'TLS';
+
 function parsePort(v: unknown): number | undefined {
   return typeof v === 'number' && Number.isInteger(v) && v >= 1 && v <= 65535 ? v : undefined;
 }
@@ -127,7 +130,7 @@ function parsePort(v: unknown): number | undefined {
 /** Evaluates every Gateway of an accepted Portico class; older Gateways claim shared ports first. */
 export function evaluateGateways(objects: readonly KubeObject[], classes: ReadonlySet<string>, ctx: GatewayContext): GatewayModel[] {
   const gateways = objects.filter((o) => isGatewayApi(o, 'Gateway') && classes.has(asString(asRecord(o.spec).gatewayClassName) ?? '')).sort(compareAge);
-  const portOwner = new Map<string, { key: string; protocols: Set<string> }>();
+  const portOwner: PortOwners = new Map();
   return gateways.map((gw) => evaluateGateway(gw, ctx, portOwner));
 }
 
@@ -157,7 +160,13 @@ function ownAddressOf(spec: Record<string, unknown>, ctx: GatewayContext): strin
   return undefined;
 }
 
-function evaluateGateway(gw: KubeObject, ctx: GatewayContext, portOwner: Map<string, { key: string; protocols: Set<string> }>): GatewayModel {
+/**
+ * What the older Gateways hold on each socket (`address|port`): a protocol each, and per hostname
+ * ('' for none) the Gateway that has it.
+ */
+type PortOwners = Map<string, { protocols: Map<string, string>; hostnames: Map<string, string> }>;
+
+function evaluateGateway(gw: KubeObject, ctx: GatewayContext, portOwner: PortOwners): GatewayModel {
   const ns = gw.metadata.namespace ?? 'default';
   const key = `${ns}/${gw.metadata.name}`;
   const spec = asRecord(gw.spec);
@@ -172,6 +181,10 @@ function evaluateGateway(gw: KubeObject, ctx: GatewayContext, portOwner: Map<str
     const value = asString(a.value);
     return (type === 'IPAddress' || type === 'Hostname') && value !== undefined && value !== '' && !usable(value);
   });
+  // A Gateway that cannot be accepted (parameters Portico does not take, an address type it does
+  // not serve) serves nothing and holds no port either.
+  const infraRef = asRecord(spec.infrastructure).parametersRef;
+  const rejected = (infraRef !== undefined && infraRef !== null) || asArray(spec.addresses).some((raw) => !['IPAddress', 'Hostname'].includes(asString(asRecord(raw).type) ?? 'IPAddress'));
   const socketKey = (port: number) => `${ownAddress ?? ''}|${port}`;
   const listeners: ListenerModel[] = asArray(spec.listeners).map((raw) => parseListener(gw, ns, asRecord(raw), ctx));
 
@@ -191,29 +204,36 @@ function evaluateGateway(gw: KubeObject, ctx: GatewayContext, portOwner: Map<str
   for (const l of listeners) {
     if (l.conflict !== undefined && l.accept === undefined) l.accept = cond('Accepted', false, l.conflict.reason, l.conflict.message);
   }
-  // One address (manifest mode): a port belongs to the oldest Gateway that uses it.
-  const ownedHere = new Set<number>();
+  // One address (manifest mode, or every Gateway published at one Service address): Gateways
+  // share a socket as one Gateway's listeners do, told apart by hostname. A listener an older
+  // Gateway's listener on the socket cannot be told from (same hostname, or a protocol that cannot
+  // share the port) is Conflicted; the older one keeps serving.
+  const claimedHere: ListenerModel[] = [];
   for (const l of listeners) {
-    if (l.accept !== undefined || unusableAddress) continue;
+    if (l.accept !== undefined || unusableAddress || rejected) continue;
     const owner = portOwner.get(socketKey(l.port));
-    if (owner !== undefined && owner.key !== key) {
-      const reason = owner.protocols.has(l.protocol) ? 'HostnameConflict' : 'ProtocolConflict';
-      const message = `port ${l.port} is already served by the older Gateway ${owner.key}`;
+    const hostname = l.hostname ?? '';
+    const clash = owner === undefined ? undefined : [...owner.protocols].find(([p, k]) => k !== key && p !== l.protocol && !(isTlsProtocol(p) && isTlsProtocol(l.protocol)));
+    const sameName = owner?.hostnames.get(hostname);
+    if (clash !== undefined || (sameName !== undefined && sameName !== key)) {
+      const reason = clash !== undefined ? 'ProtocolConflict' : 'HostnameConflict';
+      const message = clash !== undefined ? `port ${l.port} is served as ${clash[0]} by the older Gateway ${clash[1]}` : `port ${l.port} with hostname ${hostname || '(none)'} is already served by the older Gateway ${sameName}`;
       l.conflict = cond('Conflicted', true, reason, message);
       l.accept = cond('Accepted', false, 'PortUnavailable', message);
       continue;
     }
-    ownedHere.add(l.port);
+    claimedHere.push(l);
   }
-  for (const port of ownedHere) {
-    const entry = portOwner.get(socketKey(port)) ?? { key, protocols: new Set<string>() };
-    for (const l of listeners) if (l.port === port && l.accept === undefined) entry.protocols.add(l.protocol);
-    portOwner.set(socketKey(port), entry);
+  for (const l of claimedHere) {
+    const entry = portOwner.get(socketKey(l.port)) ?? { protocols: new Map<string, string>(), hostnames: new Map<string, string>() };
+    if (!entry.protocols.has(l.protocol)) entry.protocols.set(l.protocol, key);
+    if (!entry.hostnames.has(l.hostname ?? '')) entry.hostnames.set(l.hostname ?? '', key);
+    portOwner.set(socketKey(l.port), entry);
   }
   if (ownAddress !== undefined) for (const l of listeners) if (l.protocol === 'HTTP' || l.protocol === 'HTTPS' || l.protocol === 'TLS') l.address = ownAddress;
   for (const l of listeners) {
     l.accepted = l.accept === undefined;
-    l.programmed = l.accepted && !unusableAddress && !l.refs.some((r) => r.reason === 'InvalidCertificateRef' || r.reason === 'RefNotPermitted');
+    l.programmed = l.accepted && !unusableAddress && !rejected && !l.refs.some((r) => r.reason === 'InvalidCertificateRef' || r.reason === 'RefNotPermitted');
     // Only sockets of their own can fail to bind: the main ports failing stops Portico.
     const own = ownSocketOf(l, ctx.httpPort, ctx.httpsPort);
     const failed = l.programmed && own !== undefined ? ctx.unavailable?.[own] : undefined;
@@ -238,7 +258,7 @@ function evaluateGateway(gw: KubeObject, ctx: GatewayContext, portOwner: Map<str
     else if (!requested.some((r) => r.value === value)) requested.push({ type, value });
   }
   const addresses = requested.length > 0 && !wantsAny ? requested : published;
-  const infra = asRecord(spec.infrastructure).parametersRef;
+  const infra = infraRef;
   const gatewayConditions = (): ConditionInput[] => {
     // A listener whose socket cannot be bound is not accepted, but its Gateway still is (it is
     // served once the socket can be bound): Programmed=False says what is missing.
