@@ -54,6 +54,8 @@ const READ_AHEAD = 64 * 1024;
 const ALLOW = 'GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS';
 const CONTINUE = 'HTTP/1.1 100 Continue\r\n\r\n';
 const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
+// A response head and a first body part up to this size are copied into one buffer for one write.
+const COALESCE_MAX = 16 * 1024;
 
 // RFC 9110 6.6.1: a response forwarded without a Date gets one (as node:http adds it).
 let dateLine = '';
@@ -503,8 +505,10 @@ class Exchange implements UpstreamWaiter, UpstreamUser {
   resFraming: BodyFraming = 'none';
   /** The upstream sent response bytes: the request can no longer be retried. */
   responseBegun = false;
-  /** A head (final) went to the client. */
+  /** A head (final) went to the client, or is about to (pendingHead). */
   headSent = false;
+  /** The final response head, until the first body bytes (or flushHead) take it out. */
+  pendingHead: string | undefined;
   status = 0;
   responseBytes = 0;
   closeAfter = false;
@@ -650,10 +654,15 @@ class Exchange implements UpstreamWaiter, UpstreamUser {
     this.upstream = up;
     up.user = this;
     this.sentAt = performance.now();
-    up.socket.cork();
+    // The head and the body bytes already read leave in one write; a request without them needs
+    // no corking (which costs a buffered write and its replay on every request).
+    const withBody = this.reqBody !== undefined && this.conn.buf !== undefined;
+    if (withBody) up.socket.cork();
     up.write(this.upstreamHead);
-    this.relayRequestBody();
-    up.socket.uncork();
+    if (withBody) {
+      this.relayRequestBody();
+      up.socket.uncork();
+    }
     // The response timeout starts once the request is sent (nginx's proxy_read_timeout): an
     // upload slower than it is still in progress, bounded by the client's request timeout and,
     // while the upstream does not read, by the send timeout armed in relayRequestBody.
@@ -782,17 +791,12 @@ class Exchange implements UpstreamWaiter, UpstreamUser {
         if (rest === undefined) return false;
         continue;
       }
-      // The head and what came of the body with it leave in one write (writev), not two.
-      const socket = this.conn.socket;
-      socket.cork();
-      try {
-        this.startResponse(h);
-        this.rbuf = undefined;
-        if (rest !== undefined) this.relayResponseBody(rest);
-        else if (this.resBody!.done) this.responseComplete();
-      } finally {
-        socket.uncork();
-      }
+      // The head waits for what came of the body with it: both leave in one write.
+      this.startResponse(h);
+      this.rbuf = undefined;
+      if (rest !== undefined) this.relayResponseBody(rest);
+      this.flushHead();
+      if (rest === undefined && this.resBody!.done) this.responseComplete();
       return true;
     }
   }
@@ -875,20 +879,35 @@ class Exchange implements UpstreamWaiter, UpstreamUser {
     s += '\r\n';
     this.headSent = true;
     this.responseBytes += s.length;
-    this.conn.socket.write(s, 'latin1');
+    // Written with the first body bytes (writeClient) or alone (flushHead).
+    this.pendingHead = s;
+  }
+
+  /** The response head, if no body bytes took it along. */
+  private flushHead(): void {
+    const s = this.pendingHead;
+    if (s === undefined) return;
+    this.pendingHead = undefined;
+    if (!this.conn.socket.write(s, 'latin1') && this.upstream !== undefined) this.upstream.socket.pause();
   }
 
   private relayResponseBody(chunk: Buffer): void {
     const body = this.resBody!;
     // Upstream body timeout: the time allowed between two reads, as undici's bodyTimeout.
     if (this.timeoutMs > 0) this.upstreamDeadline = performance.now() + this.timeoutMs;
+    // Decoding chunks for an HTTP/1.0 client writes a piece per chunk: one write for them all.
+    const socket = this.conn.socket;
+    if (this.dechunk) socket.cork();
     const r = body.feed(chunk, 0);
+    if (this.dechunk) socket.uncork();
     if (r.error !== undefined) {
+      this.flushHead();
       this.o.log.warn({ err: r.error, upstream: this.endpoint?.origin }, 'invalid upstream response body framing');
       this.upstreamFailed('reset', Object.assign(new Error(r.error), { code: 'HPE_INVALID_CHUNK' }));
       return;
     }
     if (r.consumed > 0 && !this.dechunk) this.writeClient(r.consumed === chunk.length ? chunk : chunk.subarray(0, r.consumed));
+    this.flushHead();
     if (r.consumed < chunk.length) {
       // Bytes past the end of the response: the connection is out of step and is not reused.
       this.rbuf = chunk.subarray(r.consumed);
@@ -898,10 +917,25 @@ class Exchange implements UpstreamWaiter, UpstreamUser {
 
   private writeClient(part: Buffer): void {
     this.responseBytes += part.length;
-    if (!this.conn.socket.write(part) && this.upstream !== undefined) this.upstream.socket.pause();
+    const head = this.pendingHead;
+    let out = part;
+    if (head !== undefined) {
+      this.pendingHead = undefined;
+      // One buffer, one write: cheaper than a corked string and buffer (writev) for the small
+      // bodies most responses start with; a large first part goes after the head.
+      if (part.length <= COALESCE_MAX) {
+        out = Buffer.allocUnsafe(head.length + part.length);
+        out.write(head, 0, 'latin1');
+        part.copy(out, head.length);
+      } else {
+        this.conn.socket.write(head, 'latin1');
+      }
+    }
+    if (!this.conn.socket.write(out) && this.upstream !== undefined) this.upstream.socket.pause();
   }
 
   private responseComplete(): void {
+    this.flushHead();
     const up = this.upstream;
     this.upstream = undefined;
     this.upstreamDeadline = 0;
