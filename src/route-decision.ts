@@ -4,6 +4,7 @@
 // reads the request through RouteRequest, not node:http's classes, and only decides: writing the
 // answer is the caller's.
 
+import { isIP } from 'node:net';
 import type { CompiledBackend, CompiledEndpoint, CompiledFilters, CompiledMirror, CompiledRoute, RequestAttributes, RoutingTable } from '../router/index.ts';
 import { hostKey, normalizeHostname, pickBackendRef, pickEndpoint, redirectLocation } from '../router/index.ts';
 import { corsPreflightHeaders } from '../router/filters.ts';
@@ -88,7 +89,11 @@ export function httpsLocation(host: string | undefined, target: string, httpsPor
 export function decideRoute(table: RoutingTable | undefined, req: RouteRequest, fwd: ForwardedValues, ctx: DecisionContext): RouteDecision {
   if (table === undefined) return NO_TABLE;
   const host = req.host;
-  const sni = req.serverName;
+  // A connection set up without a server name (no SNI, or an IP address, which RFC 6066 3 does
+  // not allow as one) cannot be misdirected: it was set up for no host in particular, and a new
+  // connection, which is all a 421 asks for, would be the same. Such clients (cloud load
+  // balancers re-encrypting to Portico, probes by IP) are served by Host, as nginx does.
+  const sni = req.serverName !== undefined && isIP(req.serverName) === 0 ? req.serverName : undefined;
   if (sni !== undefined && host !== undefined && ctx.misdirected !== undefined && ctx.misdirected(sni, hostKey(host).name)) return MISDIRECTED;
   // Gateway HTTPS listeners: the SNI's listener must be the Host's (GatewayHTTPSListenerDetectMisdirectedRequests).
   if (table.misdirected(req.localPort, sni, host)) return MISDIRECTED;

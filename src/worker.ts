@@ -58,10 +58,10 @@ const table = () => current;
 /**
  * 421 Misdirected Request: an HTTPS request whose Host names a host with a certificate of its own,
  * other than the one this connection was set up for (its SNI). Hosts sharing the connection's
- * certificate may share the connection (HTTP/2 connection reuse).
+ * certificate may share the connection (HTTP/2 connection reuse). Called only for connections
+ * with a server name (route-decision.ts: no SNI, or an IP as SNI, is served by Host).
  */
 function misdirected(sni: string, host: string): boolean {
-  // An IP address is not a server name (RFC 6066 3), though some clients (wrk) send one.
   if (sni === host || isIP(sni) !== 0) return false;
   const own = store.lookup(host);
   if (own === undefined || own.match === 'default') return false;
