@@ -3,8 +3,9 @@
 // each mirror backend the route's fractions pick; the mirror's answer is read and dropped.
 // A mirror never holds up or fails the client's request: copies go out on pools of their own,
 // each copy's body may lag at most MIRROR_BUFFER bytes behind the forwarded one before the copy
-// is cut (never slowing the forwarded body down), and every outcome only counts in
-// portico_mirror_requests_total. The engines call openMirrors() once per client request, after
+// is cut (never slowing the forwarded body down), a worker's copies share a cap on those in
+// flight and on the bytes they hold (mirrorBudget, both engines), and every outcome only counts
+// in portico_mirror_requests_total. The engines call openMirrors() once per client request, after
 // the route decision and before any retry, so a retried request is mirrored once.
 
 import { PassThrough, type Readable } from 'node:stream';
@@ -16,12 +17,22 @@ import { ChunkedFramer } from './http1/chunked.ts';
 
 /** Body bytes a mirror copy may lag behind the forwarded request before it is cut. */
 export const MIRROR_BUFFER = 1 << 20;
-/** Mirror copies in flight per worker; more are dropped rather than queued. */
-const MAX_IN_FLIGHT = 512;
-/** Body bytes held for all copies of a worker; a copy that would pass it is cut. */
-const TOTAL_BUFFER = 64 << 20;
 /** Mirror pools kept per worker; the oldest is closed past this. */
 const MAX_POOLS = 256;
+
+/**
+ * A worker's limits on mirror copies, shared by both HTTP/1.1 engines and HTTP/2 (the fast path's
+ * copies, src/http1/mirror.ts, count here too): copies in flight, past which a new copy is dropped
+ * (busy) rather than queued; body bytes all copies hold, past which the copy being written is cut.
+ */
+const limits = { maxInFlight: 512, totalBuffer: 64 << 20, connectTimeoutMs: 5_000 };
+
+/** What the worker's copies use of those limits now. `held` is an upper bound: reads lower it unseen. */
+export const mirrorBudget = { inFlight: 0, held: 0 };
+
+export function mirrorLimits(): Readonly<typeof limits> {
+  return limits;
+}
 
 export const mirrorRequests = new client.Counter({
   name: 'portico_mirror_requests_total',
@@ -52,14 +63,12 @@ export interface MirrorBody {
 const NOT_COPIED = new Set(['content-length', 'transfer-encoding', 'connection', 'keep-alive', 'upgrade', 'expect', 'proxy-connection']);
 
 const pools = new Map<string, Pool>();
-let inFlight = 0;
-/** Bytes the copies' bodies held when last written to (an upper bound: reads lower it unseen). */
-let held = 0;
-let connectTimeoutMs = 5_000;
 
-/** The connect timeout of mirror pools (--upstream-connect-timeout). */
-export function configureMirrors(opts: { connectTimeoutMs: number }): void {
-  connectTimeoutMs = opts.connectTimeoutMs;
+/** The connect timeout of mirror pools (--upstream-connect-timeout); the caps, for tests. */
+export function configureMirrors(opts: { connectTimeoutMs: number; maxInFlight?: number; totalBuffer?: number }): void {
+  limits.connectTimeoutMs = opts.connectTimeoutMs;
+  if (opts.maxInFlight !== undefined) limits.maxInFlight = opts.maxInFlight;
+  if (opts.totalBuffer !== undefined) limits.totalBuffer = opts.totalBuffer;
 }
 
 function poolFor(backend: CompiledBackend, origin: string): Pool {
@@ -75,9 +84,9 @@ function poolFor(backend: CompiledBackend, origin: string): Pool {
       connections: backend.protocol === 'h2c' ? 2 : 64,
       pipelining: backend.protocol === 'h2c' ? 100 : 1,
       keepAliveTimeout: 4_000,
-      connectTimeout: connectTimeoutMs,
+      connectTimeout: limits.connectTimeoutMs,
       // As for forwarded requests: cluster-internal certificates are not verified.
-      connect: { timeout: connectTimeoutMs, rejectUnauthorized: false },
+      connect: { timeout: limits.connectTimeoutMs, rejectUnauthorized: false },
       allowH2: false,
       useH2c: backend.protocol === 'h2c',
     } as Pool.Options);
@@ -115,8 +124,8 @@ class Copy implements Dispatcher.DispatchHandler {
   finish(result: 'answered' | 'failed' | 'cut' | 'aborted'): void {
     if (this.settled) return;
     this.settled = true;
-    inFlight--;
-    held -= this.held;
+    mirrorBudget.inFlight--;
+    mirrorBudget.held -= this.held;
     this.held = 0;
     mirrorRequests.labels(result).inc();
   }
@@ -140,9 +149,9 @@ class CopiesBody implements MirrorBody {
         continue;
       }
       const now = c.body.writableLength + c.body.readableLength;
-      held += now - c.copy.held;
+      mirrorBudget.held += now - c.copy.held;
       c.copy.held = now;
-      if (held > TOTAL_BUFFER) this.drop(c, 'cut');
+      if (mirrorBudget.held > limits.totalBuffer) this.drop(c, 'cut');
     }
   }
   end(): void {
@@ -152,7 +161,7 @@ class CopiesBody implements MirrorBody {
       // What undici has read meanwhile is no longer held.
       if (!c.copy.settled) {
         const now = c.body.writableLength + c.body.readableLength;
-        held += now - c.copy.held;
+        mirrorBudget.held += now - c.copy.held;
         c.copy.held = now;
       }
     }
@@ -176,7 +185,7 @@ export function openMirrors(mirrors: readonly CompiledMirror[], req: MirrorReque
   for (let i = 0; i < req.headers.length; i += 2) if (!NOT_COPIED.has(req.headers[i].toLowerCase())) headers.push(req.headers[i], req.headers[i + 1]);
   const copies: { body: PassThrough; copy: Copy }[] = [];
   for (const m of mirrors) {
-    if (inFlight >= MAX_IN_FLIGHT) {
+    if (mirrorBudget.inFlight >= limits.maxInFlight) {
       mirrorRequests.labels('busy').inc();
       continue;
     }
@@ -186,7 +195,7 @@ export function openMirrors(mirrors: readonly CompiledMirror[], req: MirrorReque
       mirrorRequests.labels('no_endpoint').inc();
       continue;
     }
-    inFlight++;
+    mirrorBudget.inFlight++;
     const copy = new Copy();
     const body = hasBody ? new PassThrough({ highWaterMark: MIRROR_BUFFER }) : null;
     body?.on('error', () => undefined);

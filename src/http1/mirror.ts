@@ -1,20 +1,30 @@
 // Gateway API RequestMirror on the HTTP/1.1 fast path: each mirror the route's fraction picks gets
 // the forwarded request's head (after the header filters) and its body bytes as they are relayed,
 // over a pooled upstream connection. Its answer is read (as far as framing needs) and dropped.
-// A mirror never delays the forwarded request: bytes it cannot take are buffered up to a bound,
-// and a mirror that falls further behind, or does not answer in time, is cut.
+// A mirror never delays the forwarded request: copies use a connection pool of their own (so a
+// slow mirror, even one sharing endpoints with the backend, never takes or queues for the
+// forwarded requests' connections), bytes a copy cannot send yet are buffered up to a bound, and
+// a mirror that falls further behind, or does not answer in time, is cut. The worker's cap on
+// copies in flight and on the bytes they hold is src/mirror.ts's mirrorBudget, shared with the
+// node:http engine and HTTP/2: past it a new copy is dropped (busy), a growing one cut.
 
 import type { CompiledMirror } from '../../router/compile.ts';
 import { pickEndpoint } from '../../router/index.ts';
-import { mirrorRequests } from '../mirror.ts';
+import { MIRROR_BUFFER, mirrorBudget, mirrorLimits, mirrorRequests } from '../mirror.ts';
 import { BodyFramer } from './body.ts';
 import { parseResponseHead, responseFraming } from './response-head.ts';
-import type { UpstreamConnection, UpstreamSocketPool, UpstreamTarget, UpstreamUser, UpstreamWaiter } from './upstream-pool.ts';
+import { UpstreamSocketPool, type UpstreamConnection, type UpstreamTarget, type UpstreamUser, type UpstreamWaiter } from './upstream-pool.ts';
 
-/** Body bytes a mirror may lag behind the forwarded request before its copy is cut (as src/mirror.ts). */
-const MIRROR_BUFFER = 1 << 20;
 /** A mirror with no upstream timeout of its own is still given up on after this long. */
 const MAX_MIRROR_MS = 60_000;
+
+let mirrorPool: UpstreamSocketPool | undefined;
+
+/** The copies' own pool, made on first use (after configureMirrors set the connect timeout). */
+function pool(): UpstreamSocketPool {
+  mirrorPool ??= new UpstreamSocketPool({ maxPerEndpoint: 64, idleTimeoutMs: 4_000, connectTimeoutMs: mirrorLimits().connectTimeoutMs });
+  return mirrorPool;
+}
 
 class MirrorCopy implements UpstreamWaiter, UpstreamUser {
   private readonly pool: UpstreamSocketPool;
@@ -30,6 +40,8 @@ class MirrorCopy implements UpstreamWaiter, UpstreamUser {
   private rbuf: Buffer | undefined;
   private framer: BodyFramer | undefined;
   private reusable = false;
+  /** This copy's share of mirrorBudget.held: queued bytes, then what its socket has not sent. */
+  private held = 0;
   private readonly timer: NodeJS.Timeout;
 
   constructor(pool: UpstreamSocketPool, target: UpstreamTarget, method: string, head: string, hasBody: boolean, timeoutMs: number) {
@@ -38,6 +50,7 @@ class MirrorCopy implements UpstreamWaiter, UpstreamUser {
     this.method = method;
     this.head = head;
     this.bodyDone = !hasBody;
+    mirrorBudget.inFlight++;
     this.timer = setTimeout(cutMirror, timeoutMs > 0 ? timeoutMs : MAX_MIRROR_MS, this);
     this.timer.unref();
     pool.acquire(target, this);
@@ -57,6 +70,14 @@ class MirrorCopy implements UpstreamWaiter, UpstreamUser {
     conn.socket.uncork();
     this.queued = [];
     this.queuedBytes = 0;
+    this.account(conn.socket.writableLength);
+  }
+
+  /** Sets this copy's held bytes; cuts it when the worker's copies hold too much. */
+  private account(now: number): void {
+    mirrorBudget.held += now - this.held;
+    this.held = now;
+    if (mirrorBudget.held > mirrorLimits().totalBuffer) this.cut();
   }
 
   onConnectError(): void {
@@ -71,10 +92,11 @@ class MirrorCopy implements UpstreamWaiter, UpstreamUser {
       if (this.queuedBytes > MIRROR_BUFFER) return this.cut();
       // The relay's buffer moves on; keep a copy.
       this.queued.push(Buffer.from(part));
-      return;
+      return this.account(this.queuedBytes);
     }
     this.conn.write(part);
-    if (this.conn.socket.writableLength > MIRROR_BUFFER) this.cut();
+    if (this.conn.socket.writableLength > MIRROR_BUFFER) return this.cut();
+    this.account(this.conn.socket.writableLength);
   }
 
   endBody(): void {
@@ -147,6 +169,9 @@ class MirrorCopy implements UpstreamWaiter, UpstreamUser {
     this.gone = true;
     clearTimeout(this.timer);
     this.queued = [];
+    mirrorBudget.inFlight--;
+    mirrorBudget.held -= this.held;
+    this.held = 0;
   }
 }
 
@@ -166,17 +191,21 @@ export class Mirrors {
    * Starts the copies the mirrors' fractions pick. `head` is the request head as forwarded
    * upstream (its framing headers included); h2c mirrors are not served by this path.
    */
-  static start(pool: UpstreamSocketPool, mirrors: readonly CompiledMirror[], method: string, head: string, hasBody: boolean, timeoutMs: number): Mirrors | undefined {
+  static start(mirrors: readonly CompiledMirror[], method: string, head: string, hasBody: boolean, timeoutMs: number): Mirrors | undefined {
     const copies: MirrorCopy[] = [];
     for (const m of mirrors) {
       if (!(m.fraction >= 1 || (m.fraction > 0 && Math.random() < m.fraction))) continue;
       if (m.backend.protocol === 'h2c') continue;
+      if (mirrorBudget.inFlight >= mirrorLimits().maxInFlight) {
+        mirrorRequests.labels('busy').inc();
+        continue;
+      }
       const ep = pickEndpoint(m.backend);
       if (ep === undefined) {
         mirrorRequests.labels('no_endpoint').inc();
         continue;
       }
-      copies.push(new MirrorCopy(pool, { address: ep.address, port: ep.port, tls: m.backend.protocol === 'https' }, method, head, hasBody, timeoutMs));
+      copies.push(new MirrorCopy(pool(), { address: ep.address, port: ep.port, tls: m.backend.protocol === 'https' }, method, head, hasBody, timeoutMs));
     }
     return copies.length === 0 ? undefined : new Mirrors(copies);
   }

@@ -603,7 +603,7 @@ class Exchange implements UpstreamWaiter, UpstreamUser {
     if (limit !== undefined && limit > 0) this.routeDeadline = this.startedAt + limit;
     this.upstreamHead = this.buildUpstreamHead();
     // Gateway API RequestMirror: copies of the head and body go out beside the request.
-    if (mirrors !== undefined) this.mirrors = Mirrors.start(o.pool, mirrors, head.method, this.upstreamHead, this.reqBody !== undefined, this.timeoutMs);
+    if (mirrors !== undefined) this.mirrors = Mirrors.start(mirrors, head.method, this.upstreamHead, this.reqBody !== undefined, this.timeoutMs);
     if (head.expectContinue && this.reqBody !== undefined && head.versionMinor === 1) conn.socket.write(CONTINUE, 'latin1');
     this.acquire();
     return true;
