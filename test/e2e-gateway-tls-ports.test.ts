@@ -6,7 +6,7 @@
 // certificate and serves its routes.
 import { once } from 'node:events';
 import https from 'node:https';
-import type { AddressInfo } from 'node:net';
+import net, { type AddressInfo } from 'node:net';
 import tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateSelfSigned } from '../tls/selfsigned.ts';
@@ -157,5 +157,47 @@ describe('TLS listeners on ports of their own', () => {
   it('HTTPS (Terminate) on a port of its own: its certificate, its routes', async () => {
     expect((await sClient(pHttps, { servername: 'app.test' })).serial).toBe(cert.serial);
     expect(await httpsGet(pHttps, 'app.test')).toBe('200 infra/v1');
+  });
+});
+
+describe('a TLS Passthrough listener of its own behind a PROXY protocol load balancer', () => {
+  let proxied: Portico;
+  let port: number;
+
+  /** A PROXY v1 header, then TLS with this SNI over the same connection, from `localAddress`. */
+  function dialProxied(servername: string, localAddress: string): Promise<string> {
+    return new Promise((resolve) => {
+      const raw = net.connect({ host: '127.0.0.1', port, localAddress }, () => {
+        raw.write(`PROXY TCP4 192.0.2.7 127.0.0.1 40000 ${port}\r\n`);
+        const socket = tls.connect({ socket: raw, servername, rejectUnauthorized: false });
+        let out = '';
+        const timer = setTimeout(() => socket.destroy(), 5000);
+        socket.on('secureConnect', () => socket.write('hello\r\n\r\n'));
+        socket.on('data', (d) => (out += d));
+        socket.on('error', () => undefined);
+        socket.on('close', () => {
+          clearTimeout(timer);
+          resolve(out === '' ? 'rejected' : out);
+        });
+      });
+      raw.on('error', () => resolve('rejected'));
+    });
+  }
+
+  beforeAll(async () => {
+    const a = await tlsEcho('tls-proxied');
+    port = await freePort();
+    proxied = await startPortico({ workers: 1, args: ['--use-proxy-protocol', 'true', '--proxy-protocol-trusted-cidrs', '127.0.0.1/32'], files: { 'all.yaml': toYaml(namespace('infra'), gatewayClass(), ...svc('tls-a', a), gateway('pass', [passthrough('tls', port)]), tlsRoute('to-a', [{ name: 'pass' }], ['app.pass.test'], 'tls-a')) } });
+    await waitFor('listener bound', async () => (await dialProxied('app.pass.test', '127.0.0.1')).startsWith('tls-proxied'), 20_000);
+  }, 60_000);
+
+  afterAll(async () => {
+    await proxied?.stop();
+  });
+
+  it('the PROXY header is read before the SNI and never reaches the backend; an untrusted peer sending one is refused', async () => {
+    expect(await dialProxied('app.pass.test', '127.0.0.1')).toBe('tls-proxied sni=app.pass.test');
+    expect(await dialProxied('other.test', '127.0.0.1')).toBe('rejected');
+    expect(await dialProxied('app.pass.test', '127.0.0.2')).toBe('rejected');
   });
 });
