@@ -73,6 +73,30 @@ const CONTINUE_EXPECTATION = /(?:^|\W)100-continue(?:$|\W)/i;
 // is what bounds memory: --max-header-size).
 const MAX_HEADERS = 2000;
 
+// Field names most messages carry, spelled as clients and servers usually spell them: parsed to
+// these constants, so reading them makes no string (a native call each otherwise).
+const COMMON_NAMES = [
+  'Host', 'User-Agent', 'Accept', 'Accept-Encoding', 'Accept-Language', 'Connection', 'Content-Length', 'Content-Type',
+  'Cookie', 'Referer', 'Origin', 'Cache-Control', 'Authorization', 'Upgrade', 'Expect', 'Transfer-Encoding', 'Keep-Alive',
+  'Date', 'Server', 'Set-Cookie', 'Last-Modified', 'ETag', 'Vary', 'Expires', 'Location', 'Content-Encoding', 'Accept-Ranges',
+  'host', 'user-agent', 'accept', 'accept-encoding', 'accept-language', 'connection', 'content-length', 'content-type',
+  'cookie', 'referer', 'origin', 'cache-control', 'authorization', 'date', 'server', 'transfer-encoding', 'keep-alive',
+];
+const NAMES_BY_LENGTH: [Uint8Array, string][][] = [];
+for (const n of COMMON_NAMES) (NAMES_BY_LENGTH[n.length] ??= []).push([Buffer.from(n, 'latin1'), n]);
+
+/** The field name in buf[start..end): a constant when it is a common one, else a new string. */
+export function fieldName(buf: Buffer, start: number, end: number): string {
+  const candidates = NAMES_BY_LENGTH[end - start];
+  if (candidates !== undefined) {
+    next: for (const [bytes, name] of candidates) {
+      for (let i = 0; i < bytes.length; i++) if (buf[start + i] !== bytes[i]) continue next;
+      return name;
+    }
+  }
+  return buf.toString('latin1', start, end);
+}
+
 function fail(status: number, reason: string): ParseResult {
   return { kind: 'error', status, reason };
 }
@@ -93,7 +117,7 @@ export function parseRequestHead(buf: Buffer, start: number, maxHeaderSize: numb
   while (p < end && TCHAR[buf[p]] === 1) p++;
   if (p === end) return p - start > maxHeaderSize ? fail(414, 'request line too long') : INCOMPLETE;
   if (buf[p] !== 32 || p === lineStart) return fail(400, 'malformed method');
-  const method = buf.toString('latin1', lineStart, p);
+  const method = p - lineStart === 3 && buf[lineStart] === 71 && buf[lineStart + 1] === 69 && buf[lineStart + 2] === 84 ? 'GET' : buf.toString('latin1', lineStart, p);
   if (!KNOWN_METHODS.has(method)) return fail(400, 'unknown method');
   // A proxy that is not a forward proxy serves no tunnels (as today: 405, connection closed).
   if (method === 'CONNECT') return fail(405, 'CONNECT is not served');
@@ -140,7 +164,7 @@ export function parseRequestHead(buf: Buffer, start: number, maxHeaderSize: numb
     if (p === end) return end - start > maxHeaderSize ? fail(431, 'request header fields too large') : INCOMPLETE;
     // RFC 9112 5.1: no whitespace between the name and the colon.
     if (buf[p] !== 58 || p === nameStart) return fail(400, 'malformed header name');
-    const name = buf.toString('latin1', nameStart, p);
+    const name = fieldName(buf, nameStart, p);
     p++;
     while (p < end && (buf[p] === 32 || buf[p] === 9)) p++;
     const valueStart = p;
@@ -239,7 +263,13 @@ function checkTarget(method: string, target: string): string | undefined {
   return undefined;
 }
 
+const KEEP_ALIVE: readonly string[] = Object.freeze(['keep-alive']);
+const CLOSE: readonly string[] = Object.freeze(['close']);
+
 export function tokens(list: string): string[] {
+  // What nearly every message says, without a split.
+  if (list === 'keep-alive' || list === 'Keep-Alive') return KEEP_ALIVE as string[];
+  if (list === 'close' || list === 'Close') return CLOSE as string[];
   const out: string[] = [];
   for (const t of list.split(',')) {
     const v = t.trim().toLowerCase();

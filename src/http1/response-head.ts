@@ -2,7 +2,7 @@
 // the header fields to pass on, and the framing of the body), strict enough that a backend cannot
 // make the client and Portico read different message boundaries (RFC 9112 6.3).
 
-import { FIELD, TCHAR, tokens } from './head-parser.ts';
+import { FIELD, TCHAR, fieldName, tokens } from './head-parser.ts';
 
 export interface ResponseHead {
   readonly status: number;
@@ -54,7 +54,7 @@ export function parseResponseHead(buf: Buffer, start: number, maxSize: number): 
   if (p < end && buf[p] === 32) {
     const rs = ++p;
     while (p < end && FIELD[buf[p]] === 1) p++;
-    reason = buf.toString('latin1', rs, p);
+    reason = p - rs === 2 && buf[rs] === 79 && buf[rs + 1] === 75 ? 'OK' : buf.toString('latin1', rs, p);
   }
   if (p + 1 >= end) return end - start > maxSize ? fail('response head too large') : INCOMPLETE;
   if (buf[p] !== 13 || buf[p + 1] !== 10) return fail('malformed status line');
@@ -77,7 +77,7 @@ export function parseResponseHead(buf: Buffer, start: number, maxSize: number): 
     while (p < end && TCHAR[buf[p]] === 1) p++;
     if (p === end) return end - start > maxSize ? fail('response head too large') : INCOMPLETE;
     if (buf[p] !== 58 || p === nameStart) return fail('malformed response header name');
-    const name = buf.toString('latin1', nameStart, p);
+    const name = fieldName(buf, nameStart, p);
     p++;
     while (p < end && (buf[p] === 32 || buf[p] === 9)) p++;
     const valueStart = p;

@@ -467,6 +467,21 @@ class Connection {
 
 function noop(): void {}
 
+// An endpoint's pool target with its key, made once per endpoint (of a table or an endpoint
+// update) instead of an object and a key string per request.
+const plainTargets = new WeakMap<CompiledEndpoint, UpstreamTarget>();
+const tlsTargets = new WeakMap<CompiledEndpoint, UpstreamTarget>();
+function targetOf(ep: CompiledEndpoint, tls: boolean): UpstreamTarget {
+  const cache = tls ? tlsTargets : plainTargets;
+  let t = cache.get(ep);
+  if (t === undefined) {
+    const base = { address: ep.address, port: ep.port, tls };
+    t = { ...base, key: UpstreamSocketPool.key(base) };
+    cache.set(ep, t);
+  }
+  return t;
+}
+
 function destroySocket(s: net.Socket): void {
   s.destroy();
 }
@@ -640,8 +655,7 @@ class Exchange implements UpstreamWaiter, UpstreamUser {
   }
 
   private acquire(): void {
-    const ep = this.endpoint!;
-    this.target = { address: ep.address, port: ep.port, tls: this.backend!.protocol === 'https' };
+    this.target = targetOf(this.endpoint!, this.backend!.protocol === 'https');
     this.o.pool.acquire(this.target, this);
   }
 

@@ -20,6 +20,8 @@ export interface UpstreamTarget {
   readonly port: number;
   /** TLS to the upstream (certificate not verified, as ingress-nginx's backend-protocol HTTPS). */
   readonly tls?: boolean;
+  /** UpstreamSocketPool.key(this), when the caller keeps the target: not rebuilt per request. */
+  readonly key?: string;
 }
 
 /** Whoever holds a connection gets its events. */
@@ -113,7 +115,7 @@ export class UpstreamSocketPool {
    * waiter until one is released when the endpoint is at its cap.
    */
   acquire(target: UpstreamTarget, waiter: UpstreamWaiter): void {
-    const key = UpstreamSocketPool.key(target);
+    const key = target.key ?? UpstreamSocketPool.key(target);
     let slot = this.slots.get(key);
     if (slot === undefined) {
       slot = { open: 0, idle: [], waiters: [] };
@@ -135,7 +137,7 @@ export class UpstreamSocketPool {
 
   /** Forgets a waiter that no longer wants a connection (its client went away). */
   cancel(target: UpstreamTarget, waiter: UpstreamWaiter): void {
-    const slot = this.slots.get(UpstreamSocketPool.key(target));
+    const slot = this.slots.get(target.key ?? UpstreamSocketPool.key(target));
     if (slot === undefined) return;
     const i = slot.waiters.indexOf(waiter);
     if (i >= 0) slot.waiters.splice(i, 1);
