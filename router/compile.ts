@@ -202,9 +202,9 @@ function compileRoute(r: RouteIR, backends: Map<string, CompiledBackend>, virtua
 
 // Among routes ending at the same node, more specific conditions come first (the Gateway API's
 // precedence: method, then header count, then query count); IR order breaks ties, and the
-// translator puts older objects first.
+// translator puts older objects first. Derived entries (RouteIR.derived) come after all others.
 function specificity(r: CompiledRoute): number {
-  return (r.method ? 1 << 20 : 0) + (r.headers?.length ?? 0) * 1024 + (r.queryParams?.length ?? 0);
+  return (r.ir.derived === true ? -(1 << 22) : 0) + (r.method ? 1 << 20 : 0) + (r.headers?.length ?? 0) * 1024 + (r.queryParams?.length ?? 0);
 }
 
 function compileVirtualHost(vh: VirtualHostIR, backends: Map<string, CompiledBackend>): VirtualHost {

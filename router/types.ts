@@ -133,6 +133,12 @@ export interface RouteIR {
   readonly listener?: ListenerRefIR;
   /** Only clients (by real client IP) in these CIDRs are served; others get 403. */
   readonly allowSourceRanges?: readonly string[];
+  /**
+   * An entry the translator derived from another route (a GRPCRoute service-only match copied to
+   * `/service/method`): tried after every route not derived at the same path and kind of match,
+   * whatever their conditions.
+   */
+  readonly derived?: boolean;
   readonly source: RouteSource;
 }
 

@@ -271,6 +271,28 @@ describe('GRPCRoute precedence, service+method without headers', () => {
   });
 });
 
+describe('GRPCRoute precedence, service+method with fewer header matches than a service-only match', () => {
+  it('the method\'s characters count before header matches: service+method first at its path', () => {
+    const { table, t } = run([
+      ...base(),
+      grpcRoute('r', {
+        rules: [
+          rule('v2', { method: { service: SVC }, headers: [{ name: 'a', value: '1' }, { name: 'b', value: '1' }] }),
+          rule('v1', { method: { service: SVC, method: 'Ping' }, headers: [{ name: 'a', value: '1' }] }),
+          rule('v3', { method: { method: 'Ping' } }),
+        ],
+      }),
+    ]);
+    expect(who(table, 'a.test', `/${SVC}/Ping`, { a: '1', b: '1' })).toBe('v1');
+    // Without the service+method rule's header, the service-only match (more service characters
+    // than the method-only one) takes it; without either's headers, the method-only one.
+    expect(who(table, 'a.test', `/${SVC}/Ping`, { b: '1' })).toBe('v3');
+    expect(who(table, 'a.test', `/${SVC}/Other`, { a: '1', b: '1' })).toBe('v2');
+    expect(who(table, 'a.test', `/${SVC}/Ping`)).toBe('v3');
+    expect(t.ir.virtualHosts.flatMap((vh) => vh.routes).filter((r) => r.derived === true).map((r) => r.path)).toEqual([`/${SVC}/Ping`]);
+  });
+});
+
 describe('GRPCRoute RegularExpression values', () => {
   it('anchors written around a value are accepted (the whole name must match anyway)', () => {
     const { t, table } = run([...base(), grpcRoute('r', { rules: [rule('v1', { method: { type: 'RegularExpression', service: '^echo\\.E[a-z]+$', method: '^Get$' } })] })]);

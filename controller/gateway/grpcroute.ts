@@ -112,10 +112,9 @@ function describe(hosts: readonly (string | undefined)[]): string {
  * method, so on one virtual host a service-only match beats a method-only one. The router tries
  * RegularExpression paths (method-only matches) before prefixes (service-only), so each
  * service-only GRPCRoute match is also entered as an Exact `/service/method` route for every
- * method a method-only match of the host and listener names: Exact paths are tried first. The copies come
- * after every other route, so a real service+method match keeps a tie. (One order this cannot
- * give: a service+method match with header matches, but fewer than a service-only one, is still
- * tried after it at that path, as the router ranks header counts within a path.)
+ * method a method-only match of the host and listener names: Exact paths are tried first. The copies are
+ * `derived`: the router tries them after every real service+method match at that path, whatever
+ * the header counts, since a matching method's characters count before header matches.
  */
 export function serviceBeforeMethod(routes: readonly RouteIR[]): RouteIR[] {
   // Precedence is among the routes of one listener (listener isolation serves one per request).
@@ -137,7 +136,7 @@ export function serviceBeforeMethod(routes: readonly RouteIR[]): RouteIR[] {
     if (r.pathType !== 'Prefix' || r.path === '/') continue;
     for (const m of methods.get(listenerOf(r)) ?? []) {
       const path = `${r.path}/${m}`;
-      if (!catchAll.has(`${listenerOf(r)} ${path}`)) extra.push({ ...r, id: `${r.id}~${m}`, pathType: 'Exact', path });
+      if (!catchAll.has(`${listenerOf(r)} ${path}`)) extra.push({ ...r, id: `${r.id}~${m}`, pathType: 'Exact', path, derived: true });
     }
   }
   return extra;
