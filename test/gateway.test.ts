@@ -336,3 +336,28 @@ describe('Gateways sharing one socket (one bind address, or one published Servic
     expect(listener(t, 'tls', 'https')('Conflicted')).toBe('True ProtocolConflict');
   });
 });
+
+describe('filters Portico does not apply (never skipped)', () => {
+  const accepted = (t: ReturnType<typeof run>['t'], name: string) => {
+    const s = t.statuses.find((x) => x.kind === 'HTTPRoute' && x.metadata.name === name)!;
+    return (s.status as { parents: { conditions: { type: string; status: string; reason: string }[] }[] }).parents[0].conditions.map((c) => `${c.type}=${c.status} ${c.reason}`);
+  };
+  const ext = { type: 'ExtensionRef', extensionRef: { group: 'x.io', kind: 'Auth', name: 'a' } };
+
+  it('some rules: accepted, PartiallyInvalid, and those rules answer 500', () => {
+    const { t, table } = run([...base(), route('part', { hostnames: ['part.test'], rules: [{ matches: [{ path: { type: 'PathPrefix', value: '/x' } }], filters: [ext], backendRefs: [{ name: 'v1', port: 8080 }] }, rule('v2')] })]);
+    expect(accepted(t, 'part')).toEqual(['Accepted=True Accepted', 'ResolvedRefs=True ResolvedRefs', 'PartiallyInvalid=True UnsupportedValue']);
+    expect(table.match('part.test', '/x', attrs('GET', {}, '/x'))!.backends[0].backend.errorStatus).toBe(500);
+    expect(who(table, 'part.test', '/y')).toBe('v2');
+  });
+
+  it('every rule: the route is fully invalid, so Accepted False UnsupportedValue (no PartiallyInvalid, not counted as attached), and its requests still answer 500', () => {
+    const { t, table } = run([...base(), route('all', { hostnames: ['all.test'], rules: [{ filters: [ext], backendRefs: [{ name: 'v1', port: 8080 }] }, { matches: [{ path: { type: 'PathPrefix', value: '/z' } }], filters: [{ type: 'NoSuchFilter' }], backendRefs: [{ name: 'v2', port: 8080 }] }] }), route('other', { rules: [rule('v3')] })]);
+    expect(accepted(t, 'all')).toEqual(['Accepted=False UnsupportedValue', 'ResolvedRefs=True ResolvedRefs']);
+    for (const path of ['/', '/z']) expect(table.match('all.test', path, attrs('GET', {}, path))!.backends[0].backend.errorStatus).toBe(500);
+    // Other routes serve as usual.
+    expect(who(table, 'other.test', '/')).toBe('v3');
+    const gw = t.statuses.find((x) => x.kind === 'Gateway')!;
+    expect((gw.status as { listeners: { attachedRoutes: number }[] }).listeners[0].attachedRoutes).toBe(1);
+  });
+});

@@ -35,6 +35,8 @@ interface RuleSpec {
   filters?: FiltersIR;
   timeoutMs?: number;
   requestTimeoutMs?: number;
+  /** A filter Portico does not apply: the rule answers 500 instead of being served. */
+  unsupported?: true;
 }
 
 export interface RouteEntry {
@@ -259,7 +261,7 @@ function parseRules(route: KubeObject, index: BackendIndex, grants: ReferenceGra
       notes.push(message);
       const k = `!500 ${route.kind}/${route.metadata.namespace ?? 'default'}/${route.metadata.name}#${i} unsupported filter`;
       sink.addBackend(k, { name: k, protocol: 'http', endpoints: [], unavailableReason: message, errorStatus: 500 });
-      rules.push({ index: i, matches, backends: [{ backend: k, weight: 1 }] });
+      rules.push({ index: i, matches, backends: [{ backend: k, weight: 1 }], unsupported: true });
       return;
     }
     notes.push(...ruleNotes.map((n) => `${label}: ${n}`));
@@ -323,9 +325,16 @@ export function translateHTTPRoute(route: KubeObject, gateways: ReadonlyMap<stri
       continue;
     }
     claims?.claim(route, kept);
-    parents.push({ parentRef, conditions: conditions(cond('Accepted', true, 'Accepted', taken.length > 0 ? `not attached to ${taken.map((t) => t.message).join('; ')}` : '')) });
+    // Every rule has a filter Portico does not apply: the route is fully invalid, so not
+    // accepted (the spec's UnsupportedValue; PartiallyInvalid is for a route with some valid
+    // rules), but its rules still answer 500 rather than let other routes take their requests.
+    const fullyInvalid = rules.every((r) => r.unsupported === true);
+    const accepted = fullyInvalid
+      ? cond('Accepted', false, 'UnsupportedValue', `no rule can be served: ${invalid.join(' | ')}`)
+      : cond('Accepted', true, 'Accepted', taken.length > 0 ? `not attached to ${taken.map((t) => t.message).join('; ')}` : '');
+    parents.push({ parentRef, conditions: conditions(accepted) });
     for (const { listener, hosts } of kept) {
-      listener.attachedRoutes++;
+      if (!fullyInvalid) listener.attachedRoutes++;
       if (!listener.programmed) continue;
       for (const host of hosts) {
         for (const rule of rules) {
