@@ -108,7 +108,9 @@ const trimSlashes = (p: string): string => p.replace(/\/+$/, '');
 /** `prefix` is the route's PathPrefix, needed by ReplacePrefixMatch. */
 export function compilePathModifier(ir: PathModifierIR | undefined, prefix: string | undefined): CompiledPathModifier | undefined {
   if (ir === undefined) return undefined;
-  if (!ir.value.startsWith('/')) throw new FilterError(`path ${JSON.stringify(ir.value)} must start with /`);
+  // An empty replacement strips the prefix (the spec's HTTPPathModifier table: /foo/bar -> /bar).
+  const stripsPrefix = ir.type === 'ReplacePrefixMatch' && ir.value === '';
+  if (!stripsPrefix && !ir.value.startsWith('/')) throw new FilterError(`path ${JSON.stringify(ir.value)} must start with /`);
   if (/[\s?#]/.test(ir.value)) throw new FilterError(`path ${JSON.stringify(ir.value)} must not contain whitespace, ? or #`);
   if (ir.type === 'ReplaceFullPath') return Object.freeze({ type: ir.type, value: ir.value, prefix: '' });
   if (prefix === undefined) throw new FilterError('ReplacePrefixMatch needs a PathPrefix match');
@@ -282,7 +284,9 @@ export function modifyPath(path: string, m: CompiledPathModifier): string {
   // The router matched the prefix element-wise; when the path as sent starts differently (it
   // was normalised to match), the replacement still takes the matched number of elements.
   let rest: string;
-  if (path.startsWith(m.prefix) && (path.length === m.prefix.length || path.charCodeAt(m.prefix.length) === 47)) rest = path.slice(m.prefix.length);
+  // A path that is the prefix `/` itself is replaced whole, as `/foo` is by prefix /foo.
+  if (m.prefix === '' && path === '/') rest = '';
+  else if (path.startsWith(m.prefix) && (path.length === m.prefix.length || path.charCodeAt(m.prefix.length) === 47)) rest = path.slice(m.prefix.length);
   else {
     const elements = m.prefix === '' ? 0 : m.prefix.split('/').length - 1;
     const parts = path.split('/');

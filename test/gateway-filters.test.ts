@@ -22,9 +22,12 @@ describe('ReplacePrefixMatch (the spec table)', () => {
     ['/strip-prefix/three', '/strip-prefix', '/', '/three'],
     ['/strip-prefix', '/strip-prefix', '/', '/'],
     ['/anything', '/', '/base', '/base/anything'],
+    ['/', '/', '/base', '/base'],
+    ['/', '/', '', '/'],
+    ['/anything', '/', '', '/anything'],
   ])('%s with prefix %s replaced by %j -> %s', (path, prefix, value, want) => {
-    // An empty replacement is written as '/' in a manifest's sense of "strip"; the IR keeps ''.
-    const m = compilePathModifier({ type: 'ReplacePrefixMatch', value: value === '' ? '/' : value }, prefix)!;
+    // The replacement exactly as a manifest writes it: '' (strip the prefix) included.
+    const m = compilePathModifier({ type: 'ReplacePrefixMatch', value }, prefix)!;
     expect(modifyPath(path, m)).toBe(want);
   });
 

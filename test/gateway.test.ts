@@ -361,3 +361,13 @@ describe('filters Portico does not apply (never skipped)', () => {
     expect((gw.status as { listeners: { attachedRoutes: number }[] }).listeners[0].attachedRoutes).toBe(1);
   });
 });
+
+describe('an empty ReplacePrefixMatch strips the prefix (HTTPPathModifier table)', () => {
+  it.each(['urlRewrite', 'requestRedirect'])('%s with replacePrefixMatch "" is accepted and served', (filter) => {
+    const type = filter === 'urlRewrite' ? 'URLRewrite' : 'RequestRedirect';
+    const { t, table } = run([...base(), route('strip', { rules: [{ matches: [{ path: { type: 'PathPrefix', value: '/foo' } }], filters: [{ type, [filter]: { path: { type: 'ReplacePrefixMatch', replacePrefixMatch: '' } } }], ...(filter === 'urlRewrite' ? { backendRefs: [{ name: 'v1', port: 8080 }] } : {}) }] })]);
+    const st = t.statuses.find((s) => s.kind === 'HTTPRoute')!.status as { parents: { conditions: { type: string; status: string }[] }[] };
+    expect(st.parents[0].conditions.find((c) => c.type === 'Accepted')!.status).toBe('True');
+    expect(table.match('x.test', '/foo/bar', attrs('GET', {}, '/foo/bar'))).toBeDefined();
+  });
+});
