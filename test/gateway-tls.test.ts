@@ -143,3 +143,11 @@ describe('TLSRoute ResolvedRefs with several weighted backendRefs', () => {
     expect(refs.message).toMatch(/NonExistent.*; .*missing/);
   });
 });
+
+describe('TLSRoute hostnames that are not hostnames', () => {
+  it('refuse the route instead of passing the listener hostname through to its backend', () => {
+    const { sni, accepted } = run([...base([passthrough('wild', '*.example.com')]), tlsRoute('bad', ['not_a_host'], [to('a')])]);
+    expect(accepted('bad')).toBe('False UnsupportedValue');
+    expect(sni('x.example.com')).toBe('refused');
+  });
+});

@@ -371,3 +371,26 @@ describe('an empty ReplacePrefixMatch strips the prefix (HTTPPathModifier table)
     expect(table.match('x.test', '/foo/bar', attrs('GET', {}, '/foo/bar'))).toBeDefined();
   });
 });
+
+describe('route hostnames that are not hostnames', () => {
+  it('refuse the route (as the API server would) instead of dropping them: with none left it would serve every name', () => {
+    const { t, table } = run([
+      ...base(),
+      route('bad', { hostnames: ['Bad_Host!'], rules: [rule('v1')] }),
+      route('mixed', { hostnames: ['ok.test', '10.0.0.1'], rules: [rule('v2')] }),
+      route('good', { hostnames: ['Good.Test'], rules: [rule('v3')] }),
+    ]);
+    const accepted = (name: string) => {
+      const s = t.statuses.find((x) => x.kind === 'HTTPRoute' && x.metadata.name === name)!;
+      return (s.status as { parents: { conditions: { type: string; status: string; reason: string; message: string }[] }[] }).parents[0].conditions[0];
+    };
+    expect(accepted('bad')).toMatchObject({ status: 'False', reason: 'UnsupportedValue' });
+    expect(accepted('bad').message).toMatch(/"Bad_Host!"/);
+    expect(accepted('mixed')).toMatchObject({ status: 'False', reason: 'UnsupportedValue' });
+    expect(accepted('mixed').message).toMatch(/"10\.0\.0\.1"/);
+    expect(who(table, 'anything.test', '/')).toBe('404');
+    expect(who(table, 'ok.test', '/')).toBe('404');
+    // Upper case is lower-cased, as before.
+    expect(who(table, 'good.test', '/')).toBe('v3');
+  });
+});

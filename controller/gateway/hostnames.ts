@@ -41,3 +41,19 @@ export function intersectHostnames(listener: string | undefined, route: readonly
 export function sameHostname(a: string | undefined, b: string | undefined): boolean {
   return (a ?? '') === (b ?? '');
 }
+
+/**
+ * A route's spec.hostnames, lower-cased, and those that are not valid hostnames (the API server
+ * refuses such an object; in manifest mode the route is refused instead, since dropping the bad
+ * names could leave none, and a route without hostnames serves every name of its listener).
+ */
+export function routeHostnames(raw: unknown): { hostnames: string[]; invalid: string[] } {
+  const hostnames: string[] = [];
+  const invalid: string[] = [];
+  for (const h of Array.isArray(raw) ? raw : []) {
+    const name = typeof h === 'string' ? h.toLowerCase() : undefined;
+    if (name !== undefined && validGatewayHostname(name)) hostnames.push(name);
+    else invalid.push(JSON.stringify(h));
+  }
+  return { hostnames, invalid };
+}

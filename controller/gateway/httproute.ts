@@ -12,7 +12,7 @@ import { asArray, asRecord, asString, type KubeObject } from '../objects.ts';
 import { cond, type ConditionInput } from './conditions.ts';
 import { parseFilters, type MirrorSpec } from './filters.ts';
 import { grpcBackend, parseGrpcMatch, type KindClaims } from './grpcroute.ts';
-import { intersectHostnames, validGatewayHostname } from './hostnames.ts';
+import { intersectHostnames, routeHostnames } from './hostnames.ts';
 import type { GatewayModel, ListenerModel } from './gateways.ts';
 import { GATEWAY_GROUP, readBackendRef, readParentRef, type ReferenceGrants } from './refs.ts';
 
@@ -276,7 +276,7 @@ function parseRules(route: KubeObject, index: BackendIndex, grants: ReferenceGra
 export function translateHTTPRoute(route: KubeObject, gateways: ReadonlyMap<string, GatewayModel>, index: BackendIndex, grants: ReferenceGrants, sink: BackendSink, claims?: KindClaims): HTTPRouteResult {
   const ns = route.metadata.namespace ?? 'default';
   const spec = asRecord(route.spec);
-  const hostnames = asArray(spec.hostnames).filter((h): h is string => typeof h === 'string').map((h) => h.toLowerCase()).filter(validGatewayHostname);
+  const { hostnames, invalid: badHostnames } = routeHostnames(spec.hostnames);
   const { rules, dropped, notes, outcomes } = parseRules(route, index, grants, sink);
   const failedRef = outcomes.find((o) => o.reason !== undefined);
   const resolvedRefs = failedRef === undefined ? cond('ResolvedRefs', true, 'ResolvedRefs') : cond('ResolvedRefs', false, failedRef.reason!, outcomes.filter((o) => o.reason).map((o) => o.message).join('; '));
@@ -293,6 +293,10 @@ export function translateHTTPRoute(route: KubeObject, gateways: ReadonlyMap<stri
     const invalid = [...dropped, ...notes];
     const conditions = (accepted: ConditionInput): ConditionInput[] => [accepted, resolvedRefs, ...(accepted.status === 'True' && invalid.length > 0 ? [cond('PartiallyInvalid', true, 'UnsupportedValue', `Dropped Rule: ${invalid.join(' | ')}`)] : [])];
 
+    if (badHostnames.length > 0) {
+      parents.push({ parentRef, conditions: conditions(cond('Accepted', false, 'UnsupportedValue', `spec.hostnames ${badHostnames.join(', ')}: not a valid hostname (RFC 1123, optionally starting with "*.", not an IP address); the route is not served`)) });
+      continue;
+    }
     const candidates = gw.listeners.filter((l) => (sectionName === undefined || l.name === sectionName) && (port === undefined || l.port === port));
     if (candidates.length === 0) {
       parents.push({ parentRef, conditions: conditions(cond('Accepted', false, 'NoMatchingParent', `Gateway ${parentRef.namespace as string}/${parentRef.name as string} has no listener${sectionName !== undefined ? ` named ${sectionName}` : ''}${port !== undefined ? ` on port ${port}` : ''}`)) });

@@ -11,7 +11,7 @@ import type { BackendIndex } from '../backends.ts';
 import { asArray, asRecord, asString, type KubeObject, type Problem } from '../objects.ts';
 import { cond, type ConditionInput } from './conditions.ts';
 import type { GatewayModel, ListenerModel } from './gateways.ts';
-import { intersectHostnames, validGatewayHostname } from './hostnames.ts';
+import { intersectHostnames, routeHostnames } from './hostnames.ts';
 import type { BackendSink } from './httproute.ts';
 import { GATEWAY_GROUP, readBackendRef, readParentRef, type ReferenceGrants } from './refs.ts';
 
@@ -78,7 +78,7 @@ function resolveBackends(route: KubeObject, index: BackendIndex, grants: Referen
 export function translateTLSRoute(route: KubeObject, gateways: ReadonlyMap<string, GatewayModel>, index: BackendIndex, grants: ReferenceGrants, sink: PassthroughSink): TLSRouteResult {
   const ns = route.metadata.namespace ?? 'default';
   const spec = asRecord(route.spec);
-  const hostnames = asArray(spec.hostnames).filter((h): h is string => typeof h === 'string').map((h) => h.toLowerCase()).filter(validGatewayHostname);
+  const { hostnames, invalid: badHostnames } = routeHostnames(spec.hostnames);
   const { backends, resolved } = resolveBackends(route, index, grants, sink);
   const target = { backend: backends[0].backend, ...(backends.length > 1 ? { backends } : {}) };
   const parents: TLSRouteResult['parents'] = [];
@@ -87,6 +87,11 @@ export function translateTLSRoute(route: KubeObject, gateways: ReadonlyMap<strin
     if (ref === undefined) continue;
     const { gateway: gw, sectionName, port, parentRef } = ref;
     const done = (accepted: ConditionInput) => parents.push({ parentRef, conditions: [accepted, resolved] });
+    if (badHostnames.length > 0) {
+      // Dropping the bad names could leave none, and no hostnames means the listener's.
+      done(cond('Accepted', false, 'UnsupportedValue', `spec.hostnames ${badHostnames.join(', ')}: not a valid hostname (RFC 1123, optionally starting with "*.", not an IP address); the route is not served`));
+      continue;
+    }
     const candidates = gw.listeners.filter((l) => (sectionName === undefined || l.name === sectionName) && (port === undefined || l.port === port));
     if (candidates.length === 0) {
       done(cond('Accepted', false, 'NoMatchingParent', `Gateway ${parentRef.namespace as string}/${parentRef.name as string} has no listener${sectionName !== undefined ? ` named ${sectionName}` : ''}${port !== undefined ? ` on port ${port}` : ''}`));
