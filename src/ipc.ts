@@ -13,6 +13,14 @@ export interface TableMessage {
   readonly certificates: CertificateSnapshot;
   /** The last endpoint update the IR's endpoint sets already include. */
   readonly endpointsVersion: number;
+  /** Gateway listeners (RoutingIR.listeners keys) not to bind yet: the primary is checking that their socket is free (ListenerGate). */
+  readonly held?: readonly string[];
+}
+
+/** Primary -> worker: the Gateway listeners not to bind yet, all of them (a listener left out may be bound now). */
+export interface ListenersHeldMessage {
+  readonly type: 'portico:listeners-held';
+  readonly keys: readonly string[];
 }
 
 /**
@@ -75,7 +83,7 @@ export interface ListenerStateMessage {
   readonly error?: { readonly code: string; readonly message: string };
 }
 
-export type PrimaryMessage = TableMessage | EndpointsMessage | ShutdownMessage | TicketKeysMessage;
+export type PrimaryMessage = TableMessage | EndpointsMessage | ShutdownMessage | TicketKeysMessage | ListenersHeldMessage;
 export type WorkerMessage = HelloMessage | AckMessage | PeerWarningMessage | ListenerStateMessage;
 
 export function isMessage<T extends { type: string }>(m: unknown, type: T['type']): m is T {

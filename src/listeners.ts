@@ -401,3 +401,89 @@ function envMode(): ListenMode | undefined {
   const v = process.env.PORTICO_LISTEN_MODE;
   return v === 'reuseport' || v === 'round-robin' ? v : undefined;
 }
+
+/** A bind error as status and logs say it: what the errno means, with the code. */
+export function bindMessage(e: Error & { code?: string }): string {
+  const what: Record<string, string> = { EADDRINUSE: 'the port is in use by another process', EADDRNOTAVAIL: 'the address is not on this host', EACCES: 'permission denied (a privileged port)' };
+  return e.code !== undefined && what[e.code] !== undefined ? `${what[e.code]} (${e.code})` : e.message;
+}
+
+export interface GatedListener {
+  readonly key: string;
+  /** '' for the bind address. */
+  readonly address: string;
+  readonly port: number;
+}
+
+/**
+ * The primary's check that a Gateway listener's socket is free before its workers bind it, as
+ * checkPortFree is for the main ports: with SO_REUSEPORT a worker binding a port that another
+ * process of the same user holds with SO_REUSEPORT too would join its group and silently take a
+ * share of its connections. A listener new to the table is held (its workers do not bind it)
+ * until a plain exclusive bind of the primary succeeds; while it fails, the failure is reported
+ * (as a worker's would be) and the probe retried, 0.5 s doubling to 5 s. A listener stays
+ * cleared for `forgetMs` after it leaves the table, so a quick re-add does not probe a socket
+ * the workers are still closing.
+ */
+export class ListenerGate {
+  /** Cleared keys: 0 while in the table, else when they left it. */
+  private readonly cleared = new Map<string, number>();
+  private readonly held = new Map<string, { port: number; host: string; delayMs: number; timer?: NodeJS.Timeout }>();
+  private readonly o: { bindAddress: string; forgetMs?: number; onHeld: (keys: string[]) => void; onFailure: (key: string, err: { code: string; message: string } | undefined) => void };
+
+  constructor(o: ListenerGate['o']) {
+    this.o = o;
+  }
+
+  /** A new table's listeners: starts probing those not cleared; returns the keys held. */
+  update(listeners: readonly GatedListener[]): string[] {
+    const now = Date.now();
+    const keys = new Set(listeners.map((l) => l.key));
+    for (const [key, since] of this.cleared) {
+      if (keys.has(key)) this.cleared.set(key, 0);
+      else if (since === 0) this.cleared.set(key, now);
+      else if (now - since > (this.o.forgetMs ?? 10_000)) this.cleared.delete(key);
+    }
+    for (const [key, h] of this.held) {
+      if (keys.has(key)) continue;
+      clearTimeout(h.timer);
+      this.held.delete(key);
+      this.o.onFailure(key, undefined);
+    }
+    for (const l of listeners) {
+      if (this.cleared.has(l.key) || this.held.has(l.key)) continue;
+      this.held.set(l.key, { port: l.port, host: l.address === '' ? this.o.bindAddress : l.address, delayMs: 500 });
+      void this.probe(l.key);
+    }
+    return this.heldKeys();
+  }
+
+  heldKeys(): string[] {
+    return [...this.held.keys()];
+  }
+
+  stop(): void {
+    for (const h of this.held.values()) clearTimeout(h.timer);
+  }
+
+  private async probe(key: string): Promise<void> {
+    const h = this.held.get(key);
+    if (h === undefined) return;
+    try {
+      await checkPortFree(h.port, h.host);
+    } catch (err) {
+      if (this.held.get(key) !== h) return;
+      const e = err as Error & { code?: string };
+      this.o.onFailure(key, { code: e.code ?? 'ERROR', message: bindMessage(e) });
+      h.timer = setTimeout(() => void this.probe(key), h.delayMs);
+      h.timer.unref();
+      h.delayMs = Math.min(h.delayMs * 2, 5000);
+      return;
+    }
+    if (this.held.get(key) !== h) return;
+    this.held.delete(key);
+    this.cleared.set(key, 0);
+    this.o.onFailure(key, undefined);
+    this.o.onHeld(this.heldKeys());
+  }
+}

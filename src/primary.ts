@@ -20,8 +20,8 @@ import { parseCertificateAndKey } from '../tls/certificate.ts';
 import { startAdminServer } from './admin.ts';
 import { networkInterfaces } from 'node:os';
 import { WorkerMetrics } from './cluster-metrics.ts';
-import { checkPortFree } from './listeners.ts';
-import { LISTEN_FAILED_EXIT_CODE, isMessage, type AckMessage, type EndpointsMessage, type ListenerStateMessage, type PeerWarningMessage, type TableMessage, type TicketKeysMessage } from './ipc.ts';
+import { checkPortFree, ListenerGate } from './listeners.ts';
+import { LISTEN_FAILED_EXIT_CODE, isMessage, type AckMessage, type EndpointsMessage, type ListenerStateMessage, type ListenersHeldMessage, type PeerWarningMessage, type TableMessage, type TicketKeysMessage } from './ipc.ts';
 import { PeerLogLimiter } from './realip/proxy-listener.ts';
 import { createLogger, type Logger } from './log.ts';
 import type { ServeOptions } from './options.ts';
@@ -115,9 +115,32 @@ export async function runPrimary(options: ServeOptions, warnings: readonly strin
   // Structured-clone IPC: large routing tables cross faster than as JSON text.
   cluster.setupPrimary({ exec: fileURLToPath(new URL('./worker-main.ts', import.meta.url)), execArgv: process.execArgv, silent: false, serialization: 'advanced' });
 
+  // New Gateway listener sockets are checked free before the workers bind them (SO_REUSEPORT
+  // would let them join another process's socket): held until then, reported while they are not.
+  const gateLog = createLogger(options.logLevel, { component: 'listener', pid: process.pid });
+  const gate = new ListenerGate({
+    bindAddress: options.bindAddress,
+    onHeld: (keys) => {
+      const msg: ListenersHeldMessage = { type: 'portico:listeners-held', keys };
+      for (const w of Object.values(cluster.workers ?? {})) if (w?.isConnected()) w.send(msg);
+    },
+    // Deferred: a failure can be noted while a table is being published.
+    onFailure: (key, err) =>
+      queueMicrotask(() => {
+        const failures = bindFailures.get(PRIMARY_PROBE) ?? new Map<string, ListenerBindError>();
+        const before = failures.get(key)?.message;
+        if (err !== undefined) failures.set(key, err);
+        else failures.delete(key);
+        bindFailures.set(PRIMARY_PROBE, failures);
+        if (err !== undefined && before !== err.message) gateLog.error({ listener: key, err: err.message }, 'cannot bind a Gateway listener: its socket is taken; its routes are not served until it is free (retrying)');
+        if (err === undefined && before !== undefined) gateLog.info({ listener: key }, 'Gateway listener socket is free again; the workers bind it');
+        onBindStateChange();
+      }),
+  });
+
   const sendTable = (w: Worker): void => {
     if (published === undefined || !w.isConnected()) return;
-    const msg: TableMessage = { type: 'portico:table', version: published.version, ir: published.ir, certificates: published.certificates, endpointsVersion: published.endpointsVersion };
+    const msg: TableMessage = { type: 'portico:table', version: published.version, ir: published.ir, certificates: published.certificates, endpointsVersion: published.endpointsVersion, held: gate.heldKeys() };
     w.send(msg);
   };
 
@@ -138,6 +161,8 @@ export async function runPrimary(options: ServeOptions, warnings: readonly strin
   // Gateway listener sockets workers cannot bind, per worker (ListenerStateMessage): an input of
   // translation, as the snapshot is, so status says PortUnavailable and flips back by itself.
   const bindFailures = new Map<number, Map<string, ListenerBindError>>();
+  /** bindFailures' entry for the primary's own probes (worker ids start at 1). */
+  const PRIMARY_PROBE = 0;
   let lastSnapshot: SourceSnapshot | undefined;
   const unavailableListeners = (): Record<string, ListenerBindError> => {
     const out: Record<string, ListenerBindError> = {};
@@ -205,6 +230,7 @@ export async function runPrimary(options: ServeOptions, warnings: readonly strin
     }
     version++;
     published = { version, ir: t.ir, certificates: built.snapshot, routesJson, certificatesJson, endpoints, endpointsVersion: 0 };
+    gate.update(t.ir.listeners ?? []);
     primaryVersion.set(version);
     translationsTotal.labels('published').inc();
     log.info({ version, virtualHosts: t.ir.virtualHosts.length, backends: Object.keys(t.ir.backends).length }, 'publishing routing table');
@@ -332,6 +358,7 @@ export async function runPrimary(options: ServeOptions, warnings: readonly strin
     // The source and leadership go first: another replica takes status writing over at once.
     void (kube ? kube.stop() : source.stop());
     tickets.stop();
+    gate.stop();
     const delay = signal === 'SIGTERM' ? options.shutdownDelayMs : 0;
     if (delay === 0) return drainWorkers();
     log.info({ signal, delayMs: delay }, 'shutting down: /readyz fails; still serving until load balancers stop sending');

@@ -8,8 +8,9 @@ import type { TicketKeyState } from '../tls/session-tickets.ts';
 import { CertificateStore } from '../tls/store.ts';
 import { compileTable, type RoutingTable } from '../router/index.ts';
 import type { ForwardedValues } from './forwarding.ts';
-import { LISTEN_FAILED_EXIT_CODE, isMessage, type AckMessage, type EndpointsMessage, type ListenerStateMessage, type PeerWarningMessage, type ShutdownMessage, type TableMessage, type TicketKeysMessage } from './ipc.ts';
+import { LISTEN_FAILED_EXIT_CODE, isMessage, type AckMessage, type EndpointsMessage, type ListenerStateMessage, type ListenersHeldMessage, type PeerWarningMessage, type ShutdownMessage, type TableMessage, type TicketKeysMessage } from './ipc.ts';
 import { ListenerStack, type StackDeps } from './listener-stack.ts';
+import { bindMessage } from './listeners.ts';
 import { createLogger } from './log.ts';
 import { endpointUpdates, retainRouteSeries, tableSwaps, tableVersion } from './metrics.ts';
 import type { ServeOptions } from './options.ts';
@@ -112,6 +113,8 @@ const RETRY_FIRST_MS = 500;
 const RETRY_MAX_MS = 5000;
 let retryTimer: NodeJS.Timeout | undefined;
 let retryDelayMs = RETRY_FIRST_MS;
+/** Listeners the primary has not cleared for binding yet (ListenerGate): not bound, not reported. */
+let held = new Set<string>();
 /** Reconciliations run one at a time: two tables in a row must not bind one listener twice. */
 let reconciling: Promise<void> = Promise.resolve();
 
@@ -165,7 +168,7 @@ async function reconcileGatewayListeners(t: RoutingTable): Promise<void> {
     send({ type: 'portico:listener-state', key });
   }
   for (const [key, l] of wanted) {
-    if (gatewayStacks.has(key)) continue;
+    if (gatewayStacks.has(key) || held.has(key)) continue;
     const address = l.address === '' ? options.bindAddress : l.address;
     const failed = unbound.get(key);
     const stack = failed?.stack ?? new ListenerStack(stackDeps, { name: key, address, port: l.port, protocol: l.protocol, table: () => current?.listener(key) });
@@ -193,12 +196,6 @@ async function reconcileGatewayListeners(t: RoutingTable): Promise<void> {
   else retryDelayMs = RETRY_FIRST_MS;
 }
 
-/** A bind error for status: what the errno means, with the code. */
-function bindMessage(e: Error & { code?: string }): string {
-  const what: Record<string, string> = { EADDRINUSE: 'the port is in use by another process', EADDRNOTAVAIL: 'the address is not on this host', EACCES: 'permission denied (a privileged port)' };
-  return e.code !== undefined && what[e.code] !== undefined ? `${what[e.code]} (${e.code})` : e.message;
-}
-
 /** A listener the table dropped: stop accepting, let requests in flight finish, then close what is left. */
 async function retire(stack: ListenerStack): Promise<void> {
   log.info({ listener: stack.spec.name, port: stack.spec.port }, 'Gateway listener removed; closing it');
@@ -222,6 +219,7 @@ async function onTable(msg: TableMessage): Promise<void> {
     return;
   }
   if (current !== undefined && msg.version <= current.version) return;
+  held = new Set(msg.held ?? []);
   // Certificates first, so a new host's first handshake already finds its certificate.
   const report = store.update(msg.certificates);
   for (const f of report.failed) log.error({ certificate: f.id, err: f.reason }, 'certificate rejected by TLS; its hosts get the default certificate');
@@ -291,6 +289,14 @@ process.on('message', (msg: unknown) => {
   else if (isMessage<TicketKeysMessage>(msg, 'portico:ticket-keys')) {
     ticketKeys = msg.state;
     for (const stack of [...stacks, ...gatewayStacks.values()]) stack.applyTls(msg.state);
+  }
+  else if (isMessage<ListenersHeldMessage>(msg, 'portico:listeners-held')) {
+    held = new Set(Array.isArray(msg.keys) ? msg.keys.map(String) : []);
+    if (current !== undefined && listening !== undefined) {
+      void listening.then(() => {
+        if (current !== undefined) void reconcile(current);
+      });
+    }
   }
   else if (isMessage<ShutdownMessage>(msg, 'portico:shutdown')) shutdown(msg);
 });

@@ -2,6 +2,8 @@
 // real `portico serve`: status says so (listener Accepted=False PortUnavailable, Programmed=False;
 // the Gateway Programmed=False when no listener is served), the rest keeps serving, and once the
 // port is free the workers bind it by themselves and status flips back, with no config change.
+// A port another process holds with SO_REUSEPORT is reported the same way: the primary checks a
+// new listener's socket before the workers bind it, so they never join that process's socket.
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort, startPortico, waitFor, type Portico } from './helpers/portico.ts';
@@ -11,6 +13,8 @@ let portico: Portico;
 let pod: EchoPod;
 let taken: number;
 let taken2: number;
+/** Held by a server with SO_REUSEPORT: a worker binding it with SO_REUSEPORT would silently join it. */
+let sharedTaken: number;
 let free: number;
 const blockers: net.Server[] = [];
 
@@ -31,6 +35,10 @@ beforeAll(async () => {
     await new Promise<void>((resolve) => blocker.listen({ port, host: '127.0.0.1', exclusive: true }, resolve));
     blockers.push(blocker);
   }
+  sharedTaken = await freePort();
+  const squatter = net.createServer((s) => s.destroy());
+  await new Promise<void>((resolve) => squatter.listen({ port: sharedTaken, host: '127.0.0.1', reusePort: true }, resolve));
+  blockers.push(squatter);
   portico = await startPortico({
     files: {
       'all.yaml': toYaml(
@@ -38,8 +46,10 @@ beforeAll(async () => {
         gatewayClass(),
         ...serviceFor([pod]),
         gateway('blocked', [{ name: 'http', port: taken, protocol: 'HTTP' }]),
+        gateway('shared', [{ name: 'http', port: sharedTaken, protocol: 'HTTP' }]),
         gateway('mixed', [{ name: 'ok', port: free, protocol: 'HTTP' }, { name: 'busy', port: taken2, protocol: 'HTTP', hostname: 'busy.test' }], 'infra'),
         httpRoute('r-blocked', { parentRefs: [{ name: 'blocked' }], rules: [{ backendRefs: [ref('v1')] }] }),
+        httpRoute('r-shared', { parentRefs: [{ name: 'shared' }], rules: [{ backendRefs: [ref('v1')] }] }),
         httpRoute('r-mixed', { parentRefs: [{ name: 'mixed', sectionName: 'ok' }], rules: [{ backendRefs: [ref('v1')] }] }),
       ),
     },
@@ -74,6 +84,16 @@ describe('a Gateway listener whose port cannot be bound', () => {
     expect((await portico.admin('/readyz')).status).toBe(200);
   });
 
+  it('held by another process with SO_REUSEPORT: reported too, and the workers do not join its socket', async () => {
+    const shared = await waitFor('PortUnavailable for the SO_REUSEPORT port', async () => {
+      const gw = await gatewayStatus('shared');
+      return condition(gw?.listeners?.[0]?.conditions, 'Accepted')?.reason === 'PortUnavailable' ? gw : undefined;
+    }, 20_000);
+    expect(condition(shared.listeners[0].conditions, 'Accepted')?.message).toContain('EADDRINUSE');
+    // Every connection reaches the other process: no worker took a share of them.
+    for (let i = 0; i < 20; i++) expect(await who(sharedTaken, 'any.test', '/').catch((e: Error) => e.message)).not.toBe('infra/v1');
+  });
+
   it('is bound by the workers once the port is free, and status flips back with no config change', async () => {
     await Promise.all(blockers.map((b) => new Promise<void>((resolve) => b.close(() => resolve()))));
     await waitFor('the freed port served', async () => (await who(taken, 'any.test', '/').catch(() => 'down')) === 'infra/v1', 20_000);
@@ -87,6 +107,8 @@ describe('a Gateway listener whose port cannot be bound', () => {
     expect(condition(blocked.conditions, 'Accepted')?.reason).toBe('Accepted');
     const mixed = await gatewayStatus('mixed');
     expect(listenerState(mixed, 'busy')).toEqual(['Accepted=True/Accepted', 'Programmed=True/Programmed']);
+    await waitFor('the SO_REUSEPORT port served once freed', async () => (await who(sharedTaken, 'any.test', '/').catch(() => 'down')) === 'infra/v1', 20_000);
+    expect(listenerState(await gatewayStatus('shared'), 'http')).toEqual(['Accepted=True/Accepted', 'Programmed=True/Programmed']);
     expect(portico.logs.some((l) => l.includes('cannot bind a Gateway listener'))).toBe(true);
   });
 });
