@@ -170,7 +170,12 @@ function parseBackend(v: unknown, where: string, errors: string[]): { service: s
 }
 
 /** Reads an Ingress's spec, collecting every validation error instead of stopping at the first. */
-export function parseIngress(ing: KubeObject): ParsedIngress {
+/** Settings an Ingress's annotations override (the config file's ssl-redirect). */
+export interface IngressDefaults {
+  readonly sslRedirect: boolean;
+}
+
+export function parseIngress(ing: KubeObject, defaults: IngressDefaults = { sslRedirect: true }): ParsedIngress {
   const errors: string[] = [];
   const spec = asRecord(ing.spec);
   const paths: IngressPath[] = [];
@@ -242,7 +247,7 @@ export function parseIngress(ing: KubeObject): ParsedIngress {
     errors.push(`annotation ${name}: ${JSON.stringify(v)} must be "true" or "false"`);
     return fallback;
   };
-  const sslRedirect = flag(SSL_REDIRECT_ANNOTATION, true);
+  const sslRedirect = flag(SSL_REDIRECT_ANNOTATION, defaults.sslRedirect);
   const sslPassthrough = flag(SSL_PASSTHROUGH_ANNOTATION, false);
   let allowSourceRanges: string[] | undefined;
   let denyAll = false;
@@ -299,6 +304,7 @@ export function translateIngresses(
   builder: TableBuilder,
   lastGood: Map<string, KubeObject>,
   certificateNames: (secretId: string) => readonly string[] = () => [],
+  defaults: IngressDefaults = { sslRedirect: true },
 ): IngressTranslation {
   const problems: Problem[] = [];
   const served: KubeObject[] = [];
@@ -309,7 +315,7 @@ export function translateIngresses(
   for (const { object, origin } of ingresses) {
     const key = `${object.metadata.namespace}/${object.metadata.name}`;
     live.add(key);
-    const parsed = parseIngress(object);
+    const parsed = parseIngress(object, defaults);
     const report = (message: string, severity: Problem['severity'] = 'error'): void => {
       problems.push({ severity, kind: 'Ingress', namespace: object.metadata.namespace, name: object.metadata.name, origin, message });
     };
@@ -328,7 +334,7 @@ export function translateIngresses(
       if (previous && previous.metadata.generation !== object.metadata.generation) {
         for (const e of parsed.errors) report(`generation ${object.metadata.generation} is invalid: ${e}; still serving generation ${previous.metadata.generation}`);
         servedVersion = previous;
-        servedParsed = parseIngress(previous);
+        servedParsed = parseIngress(previous, defaults);
         // An access restriction that cannot be honoured fails closed, also over the last good routes.
         if (parsed.denyAll) servedParsed = { ...servedParsed, allowSourceRanges: [], denyAll: true };
       } else {

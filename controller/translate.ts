@@ -38,6 +38,8 @@ export interface TranslateOptions {
    * those listeners are reported PortUnavailable. They stay in the table, so workers keep trying.
    */
   readonly unavailableListeners?: Readonly<Record<string, ListenerBindError>>;
+  /** Whether an Ingress without an ssl-redirect annotation redirects its TLS hosts (default true). */
+  readonly sslRedirectDefault?: boolean;
 }
 
 export interface TranslatorState {
@@ -68,7 +70,7 @@ export function translate(snapshot: SourceSnapshot, options: TranslateOptions, s
   if (hasIngress) problems.push(...classSel.problems);
   const ingresses = snapshot.objects.filter((s) => isServedIngress(s.object, classSel));
   const secrets = new TlsSecrets(objects, options.now);
-  const ing = translateIngresses(ingresses, index, builder, state.lastGoodIngress, (id) => secrets.names(id));
+  const ing = translateIngresses(ingresses, index, builder, state.lastGoodIngress, (id) => secrets.names(id), { sslRedirect: options.sslRedirectDefault ?? true });
   problems.push(...ing.problems);
   const tls = translateTls(secrets, ing.servedVersions, options.defaultCertificateSecret);
   problems.push(...tls.problems);

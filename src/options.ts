@@ -28,6 +28,13 @@ export interface ServeOptions {
   /** Upstream response-header timeout, ms (504 when exceeded). */
   readonly upstreamTimeoutMs: number;
   readonly upstreamConnectTimeoutMs: number;
+  /**
+   * Whether an Ingress's TLS hosts redirect plain HTTP to HTTPS when it does not say
+   * (portico.dev/ssl-redirect); the config file's `ssl-redirect`, default true as ingress-nginx.
+   */
+  readonly sslRedirect: boolean;
+  /** The flags given on the command line (by name), which win over the config file. */
+  readonly explicitFlags: readonly string[];
   readonly maxHeaderSize: number;
   readonly headersTimeoutMs: number;
   readonly requestTimeoutMs: number;
@@ -253,6 +260,8 @@ export function parseServeOptions(argvIn: readonly string[]): ServeOptions {
     publishStatusAddresses: ((values['publish-status-address'] as string | undefined) ?? '').split(',').map((a) => a.trim()).filter(Boolean),
     upstreamTimeoutMs: num(values, 'upstream-timeout', 60, 0.001, 86400) * 1000,
     upstreamConnectTimeoutMs: num(values, 'upstream-connect-timeout', 5, 0.001, 3600) * 1000,
+    sslRedirect: true,
+    explicitFlags: Object.keys(values).filter((k) => values[k] !== undefined),
     maxHeaderSize: Math.floor(num(values, 'max-header-size', 16384, 1024, 1 << 20)),
     headersTimeoutMs: num(values, 'headers-timeout', 20, 0.001, 3600) * 1000,
     requestTimeoutMs: num(values, 'request-timeout', 300, 0, 86400) * 1000,
@@ -268,7 +277,38 @@ export function parseServeOptions(argvIn: readonly string[]): ServeOptions {
 /** ingress-nginx ConfigMap keys that deny clients, which Portico does not apply: start-up fails on them. */
 const DENYING_CONFIG_KEYS = ['block-cidrs', 'block-user-agents', 'block-referers', 'denylist-source-range', 'global-auth-url', 'global-auth-signin', 'enable-modsecurity', 'enable-owasp-modsecurity-crs'];
 /** ingress-nginx ConfigMap keys read here besides the real-IP ones (or reported on their own). */
-const HANDLED_CONFIG_KEYS = ['ssl-protocols', 'ssl-ciphers', 'proxy-body-size'];
+const HANDLED_CONFIG_KEYS = ['ssl-protocols', 'ssl-ciphers', 'proxy-body-size', 'ssl-redirect', 'proxy-read-timeout', 'proxy-connect-timeout'];
+
+/**
+ * ingress-nginx ConfigMap keys with a Portico setting of the same meaning: ssl-redirect (the
+ * default of every Ingress's ssl-redirect annotation), proxy-read-timeout and
+ * proxy-connect-timeout (seconds: --upstream-timeout and --upstream-connect-timeout, a flag wins).
+ */
+function ingressNginxProxyKeys(values: Record<string, unknown>, options: ServeOptions, file: string): { options: ServeOptions; warnings: string[] } {
+  const warnings: string[] = [];
+  let out = options;
+  const redirect = values['ssl-redirect'];
+  if (redirect !== undefined) {
+    const v = String(redirect);
+    if (v !== 'true' && v !== 'false') throw new UsageError(`config file ${file}: ssl-redirect: ${JSON.stringify(redirect)} must be "true" or "false"`);
+    out = { ...out, sslRedirect: v === 'true' };
+  }
+  const seconds = (key: string, flag: string, field: 'upstreamTimeoutMs' | 'upstreamConnectTimeoutMs', max: number): void => {
+    const raw = values[key];
+    if (raw === undefined) return;
+    const v = String(raw).trim();
+    // ingress-nginx takes whole seconds; a unit suffix or a fraction there is a mistake worth stopping on.
+    if (!/^\d+$/.test(v) || Number(v) < 1 || Number(v) > max) throw new UsageError(`config file ${file}: ${key}: ${JSON.stringify(raw)} is not a whole number of seconds between 1 and ${max}`);
+    if (out.explicitFlags.includes(flag)) {
+      if (out[field] !== Number(v) * 1000) warnings.push(`config file ${file}: ${key} is overridden by --${flag}`);
+      return;
+    }
+    out = { ...out, [field]: Number(v) * 1000 };
+  };
+  seconds('proxy-read-timeout', 'upstream-timeout', 'upstreamTimeoutMs', 86400);
+  seconds('proxy-connect-timeout', 'upstream-connect-timeout', 'upstreamConnectTimeoutMs', 3600);
+  return { options: out, warnings };
+}
 
 /**
  * ssl-protocols and ssl-ciphers of an ingress-nginx ConfigMap, applied as --tls-min-version and
@@ -307,11 +347,15 @@ export async function applyConfigFile(options: ServeOptions): Promise<{ options:
     const loaded = await loadConfigFile(options.configFile);
     if (loaded.errors.length > 0) throw new UsageError(loaded.errors.join('; '));
     fileValues = loaded.values;
+    const file = options.configFile;
     // Not an error: an ingress-nginx ConfigMap has many keys Portico has no use for. But a
     // typo (use-proxy-protocl) must not pass silently.
-    const tls = ingressNginxTlsKeys(fileValues, options, options.configFile);
+    const tls = ingressNginxTlsKeys(fileValues, options, file);
     options = tls.options;
     warnings.push(...tls.warnings);
+    const proxy = ingressNginxProxyKeys(fileValues, options, file);
+    options = proxy.options;
+    warnings.push(...proxy.warnings);
     const denying = Object.keys(fileValues).filter((k) => DENYING_CONFIG_KEYS.includes(k));
     // A restriction Portico cannot apply must not leave the proxy open: refuse to start.
     if (denying.length > 0) throw new UsageError(`config file ${options.configFile}: ${denying.join(', ')} restrict${denying.length === 1 ? 's' : ''} access and Portico cannot apply ${denying.length === 1 ? 'it' : 'them'}; remove ${denying.length === 1 ? 'it' : 'them'} (or use whitelist-source-range, which Portico applies)`);

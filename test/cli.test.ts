@@ -140,6 +140,30 @@ describe('serve options', () => {
     }
   });
 
+  it("ingress-nginx's ssl-redirect, proxy-read-timeout and proxy-connect-timeout keys are applied; a flag wins", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'portico-cli-'));
+    try {
+      const file = join(dir, 'portico.yaml');
+      writeFileSync(file, 'kind: ConfigMap\ndata:\n  ssl-redirect: "false"\n  proxy-read-timeout: "30"\n  proxy-connect-timeout: "3"\n');
+      const { options, warnings } = await applyConfigFile(parseServeOptions(['--manifests', '.', '--config', file]));
+      expect(options.sslRedirect).toBe(false);
+      expect(options.upstreamTimeoutMs).toBe(30_000);
+      expect(options.upstreamConnectTimeoutMs).toBe(3_000);
+      expect(warnings.join('\n')).not.toMatch(/ignoring keys/);
+      const flagged = await applyConfigFile(parseServeOptions(['--manifests', '.', '--config', file, '--upstream-timeout', '7']));
+      expect(flagged.options.upstreamTimeoutMs).toBe(7_000);
+      expect(flagged.warnings.join('\n')).toMatch(/proxy-read-timeout is overridden by --upstream-timeout/);
+      // Without the file: redirects on, as ingress-nginx.
+      expect((await applyConfigFile(parseServeOptions(['--manifests', '.']))).options.sslRedirect).toBe(true);
+      for (const bad of ['ssl-redirect: "yes"', 'proxy-read-timeout: "30s"', 'proxy-connect-timeout: "0"']) {
+        writeFileSync(file, `${bad}\n`);
+        await expect(applyConfigFile(parseServeOptions(['--manifests', '.', '--config', file]))).rejects.toThrow(UsageError);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('config keys Portico does not know: one warning naming them, not an error', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'portico-cli-'));
     try {

@@ -4,10 +4,13 @@
 // User-Agent Go-http-client/1.1, and it checks the response's protocol and that Content-Length,
 // Content-Type, Date and Server are present.
 
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { TLSSocket } from 'node:tls';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeCert, tlsSecret } from './helpers/certs.ts';
 import { endpointSlice, ingressClass, service, toYaml, type Obj } from './helpers/manifests.ts';
@@ -38,6 +41,7 @@ const echoes = new Map<string, Echo[]>();
 let portico: Portico;
 /** default_backend and load_balancing: an Ingress with only a defaultBackend. */
 let defaults: Portico;
+let configDir: string | undefined;
 const cert = makeCert('foo.bar.com');
 
 const rule = (host: string | undefined, paths: [string, 'Exact' | 'Prefix', string, (number | string)?][]) => ({
@@ -55,9 +59,13 @@ beforeAll(async () => {
     objects.push(service(s, 8080, 'default', { spec: { ports: [{ name: 'http', port: 8080, targetPort: 3000 }] } }));
     list.forEach((e, i) => objects.push(endpointSlice(s, [`127.0.0.1:${e.port}`], 'default', `${s}-${i}`)));
   }
-  defaults = await startPortico({ workers: 2, files: { 'all.yaml': toYaml(...objects, ing('default-backend', { defaultBackend: { service: { name: 'echo-service', port: { number: 8080 } } } })) } });
+  const hostRules = ing('host-rules', { tls: [{ hosts: ['foo.bar.com'], secretName: 'conformance-tls' }], rules: [rule('*.foo.com', [['/', 'Prefix', 'wildcard-foo-com']]), rule('foo.bar.com', [['/', 'Prefix', 'foo-bar-com', 'http']])] });
+  // This one runs with an ingress-nginx ConfigMap that turns the HTTPS redirect off globally.
+  configDir = mkdtempSync(join(tmpdir(), 'portico-conformance-'));
+  writeFileSync(join(configDir, 'config.yaml'), 'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: ingress-nginx-controller}\ndata:\n  ssl-redirect: "false"\n');
+  defaults = await startPortico({ workers: 2, files: { 'all.yaml': toYaml(...objects, hostRules, ing('default-backend', { defaultBackend: { service: { name: 'echo-service', port: { number: 8080 } } } })) }, args: ['--config', join(configDir, 'config.yaml')] });
   objects.push(
-    ing('host-rules', { tls: [{ hosts: ['foo.bar.com'], secretName: 'conformance-tls' }], rules: [rule('*.foo.com', [['/', 'Prefix', 'wildcard-foo-com']]), rule('foo.bar.com', [['/', 'Prefix', 'foo-bar-com', 'http']])] }),
+    hostRules,
     { ...ing('ingress-class', { rules: [rule('ingress-class', [['/', 'Prefix', 'ingress-class-prefix']])] }), spec: { ingressClassName: 'some-invalid-class-name', rules: [rule('ingress-class', [['/', 'Prefix', 'ingress-class-prefix']])] } },
     ing('path-rules', {
       rules: [
@@ -74,6 +82,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await portico?.stop();
   await defaults?.stop();
+  if (configDir) rmSync(configDir, { recursive: true, force: true });
   for (const list of echoes.values()) for (const e of list) e.server.close();
 });
 
@@ -144,8 +153,10 @@ describe('ingress-controller-conformance scenarios', () => {
     // Plain HTTP to a host with TLS: ingress-nginx redirects (308) unless ssl-redirect is off;
     // the conformance suite follows redirects manually and then expects the HTTPS answer.
     const plain = await send('GET', 'foo.bar.com', '/');
-    if (plain.status === 308) expect(plain.headers.location).toBe(`https://foo.bar.com:${portico.httpsPort}/`);
-    else expect(plain).toMatchObject({ status: 200, body: { service: 'foo-bar-com' } });
+    expect(plain.status).toBe(308);
+    expect(plain.headers.location).toBe(`https://foo.bar.com:${portico.httpsPort}/`);
+    // With the config file's ssl-redirect: "false", plain HTTP is served as the feature file says.
+    expect(await send('GET', 'foo.bar.com', '/', 'http', defaults)).toMatchObject({ status: 200, body: { service: 'foo-bar-com', host: 'foo.bar.com' } });
     expect((await send('GET', 'subdomain.bar.com', '/')).status).toBe(404);
     expect(await send('GET', 'bar.foo.com', '/')).toMatchObject({ status: 200, body: { service: 'wildcard-foo-com', host: 'bar.foo.com' } });
     expect((await send('GET', 'baz.bar.foo.com', '/')).status).toBe(404);
