@@ -98,6 +98,8 @@ function answer(s: net.Socket, path: string, body: string, done: () => void): vo
       return send('HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n');
     case '/conn-cl':
       return send('HTTP/1.1 200 OK\r\nConnection: Content-Length\r\nContent-Length: 4\r\n\r\nfour');
+    case '/fields':
+      return send('HTTP/1.1 200 OK\r\nX-A: 1\r\nConnection: keep-alive\r\nX-B:two\r\nKeep-Alive: timeout=5\r\nProxy-Connection: x\r\nX-C: caf\xe9\r\nContent-Length: 2\r\nServer: raw\r\nDate: Thu, 01 Jan 2026 00:00:00 GMT\r\n\r\nok');
     case '/broken':
       return send('HTTP/1.1 200 OK\r\nX-Bad: a\nContent-Length: 2\r\n\r\nok');
     case '/echo': {
@@ -238,6 +240,19 @@ describe('HTTP/1.1 fast path', () => {
     expect(h).not.toContain('x-hop');
     expect(h).not.toContain('keep-alive');
     expect(h).not.toContain('6.6.6.6');
+  });
+
+  it('relays the response fields it keeps byte for byte, between the hop-by-hop ones it drops', async () => {
+    const r = await rawExchange(portico.httpPort, `GET /fields HTTP/1.1\r\n${H}Connection: close\r\n\r\n`);
+    const [head, body] = r.text.split('\r\n\r\n');
+    expect(body).toBe('ok');
+    const lines = head.split('\r\n');
+    expect(lines[0]).toBe('HTTP/1.1 200 OK');
+    // The upstream's own fields, in its order and spelling, a latin1 byte kept as one byte.
+    expect(lines.filter((l) => /^(X-|Server|Date)/.test(l))).toEqual(['X-A: 1', 'X-B:two', 'X-C: caf\xe9', 'Server: raw', 'Date: Thu, 01 Jan 2026 00:00:00 GMT']);
+    expect(lines.filter((l) => /^content-length:/i.test(l))).toEqual(['Content-Length: 2']);
+    expect(head).not.toMatch(/proxy-connection|timeout=5|keep-alive/i);
+    expect(lines).toContain('Connection: close');
   });
 
   it('passes obs-text bytes in header values through unchanged, both ways', async () => {

@@ -85,6 +85,13 @@ const COMMON_NAMES = [
 const NAMES_BY_LENGTH: [Uint8Array, string][][] = [];
 for (const n of COMMON_NAMES) (NAMES_BY_LENGTH[n.length] ??= []).push([Buffer.from(n, 'latin1'), n]);
 
+const COMMON_LOWER = new Map(COMMON_NAMES.map((n) => [n, n.toLowerCase()]));
+
+/** A field name in lower case (made once for the common names). */
+export function lowerName(name: string): string {
+  return COMMON_LOWER.get(name) ?? name.toLowerCase();
+}
+
 /** The field name in buf[start..end): a constant when it is a common one, else a new string. */
 export function fieldName(buf: Buffer, start: number, end: number): string {
   const candidates = NAMES_BY_LENGTH[end - start];

@@ -2,14 +2,23 @@
 // the header fields to pass on, and the framing of the body), strict enough that a backend cannot
 // make the client and Portico read different message boundaries (RFC 9112 6.3).
 
-import { FIELD, TCHAR, fieldName, tokens } from './head-parser.ts';
+import { FIELD, TCHAR, fieldName, lowerName, tokens } from './head-parser.ts';
 
 export interface ResponseHead {
   readonly status: number;
   readonly reason: string;
   readonly versionMinor: 0 | 1;
-  /** Names and values as sent, alternating. */
+  /** Names and values as sent, alternating (made on first use: the relay copies fields as bytes). */
   readonly rawHeaders: string[];
+  /** The bytes the head was parsed from (buf[start..start+headLength]). */
+  readonly buf: Buffer;
+  /** Field names as sent, in order. */
+  readonly names: readonly string[];
+  /**
+   * Per field, FIELD_STRIDE offsets into buf: name start, value start, value end (before
+   * trailing whitespace), line end (after its CRLF).
+   */
+  readonly fields: readonly number[];
   /** Content-Length, or -1 when none. */
   readonly contentLength: number;
   /** Transfer-Encoding is (exactly) chunked. */
@@ -28,6 +37,61 @@ export type ResponseParse =
   | { readonly kind: 'ok'; readonly head: ResponseHead };
 
 const INCOMPLETE: ResponseParse = { kind: 'incomplete' };
+
+export const FIELD_STRIDE = 4;
+
+class ParsedResponseHead implements ResponseHead {
+  readonly status: number;
+  readonly reason: string;
+  readonly versionMinor: 0 | 1;
+  readonly buf: Buffer;
+  readonly names: readonly string[];
+  readonly fields: readonly number[];
+  readonly contentLength: number;
+  readonly chunked: boolean;
+  readonly keepAlive: boolean;
+  readonly connectionTokens: string[];
+  readonly headLength: number;
+  private raw: string[] | undefined;
+
+  constructor(status: number, reason: string, versionMinor: 0 | 1, buf: Buffer, names: string[], fields: number[], contentLength: number, chunked: boolean, keepAlive: boolean, connectionTokens: string[], headLength: number) {
+    this.status = status;
+    this.reason = reason;
+    this.versionMinor = versionMinor;
+    this.buf = buf;
+    this.names = names;
+    this.fields = fields;
+    this.contentLength = contentLength;
+    this.chunked = chunked;
+    this.keepAlive = keepAlive;
+    this.connectionTokens = connectionTokens;
+    this.headLength = headLength;
+  }
+
+  get rawHeaders(): string[] {
+    if (this.raw === undefined) {
+      const raw: string[] = [];
+      const f = this.fields;
+      for (let i = 0; i < this.names.length; i++) raw.push(this.names[i], this.buf.toString('latin1', f[i * FIELD_STRIDE + 1], f[i * FIELD_STRIDE + 2]));
+      this.raw = raw;
+    }
+    return this.raw;
+  }
+}
+
+/** A field value as a string: the usual Connection values are constants. */
+function valueString(buf: Buffer, start: number, end: number): string {
+  if (end - start === 10 && same(buf, start, KEEP_ALIVE)) return 'keep-alive';
+  if (end - start === 5 && same(buf, start, CLOSE)) return 'close';
+  return buf.toString('latin1', start, end);
+}
+const KEEP_ALIVE = Buffer.from('keep-alive');
+const CLOSE = Buffer.from('close');
+
+function same(buf: Buffer, at: number, bytes: Buffer): boolean {
+  for (let i = 0; i < bytes.length; i++) if (buf[at + i] !== bytes[i]) return false;
+  return true;
+}
 // As node:http's default maxHeadersCount, so both engines take the same heads (the size limit
 // is what bounds memory: --max-header-size).
 const MAX_HEADERS = 2000;
@@ -60,7 +124,8 @@ export function parseResponseHead(buf: Buffer, start: number, maxSize: number): 
   if (buf[p] !== 13 || buf[p + 1] !== 10) return fail('malformed status line');
   p += 2;
 
-  const rawHeaders: string[] = [];
+  const names: string[] = [];
+  const fields: number[] = [];
   let contentLength = -1;
   let te: string | undefined;
   let connection = '';
@@ -78,6 +143,7 @@ export function parseResponseHead(buf: Buffer, start: number, maxSize: number): 
     if (p === end) return end - start > maxSize ? fail('response head too large') : INCOMPLETE;
     if (buf[p] !== 58 || p === nameStart) return fail('malformed response header name');
     const name = fieldName(buf, nameStart, p);
+    const nameEnd = p;
     p++;
     while (p < end && (buf[p] === 32 || buf[p] === 9)) p++;
     const valueStart = p;
@@ -86,20 +152,24 @@ export function parseResponseHead(buf: Buffer, start: number, maxSize: number): 
     if (buf[p] !== 13 || buf[p + 1] !== 10) return fail('control character or bare LF in a response header');
     let valueEnd = p;
     while (valueEnd > valueStart && (buf[valueEnd - 1] === 32 || buf[valueEnd - 1] === 9)) valueEnd--;
-    const value = buf.toString('latin1', valueStart, valueEnd);
     p += 2;
     if (p - start > maxSize) return fail('response head too large');
-    if (rawHeaders.length >= MAX_HEADERS * 2) return fail('too many response header fields');
-    rawHeaders.push(name, value);
-    if (name.length === 14 && name.toLowerCase() === 'content-length') {
+    if (names.length >= MAX_HEADERS) return fail('too many response header fields');
+    names.push(name);
+    fields.push(nameStart, valueStart, valueEnd, p);
+    // Only the framing fields' values are read here; the others are relayed as bytes.
+    const n = nameEnd - nameStart;
+    if (n === 14 && lowerName(name) === 'content-length') {
       // A repeated identical value is tolerated (RFC 9110 8.6 allows folding it); differing ones are not.
-      if (!/^[0-9]{1,15}$/.test(value)) return fail('malformed Content-Length in the response');
-      const n = Number(value);
-      if (contentLength !== -1 && contentLength !== n) return fail('conflicting Content-Length in the response');
-      contentLength = n;
-    } else if (name.length === 17 && name.toLowerCase() === 'transfer-encoding') {
+      const len = digits(buf, valueStart, valueEnd);
+      if (len < 0) return fail('malformed Content-Length in the response');
+      if (contentLength !== -1 && contentLength !== len) return fail('conflicting Content-Length in the response');
+      contentLength = len;
+    } else if (n === 17 && lowerName(name) === 'transfer-encoding') {
+      const value = buf.toString('latin1', valueStart, valueEnd);
       te = te === undefined ? value : `${te}, ${value}`;
-    } else if (name.length === 10 && name.toLowerCase() === 'connection') {
+    } else if (n === 10 && lowerName(name) === 'connection') {
+      const value = valueString(buf, valueStart, valueEnd);
       connection = connection === '' ? value : `${connection},${value}`;
     }
   }
@@ -112,7 +182,19 @@ export function parseResponseHead(buf: Buffer, start: number, maxSize: number): 
   }
   const connectionTokens = connection === '' ? [] : tokens(connection);
   const keepAlive = minor === 1 ? !connectionTokens.includes('close') : connectionTokens.includes('keep-alive');
-  return { kind: 'ok', head: { status, reason, versionMinor: minor, rawHeaders, contentLength, chunked, keepAlive, connectionTokens, headLength: p - start } };
+  return { kind: 'ok', head: new ParsedResponseHead(status, reason, minor, buf, names, fields, contentLength, chunked, keepAlive, connectionTokens, p - start) };
+}
+
+/** 1 to 15 decimal digits as a number; -1 for anything else (as /^[0-9]{1,15}$/). */
+function digits(buf: Buffer, start: number, end: number): number {
+  if (end === start || end - start > 15) return -1;
+  let n = 0;
+  for (let i = start; i < end; i++) {
+    const c = buf[i];
+    if (c < 48 || c > 57) return -1;
+    n = n * 10 + (c - 48);
+  }
+  return n;
 }
 
 const PREFIX = Buffer.from('HTTP/1.');

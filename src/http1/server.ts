@@ -28,8 +28,8 @@ import { pathProblem } from '../request-checks.ts';
 import { decideRoute, type DecisionContext, type RouteRequest } from '../route-decision.ts';
 import { BodyFramer } from './body.ts';
 import { Mirrors } from './mirror.ts';
-import { parseRequestHead, type RequestHead } from './head-parser.ts';
-import { parseResponseHead, responseFraming, type BodyFraming, type ResponseHead } from './response-head.ts';
+import { lowerName, parseRequestHead, type RequestHead } from './head-parser.ts';
+import { FIELD_STRIDE, parseResponseHead, responseFraming, type BodyFraming, type ResponseHead } from './response-head.ts';
 import { UpstreamSocketPool, isConnectError, type UpstreamConnection, type UpstreamTarget, type UpstreamUser, type UpstreamWaiter } from './upstream-pool.ts';
 
 export interface FastHttp1Options {
@@ -522,8 +522,14 @@ class Exchange implements UpstreamWaiter, UpstreamUser {
   responseBegun = false;
   /** A head (final) went to the client, or is about to (pendingHead). */
   headSent = false;
-  /** The final response head, until the first body bytes (or flushHead) take it out. */
+  /**
+   * The final response head, until the first body bytes (or flushHead) take it out: its text up
+   * to the relayed fields, their byte ranges in resHead.buf, the text after them, the size.
+   */
   pendingHead: string | undefined;
+  pendingRuns: number[] | undefined;
+  pendingTail = '';
+  pendingSize = 0;
   status = 0;
   responseBytes = 0;
   closeAfter = false;
@@ -840,10 +846,10 @@ class Exchange implements UpstreamWaiter, UpstreamUser {
     }
     // A request whose body is still arriving cannot be followed by another on this connection.
     if (!this.reqBodyDone || drain.active) this.closeAfter = true;
-    const listedValue = h.connectionTokens.length === 0 ? undefined : h.connectionTokens.join(',');
-    const listed = connectionTokens(listedValue);
+    // Names the upstream's Connection lists are hop-by-hop too (keep-alive and close name none).
+    const ct = h.connectionTokens;
+    const listed = ct.length === 0 || (ct.length === 1 && (ct[0] === 'keep-alive' || ct[0] === 'close')) ? undefined : connectionTokens(ct.join(','));
     let s = `HTTP/1.1 ${h.status} ${h.reason || reasonOf(h.status)}\r\n`;
-    const raw = h.rawHeaders;
     let hasDate = false;
     let hasServer = false;
     const rf = this.route!.filters?.responseHeaders;
@@ -851,7 +857,30 @@ class Exchange implements UpstreamWaiter, UpstreamUser {
     // Gateway API CORS: an allowed Origin's answer carries the CORS headers (a backendRef's own CORS replaces the rule's).
     const cors = this.backendFilters?.cors ?? this.route!.filters?.cors;
     const corsLines = cors === undefined ? undefined : corsResponseHeaders(cors, headerValue(this.rawHeaders, 'origin'));
-    if (rf === undefined && bf === undefined && (corsLines === undefined || corsLines.length === 0)) {
+    let runs: number[] | undefined;
+    if (rf === undefined && bf === undefined && (corsLines === undefined || corsLines.length === 0) && listed === undefined) {
+      // The fields passed on are copied from the upstream's bytes as they came, in runs between
+      // the dropped ones: no string per field.
+      const f = h.fields;
+      const names = h.names;
+      runs = [];
+      let from = -1;
+      let to = -1;
+      for (let i = 0; i < names.length; i++) {
+        const lower = lowerName(names[i]);
+        if (lower === 'date') hasDate = true;
+        else if (lower === 'server') hasServer = true;
+        if (isHopByHop(lower, undefined) || lower === 'content-length') {
+          if (from >= 0) runs.push(from, to);
+          from = -1;
+          continue;
+        }
+        if (from < 0) from = f[i * FIELD_STRIDE];
+        to = f[i * FIELD_STRIDE + 3];
+      }
+      if (from >= 0) runs.push(from, to);
+    } else if (rf === undefined && bf === undefined && (corsLines === undefined || corsLines.length === 0)) {
+      const raw = h.rawHeaders;
       for (let i = 0; i < raw.length; i += 2) {
         const name = raw[i];
         const lower = name.toLowerCase();
@@ -865,6 +894,7 @@ class Exchange implements UpstreamWaiter, UpstreamUser {
       // Response header filters edit a record (as on the node path); the framing stays the
       // relay's own, whatever a filter says about Content-Length.
       const record: HeaderRecord = {};
+      const raw = h.rawHeaders;
       for (let i = 0; i < raw.length; i += 2) {
         const lower = raw[i].toLowerCase();
         if (isHopByHop(lower, listed) || lower === 'content-length') continue;
@@ -884,25 +914,45 @@ class Exchange implements UpstreamWaiter, UpstreamUser {
     // The framing the client reads is the one the relay follows, never a copy the upstream could
     // have listed in Connection (hop-by-hop, so dropped) and left the client without. Transfer-
     // Encoding overrides Content-Length, and a 204 has none (RFC 9110 8.6).
-    if (h.contentLength >= 0 && !h.chunked && h.status !== 204) s += `Content-Length: ${h.contentLength}\r\n`;
-    if (!hasDate) s += dateHeader();
-    if (!hasServer) s += SERVER_LINE;
-    if (framing === 'chunked' && client11) s += 'Transfer-Encoding: chunked\r\n';
-    if (this.closeAfter) s += 'Connection: close\r\n';
-    else s += client11 ? this.conn.server.keepAliveLine : `Connection: keep-alive\r\n${this.conn.server.keepAliveLine}`;
-    s += '\r\n';
+    let t = '';
+    if (h.contentLength >= 0 && !h.chunked && h.status !== 204) t += `Content-Length: ${h.contentLength}\r\n`;
+    if (!hasDate) t += dateHeader();
+    if (!hasServer) t += SERVER_LINE;
+    if (framing === 'chunked' && client11) t += 'Transfer-Encoding: chunked\r\n';
+    if (this.closeAfter) t += 'Connection: close\r\n';
+    else t += client11 ? this.conn.server.keepAliveLine : `Connection: keep-alive\r\n${this.conn.server.keepAliveLine}`;
+    t += '\r\n';
     this.headSent = true;
-    this.responseBytes += s.length;
+    let size = s.length + t.length;
+    if (runs !== undefined) for (let i = 0; i < runs.length; i += 2) size += runs[i + 1] - runs[i];
+    this.responseBytes += size;
     // Written with the first body bytes (writeClient) or alone (flushHead).
     this.pendingHead = s;
+    this.pendingRuns = runs;
+    this.pendingTail = t;
+    this.pendingSize = size;
+  }
+
+  /** The pending response head as bytes, followed by `part` if given. */
+  private takeHead(part: Buffer | undefined): Buffer {
+    const out = Buffer.allocUnsafe(this.pendingSize + (part === undefined ? 0 : part.length));
+    let at = out.write(this.pendingHead!, 0, 'latin1');
+    const runs = this.pendingRuns;
+    if (runs !== undefined) {
+      const src = this.resHead!.buf;
+      for (let i = 0; i < runs.length; i += 2) at += src.copy(out, at, runs[i], runs[i + 1]);
+    }
+    at += out.write(this.pendingTail, at, 'latin1');
+    if (part !== undefined) part.copy(out, at);
+    this.pendingHead = undefined;
+    this.pendingRuns = undefined;
+    return out;
   }
 
   /** The response head, if no body bytes took it along. */
   private flushHead(): void {
-    const s = this.pendingHead;
-    if (s === undefined) return;
-    this.pendingHead = undefined;
-    if (!this.conn.socket.write(s, 'latin1') && this.upstream !== undefined) this.upstream.socket.pause();
+    if (this.pendingHead === undefined) return;
+    if (!this.conn.socket.write(this.takeHead(undefined)) && this.upstream !== undefined) this.upstream.socket.pause();
   }
 
   private relayResponseBody(chunk: Buffer): void {
@@ -931,19 +981,12 @@ class Exchange implements UpstreamWaiter, UpstreamUser {
 
   private writeClient(part: Buffer): void {
     this.responseBytes += part.length;
-    const head = this.pendingHead;
     let out = part;
-    if (head !== undefined) {
-      this.pendingHead = undefined;
+    if (this.pendingHead !== undefined) {
       // One buffer, one write: cheaper than a corked string and buffer (writev) for the small
       // bodies most responses start with; a large first part goes after the head.
-      if (part.length <= COALESCE_MAX) {
-        out = Buffer.allocUnsafe(head.length + part.length);
-        out.write(head, 0, 'latin1');
-        part.copy(out, head.length);
-      } else {
-        this.conn.socket.write(head, 'latin1');
-      }
+      if (part.length <= COALESCE_MAX) out = this.takeHead(part);
+      else this.conn.socket.write(this.takeHead(undefined));
     }
     if (!this.conn.socket.write(out) && this.upstream !== undefined) this.upstream.socket.pause();
   }
