@@ -205,3 +205,15 @@ describe('request-head parser vs node:http (llhttp)', () => {
     }
   });
 });
+
+describe('Transfer-Encoding other than chunked (RFC 9112 6.3 item 4, RFC 9110 15.6.2)', () => {
+  it.each([
+    ['gzip', 400],
+    ['chunked, gzip', 400],
+    ['chunked, identity', 400],
+    ['gzip, chunked', 501],
+  ])('Transfer-Encoding: %s -> %d', (te, status) => {
+    const r = parseRequestHead(Buffer.from(`POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: ${te}\r\n\r\n0\r\n\r\n`, 'latin1'), 0, MAX_HEADER);
+    expect(r.kind === 'error' ? r.status : 0).toBe(status);
+  });
+});

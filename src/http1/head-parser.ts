@@ -225,7 +225,13 @@ export function parseRequestHead(buf: Buffer, start: number, maxHeaderSize: numb
     // RFC 9112 6.1: TE in HTTP/1.0 cannot be trusted (a 1.0 intermediary may not have decoded it).
     if (minor === 0) return fail(400, 'Transfer-Encoding in an HTTP/1.0 request');
     if (contentLength !== -1) return fail(400, 'both Content-Length and Transfer-Encoding');
-    if (te.toLowerCase() !== 'chunked') return fail(501, 'only the chunked transfer-coding is supported');
+    if (te.toLowerCase() !== 'chunked') {
+      // RFC 9112 6.3 item 4: chunked not last, the body's length cannot be known: MUST 400 and
+      // close. Chunked last after another coding (gzip, chunked): a coding not served, 501.
+      const codings = te.split(',');
+      const last = codings[codings.length - 1].trim().toLowerCase();
+      return last === 'chunked' ? fail(501, 'only the chunked transfer-coding is supported') : fail(400, 'chunked is not the final transfer-coding');
+    }
     chunked = true;
   }
   const targetProblem = checkTarget(method, target);
