@@ -394,3 +394,21 @@ describe('route hostnames that are not hostnames', () => {
     expect(who(table, 'good.test', '/')).toBe('v3');
   });
 });
+
+describe('match fields of the wrong type drop their rule instead of widening it', () => {
+  it('a path value, a method or a header value that is not a string', () => {
+    const { t, table } = run([
+      ...base(),
+      route('r', { hostnames: ['r.test'], rules: [
+        rule('v1', { path: { type: 'PathPrefix', value: 42 } }),
+        rule('v2', { method: ['GET'] }),
+        rule('v3', { headers: [{ name: 'x', value: 1 }] }),
+      ] }),
+    ]);
+    expect(who(table, 'r.test', '/anything', { x: '1' })).toBe('404');
+    const s = t.statuses.find((x) => x.kind === 'HTTPRoute')!;
+    const accepted = (s.status as { parents: { conditions: { type: string; status: string; reason: string; message: string }[] }[] }).parents[0].conditions[0];
+    expect(accepted).toMatchObject({ status: 'False', reason: 'UnsupportedValue' });
+    expect(accepted.message).toMatch(/rule 0: path type and value must be strings.*rule 1: method must be a string.*rule 2: header x: the value is not a string/);
+  });
+});

@@ -82,6 +82,10 @@ export function valueMatches(list: unknown, what: string, lower: boolean, errors
       errors.push(`${what} match without a name`);
       continue;
     }
+    if (typeof m.value !== 'string') {
+      errors.push(`${what} ${name}: the value is not a string`);
+      continue;
+    }
     // The spec: only the first match of a name counts (names compared as the field is).
     const key = lower ? name.toLowerCase() : name;
     if (seen.has(key)) continue;
@@ -101,6 +105,9 @@ function parseMatch(raw: Record<string, unknown>, errors: string[]): MatchSpec |
   const type = asString(p.type) ?? 'PathPrefix';
   const value = asString(p.value) ?? '/';
   const before = errors.length;
+  // Absent, a path defaults to PathPrefix `/`; present but not a string, it must not widen to that.
+  if ((p.value !== undefined && typeof p.value !== 'string') || (p.type !== undefined && typeof p.type !== 'string')) errors.push('path type and value must be strings');
+  if (raw.method !== undefined && typeof raw.method !== 'string') errors.push('method must be a string');
   let pathType: RouteIR['pathType'] = 'Prefix';
   let path = value;
   if (type === 'Exact' || type === 'PathPrefix') {
