@@ -90,6 +90,12 @@ describe('GRPCRoute method matches', () => {
     expect(condition(p, 'PartiallyInvalid')?.message).toMatch(/rule 0: a gRPC method match must name a service, a method or both/);
   });
 
+  it('a service or method that is not a string drops the rule rather than widening it', () => {
+    const { table } = run([...base(), grpcRoute('r', { rules: [rule('v1', { method: { service: 42, method: 'Ping' } }), rule('v2', { method: { service: SVC, method: ['Ping'] } })] })]);
+    expect(who(table, 'a.test', '/other.Svc/Ping')).toBe('404');
+    expect(who(table, 'a.test', `/${SVC}/Anything`)).toBe('404');
+  });
+
   it('no method: every call of the route, still POST only', () => {
     const { table } = run([...base(), grpcRoute('r', { rules: [rule('v1', { headers: [{ name: 'version', value: 'one' }] })] })]);
     expect(who(table, 'a.test', '/x.Y/Z', { version: 'one' })).toBe('v1');

@@ -37,7 +37,9 @@ export function parseGrpcMatch(raw: Record<string, unknown>, errors: string[]): 
   const method = asString(m.method) || undefined;
   let pathType: MatchSpec['pathType'] = 'Prefix';
   let path = '/';
-  if (hasMethod && service === undefined && method === undefined) errors.push('a gRPC method match must name a service, a method or both');
+  // Present but not a string, a field must not widen the match as if it were absent.
+  if ((['type', 'service', 'method'] as const).some((f) => m[f] !== undefined && m[f] !== null && typeof m[f] !== 'string')) errors.push('gRPC method match type, service and method must be strings');
+  else if (hasMethod && service === undefined && method === undefined) errors.push('a gRPC method match must name a service, a method or both');
   else if (type === 'Exact') {
     if (service !== undefined && !GRPC_SERVICE.test(service)) errors.push(`gRPC service ${JSON.stringify(service)} is not a valid service name`);
     if (method !== undefined && !GRPC_METHOD.test(method)) errors.push(`gRPC method ${JSON.stringify(method)} is not a valid method name`);
