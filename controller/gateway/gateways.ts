@@ -186,7 +186,7 @@ function evaluateGateway(gw: KubeObject, ctx: GatewayContext, portOwner: PortOwn
   const infraRef = asRecord(spec.infrastructure).parametersRef;
   const rejected = (infraRef !== undefined && infraRef !== null) || asArray(spec.addresses).some((raw) => !['IPAddress', 'Hostname'].includes(asString(asRecord(raw).type) ?? 'IPAddress'));
   const socketKey = (port: number) => `${ownAddress ?? ''}|${port}`;
-  const listeners: ListenerModel[] = asArray(spec.listeners).map((raw) => parseListener(gw, ns, asRecord(raw), ctx));
+  const listeners: ListenerModel[] = asArray(spec.listeners).map((raw) => parseListener(gw, ns, asRecord(raw), ctx, ownAddress !== undefined));
 
   // Distinctness within the Gateway (HTTP/HTTPS: port, protocol, hostname). Indistinct listeners
   // are all refused: the spec forbids picking a winner.
@@ -287,7 +287,8 @@ function evaluateGateway(gw: KubeObject, ctx: GatewayContext, portOwner: PortOwn
   return { object: gw, key, listeners, gatewayConditions, addresses };
 }
 
-function parseListener(gw: KubeObject, ns: string, l: Record<string, unknown>, ctx: GatewayContext): ListenerModel {
+/** `ownAddress`: the Gateway's listeners get sockets of their own on its address, Portico's two ports included. */
+function parseListener(gw: KubeObject, ns: string, l: Record<string, unknown>, ctx: GatewayContext, ownAddress: boolean): ListenerModel {
   const name = asString(l.name) ?? '';
   const port = parsePort(l.port) ?? 0;
   const protocol = asString(l.protocol) ?? '';
@@ -332,8 +333,10 @@ function parseListener(gw: KubeObject, ns: string, l: Record<string, unknown>, c
   else {
     // Portico's own ports keep their protocol; any other port is a listener of its own (bound by
     // every worker while it is in the table): HTTP, HTTPS, TLS Passthrough, or HTTPS and TLS
-    // Passthrough told apart by SNI.
-    if (port === ctx.httpPort && protocol !== 'HTTP') model.accept = cond('Accepted', false, 'PortUnavailable', `port ${port} is Portico's --http-port, served as HTTP`);
+    // Passthrough told apart by SNI. On a Gateway's own address every port is its own.
+    if (ownAddress) {
+      // Any protocol on any port.
+    } else if (port === ctx.httpPort && protocol !== 'HTTP') model.accept = cond('Accepted', false, 'PortUnavailable', `port ${port} is Portico's --http-port, served as HTTP`);
     else if (port === ctx.httpsPort && protocol !== 'HTTPS' && protocol !== 'TLS') model.accept = cond('Accepted', false, 'PortUnavailable', `port ${port} is Portico's --https-port, served as HTTPS or TLS`);
   }
   if (protocol === 'HTTPS') checkCertificates(model, ns, asRecord(l.tls), ctx);
