@@ -412,3 +412,22 @@ describe('match fields of the wrong type drop their rule instead of widening it'
     expect(accepted.message).toMatch(/rule 0: path type and value must be strings.*rule 1: method must be a string.*rule 2: header x: the value is not a string/);
   });
 });
+
+describe('filter fields of the wrong shape drop their rule instead of doing less', () => {
+  it('a header removal that is not a list, entries without string values, a redirect hostname that is not a string', () => {
+    const { t, table } = run([
+      ...base(),
+      route('r', { hostnames: ['r.test'], rules: [
+        { matches: [{ path: { type: 'PathPrefix', value: '/a' } }], filters: [{ type: 'RequestHeaderModifier', requestHeaderModifier: { set: [{ name: 'x', value: 'y' }], remove: 'X-Internal-User' } }], backendRefs: [{ name: 'v1', port: 8080 }] },
+        { matches: [{ path: { type: 'PathPrefix', value: '/b' } }], filters: [{ type: 'RequestHeaderModifier', requestHeaderModifier: { set: [{ name: 'x', value: 1 }], remove: ['a', 2] } }], backendRefs: [{ name: 'v1', port: 8080 }] },
+        { matches: [{ path: { type: 'PathPrefix', value: '/c' } }], filters: [{ type: 'RequestRedirect', requestRedirect: { hostname: ['h.test'] } }] },
+        { matches: [{ path: { type: 'PathPrefix', value: '/d' } }], filters: [{ type: 'URLRewrite', urlRewrite: { hostname: 7 } }], backendRefs: [{ name: 'v1', port: 8080 }] },
+        rule('v2'),
+      ] }),
+    ]);
+    for (const path of ['/a', '/b', '/c', '/d']) expect(who(table, 'r.test', path)).toBe('v2');
+    const s = t.statuses.find((x) => x.kind === 'HTTPRoute')!;
+    const partial = (s.status as { parents: { conditions: { type: string; message: string }[] }[] }).parents[0].conditions.find((c) => c.type === 'PartiallyInvalid')!;
+    expect(partial.message).toMatch(/rule 0: RequestHeaderModifier remove is not a list.*rule 1: RequestHeaderModifier set: each entry needs a name and a value.*remove: each entry must be a header name.*rule 2: RequestRedirect hostname is not a string.*rule 3: URLRewrite hostname is not a string/);
+  });
+});

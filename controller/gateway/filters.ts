@@ -27,13 +27,20 @@ export interface ParsedFilters {
 
 function headerModifier(raw: unknown, errors: string[], what: string): HeaderModifierIR | undefined {
   const m = asRecord(raw);
+  // A field of the wrong shape is an error, not an empty list: a removal silently not done would
+  // pass on a header the author meant to strip.
+  for (const field of ['set', 'add', 'remove'] as const) if (m[field] !== undefined && m[field] !== null && !Array.isArray(m[field])) errors.push(`${what} ${field} is not a list`);
   const list = (field: 'set' | 'add'): HeaderValueIR[] => {
     const out: HeaderValueIR[] = [];
     const seen = new Set<string>();
     for (const h of asArray(m[field])) {
       const r = asRecord(h);
-      const name = asString(r.name) ?? '';
-      const value = typeof r.value === 'string' ? r.value : '';
+      if (typeof r.name !== 'string' || typeof r.value !== 'string') {
+        errors.push(`${what} ${field}: each entry needs a name and a value, both strings`);
+        continue;
+      }
+      const name = r.name;
+      const value = r.value;
       // Names are unique case-insensitively (the spec); the first one counts.
       if (seen.has(name.toLowerCase())) continue;
       seen.add(name.toLowerCase());
@@ -43,6 +50,7 @@ function headerModifier(raw: unknown, errors: string[], what: string): HeaderMod
   };
   const set = list('set');
   const add = list('add');
+  if (asArray(m.remove).some((v) => typeof v !== 'string')) errors.push(`${what} remove: each entry must be a header name`);
   const remove = [...new Set(asArray(m.remove).filter((v): v is string => typeof v === 'string'))];
   const framing = [...set.map((h) => h.name), ...add.map((h) => h.name), ...remove].filter((n) => FRAMING_HEADERS.has(n.toLowerCase()));
   if (framing.length > 0) {
@@ -84,6 +92,7 @@ function redirect(raw: unknown, errors: string[]): RedirectIR | undefined {
   if (typeof statusCode !== 'number' || !STATUS.has(statusCode)) errors.push(`RequestRedirect statusCode ${JSON.stringify(r.statusCode)} is not 301, 302, 303, 307 or 308`);
   const port = r.port;
   if (port !== undefined && !(typeof port === 'number' && Number.isInteger(port) && port >= 1 && port <= 65535)) errors.push(`RequestRedirect port ${JSON.stringify(port)} is not 1-65535`);
+  if (r.hostname !== undefined && r.hostname !== null && typeof r.hostname !== 'string') errors.push('RequestRedirect hostname is not a string');
   const hostname = asString(r.hostname);
   const path = pathModifier(r.path, errors, 'RequestRedirect');
   if (errors.length > before) return undefined;
@@ -92,18 +101,13 @@ function redirect(raw: unknown, errors: string[]): RedirectIR | undefined {
 
 function rewrite(raw: unknown, errors: string[]): RewriteIR | undefined {
   const r = asRecord(raw);
+  if (r.hostname !== undefined && r.hostname !== null && typeof r.hostname !== 'string') errors.push('URLRewrite hostname is not a string');
   const hostname = asString(r.hostname);
   const path = pathModifier(r.path, errors, 'URLRewrite');
   if (hostname === undefined && path === undefined) return undefined;
   return { ...(hostname ? { hostname } : {}), ...(path ? { path } : {}) };
 }
 
-/**
- * Parses a list of filters. `level` says where they sit: on a rule, or on a backendRef (no
- * redirect there in Portico). `prefixes`: the rule's matches as the compiler will see them (a
- * ReplacePrefixMatch needs every one to be a PathPrefix). The result is checked by compiling it
- * with each prefix, so the table compile never fails on it.
- */
 function cors(raw: unknown, errors: string[]): CorsIR | undefined {
   const c = asRecord(raw);
   const strings = (field: string): string[] => asArray(c[field]).filter((v): v is string => typeof v === 'string');
@@ -138,7 +142,13 @@ function mirror(raw: unknown, errors: string[]): MirrorSpec | undefined {
   return { backendRef, fraction };
 }
 
-export function parseFilters(list: unknown, level: 'rule' | 'backendRef', prefixes: readonly (string | undefined)[], kind = 'HTTPRoute'): ParsedFilters {
+/**
+ * Parses a list of filters, of a rule or of a backendRef (whose filters apply to the requests it
+ * is picked for). `prefixes`: the rule's matches as the compiler will see them (a
+ * ReplacePrefixMatch needs every one to be a PathPrefix). The result is checked by compiling it
+ * with each prefix, so the table compile never fails on it.
+ */
+export function parseFilters(list: unknown, prefixes: readonly (string | undefined)[], kind = 'HTTPRoute'): ParsedFilters {
   const errors: string[] = [];
   const mirrors: MirrorSpec[] = [];
   const unsupported: string[] = [];

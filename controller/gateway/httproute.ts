@@ -147,7 +147,7 @@ function resolveBackends(route: KubeObject, rule: Record<string, unknown>, index
     const b = asRecord(raw);
     const { group, kind, name, refNs, port, label } = readBackendRef(b, ns);
     const weight = b.weight === undefined ? 1 : typeof b.weight === 'number' && Number.isInteger(b.weight) && b.weight >= 0 && b.weight <= 1_000_000 ? b.weight : 1;
-    const parsed = parseFilters(b.filters, 'backendRef', prefixes, route.kind);
+    const parsed = parseFilters(b.filters, prefixes, route.kind);
     if (parsed.errors.length > 0) {
       errors.push(...parsed.errors.map((e) => `backendRef ${label}: ${e}`));
       continue;
@@ -251,7 +251,7 @@ function parseRules(route: KubeObject, index: BackendIndex, grants: ReferenceGra
       if (parsed !== undefined) matches.push(parsed);
     }
     const prefixes = matches.map((m) => (m.pathType === 'Prefix' ? m.path : undefined));
-    const parsed = parseFilters(rule.filters, 'rule', prefixes, route.kind);
+    const parsed = parseFilters(rule.filters, prefixes, route.kind);
     errors.push(...parsed.errors);
     const hasBackendRefs = asArray(rule.backendRefs).length > 0;
     if (parsed.filters?.redirect !== undefined && hasBackendRefs) errors.push('RequestRedirect cannot be combined with backendRefs');
