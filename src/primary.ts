@@ -81,6 +81,7 @@ export async function runPrimary(options: ServeOptions, warnings: readonly strin
   const translationsTotal = new client.Counter({ name: 'portico_translations_total', help: 'Configuration changes translated, by result (published: a new table; endpoints: an endpoint update only; unchanged; error)', labelNames: ['result'], registers: [registry] });
   const primaryVersion = new client.Gauge({ name: 'portico_published_table_version', help: 'Latest routing table version the primary published', registers: [registry] });
   const workerRestarts = new client.Counter({ name: 'portico_worker_restarts_total', help: 'Workers respawned after exiting', registers: [registry] });
+  const unavailableGauge = new client.Gauge({ name: 'portico_gateway_listeners_unavailable', help: 'Gateway listener sockets that cannot be bound (port taken, address not on this host); their listeners are PortUnavailable in /status and retried', registers: [registry] });
   const invalidSecrets = new client.Gauge({ name: 'portico_tls_invalid_secrets', help: 'TLS Secrets referenced by served objects that cannot be used (their hosts get the default certificate)', registers: [registry] });
   // Made only when needed: never when --default-ssl-certificate names a usable Secret.
   let selfSigned: StoreCertificate | undefined;
@@ -172,7 +173,9 @@ export async function runPrimary(options: ServeOptions, warnings: readonly strin
   let unavailableJson = '{}';
   /** Translates the last snapshot again when the set of unbindable listeners changed. */
   const onBindStateChange = (): void => {
-    const json = JSON.stringify(unavailableListeners());
+    const now = unavailableListeners();
+    unavailableGauge.set(Object.keys(now).length);
+    const json = JSON.stringify(now);
     if (json === unavailableJson) return;
     unavailableJson = json;
     if (lastSnapshot !== undefined) onSnapshot(lastSnapshot);

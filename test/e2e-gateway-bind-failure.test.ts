@@ -82,6 +82,7 @@ describe('a Gateway listener whose port cannot be bound', () => {
     // The listener that could bind serves; the process did not stop, and /readyz stays ready.
     expect(await who(free, 'any.test', '/')).toBe('infra/v1');
     expect((await portico.admin('/readyz')).status).toBe(200);
+    await waitFor('three sockets counted unavailable', async () => (await portico.metric('portico_gateway_listeners_unavailable')) === 3, 10_000);
   });
 
   it('held by another process with SO_REUSEPORT: reported too, and the workers do not join its socket', async () => {
@@ -110,5 +111,6 @@ describe('a Gateway listener whose port cannot be bound', () => {
     await waitFor('the SO_REUSEPORT port served once freed', async () => (await who(sharedTaken, 'any.test', '/').catch(() => 'down')) === 'infra/v1', 20_000);
     expect(listenerState(await gatewayStatus('shared'), 'http')).toEqual(['Accepted=True/Accepted', 'Programmed=True/Programmed']);
     expect(portico.logs.some((l) => l.includes('cannot bind a Gateway listener'))).toBe(true);
+    await waitFor('none counted unavailable', async () => (await portico.metric('portico_gateway_listeners_unavailable')) === 0, 10_000);
   });
 });
