@@ -686,7 +686,7 @@ class Exchange implements UpstreamWaiter, UpstreamUser {
     // The response timeout starts once the request is sent (nginx's proxy_read_timeout): an
     // upload slower than it is still in progress, bounded by the client's request timeout and,
     // while the upstream does not read, by the send timeout armed in relayRequestBody.
-    if (this.reqBody === undefined || this.reqBodyDone) this.armResponseTimeout();
+    if (this.reqBody === undefined || this.reqBodyDone) this.armResponseTimeout(this.sentAt);
     this.conn.updateReading();
   }
 
@@ -830,12 +830,13 @@ class Exchange implements UpstreamWaiter, UpstreamUser {
   private startResponse(h: ResponseHead): void {
     this.resHead = h;
     // From here the timeout is between two reads of the body (also when it answers mid-upload).
-    this.armResponseTimeout();
+    const now = performance.now();
+    this.armResponseTimeout(now);
     this.status = h.status;
     const framing = responseFraming(h, this.head.method);
     this.resFraming = framing;
     this.resBody = new BodyFramer(framing, h.contentLength);
-    observeUpstreamLatency(this.route!, this.backend!, (performance.now() - this.sentAt) / 1000);
+    observeUpstreamLatency(this.route!, this.backend!, (now - this.sentAt) / 1000);
     const client11 = this.head.versionMinor === 1;
     if (framing === 'close') this.closeAfter = true;
     if (framing === 'chunked' && !client11) {
@@ -957,8 +958,6 @@ class Exchange implements UpstreamWaiter, UpstreamUser {
 
   private relayResponseBody(chunk: Buffer): void {
     const body = this.resBody!;
-    // Upstream body timeout: the time allowed between two reads, as undici's bodyTimeout.
-    if (this.timeoutMs > 0) this.upstreamDeadline = performance.now() + this.timeoutMs;
     // Decoding chunks for an HTTP/1.0 client writes a piece per chunk: one write for them all.
     const socket = this.conn.socket;
     if (this.dechunk) socket.cork();
@@ -977,6 +976,9 @@ class Exchange implements UpstreamWaiter, UpstreamUser {
       this.rbuf = chunk.subarray(r.consumed);
     }
     if (body.done) this.responseComplete();
+    // Upstream body timeout: the time allowed between two reads, as undici's bodyTimeout (not
+    // armed for a body that ended here, the usual case, to spare a clock reading).
+    else if (this.timeoutMs > 0 && this.upstream !== undefined) this.upstreamDeadline = performance.now() + this.timeoutMs;
   }
 
   private writeClient(part: Buffer): void {
@@ -1055,8 +1057,8 @@ class Exchange implements UpstreamWaiter, UpstreamUser {
     this.local(504, "gateway timeout: the route's request timeout ran out");
   }
 
-  private armResponseTimeout(): void {
-    if (this.timeoutMs > 0) this.upstreamDeadline = performance.now() + this.timeoutMs;
+  private armResponseTimeout(now = performance.now()): void {
+    if (this.timeoutMs > 0) this.upstreamDeadline = now + this.timeoutMs;
   }
 
   upstreamTimedOut(): void {
