@@ -431,3 +431,27 @@ describe('filter fields of the wrong shape drop their rule instead of doing less
     expect(partial.message).toMatch(/rule 0: RequestHeaderModifier remove is not a list.*rule 1: RequestHeaderModifier set: each entry needs a name and a value.*remove: each entry must be a header name.*rule 2: RequestRedirect hostname is not a string.*rule 3: URLRewrite hostname is not a string/);
   });
 });
+
+describe('references with fields of the wrong type match nothing instead of widening', () => {
+  it('a ReferenceGrant to.name that is not a string grants nothing; a parentRef sectionName or port of the wrong type attaches nowhere', () => {
+    const other: KubeObject[] = [
+      { apiVersion: 'v1', kind: 'Service', metadata: { name: 'far', namespace: 'other' }, spec: { ports: [{ name: 'http', port: 8080, targetPort: 3000 }] } },
+      { apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice', metadata: { name: 'far-1', namespace: 'other', labels: { 'kubernetes.io/service-name': 'far' } }, addressType: 'IPv4', ports: [{ name: 'http', port: 3000 }], endpoints: [{ addresses: ['10.0.0.9'] }] } as KubeObject,
+      { apiVersion: 'gateway.networking.k8s.io/v1beta1', kind: 'ReferenceGrant', metadata: { name: 'g', namespace: 'other' }, spec: { from: [{ group: 'gateway.networking.k8s.io', kind: 'HTTPRoute', namespace: 'default' }], to: [{ group: '', kind: 'Service', name: 7 }] } },
+    ];
+    const { t } = run([
+      ...base(),
+      ...other,
+      route('cross', { hostnames: ['cross.test'], rules: [{ backendRefs: [{ name: 'far', namespace: 'other', port: 8080 }] }] }),
+      route('section', { parentRefs: [{ name: 'gw', sectionName: 7 }], hostnames: ['section.test'], rules: [rule('v1')] }),
+      route('port', { parentRefs: [{ name: 'gw', port: '80' }], hostnames: ['port.test'], rules: [rule('v1')] }),
+    ]);
+    const conditions = (name: string) => {
+      const s = t.statuses.find((x) => x.kind === 'HTTPRoute' && x.metadata.name === name)!;
+      return (s.status as { parents: { conditions: { type: string; status: string; reason: string }[] }[] }).parents[0].conditions.map((c) => `${c.type}=${c.status} ${c.reason}`);
+    };
+    expect(conditions('cross')).toContain('ResolvedRefs=False RefNotPermitted');
+    expect(conditions('section')[0]).toBe('Accepted=False NoMatchingParent');
+    expect(conditions('port')[0]).toBe('Accepted=False NoMatchingParent');
+  });
+});

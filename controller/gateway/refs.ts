@@ -17,6 +17,19 @@ export interface RefTo {
   readonly name: string;
 }
 
+/**
+ * A reference's string field: absent takes the spec's default; present but not a string becomes
+ * its JSON text, which names nothing, so a malformed reference matches less rather than
+ * widening to the default (a grant's `to.name: 7` granting every name, a parentRef's
+ * `sectionName: 7` attaching to every listener) and shows as written in messages.
+ */
+function field(v: unknown, absent: string): string;
+function field(v: unknown, absent: undefined): string | undefined;
+function field(v: unknown, absent: string | undefined): string | undefined {
+  if (v === undefined || v === null) return absent;
+  return typeof v === 'string' ? v : JSON.stringify(v);
+}
+
 export class ReferenceGrants {
   private readonly grants: KubeObject[];
   constructor(objects: readonly KubeObject[]) {
@@ -31,13 +44,13 @@ export class ReferenceGrants {
       const spec = asRecord(g.spec);
       const fromOk = asArray(spec.from).some((f) => {
         const r = asRecord(f);
-        return (asString(r.group) ?? '') === from.group && asString(r.kind) === from.kind && asString(r.namespace) === from.namespace;
+        return field(r.group, '') === from.group && asString(r.kind) === from.kind && asString(r.namespace) === from.namespace;
       });
       if (!fromOk) return false;
       return asArray(spec.to).some((t) => {
         const r = asRecord(t);
-        const name = asString(r.name);
-        return (asString(r.group) ?? '') === to.group && asString(r.kind) === to.kind && (name === undefined || name === '' || name === to.name);
+        const name = field(r.name, undefined);
+        return field(r.group, '') === to.group && asString(r.kind) === to.kind && (name === undefined || name === '' || name === to.name);
       });
     });
   }
@@ -88,24 +101,25 @@ export function labelSelector(sel: unknown): ((labels: Record<string, string>) =
  */
 export function readParentRef<G>(raw: unknown, routeNamespace: string, gateways: ReadonlyMap<string, G>): { gateway: G; sectionName: string | undefined; port: number | undefined; parentRef: Record<string, unknown> } | undefined {
   const p = asRecord(raw);
-  const group = asString(p.group) ?? GATEWAY_GROUP;
-  const kind = asString(p.kind) ?? 'Gateway';
-  const name = asString(p.name) ?? '';
-  const namespace = asString(p.namespace) ?? routeNamespace;
+  const group = field(p.group, GATEWAY_GROUP);
+  const kind = field(p.kind, 'Gateway');
+  const name = field(p.name, '');
+  const namespace = field(p.namespace, routeNamespace);
   if (group !== GATEWAY_GROUP || kind !== 'Gateway') return undefined;
   const gateway = gateways.get(`${namespace}/${name}`);
   if (gateway === undefined) return undefined;
-  const sectionName = asString(p.sectionName);
-  const port = typeof p.port === 'number' ? p.port : undefined;
+  const sectionName = field(p.sectionName, undefined);
+  // Not a port number: port 0, which no listener has (NoMatchingParent), not "any port".
+  const port = p.port === undefined || p.port === null ? undefined : typeof p.port === 'number' && Number.isInteger(p.port) ? p.port : 0;
   return { gateway, sectionName, port, parentRef: { group, kind, namespace, name, ...(sectionName !== undefined ? { sectionName } : {}), ...(port !== undefined ? { port } : {}) } };
 }
 
 /** A backendRef's fields as the spec defaults them (core Service, the route's namespace), and its label for messages. */
 export function readBackendRef(b: Record<string, unknown>, routeNamespace: string): { group: string; kind: string; name: string; refNs: string; port: number | undefined; label: string } {
-  const group = asString(b.group) ?? '';
-  const kind = asString(b.kind) ?? 'Service';
-  const name = asString(b.name) ?? '';
-  const refNs = asString(b.namespace) ?? routeNamespace;
+  const group = field(b.group, '');
+  const kind = field(b.kind, 'Service');
+  const name = field(b.name, '');
+  const refNs = field(b.namespace, routeNamespace);
   const port = typeof b.port === 'number' && Number.isInteger(b.port) && b.port > 0 && b.port < 65536 ? b.port : undefined;
   return { group, kind, name, refNs, port, label: `${refNs}/${name}${port !== undefined ? ':' + port : ''}` };
 }
