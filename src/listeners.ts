@@ -440,9 +440,10 @@ export class ListenerGate {
     const now = Date.now();
     const keys = new Set(listeners.map((l) => l.key));
     for (const [key, since] of this.cleared) {
-      if (keys.has(key)) this.cleared.set(key, 0);
+      // Out of the table for long enough: checked again, even if it is back now.
+      if (since !== 0 && now - since > (this.o.forgetMs ?? 10_000)) this.cleared.delete(key);
+      else if (keys.has(key)) this.cleared.set(key, 0);
       else if (since === 0) this.cleared.set(key, now);
-      else if (now - since > (this.o.forgetMs ?? 10_000)) this.cleared.delete(key);
     }
     for (const [key, h] of this.held) {
       if (keys.has(key)) continue;
