@@ -379,6 +379,7 @@ describe('route hostnames that are not hostnames', () => {
       route('bad', { hostnames: ['Bad_Host!'], rules: [rule('v1')] }),
       route('mixed', { hostnames: ['ok.test', '10.0.0.1'], rules: [rule('v2')] }),
       route('good', { hostnames: ['Good.Test'], rules: [rule('v3')] }),
+      route('string', { hostnames: 'str.test', rules: [rule('v1')] }),
     ]);
     const accepted = (name: string) => {
       const s = t.statuses.find((x) => x.kind === 'HTTPRoute' && x.metadata.name === name)!;
@@ -388,6 +389,7 @@ describe('route hostnames that are not hostnames', () => {
     expect(accepted('bad').message).toMatch(/"Bad_Host!"/);
     expect(accepted('mixed')).toMatchObject({ status: 'False', reason: 'UnsupportedValue' });
     expect(accepted('mixed').message).toMatch(/"10\.0\.0\.1"/);
+    expect(accepted('string')).toMatchObject({ status: 'False', reason: 'UnsupportedValue' });
     expect(who(table, 'anything.test', '/')).toBe('404');
     expect(who(table, 'ok.test', '/')).toBe('404');
     // Upper case is lower-cased, as before.
@@ -422,13 +424,14 @@ describe('filter fields of the wrong shape drop their rule instead of doing less
         { matches: [{ path: { type: 'PathPrefix', value: '/b' } }], filters: [{ type: 'RequestHeaderModifier', requestHeaderModifier: { set: [{ name: 'x', value: 1 }], remove: ['a', 2] } }], backendRefs: [{ name: 'v1', port: 8080 }] },
         { matches: [{ path: { type: 'PathPrefix', value: '/c' } }], filters: [{ type: 'RequestRedirect', requestRedirect: { hostname: ['h.test'] } }] },
         { matches: [{ path: { type: 'PathPrefix', value: '/d' } }], filters: [{ type: 'URLRewrite', urlRewrite: { hostname: 7 } }], backendRefs: [{ name: 'v1', port: 8080 }] },
+        { matches: [{ path: { type: 'PathPrefix', value: '/e' } }], filters: { type: 'RequestHeaderModifier', requestHeaderModifier: { remove: ['X-Internal-User'] } }, backendRefs: [{ name: 'v1', port: 8080 }] },
         rule('v2'),
       ] }),
     ]);
-    for (const path of ['/a', '/b', '/c', '/d']) expect(who(table, 'r.test', path)).toBe('v2');
+    for (const path of ['/a', '/b', '/c', '/d', '/e']) expect(who(table, 'r.test', path)).toBe('v2');
     const s = t.statuses.find((x) => x.kind === 'HTTPRoute')!;
     const partial = (s.status as { parents: { conditions: { type: string; message: string }[] }[] }).parents[0].conditions.find((c) => c.type === 'PartiallyInvalid')!;
-    expect(partial.message).toMatch(/rule 0: RequestHeaderModifier remove is not a list.*rule 1: RequestHeaderModifier set: each entry needs a name and a value.*remove: each entry must be a header name.*rule 2: RequestRedirect hostname is not a string.*rule 3: URLRewrite hostname is not a string/);
+    expect(partial.message).toMatch(/rule 0: RequestHeaderModifier remove is not a list.*rule 1: RequestHeaderModifier set: each entry needs a name and a value.*remove: each entry must be a header name.*rule 2: RequestRedirect hostname is not a string.*rule 3: URLRewrite hostname is not a string.*rule 4: filters is not a list/);
   });
 });
 

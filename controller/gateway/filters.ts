@@ -154,6 +154,8 @@ export function parseFilters(list: unknown, prefixes: readonly (string | undefin
   const unsupported: string[] = [];
   const out: { requestHeaders?: HeaderModifierIR; responseHeaders?: HeaderModifierIR; redirect?: RedirectIR; rewrite?: RewriteIR; cors?: CorsIR } = {};
   const seen = new Set<string>();
+  // Read as none, a filters field that is not a list would serve the rule without them.
+  if (list !== undefined && list !== null && !Array.isArray(list)) errors.push('filters is not a list');
   for (const raw of asArray(list)) {
     const f = asRecord(raw);
     const type = asString(f.type) ?? '(no type)';

@@ -50,6 +50,8 @@ export function sameHostname(a: string | undefined, b: string | undefined): bool
 export function routeHostnames(raw: unknown): { hostnames: string[]; invalid: string[] } {
   const hostnames: string[] = [];
   const invalid: string[] = [];
+  // Not a list at all: refused too (read as none, it would serve every name).
+  if (raw !== undefined && raw !== null && !Array.isArray(raw)) return { hostnames, invalid: [JSON.stringify(raw)] };
   for (const h of Array.isArray(raw) ? raw : []) {
     const name = typeof h === 'string' ? h.toLowerCase() : undefined;
     if (name !== undefined && validGatewayHostname(name)) hostnames.push(name);

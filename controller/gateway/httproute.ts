@@ -243,7 +243,8 @@ function parseRules(route: KubeObject, index: BackendIndex, grants: ReferenceGra
     const errors: string[] = [];
     for (const field of ['sessionPersistence', 'retry']) if (rule[field] !== undefined) errors.push(`${field} is not supported`);
     const timeouts = ruleTimeouts(rule, errors);
-    const rawMatches = rule.matches === undefined ? [{}] : asArray(rule.matches);
+    if (rule.matches !== undefined && rule.matches !== null && !Array.isArray(rule.matches)) errors.push('matches is not a list');
+    const rawMatches = rule.matches === undefined || rule.matches === null ? [{}] : asArray(rule.matches);
     const matches: MatchSpec[] = [];
     const grpc = route.kind === 'GRPCRoute';
     for (const m of rawMatches) {
