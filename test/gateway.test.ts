@@ -405,13 +405,14 @@ describe('match fields of the wrong type drop their rule instead of widening it'
         rule('v1', { path: { type: 'PathPrefix', value: 42 } }),
         rule('v2', { method: ['GET'] }),
         rule('v3', { headers: [{ name: 'x', value: 1 }] }),
+        { matches: { path: { type: 'Exact', value: '/only' } }, backendRefs: [{ name: 'v1', port: 8080 }] },
       ] }),
     ]);
     expect(who(table, 'r.test', '/anything', { x: '1' })).toBe('404');
     const s = t.statuses.find((x) => x.kind === 'HTTPRoute')!;
     const accepted = (s.status as { parents: { conditions: { type: string; status: string; reason: string; message: string }[] }[] }).parents[0].conditions[0];
     expect(accepted).toMatchObject({ status: 'False', reason: 'UnsupportedValue' });
-    expect(accepted.message).toMatch(/rule 0: path type and value must be strings.*rule 1: method must be a string.*rule 2: header x: the value is not a string/);
+    expect(accepted.message).toMatch(/rule 0: path type and value must be strings.*rule 1: method must be a string.*rule 2: header x: the value is not a string.*rule 3: matches is not a list/);
   });
 });
 
