@@ -91,6 +91,8 @@ export interface CompiledRoute {
   readonly currentWeights: Float64Array;
   /** Gateway API rule filters (header edits, rewrite, redirect), compiled once. */
   readonly filters: CompiledFilters | undefined;
+  /** Some backendRef has a filter answered by Portico (CORS, RequestRedirect): pick before answering. */
+  readonly backendAnswers: boolean;
   /** RequestMirror targets of the rule. */
   readonly mirrors: readonly CompiledMirror[] | undefined;
   /** A RegularExpression path's compiled pattern (see regex.ts for the accepted subset). */
@@ -193,6 +195,7 @@ function compileRoute(r: RouteIR, backends: Map<string, CompiledBackend>, virtua
     totalWeight: refs.reduce((sum, ref) => sum + ref.weight, 0),
     currentWeights: new Float64Array(refs.length),
     filters: filters(r.filters),
+    backendAnswers: refs.some((ref) => ref.filters?.cors !== undefined || ref.filters?.redirect !== undefined),
     mirrors: mirrors(r.filters?.mirrors),
     pathRegex: r.pathType === 'RegularExpression' ? safeRegex(r.path) : undefined,
     labels: routeLabels(r.source, virtualHost, r.path),

@@ -78,6 +78,13 @@ export function httpsLocation(host: string | undefined, target: string, httpsPor
   return `https://${normalizeHostname(host ?? '')}${httpsPort === 443 ? '' : `:${httpsPort}`}${target}`;
 }
 
+/** A CORS preflight's Origin and Access-Control-Request-Method; undefined when it is not one. */
+function preflightOf(req: RouteRequest): { origin: string; method: string } | undefined {
+  const origin = req.header('origin');
+  const method = req.header('access-control-request-method');
+  return origin !== undefined && method !== undefined ? { origin, method } : undefined;
+}
+
 /**
  * Decides what a request gets, in this order: no table yet (503); a Host that belongs to another
  * certificate than the connection's (421); no route (404); a route that requires HTTPS, on plain
@@ -107,18 +114,17 @@ export function decideRoute(table: RoutingTable | undefined, req: RouteRequest, 
   if (denied !== undefined) return respond(403, 'forbidden: your address is not allowed here', route, undefined, denied);
   // A Gateway API RequestRedirect: answered here, its Location from the route's frozen redirect.
   const redirect = route.filters?.redirect;
-  // The backendRef is picked before the filters that answer here, since a backendRef's own
-  // CORS or RequestRedirect applies exactly to the requests it is picked for. A rule with a
-  // redirect forwards nothing, so nothing is picked.
-  const ref = redirect === undefined ? pickBackendRef(route) : undefined;
+  const ruleCors = route.filters?.cors;
+  const preflight = req.method === 'OPTIONS' && (ruleCors !== undefined || route.backendAnswers) ? preflightOf(req) : undefined;
+  // A backendRef's own CORS or RequestRedirect applies exactly to the requests it is picked for,
+  // so the pick comes before the filters that answer here, except where only the rule's CORS
+  // answers a preflight (a pick then would shift the weighted shares of the forwarded requests).
+  // A rule with a redirect forwards nothing, so nothing is picked.
+  const ref = redirect === undefined && (preflight === undefined || route.backendAnswers) ? pickBackendRef(route) : undefined;
   // A Gateway API CORS preflight is answered here, never by the backend: by the backendRef's
   // CORS filter, which is the more specific, else the rule's.
-  const cors = ref?.filters?.cors ?? route.filters?.cors;
-  if (cors !== undefined && req.method === 'OPTIONS') {
-    const origin = req.header('origin');
-    const method = req.header('access-control-request-method');
-    if (origin !== undefined && method !== undefined) return { action: 'respond', status: 204, message: '', route, backend: undefined, headers: corsPreflightHeaders(cors, origin, method, req.header('access-control-request-headers')) };
-  }
+  const cors = ref?.filters?.cors ?? ruleCors;
+  if (cors !== undefined && preflight !== undefined) return { action: 'respond', status: 204, message: '', route, backend: undefined, headers: corsPreflightHeaders(cors, preflight.origin, preflight.method, req.header('access-control-request-headers')) };
   const redirectTo = redirect ?? ref?.filters?.redirect;
   if (redirectTo !== undefined) {
     const location = redirectLocation(redirectTo, { scheme: fwd.proto === 'https' ? 'https' : 'http', host: normalizeHostname(host ?? ''), listenerPort: Number(fwd.port) || (fwd.proto === 'https' ? 443 : 80), target: req.target });

@@ -142,6 +142,16 @@ describe('backendRef CORS and RequestRedirect in the route decision', () => {
     expect([what(decideRoute(table, request('GET', {}), fwd, { httpsPort: 443 })), what(decideRoute(table, request('GET', {}), fwd, { httpsPort: 443 }))]).toEqual(['proxy b1 +cors', 'proxy b2']);
   });
 
+  it('preflights the rule\'s CORS answers take no pick: the forwarded requests keep their exact shares', () => {
+    const table = compileTable({ backends, virtualHosts: [{ hostname: '*', routes: [{ id: 'r', pathType: 'Prefix', path: '/', source, filters: { cors }, backends: [{ backend: 'b1', weight: 1 }, { backend: 'b2', weight: 1 }] }] }] }, 1);
+    const got: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      got.push(what(decideRoute(table, request('OPTIONS', { origin: 'https://a.test', 'access-control-request-method': 'PUT' }), fwd, { httpsPort: 443 })));
+      got.push(what(decideRoute(table, request('GET', {}), fwd, { httpsPort: 443 })));
+    }
+    expect(got).toEqual(['204 allow-origin', 'proxy b1', '204 allow-origin', 'proxy b2', '204 allow-origin', 'proxy b1']);
+  });
+
   it('a backendRef RequestRedirect redirects its share only, Location from the request', () => {
     const table = compileTable({ backends, virtualHosts: [{ hostname: '*', routes: [{ id: 'r', pathType: 'Prefix', path: '/', source, backends: [{ backend: 'b1', weight: 1, filters: { redirect: { hostname: 'moved.test', statusCode: 307 } } }, { backend: 'b2', weight: 1 }] }] }] }, 1);
     const got = Array.from({ length: 4 }, () => what(decideRoute(table, request('GET', {}), fwd, { httpsPort: 443 })));
