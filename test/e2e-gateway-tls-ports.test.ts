@@ -160,15 +160,15 @@ describe('TLS listeners on ports of their own', () => {
   });
 });
 
-describe('a TLS Passthrough listener of its own behind a PROXY protocol load balancer', () => {
+describe('a TLS Passthrough listener of its own behind a PROXY protocol load balancer, with an allowlist', () => {
   let proxied: Portico;
   let port: number;
 
-  /** A PROXY v1 header, then TLS with this SNI over the same connection, from `localAddress`. */
-  function dialProxied(servername: string, localAddress: string): Promise<string> {
+  /** A PROXY v1 header for client `source`, then TLS with this SNI over the same connection, from `localAddress`. */
+  function dialProxied(servername: string, localAddress: string, source = '192.0.2.7'): Promise<string> {
     return new Promise((resolve) => {
       const raw = net.connect({ host: '127.0.0.1', port, localAddress }, () => {
-        raw.write(`PROXY TCP4 192.0.2.7 127.0.0.1 40000 ${port}\r\n`);
+        raw.write(`PROXY TCP4 ${source} 127.0.0.1 40000 ${port}\r\n`);
         const socket = tls.connect({ socket: raw, servername, rejectUnauthorized: false });
         let out = '';
         const timer = setTimeout(() => socket.destroy(), 5000);
@@ -187,7 +187,7 @@ describe('a TLS Passthrough listener of its own behind a PROXY protocol load bal
   beforeAll(async () => {
     const a = await tlsEcho('tls-proxied');
     port = await freePort();
-    proxied = await startPortico({ workers: 1, args: ['--use-proxy-protocol', 'true', '--proxy-protocol-trusted-cidrs', '127.0.0.1/32'], files: { 'all.yaml': toYaml(namespace('infra'), gatewayClass(), ...svc('tls-a', a), gateway('pass', [passthrough('tls', port)]), tlsRoute('to-a', [{ name: 'pass' }], ['app.pass.test'], 'tls-a')) } });
+    proxied = await startPortico({ workers: 1, args: ['--use-proxy-protocol', 'true', '--proxy-protocol-trusted-cidrs', '127.0.0.1/32', '--whitelist-source-range', '192.0.2.0/24'], files: { 'all.yaml': toYaml(namespace('infra'), gatewayClass(), ...svc('tls-a', a), gateway('pass', [passthrough('tls', port)]), tlsRoute('to-a', [{ name: 'pass' }], ['app.pass.test'], 'tls-a')) } });
     await waitFor('listener bound', async () => (await dialProxied('app.pass.test', '127.0.0.1')).startsWith('tls-proxied'), 20_000);
   }, 60_000);
 
@@ -199,5 +199,11 @@ describe('a TLS Passthrough listener of its own behind a PROXY protocol load bal
     expect(await dialProxied('app.pass.test', '127.0.0.1')).toBe('tls-proxied sni=app.pass.test');
     expect(await dialProxied('other.test', '127.0.0.1')).toBe('rejected');
     expect(await dialProxied('app.pass.test', '127.0.0.2')).toBe('rejected');
+  });
+
+  it('the whitelist-source-range setting holds for its passthrough routes, on the client the PROXY header names', async () => {
+    expect(await dialProxied('app.pass.test', '127.0.0.1', '198.51.100.1')).toBe('rejected');
+    expect(await dialProxied('app.pass.test', '127.0.0.1', '192.0.2.200')).toBe('tls-proxied sni=app.pass.test');
+    expect(await proxied.metric('portico_tls_passthrough_rejected_total', { reason: 'not-allowed' })).toBe(1);
   });
 });
