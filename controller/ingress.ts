@@ -20,13 +20,16 @@ export const ALLOWLIST_ANNOTATION = 'portico.dev/whitelist-source-range';
 const PORTICO_PREFIX = 'portico.dev/';
 const NGINX_PREFIX = 'nginx.ingress.kubernetes.io/';
 /** The annotations Portico reads (portico.dev/ names; the nginx.ingress.kubernetes.io/ ones are aliases). */
-const SUPPORTED_ANNOTATIONS = ['proxy-read-timeout', 'ssl-redirect', 'ssl-passthrough', 'whitelist-source-range'];
+const SUPPORTED_ANNOTATIONS = ['proxy-read-timeout', 'ssl-redirect', 'force-ssl-redirect', 'ssl-passthrough', 'whitelist-source-range', 'allowlist-source-range'];
+/** ingress-nginx's current name for whitelist-source-range (the old one is deprecated): the same allowlist. */
+const ALLOWLIST_NEW_NAME = 'portico.dev/allowlist-source-range';
+export const FORCE_SSL_REDIRECT_ANNOTATION = 'portico.dev/force-ssl-redirect';
 /**
  * Annotations that restrict who may reach a route. Portico honours whitelist-source-range; any
  * other one it cannot honour, so instead of serving the route open it denies every client (403)
  * until the annotation is removed: a restriction Portico does not apply must fail closed.
  */
-const RESTRICTING = /^(?:whitelist-source-range|denylist-source-range|auth-.+|satisfy)$/;
+const RESTRICTING = /^(?:whitelist-source-range|allowlist-source-range|denylist-source-range|auth-.+|satisfy|enable-modsecurity|enable-owasp-core-rules|modsecurity-.+)$/;
 
 export interface AnnotationReport {
   /** Annotations Portico does not read: reported, and otherwise without effect. */
@@ -133,6 +136,8 @@ interface ParsedIngress {
   timeoutMs?: number;
   tls: IngressTls[];
   sslRedirect: boolean;
+  /** force-ssl-redirect: every host of the Ingress redirects plain HTTP, TLS in spec.tls or not. */
+  forceSslRedirect: boolean;
   sslPassthrough: boolean;
   allowSourceRanges?: string[];
   /** The allowlist annotation is present but unreadable: every route of the Ingress denies every client. */
@@ -249,9 +254,21 @@ export function parseIngress(ing: KubeObject, defaults: IngressDefaults = { sslR
   };
   const sslRedirect = flag(SSL_REDIRECT_ANNOTATION, defaults.sslRedirect);
   const sslPassthrough = flag(SSL_PASSTHROUGH_ANNOTATION, false);
+  // As ingress-nginx: redirect plain HTTP to HTTPS even for hosts without TLS in this Ingress
+  // (TLS ends in front of Portico, or the default certificate serves them).
+  const forceSslRedirect = flag(FORCE_SSL_REDIRECT_ANNOTATION, false);
   let allowSourceRanges: string[] | undefined;
   let denyAll = false;
-  const allow = annotations[ALLOWLIST_ANNOTATION];
+  const oldName = annotations[ALLOWLIST_ANNOTATION];
+  const newName = annotations[ALLOWLIST_NEW_NAME];
+  let allow: string | undefined = oldName ?? newName;
+  if (oldName !== undefined && newName !== undefined && oldName !== newName) {
+    // Two allowlists that disagree: no client is let in on a guess of which one was meant.
+    errors.push(`annotations ${ALLOWLIST_ANNOTATION} and ${ALLOWLIST_NEW_NAME} (or their nginx.ingress.kubernetes.io/ names) give different ranges; the Ingress's routes deny every client until one is removed`);
+    allow = undefined;
+    allowSourceRanges = [];
+    denyAll = true;
+  }
   if (allow !== undefined) {
     // The data plane's own parser decides validity; the IR carries canonical, already valid ranges.
     const { cidrs, errors: bad } = parseCidrList(allow);
@@ -273,7 +290,7 @@ export function parseIngress(ing: KubeObject, defaults: IngressDefaults = { sslR
     if (Number.isFinite(seconds) && seconds > 0) timeoutMs = Math.round(seconds * 1000);
     else errors.push(`annotation ${TIMEOUT_ANNOTATION}: ${JSON.stringify(t)} is not a positive number of seconds`);
   }
-  return { paths, defaultBackend, timeoutMs, tls, sslRedirect, sslPassthrough, errors, denyAll, annotations: review, aliasConflicts, ...(allowSourceRanges !== undefined ? { allowSourceRanges } : {}) };
+  return { paths, defaultBackend, timeoutMs, tls, sslRedirect, forceSslRedirect, sslPassthrough, errors, denyAll, annotations: review, aliasConflicts, ...(allowSourceRanges !== undefined ? { allowSourceRanges } : {}) };
 }
 
 /** The hosts an Ingress serves over TLS (spec.tls), `*` when a TLS entry lists no hosts. */
@@ -384,7 +401,7 @@ export function translateIngresses(
       source,
       ...(parsed.timeoutMs ? { timeoutMs: parsed.timeoutMs } : {}),
       // As ingress-nginx: hosts this Ingress serves over TLS redirect plain HTTP with 308.
-      ...(host !== undefined && parsed.sslRedirect && servedOverTls(host) ? { httpsRedirect: true } : {}),
+      ...((host !== undefined && parsed.sslRedirect && servedOverTls(host)) || parsed.forceSslRedirect ? { httpsRedirect: true } : {}),
       ...(parsed.allowSourceRanges !== undefined ? { allowSourceRanges: parsed.allowSourceRanges } : {}),
     });
     if (parsed.sslPassthrough) {

@@ -39,6 +39,38 @@ describe('Ingress annotations', () => {
     }
   });
 
+  it("allowlist-source-range (ingress-nginx's current name) is the same allowlist, under either prefix (QA-11)", () => {
+    for (const name of ['nginx.ingress.kubernetes.io/allowlist-source-range', 'portico.dev/allowlist-source-range']) {
+      const r = run([...base, ingress('i', spec, { annotations: { [name]: '10.0.0.0/8' } })]);
+      expect(open(r, '10.1.1.1'), name).toBe(true);
+      expect(open(r, '127.0.0.1'), name).toBe(false);
+      expect(problemsOf(r), name).toEqual([]);
+    }
+    // Both names with the same ranges: fine. With different ones: nobody is let in on a guess.
+    const same = run([...base, ingress('i', spec, { annotations: { 'nginx.ingress.kubernetes.io/allowlist-source-range': '10.0.0.0/8', 'nginx.ingress.kubernetes.io/whitelist-source-range': '10.0.0.0/8' } })]);
+    expect(open(same, '10.1.1.1')).toBe(true);
+    const differ = run([...base, ingress('i', spec, { annotations: { 'nginx.ingress.kubernetes.io/allowlist-source-range': '10.0.0.0/8', 'nginx.ingress.kubernetes.io/whitelist-source-range': '192.0.2.0/24' } })]);
+    for (const c of ['10.1.1.1', '192.0.2.1']) expect(open(differ, c)).toBe(false);
+    expect(problemsOf(differ).filter((p) => p.severity === 'error').map((p) => p.message).join()).toMatch(/give different ranges/);
+    // A typo of the new name fails closed too.
+    const typo = run([...base, ingress('i', spec, { annotations: { 'nginx.ingress.kubernetes.io/allowlist-source-rang': '10.0.0.0/8' } })]);
+    expect(open(typo, '10.1.1.1')).toBe(false);
+  });
+
+  it('ModSecurity annotations (a protection Portico does not apply) deny every client', () => {
+    for (const name of ['nginx.ingress.kubernetes.io/enable-modsecurity', 'nginx.ingress.kubernetes.io/enable-owasp-core-rules', 'nginx.ingress.kubernetes.io/modsecurity-snippet']) {
+      const r = run([...base, ingress('i', spec, { annotations: { [name]: 'true' } })]);
+      expect(open(r, '10.1.1.1'), name).toBe(false);
+    }
+  });
+
+  it('force-ssl-redirect redirects plain HTTP for hosts without TLS in the Ingress', () => {
+    const r = run([...base, ingress('i', spec, { annotations: { 'nginx.ingress.kubernetes.io/force-ssl-redirect': 'true' } })]);
+    expect(r.table.match('x.com', '/app')!.ir.httpsRedirect).toBe(true);
+    const off = run([...base, ingress('i', spec)]);
+    expect(off.table.match('x.com', '/app')!.ir.httpsRedirect).toBeUndefined();
+  });
+
   it('a typo of the allowlist annotation fails closed too, and says what was meant', () => {
     const r = run([...base, ingress('i', spec, { annotations: { 'portico.dev/whitelist-sorce-range': '10.0.0.0/8' } })]);
     expect(open(r, '10.1.1.1')).toBe(false);
