@@ -324,6 +324,14 @@ class Exchange implements Dispatcher.DispatchHandler {
       }
       return;
     }
+    // Anything but exactly chunked leaves the body in a coding the client would not be told of
+    // (Transfer-Encoding is hop-by-hop and node:http re-frames): refused, as the fast engine does.
+    const te = headers['transfer-encoding'];
+    if (te !== undefined && (Array.isArray(te) || te.trim().toLowerCase() !== 'chunked')) {
+      this.ctx.log.warn({ err: `unsupported response Transfer-Encoding ${String(te)}`, upstream: this.endpoint?.origin }, 'invalid upstream response');
+      this.controller?.abort(Object.assign(new Error(`unsupported response Transfer-Encoding ${String(te)}`), { code: 'HPE_INVALID_TRANSFER_ENCODING' }));
+      return;
+    }
     this.responseStarted = true;
     // A 204 has no content (RFC 9110 8.6); a Content-Length on it is dropped rather than passed
     // on, since HTTP/2 clients reset a stream that declares a length it does not have.
