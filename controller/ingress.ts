@@ -2,7 +2,8 @@
 // "oldest wins" conflict rule live here; backend resolution is in backends.ts.
 
 import { parseCidrList } from '../router/cidr.ts';
-import type { RouteIR } from '../router/types.ts';
+import { unsafeRegexReason } from '../router/regex.ts';
+import type { RouteIR, RouteSource, ValueMatchIR } from '../router/types.ts';
 import { hostnameCovered } from '../tls/certificate.ts';
 import type { BackendIndex, ServicePortRef } from './backends.ts';
 import { asArray, asRecord, asString, compareAge, isRecord, type KubeObject, type Problem } from './objects.ts';
@@ -16,6 +17,7 @@ export const TIMEOUT_ANNOTATION = 'portico.dev/proxy-read-timeout';
 export const SSL_REDIRECT_ANNOTATION = 'portico.dev/ssl-redirect';
 export const SSL_PASSTHROUGH_ANNOTATION = 'portico.dev/ssl-passthrough';
 export const ALLOWLIST_ANNOTATION = 'portico.dev/whitelist-source-range';
+export const CANARY_ANNOTATION = 'portico.dev/canary';
 
 const PORTICO_PREFIX = 'portico.dev/';
 const NGINX_PREFIX = 'nginx.ingress.kubernetes.io/';
@@ -50,7 +52,8 @@ export function reviewAnnotations(annotations: Readonly<Record<string, string>>)
     const prefix = name.startsWith(PORTICO_PREFIX) ? PORTICO_PREFIX : name.startsWith(NGINX_PREFIX) ? NGINX_PREFIX : undefined;
     if (prefix === undefined) continue;
     const key = name.slice(prefix.length);
-    if (SUPPORTED_ANNOTATIONS.includes(key)) continue;
+    // Canary annotations are read by readCanary, and reported there.
+    if (SUPPORTED_ANNOTATIONS.includes(key) || CANARY_KEYS.includes(key)) continue;
     const near = nearestName(key, SUPPORTED_ANNOTATIONS);
     const label = near === undefined ? name : `${name} (did you mean ${prefix}${near}?)`;
     if (RESTRICTING.test(key) || (near !== undefined && RESTRICTING.test(near))) denying.push(label);
@@ -59,6 +62,165 @@ export function reviewAnnotations(annotations: Readonly<Record<string, string>>)
   return { ignored, denying };
 }
 
+/** ingress-nginx's canary annotations (portico.dev/ names; nginx.ingress.kubernetes.io/ aliases). */
+const CANARY_KEYS = ['canary', 'canary-by-header', 'canary-by-header-value', 'canary-by-header-pattern', 'canary-by-cookie', 'canary-weight', 'canary-weight-total'];
+// RFC 9110 token: what a header or cookie name may be.
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+
+/** How a canary Ingress takes traffic from the main Ingress of the same host and path. */
+export interface CanaryConfig {
+  /**
+   * canary-by-header: `always-never` (the header's value `always` picks the canary, `never` the
+   * main), or an exact value / a regular expression (of the router's safe subset) that picks the
+   * canary. Any other value, or no header, leaves the request to the cookie and the weight.
+   */
+  readonly header?: { readonly name: string; readonly match: { readonly type: 'always-never' } | { readonly type: 'Exact' | 'RegularExpression'; readonly value: string } };
+  /** canary-by-cookie: the cookie's value `always` picks the canary, `never` the main. */
+  readonly cookie?: string;
+  /** canary-weight of canary-weight-total (0..total; total default 100). */
+  readonly weight: number;
+  readonly total: number;
+}
+
+export interface CanaryReading {
+  /** `canary` is set and not false: the Ingress never serves on its own. */
+  readonly isCanary: boolean;
+  /** Undefined when a setting cannot be honoured (errors say why): the canary is not served at all. */
+  readonly config?: CanaryConfig;
+  readonly errors: string[];
+  readonly warnings: string[];
+}
+
+const BOOL_TRUE = new Set(['true', 'True', 'TRUE', '1', 't', 'T']);
+const BOOL_FALSE = new Set(['false', 'False', 'FALSE', '0', 'f', 'F']);
+
+/**
+ * The canary annotations of an Ingress. Without a `canary` annotation, or with a false one, it
+ * is not a canary (other canary annotations are reported as without effect). An unreadable
+ * `canary` value makes it a canary that is not served: serving it as an ordinary Ingress could
+ * take a host away from its main Ingress.
+ */
+export function readCanary(raw: Readonly<Record<string, string>>): CanaryReading {
+  const errors: string[] = [];
+  const warnings: string[] = [];
+  const others: string[] = [];
+  const value: Record<string, string> = {};
+  for (const key of CANARY_KEYS) {
+    const own = raw[PORTICO_PREFIX + key];
+    const alias = raw[NGINX_PREFIX + key];
+    const v = own ?? alias;
+    if (v === undefined) continue;
+    value[key] = v;
+    if (own !== undefined && alias !== undefined && own !== alias) warnings.push(`${PORTICO_PREFIX}${key} (${JSON.stringify(own)}) is used; ${NGINX_PREFIX}${key} (${JSON.stringify(alias)}) is not`);
+  }
+  const flag = value.canary;
+  if (flag === undefined || BOOL_FALSE.has(flag)) {
+    const inert = Object.keys(raw).filter((n) => [PORTICO_PREFIX, NGINX_PREFIX].some((p) => n.startsWith(p) && CANARY_KEYS.includes(n.slice(p.length)) && n.slice(p.length) !== 'canary'));
+    return { isCanary: false, errors: [], warnings: inert.length > 0 ? [`canary annotations without ${CANARY_ANNOTATION}: "true" have no effect: ${inert.join(', ')}`] : [] };
+  }
+  if (!BOOL_TRUE.has(flag)) errors.push(`annotation canary: ${JSON.stringify(flag)} must be "true" or "false"`);
+  // Any other canary-like name is a setting this canary would not get: refuse rather than half-apply.
+  for (const name of Object.keys(raw)) {
+    const prefix = name.startsWith(PORTICO_PREFIX) ? PORTICO_PREFIX : name.startsWith(NGINX_PREFIX) ? NGINX_PREFIX : undefined;
+    if (prefix === undefined) continue;
+    const key = name.slice(prefix.length);
+    if (CANARY_KEYS.includes(key)) continue;
+    if (key.startsWith('canary')) {
+      const near = nearestName(key, CANARY_KEYS);
+      errors.push(`annotation ${name} is not a canary setting Portico supports${near === undefined ? '' : ` (did you mean ${prefix}${near}?)`}`);
+    } else others.push(name);
+  }
+  if (others.length > 0) warnings.push(`annotations not applied to a canary Ingress (its traffic gets the main Ingress's settings, as with ingress-nginx): ${others.join(', ')}`);
+  let header: CanaryConfig['header'];
+  const headerName = value['canary-by-header'];
+  if (headerName !== undefined) {
+    if (!TOKEN.test(headerName)) errors.push(`annotation canary-by-header: ${JSON.stringify(headerName)} is not a header name`);
+    const exact = value['canary-by-header-value'];
+    const pattern = value['canary-by-header-pattern'];
+    if (exact !== undefined && exact !== '') {
+      header = { name: headerName, match: { type: 'Exact', value: exact } };
+      if (pattern !== undefined) warnings.push('canary-by-header-pattern has no effect with canary-by-header-value (as with ingress-nginx)');
+    } else if (pattern !== undefined && pattern !== '') {
+      const re = unanchoredPattern(pattern);
+      if (re.error !== undefined) errors.push(`annotation canary-by-header-pattern: ${JSON.stringify(pattern)} cannot be matched safely: ${re.error}`);
+      else header = { name: headerName, match: { type: 'RegularExpression', value: re.pattern } };
+    } else header = { name: headerName, match: { type: 'always-never' } };
+  } else {
+    for (const k of ['canary-by-header-value', 'canary-by-header-pattern']) if (value[k] !== undefined) warnings.push(`${k} has no effect without canary-by-header`);
+  }
+  const cookie = value['canary-by-cookie'];
+  if (cookie !== undefined && !TOKEN.test(cookie)) errors.push(`annotation canary-by-cookie: ${JSON.stringify(cookie)} is not a cookie name`);
+  const integer = (key: string, fallback: number, min: number): number => {
+    const v = value[key];
+    if (v === undefined) return fallback;
+    if (/^\d{1,9}$/.test(v.trim()) && Number(v) >= min) return Number(v);
+    errors.push(`annotation ${key}: ${JSON.stringify(v)} is not a whole number${min > 0 ? ` above 0` : ' (0 or more)'}`);
+    return fallback;
+  };
+  const total = integer('canary-weight-total', 100, 1);
+  const weight = integer('canary-weight', 0, 0);
+  if (weight > total) errors.push(`annotation canary-weight: ${weight} is more than canary-weight-total (${total})`);
+  if (errors.length > 0) return { isCanary: true, errors, warnings };
+  return { isCanary: true, config: { ...(header ? { header } : {}), ...(cookie !== undefined ? { cookie } : {}), weight, total }, errors, warnings };
+}
+
+/**
+ * ingress-nginx searches a header for canary-by-header-pattern (PCRE, unanchored); the router
+ * matches whole values, so each top-level alternative gets `.*` on a side it does not anchor.
+ * The result must be of the router's safe subset (router/regex.ts), else the canary is refused.
+ */
+function unanchoredPattern(pattern: string): { pattern: string; error?: undefined } | { error: string } {
+  const whole = unsafeRegexReason(pattern.replace(/^\^/, '').replace(/(?<!\\)\$$/, ''));
+  if (whole !== undefined && !/\$ only at the end|\^ only at the start/.test(whole)) return { error: whole };
+  // Top-level alternatives: `|` outside groups and classes.
+  const alternatives: string[] = [];
+  let depth = 0;
+  let from = 0;
+  for (let i = 0; i < pattern.length; i++) {
+    const c = pattern[i];
+    if (c === '\\') i++;
+    else if (c === '[') {
+      i++;
+      if (pattern[i] === '^') i++;
+      if (pattern[i] === ']') i++;
+      while (i < pattern.length && pattern[i] !== ']') i += pattern[i] === '\\' ? 2 : 1;
+    } else if (c === '(') depth++;
+    else if (c === ')') depth--;
+    else if (c === '|' && depth === 0) {
+      alternatives.push(pattern.slice(from, i));
+      from = i + 1;
+    }
+  }
+  alternatives.push(pattern.slice(from));
+  const wrapped = alternatives.map((alt) => {
+    const start = alt.startsWith('^');
+    let end = false;
+    if (alt.endsWith('$')) {
+      let slashes = 0;
+      for (let i = alt.length - 2; i >= 0 && alt[i] === '\\'; i--) slashes++;
+      end = slashes % 2 === 0;
+    }
+    const body = alt.slice(start ? 1 : 0, end ? -1 : undefined);
+    return `${start ? '' : '.*'}${body === '' ? '' : `(?:${body})`}${end ? '' : '.*'}`;
+  });
+  const out = wrapped.length === 1 ? wrapped[0] : wrapped.map((w) => `(?:${w})`).join('|');
+  const reason = unsafeRegexReason(out);
+  return reason === undefined ? { pattern: out } : { error: reason };
+}
+
+/** A Cookie header holding `name=value` (cookies joined by `;`, or `,` across several headers). */
+function cookieMatch(name: string, value: string): ValueMatchIR {
+  const esc = (s: string): string => s.replace(/[^A-Za-z0-9]/g, (c) => `\\${c}`);
+  return { name: 'cookie', type: 'RegularExpression', value: `(?:.*[;,]\\s*)?${esc(name)}=${esc(value)}(?:[;,].*)?` };
+}
+
+/** An Ingress's annotations without Portico's and ingress-nginx's: a canary's spec is read without them. */
+function withoutControllerAnnotations(ing: KubeObject): KubeObject {
+  const raw = ing.metadata.annotations;
+  if (raw === undefined) return ing;
+  const kept = Object.fromEntries(Object.entries(raw).filter(([n]) => !n.startsWith(PORTICO_PREFIX) && !n.startsWith(NGINX_PREFIX)));
+  return { ...ing, metadata: { ...ing.metadata, annotations: kept } };
+}
 
 const PATH_TYPES = new Set(['Exact', 'Prefix', 'ImplementationSpecific']);
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
@@ -327,15 +489,21 @@ export function translateIngresses(
   const served: KubeObject[] = [];
   const servedVersions: { object: KubeObject; origin: string }[] = [];
   const live = new Set<string>();
-  const chosen: { object: KubeObject; current: KubeObject; origin: string; parsed: ParsedIngress }[] = [];
+  const chosen: { object: KubeObject; current: KubeObject; origin: string; parsed: ParsedIngress; canary: CanaryReading }[] = [];
 
   for (const { object, origin } of ingresses) {
     const key = `${object.metadata.namespace}/${object.metadata.name}`;
     live.add(key);
-    const parsed = parseIngress(object, defaults);
+    const canary = readCanary(object.metadata.annotations ?? {});
+    // A canary's other annotations are not its own (as with ingress-nginx): the main Ingress's
+    // settings apply to its share of traffic, so its spec is read without them.
+    const read = (o: KubeObject): ParsedIngress => parseIngress(canary.isCanary ? withoutControllerAnnotations(o) : o, defaults);
+    const parsed = read(object);
     const report = (message: string, severity: Problem['severity'] = 'error'): void => {
       problems.push({ severity, kind: 'Ingress', namespace: object.metadata.namespace, name: object.metadata.name, origin, message });
     };
+    for (const e of canary.errors) report(`${e}; this canary Ingress is not served (its main Ingress keeps all traffic)`);
+    for (const w of canary.warnings) report(w, 'warning');
     // Only a version that cannot be translated falls back to the last good one. A reference to a
     // missing Service or port is not that: the path is served from the current content and answers
     // 503 with the reason, exactly as a cold start on the same objects would.
@@ -351,7 +519,7 @@ export function translateIngresses(
       if (previous && previous.metadata.generation !== object.metadata.generation) {
         for (const e of parsed.errors) report(`generation ${object.metadata.generation} is invalid: ${e}; still serving generation ${previous.metadata.generation}`);
         servedVersion = previous;
-        servedParsed = parseIngress(previous, defaults);
+        servedParsed = read(previous);
         // An access restriction that cannot be honoured fails closed, also over the last good routes.
         if (parsed.denyAll) servedParsed = { ...servedParsed, allowSourceRanges: [], denyAll: true };
       } else {
@@ -365,7 +533,7 @@ export function translateIngresses(
       const problem = index.referenceProblem(ns, r.service, r.port);
       if (problem !== undefined) report(`${problem} (${r.at}): answered 503 until it exists`, 'warning');
     }
-    chosen.push({ object: servedVersion, current: object, origin, parsed: servedParsed });
+    chosen.push({ object: servedVersion, current: object, origin, parsed: servedParsed, canary });
   }
   for (const key of [...lastGood.keys()]) if (!live.has(key)) lastGood.delete(key);
 
@@ -374,25 +542,37 @@ export function translateIngresses(
   // the paths other Ingresses add to that host redirect plain HTTP too (unless ssl-redirect is
   // false on them), instead of staying reachable over plain HTTP.
   const anyTlsHosts = new Set<string>();
-  for (const c of chosen) for (const t of c.parsed.tls) for (const h of t.hosts) anyTlsHosts.add(h);
+  for (const c of chosen) if (!c.canary.isCanary) for (const t of c.parsed.tls) for (const h of t.hosts) anyTlsHosts.add(h);
   const claimed = new Map<string, string>();
-  for (const { object, current, origin, parsed } of chosen) {
+  const resolveBackend = (ns: string, service: string, port: ServicePortRef): string => {
+    const resolved = index.resolve(ns, service, port);
+    builder.addBackend(resolved.key, resolved.backend);
+    return resolved.key;
+  };
+  // Path routes are added once the canaries have had their say: a canary turns its main's route
+  // into several (see canaryRoutes).
+  const pending: { host: string; routes: RouteIR[] }[] = [];
+  const mains = new Map<string, { entry: { host: string; routes: RouteIR[] }; ns: string; owner: string }>();
+  const canaries: typeof chosen = [];
+  for (const chosenOne of chosen) {
+    const { object, current, origin, parsed } = chosenOne;
     const ns = object.metadata.namespace ?? 'default';
     const owner = `${ns}/${object.metadata.name}`;
     const source = { kind: 'Ingress', namespace: ns, name: object.metadata.name };
     served.push(current);
     servedVersions.push({ object, origin });
+    // A canary never claims a host or path: it only takes a share of its main Ingress's traffic.
+    if (chosenOne.canary.isCanary) {
+      canaries.push(chosenOne);
+      continue;
+    }
     const tlsHosts = tlsHostsOf(parsed);
     const tlsNames = [...tlsHosts];
     const certNames = parsed.tls.flatMap((t) => (t.secretName === undefined ? [] : certificateNames(`${ns}/${t.secretName}`)));
     // As ingress-nginx: a host is served over TLS when spec.tls (of this or any served Ingress)
     // lists it, or this one's lists a wildcard that covers it, or one of its certificates names it.
     const servedOverTls = (host: string): boolean => tlsHosts.has(host) || anyTlsHosts.has(host) || hostnameCovered(tlsNames, host) || hostnameCovered(certNames, host);
-    const backendKey = (service: string, port: ServicePortRef): string => {
-      const resolved = index.resolve(ns, service, port);
-      builder.addBackend(resolved.key, resolved.backend);
-      return resolved.key;
-    };
+    const backendKey = (service: string, port: ServicePortRef): string => resolveBackend(ns, service, port);
     const routeFor = (id: string, pathType: RouteIR['pathType'], path: string, service: string, port: ServicePortRef, host?: string): RouteIR => ({
       id,
       pathType,
@@ -438,7 +618,9 @@ export function translateIngresses(
         continue;
       }
       claimed.set(claimKey, owner);
-      builder.addRoute(p.host || '*', routeFor(`${owner}#${p.ruleIndex}.${p.pathIndex}`, p.pathType, p.path, p.service, p.port, p.host || '*'));
+      const entry = { host: p.host || '*', routes: [routeFor(`${owner}#${p.ruleIndex}.${p.pathIndex}`, p.pathType, p.path, p.service, p.port, p.host || '*')] };
+      pending.push(entry);
+      mains.set(claimKey, { entry, ns, owner });
     }
     if (parsed.defaultBackend) {
       const route = routeFor(`${owner}#default`, 'Prefix', '/', parsed.defaultBackend.service, parsed.defaultBackend.port);
@@ -450,5 +632,69 @@ export function translateIngresses(
       }
     }
   }
+  // Oldest canary first: as with ingress-nginx, one canary per host and path.
+  const canaryHolders = new Map<string, string>();
+  for (const { object, origin, parsed, canary } of canaries) {
+    if (canary.config === undefined) continue; // refused, reported above
+    const ns = object.metadata.namespace ?? 'default';
+    const owner = `${ns}/${object.metadata.name}`;
+    const source = { kind: 'Ingress', namespace: ns, name: object.metadata.name };
+    const report = (message: string, severity: Problem['severity'] = 'error'): void => {
+      problems.push({ severity, kind: 'Ingress', namespace: ns, name: object.metadata.name, origin, message });
+    };
+    if (parsed.defaultBackend) report('spec.defaultBackend of a canary Ingress is not served: a canary only takes a share of the paths a main Ingress serves', 'warning');
+    for (const p of parsed.paths) {
+      const claimKey = `${p.host || '*'} ${p.pathType} ${p.path}`;
+      const where = `${p.pathType} path ${p.path} on host ${p.host || '*'}`;
+      const main = mains.get(claimKey);
+      if (main === undefined) {
+        report(`${where}: no main (non-canary) Ingress serves it, and a canary never serves alone; not served`);
+        continue;
+      }
+      // Stricter than ingress-nginx, which pairs across namespaces: anyone allowed to create an
+      // Ingress somewhere could otherwise take any share of another namespace's traffic.
+      if (main.ns !== ns) {
+        report(`${where} is served by the Ingress ${main.owner} of another namespace; a canary applies only to a main Ingress of its own namespace; not served`);
+        continue;
+      }
+      const holder = canaryHolders.get(claimKey);
+      if (holder !== undefined) {
+        report(holder === owner
+          ? `${where} is defined more than once in this canary Ingress; the first is served, not spec.rules[${p.ruleIndex}].http.paths[${p.pathIndex}]`
+          : `${where} already has the older canary Ingress ${holder}; only one canary per host and path is served (as with ingress-nginx), not this one`);
+        continue;
+      }
+      canaryHolders.set(claimKey, owner);
+      main.entry.routes = canaryRoutes(main.entry.routes[0], resolveBackend(ns, p.service, p.port), canary.config, source);
+    }
+  }
+  for (const e of pending) for (const r of e.routes) builder.addRoute(e.host, r);
   return { served, servedVersions, problems };
+}
+
+/**
+ * A main Ingress's route with a canary: routes for the same host and path with one header
+ * condition each, which the router tries before the unconditioned main route; among them the IR
+ * order decides, giving ingress-nginx's precedence (header, then cookie, then weight). Each is a
+ * copy of the main route (timeouts, redirects, allowlists: the canary's traffic gets the main's
+ * settings), with other backends. The weight splits the main route by smooth weighted
+ * round-robin.
+ */
+export function canaryRoutes(main: RouteIR, canaryBackend: string, c: CanaryConfig, source: RouteSource): RouteIR[] {
+  const mainBackend = main.backends[0].backend;
+  const to = (suffix: string, match: ValueMatchIR, backend: string, src: RouteSource): RouteIR => ({ ...main, id: `${main.id}~canary-${suffix}`, headers: [match], backends: [{ backend, weight: 1 }], source: src });
+  const out: RouteIR[] = [];
+  if (c.header !== undefined) {
+    const { name, match } = c.header;
+    if (match.type === 'always-never') {
+      out.push(to('header-always', { name, type: 'Exact', value: 'always' }, canaryBackend, source));
+      out.push(to('header-never', { name, type: 'Exact', value: 'never' }, mainBackend, main.source));
+    } else out.push(to('header', { name, type: match.type, value: match.value }, canaryBackend, source));
+  }
+  if (c.cookie !== undefined) {
+    out.push(to('cookie-always', cookieMatch(c.cookie, 'always'), canaryBackend, source));
+    out.push(to('cookie-never', cookieMatch(c.cookie, 'never'), mainBackend, main.source));
+  }
+  out.push(c.weight > 0 ? { ...main, backends: [{ backend: mainBackend, weight: c.total - c.weight }, { backend: canaryBackend, weight: c.weight }] } : main);
+  return out;
 }

@@ -145,12 +145,15 @@ function oldestClaimsPaths(ir: RoutingIR, gateway: readonly GatewayVirtualHost[]
     for (const gr of g.routes) {
       if (!unconditioned(gr) || gr.pathType === 'RegularExpression') continue;
       for (const ir1 of vh.routes) {
-        if (lost.has(ir1) || ir1.pathType !== gr.pathType || ir1.path !== gr.path) continue;
+        // An Ingress path's routes with conditions are a canary's (controller/ingress.ts): they
+        // stand or fall with the path's unconditioned route.
+        if (lost.has(ir1) || !unconditioned(ir1) || ir1.pathType !== gr.pathType || ir1.path !== gr.path) continue;
         const a = objectOf(ir1);
         const b = objectOf(gr);
         if (a === undefined || b === undefined) continue;
         const [winner, loser, loserRoute] = compareAge(a, b) <= 0 ? [a, b, gr] : [b, a, ir1];
         lost.add(loserRoute);
+        if (loserRoute === ir1) for (const r of vh.routes) if (r.pathType === ir1.pathType && r.path === ir1.path) lost.add(r);
         problems.push({ severity: 'warning', kind: loser.kind, namespace: loser.metadata.namespace, name: loser.metadata.name, message: `${gr.pathType === 'Exact' ? 'Exact' : 'Prefix'} path ${gr.path} on host ${g.hostname} is served by the older ${winner.kind} ${winner.metadata.namespace ?? ''}/${winner.metadata.name}; not by this ${loser.kind}` });
         break;
       }
