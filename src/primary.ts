@@ -108,7 +108,7 @@ export async function runPrimary(options: ServeOptions, warnings: readonly strin
   const peerLog = createLogger(options.logLevel, { component: 'listener', pid: process.pid });
   const state = newTranslatorState();
   const kube = options.kubernetes
-    ? new KubeRuntime({ ...options.kubernetes, publishStatusAddresses: options.publishStatusAddresses }, createLogger(options.logLevel, { component: 'kubernetes', pid: process.pid }), registry)
+    ? new KubeRuntime({ ...options.kubernetes, publishStatusAddresses: options.publishStatusAddresses, gatewayControllerName: options.gatewayControllerName }, createLogger(options.logLevel, { component: 'kubernetes', pid: process.pid }), registry)
     : undefined;
   const source: Source = kube ? kube.source : new ManifestSource({ dir: options.manifests });
   const reported = new Set<string>();

@@ -17,6 +17,8 @@ export interface KubeRuntimeOptions {
   readonly publishStatusAddresses: readonly string[];
   readonly electionId: string;
   readonly electionNamespace: string;
+  /** `--gateway-controller-name`, to release the route status entries of ours we no longer manage. */
+  readonly gatewayControllerName?: string;
 }
 
 export interface KubeLog {
@@ -72,6 +74,7 @@ export class KubeRuntime {
       log,
       onResult: (kind, result) => writes.labels(kind, result).inc(),
       identity: (kind, ns, name) => this.uids.get(`${kind}/${ns ?? ''}/${name}`),
+      ...(options.gatewayControllerName !== undefined ? { controllerName: options.gatewayControllerName } : {}),
     });
     const leader = new client.Gauge({ name: 'portico_leader', help: '1 while this replica holds the leader Lease (and writes status)', registers: [registry] });
     this.elector = new LeaderElector({
@@ -156,7 +159,9 @@ export class KubeRuntime {
 
   private flush(): void {
     if (!this.elector.isLeader() || this.last === undefined) return;
-    this.writer.update(this.last, { ingressOnHold: this.ingressOnHold }).catch((err: unknown) => this.log.error({ err: (err as Error).message }, 'status writer failed'));
+    // The cached objects' status says which of ours are left on objects we no longer own.
+    const objects = this.snapshot?.objects.map((s) => s.object);
+    this.writer.update(this.last, { ingressOnHold: this.ingressOnHold, ...(objects !== undefined ? { objects } : {}) }).catch((err: unknown) => this.log.error({ err: (err as Error).message }, 'status writer failed'));
   }
 }
 

@@ -2,6 +2,8 @@
 // kind, namespace, name, status body), so Gateway API status flows through the same path.
 // Merge patch carrying the read resourceVersion (optimistic lock), only when something changed,
 // retried on conflict; a live condition with a newer observedGeneration is never overwritten.
+// Status Portico wrote on objects it no longer owns is released (see released()): its route
+// parents entries, and the conditions of a Gateway or GatewayClass that moved to another owner.
 
 import { isRecord, type KubeObject } from '../objects.ts';
 import type { StatusItem } from '../status.ts';
@@ -21,9 +23,81 @@ export interface StatusWriterOptions {
   readonly identity?: (kind: string, namespace: string | undefined, name: string) => string | undefined;
   /** Called for every write attempt result, for metrics. */
   readonly onResult?: (kind: string, result: 'written' | 'unchanged' | 'stale' | 'conflict' | 'error' | 'cleared') => void;
+  /** `--gateway-controller-name`: route status.parents entries with it are Portico's. */
+  readonly controllerName?: string;
 }
 
-function keyOf(i: { kind: string; metadata: { namespace?: string; name: string } }): string {
+/** The objects as the API (the informer cache) has them now, with their current status. */
+export type LiveObjects = readonly KubeObject[];
+
+const ROUTE_KINDS = new Set(['HTTPRoute', 'GRPCRoute', 'TLSRoute']);
+const GATEWAY_GROUP = 'gateway.networking.k8s.io/';
+
+interface Release {
+  readonly item: StatusItem;
+  /** metadata.generation in the cache when the release was decided. */
+  readonly generation: number | undefined;
+}
+
+const isStale = (c: unknown, generation: number | undefined): boolean =>
+  isRecord(c) && typeof c.observedGeneration === 'number' && generation !== undefined && c.observedGeneration < generation;
+
+/**
+ * What a released object's status becomes: a route without our parents entries; a Gateway or
+ * GatewayClass without the conditions written for an older generation (ours: we stopped writing
+ * when it moved), and, when no condition is left that another controller wrote for the current
+ * one, without the listeners, addresses and supportedFeatures we wrote beside them. Returns
+ * undefined when there is nothing of ours left.
+ */
+export function releasedStatus(kind: string, live: unknown, generation: number | undefined, controllerName: string): Record<string, unknown> | undefined {
+  if (!isRecord(live)) return undefined;
+  if (ROUTE_KINDS.has(kind)) {
+    if (!Array.isArray(live.parents)) return undefined;
+    const others = live.parents.filter((p) => !(isRecord(p) && p.controllerName === controllerName));
+    // parents is required in RouteStatus: [] rather than absent.
+    return others.length === live.parents.length ? undefined : { parents: others };
+  }
+  const conditions = Array.isArray(live.conditions) ? live.conditions : [];
+  const fresh = conditions.filter((c) => !isStale(c, generation));
+  const extra = kind === 'Gateway' ? ['listeners', 'addresses'] : kind === 'GatewayClass' ? ['supportedFeatures'] : [];
+  const out: Record<string, unknown> = {};
+  // A merge patch replaces the list whole; null removes the field (the CRD default comes back).
+  if (fresh.length !== conditions.length) out.conditions = fresh.length > 0 ? fresh : null;
+  const freshByOthers = fresh.some((c) => isRecord(c) && typeof c.observedGeneration === 'number');
+  if (!freshByOthers) for (const k of extra) if (live[k] !== undefined && live[k] !== null) out[k] = null;
+  return Object.keys(out).length > 0 ? out : undefined;
+}
+
+/**
+ * Objects that carry status Portico wrote though it owns them no more: routes with parents
+ * entries of ours and no item (no parentRef names a Portico Gateway now, or its Gateway is gone),
+ * and Gateways and GatewayClasses without an item that we wrote before (`owned`), or, for a
+ * Gateway (after a restart, with nothing remembered), whose conditions are from an older
+ * generation and whose addresses are those Portico publishes for its Gateways.
+ */
+export function released(objects: LiveObjects, items: readonly StatusItem[], controllerName: string, owned: ReadonlyMap<string, string | undefined>): Release[] {
+  const have = new Set(items.map(keyOf));
+  const ourAddresses = new Set(items.filter((i) => i.kind === 'Gateway').map((i) => JSON.stringify(i.status.addresses ?? [])));
+  const out: Release[] = [];
+  for (const o of objects) {
+    if (!o.apiVersion.startsWith(GATEWAY_GROUP)) continue;
+    const key = keyOf(o);
+    if (have.has(key)) continue;
+    const generation = o.metadata.generation;
+    let ours = false;
+    if (ROUTE_KINDS.has(o.kind)) ours = true;
+    else if (o.kind === 'Gateway' || o.kind === 'GatewayClass') {
+      const status = isRecord(o.status) ? o.status : {};
+      const stale = Array.isArray(status.conditions) && status.conditions.some((c) => isStale(c, generation));
+      ours = (owned.has(key) && (owned.get(key) === undefined || owned.get(key) === o.metadata.uid)) || (o.kind === 'Gateway' && stale && ourAddresses.has(JSON.stringify(status.addresses ?? [])));
+    }
+    if (!ours || releasedStatus(o.kind, o.status, generation, controllerName) === undefined) continue;
+    out.push({ item: { apiVersion: o.apiVersion, kind: o.kind, metadata: { ...(o.metadata.namespace !== undefined ? { namespace: o.metadata.namespace } : {}), name: o.metadata.name, ...(generation !== undefined ? { generation } : {}) }, status: {} }, generation });
+  }
+  return out;
+}
+
+function keyOf(i: { readonly kind: string; readonly metadata: { readonly namespace?: string; readonly name: string } }): string {
   return `${i.kind}/${i.metadata.namespace ?? ''}/${i.metadata.name}`;
 }
 
@@ -87,8 +161,10 @@ export class StatusWriter {
   private readonly written = new Map<string, string>();
   /** Ingresses whose loadBalancer status we wrote: cleared when they stop being served. */
   private readonly servedIngress = new Map<string, StatusItem>();
+  /** Gateways and GatewayClasses whose status we wrote (key -> uid): released when they stop being ours. */
+  private readonly owned = new Map<string, string | undefined>();
   private running: Promise<void> = Promise.resolve();
-  private pending: { items: readonly StatusItem[]; ingressOnHold: boolean } | undefined;
+  private pending: { items: readonly StatusItem[]; ingressOnHold: boolean; objects?: LiveObjects } | undefined;
 
   constructor(options: StatusWriterOptions) {
     this.o = options;
@@ -97,11 +173,12 @@ export class StatusWriter {
   /**
    * Queues the current set of items; writes run one batch at a time, the newest set wins. With
    * `ingressOnHold` (the published address is pending), Ingress status is neither written nor
-   * cleared: only the other kinds' is.
+   * cleared: only the other kinds' is. With `objects` (the cached objects, with their status) and
+   * a controllerName, Gateway API status of ours on objects we no longer own is released.
    */
-  update(items: readonly StatusItem[], options: { ingressOnHold?: boolean } = {}): Promise<void> {
+  update(items: readonly StatusItem[], options: { ingressOnHold?: boolean; objects?: LiveObjects } = {}): Promise<void> {
     const idle = this.pending === undefined;
-    this.pending = { items, ingressOnHold: options.ingressOnHold === true };
+    this.pending = { items, ingressOnHold: options.ingressOnHold === true, ...(options.objects !== undefined ? { objects: options.objects } : {}) };
     if (idle) this.running = this.running.then(() => this.drain());
     return this.running;
   }
@@ -126,17 +203,29 @@ export class StatusWriter {
       if (now.has(key)) continue;
       // Served before, not now: ExternalDNS must not keep pointing its hosts at Portico.
       const clear = { ...prev, status: { loadBalancer: { ingress: null } } } as unknown as StatusItem;
-      if (await this.writeOne(clear, true)) this.servedIngress.delete(key);
+      if (await this.writeOne(clear, 'clear')) this.servedIngress.delete(key);
+    }
+    const controllerName = this.o.controllerName;
+    if (batch.objects !== undefined && controllerName !== undefined) {
+      const present = new Set(batch.objects.map(keyOf));
+      for (const key of [...this.owned.keys()]) if (!present.has(key)) this.owned.delete(key);
+      for (const r of released(batch.objects, items, controllerName, this.owned)) {
+        if (await this.writeOne(r.item, 'release', r.generation)) this.owned.delete(keyOf(r.item));
+      }
     }
     for (const item of items) {
-      if (await this.writeOne(item, false) && item.kind === 'Ingress') this.servedIngress.set(keyOf(item), item);
+      const done = await this.writeOne(item, 'write');
+      if (done && item.kind === 'Ingress') this.servedIngress.set(keyOf(item), item);
+      if (done && (item.kind === 'Gateway' || item.kind === 'GatewayClass')) this.owned.set(keyOf(item), this.o.identity?.(item.kind, item.metadata.namespace, item.metadata.name));
     }
   }
 
   /** Returns true when the object now has the status (written or already in place, or gone). */
-  private async writeOne(item: StatusItem, clearing: boolean): Promise<boolean> {
+  private async writeOne(item: StatusItem, mode: 'write' | 'clear' | 'release', generation?: number): Promise<boolean> {
+    const clearing = mode === 'clear';
     const key = keyOf(item);
-    const body = `${this.o.identity?.(item.kind, item.metadata.namespace, item.metadata.name) ?? ''}|${JSON.stringify(item.status)}`;
+    const id = this.o.identity?.(item.kind, item.metadata.namespace, item.metadata.name) ?? '';
+    const body = mode === 'release' ? `${id}|released` : `${id}|${JSON.stringify(item.status)}`;
     if (this.written.get(key) === body) return true;
     let access;
     try {
@@ -150,6 +239,24 @@ export class StatusWriter {
     for (let attempt = 0; attempt <= retries; attempt++) {
       try {
         const live = (await this.o.client.getStatus(access, namespace, name)) as KubeObject;
+        if (mode === 'release') {
+          // Changed since the cache saw it (it may name a Portico Gateway again): the newer event decides.
+          if (live.metadata.generation !== generation) {
+            this.o.onResult?.(item.kind, 'stale');
+            return false;
+          }
+          const wanted = releasedStatus(item.kind, live.status, generation, this.o.controllerName ?? '');
+          if (wanted === undefined) {
+            this.written.set(key, body);
+            this.o.onResult?.(item.kind, 'unchanged');
+            return true;
+          }
+          await this.o.client.patchStatus(access, namespace, name, { metadata: { resourceVersion: live.metadata.resourceVersion }, status: wanted });
+          this.written.set(key, body);
+          this.o.onResult?.(item.kind, 'cleared');
+          this.o.log.info({ kind: item.kind, namespace, name }, 'released status (no longer owned)');
+          return true;
+        }
         if (!clearing && liveIsNewer(live.status, item.status)) {
           this.o.onResult?.(item.kind, 'stale');
           return false; // our view is older than what is written; the newer event will come
