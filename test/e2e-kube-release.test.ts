@@ -3,6 +3,9 @@
 // Gateway is deleted (other controllers' entries stay), and a Gateway or GatewayClass that moved
 // to another owner loses the conditions, listeners and addresses Portico wrote. No write loops.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadKubeConfig, makeKubeClient } from '../controller/kube/client.ts';
+import { StatusWriter, released, releasedStatus } from '../controller/kube/status-writer.ts';
+import type { StatusItem } from '../controller/status.ts';
 import { startFakeApiServer, type FakeApiServer } from './fake-apiserver/index.ts';
 import { endpointSlice, service } from './helpers/manifests.ts';
 import { sleep, waitFor } from './helpers/portico.ts';
@@ -95,5 +98,64 @@ describe('releasing status Portico no longer owns', () => {
     await sleep(1500);
     expect(statusPatches(api)).toBe(before);
     expect(p.logs.filter((l) => l.includes('released status')).length).toBe(4);
+  });
+});
+
+describe('what is released', () => {
+  const cond = (type: string, observedGeneration?: number) => ({ type, status: 'True', reason: type, message: '', lastTransitionTime: '2026-01-01T00:00:00Z', ...(observedGeneration !== undefined ? { observedGeneration } : {}) });
+  const addresses = [{ type: 'IPAddress', value: '192.0.2.40' }];
+  const stale = { conditions: [cond('Accepted', 1), cond('Programmed', 1)], listeners: [{ name: 'http', attachedRoutes: 0, conditions: [cond('Accepted', 1)] }], addresses };
+
+  it('a route keeps the other controllers\' entries; nothing of ours left is nothing to do', () => {
+    const live = { parents: [{ controllerName: THEIRS, parentRef: { name: 'a' } }, { controllerName: OURS, parentRef: { name: 'b' } }] };
+    expect(releasedStatus('HTTPRoute', live, 2, OURS)).toEqual({ parents: [{ controllerName: THEIRS, parentRef: { name: 'a' } }] });
+    expect(releasedStatus('TLSRoute', { parents: [live.parents[0]] }, 2, OURS)).toBeUndefined();
+    expect(releasedStatus('HTTPRoute', {}, 2, OURS)).toBeUndefined();
+  });
+
+  it('a Gateway loses what was written for an older generation; a new owner\'s fresh conditions keep their listeners and addresses', () => {
+    expect(releasedStatus('Gateway', stale, 2, OURS)).toEqual({ conditions: null, listeners: null, addresses: null });
+    const theirs = { ...stale, conditions: [cond('Accepted', 2), cond('ResolvedRefs', 1)] };
+    expect(releasedStatus('Gateway', theirs, 2, OURS)).toEqual({ conditions: [cond('Accepted', 2)] });
+    // The CRD's default Pending conditions (no observedGeneration) are nobody's: left as they are.
+    const pending = { conditions: [{ type: 'Accepted', status: 'Unknown', reason: 'Pending', message: 'Waiting for controller', lastTransitionTime: '1970-01-01T00:00:00Z' }] };
+    expect(releasedStatus('Gateway', pending, 2, OURS)).toBeUndefined();
+    expect(releasedStatus('GatewayClass', { ...pending, supportedFeatures: [{ name: 'Gateway' }] }, 2, OURS)).toEqual({ supportedFeatures: null });
+  });
+
+  it('after a restart (nothing remembered) a Gateway is ours to release only with stale conditions and the addresses Portico publishes', () => {
+    const gw = (name: string, status: object, generation = 2) => ({ apiVersion: GW, kind: 'Gateway', metadata: { namespace: 'default', name, generation, uid: name }, spec: {}, status });
+    const item: StatusItem = { apiVersion: GW, kind: 'Gateway', metadata: { namespace: 'default', name: 'mine', generation: 1 }, status: { addresses, conditions: [] } };
+    const objects = [gw('mine', stale, 1), gw('moved', stale), gw('foreign', { ...stale, addresses: [{ type: 'IPAddress', value: '198.51.100.1' }] }), gw('current', { ...stale, conditions: [cond('Accepted', 2)] })];
+    expect(released(objects as any, [item], OURS, new Map()).map((r) => r.item.metadata.name)).toEqual(['moved']);
+    // Remembered as written by this process (same uid): released whatever its addresses.
+    expect(released(objects as any, [item], OURS, new Map([['Gateway/default/foreign', 'foreign']])).map((r) => r.item.metadata.name)).toEqual(['moved', 'foreign']);
+    // Re-created under the same name (another uid): not what we wrote.
+    expect(released(objects as any, [item], OURS, new Map([['Gateway/default/foreign', 'old-uid']])).map((r) => r.item.metadata.name)).toEqual(['moved']);
+  });
+
+  it('writes a release only if the object is still the generation the cache saw', async () => {
+    const api = await startFakeApiServer({ gatewayApiCrds: true });
+    try {
+      const route = api.create({ apiVersion: GW, kind: 'HTTPRoute', metadata: { name: 'r', namespace: 'default' }, spec: { parentRefs: [{ name: 'x' }] } });
+      api.updateStatus({ ...route, status: { parents: [{ ...theirEntry('x'), controllerName: OURS }] } });
+      const cached = api.get(GW, 'HTTPRoute', 'default', 'r');
+      const results: string[] = [];
+      const w = new StatusWriter({ client: makeKubeClient(loadKubeConfig(api.kubeconfigPath)), log: { info() {}, warn() {} }, controllerName: OURS, onResult: (_k, r) => results.push(r) });
+      // Changed meanwhile (generation 2): the cache's view is old, nothing written.
+      api.update({ ...cached, spec: { parentRefs: [{ name: 'y' }] } });
+      await w.update([], { objects: [cached] });
+      expect(results).toEqual(['stale']);
+      expect(ourParents(api, 'r').length).toBe(1);
+      await w.update([], { objects: [api.get(GW, 'HTTPRoute', 'default', 'r')] });
+      expect(results.at(-1)).toBe('cleared');
+      expect(parents(api, 'r')).toEqual([]);
+      // Done: the same view again sends nothing.
+      const before = api.requests.length;
+      await w.update([], { objects: [api.get(GW, 'HTTPRoute', 'default', 'r')] });
+      expect(api.requests.length).toBe(before);
+    } finally {
+      await api.close();
+    }
   });
 });
