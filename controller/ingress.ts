@@ -560,12 +560,14 @@ export function translateIngresses(
     const owner = `${ns}/${object.metadata.name}`;
     const source = { kind: 'Ingress', namespace: ns, name: object.metadata.name };
     served.push(current);
-    servedVersions.push({ object, origin });
     // A canary never claims a host or path: it only takes a share of its main Ingress's traffic.
+    // Nor does it bring certificates (servedVersions feeds the TLS store, where the oldest
+    // Ingress's certificate for a name wins): the host stays as its main Ingress serves it.
     if (chosenOne.canary.isCanary) {
       canaries.push(chosenOne);
       continue;
     }
+    servedVersions.push({ object, origin });
     const tlsHosts = tlsHostsOf(parsed);
     const tlsNames = [...tlsHosts];
     const certNames = parsed.tls.flatMap((t) => (t.secretName === undefined ? [] : certificateNames(`${ns}/${t.secretName}`)));
@@ -643,6 +645,7 @@ export function translateIngresses(
       problems.push({ severity, kind: 'Ingress', namespace: ns, name: object.metadata.name, origin, message });
     };
     if (parsed.defaultBackend) report('spec.defaultBackend of a canary Ingress is not served: a canary only takes a share of the paths a main Ingress serves', 'warning');
+    if (parsed.tls.length > 0) report("spec.tls of a canary Ingress is not used: its hosts keep the main Ingress's TLS settings and certificates", 'warning');
     for (const p of parsed.paths) {
       const claimKey = `${p.host || '*'} ${p.pathType} ${p.path}`;
       const where = `${p.pathType} path ${p.path} on host ${p.host || '*'}`;
