@@ -116,7 +116,8 @@ export function readCanary(raw: Readonly<Record<string, string>>): CanaryReading
   const flag = value.canary;
   if (flag === undefined || BOOL_FALSE.has(flag)) {
     const inert = Object.keys(raw).filter((n) => [PORTICO_PREFIX, NGINX_PREFIX].some((p) => n.startsWith(p) && CANARY_KEYS.includes(n.slice(p.length)) && n.slice(p.length) !== 'canary'));
-    return { isCanary: false, errors: [], warnings: inert.length > 0 ? [`canary annotations without ${CANARY_ANNOTATION}: "true" have no effect: ${inert.join(', ')}`] : [] };
+    if (inert.length > 0) warnings.push(`canary annotations without ${CANARY_ANNOTATION}: "true" have no effect: ${inert.join(', ')}`);
+    return { isCanary: false, errors: [], warnings };
   }
   if (!BOOL_TRUE.has(flag)) errors.push(`annotation canary: ${JSON.stringify(flag)} must be "true" or "false"`);
   // Any other canary-like name is a setting this canary would not get: refuse rather than half-apply.

@@ -91,6 +91,12 @@ describe('readCanary', () => {
     expect(r.warnings.join()).toContain('is used');
   });
 
+  it('reports a conflict on the canary flag itself (the portico.dev/ one is used)', () => {
+    const r = readCanary({ 'portico.dev/canary': 'false', [N + 'canary']: 'true' });
+    expect(r.isCanary).toBe(false);
+    expect(r.warnings.join()).toContain('portico.dev/canary ("false") is used');
+  });
+
   it('refuses what it cannot honour', () => {
     for (const bad of [{ [N + 'canary-weight']: '1.5' }, { [N + 'canary-weight']: '-1' }, { [N + 'canary-weight-total']: '0' }, { [N + 'canary-by-header']: 'bad header' }, { [N + 'canary-by-cookie']: 'a;b' }, { [N + 'canary-by-header']: 'x', [N + 'canary-by-header-pattern']: '(?=a)' }, { [N + 'canary-by-header']: 'x', [N + 'canary-by-header-pattern']: 'a|b|c' }]) {
       const r = readCanary({ [N + 'canary']: 'true', ...bad });
