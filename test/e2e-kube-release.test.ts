@@ -130,6 +130,9 @@ describe('what is released', () => {
     expect(released(objects as any, [item], OURS, new Map()).map((r) => r.item.metadata.name)).toEqual(['moved']);
     // Remembered as written by this process (same uid): released whatever its addresses.
     expect(released(objects as any, [item], OURS, new Map([['Gateway/default/foreign', 'foreign']])).map((r) => r.item.metadata.name)).toEqual(['moved', 'foreign']);
+    // Portico publishing no address: an empty list is nobody's signature.
+    const bare = [gw('moved', { ...stale, addresses: [] }), gw('none', { conditions: stale.conditions })];
+    expect(released(bare as any, [{ ...item, status: { addresses: [], conditions: [] } }], OURS, new Map())).toEqual([]);
     // Re-created under the same name (another uid): not what we wrote.
     expect(released(objects as any, [item], OURS, new Map([['Gateway/default/foreign', 'old-uid']])).map((r) => r.item.metadata.name)).toEqual(['moved']);
   });

@@ -77,7 +77,8 @@ export function releasedStatus(kind: string, live: unknown, generation: number |
  */
 export function released(objects: LiveObjects, items: readonly StatusItem[], controllerName: string, owned: ReadonlyMap<string, string | undefined>): Release[] {
   const have = new Set(items.map(keyOf));
-  const ourAddresses = new Set(items.filter((i) => i.kind === 'Gateway').map((i) => JSON.stringify(i.status.addresses ?? [])));
+  // No addresses says nothing about who wrote a status: only a non-empty list is a signature.
+  const ourAddresses = new Set(items.filter((i) => i.kind === 'Gateway' && Array.isArray(i.status.addresses) && i.status.addresses.length > 0).map((i) => JSON.stringify(i.status.addresses)));
   const out: Release[] = [];
   for (const o of objects) {
     if (!o.apiVersion.startsWith(GATEWAY_GROUP)) continue;
@@ -89,7 +90,7 @@ export function released(objects: LiveObjects, items: readonly StatusItem[], con
     else if (o.kind === 'Gateway' || o.kind === 'GatewayClass') {
       const status = isRecord(o.status) ? o.status : {};
       const stale = Array.isArray(status.conditions) && status.conditions.some((c) => isStale(c, generation));
-      ours = (owned.has(key) && (owned.get(key) === undefined || owned.get(key) === o.metadata.uid)) || (o.kind === 'Gateway' && stale && ourAddresses.has(JSON.stringify(status.addresses ?? [])));
+      ours = (owned.has(key) && (owned.get(key) === undefined || owned.get(key) === o.metadata.uid)) || (o.kind === 'Gateway' && stale && ourAddresses.has(JSON.stringify(status.addresses)));
     }
     if (!ours || releasedStatus(o.kind, o.status, generation, controllerName) === undefined) continue;
     out.push({ item: { apiVersion: o.apiVersion, kind: o.kind, metadata: { ...(o.metadata.namespace !== undefined ? { namespace: o.metadata.namespace } : {}), name: o.metadata.name, ...(generation !== undefined ? { generation } : {}) }, status: {} }, generation });
