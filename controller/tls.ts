@@ -4,7 +4,7 @@
 // certificate, with a problem naming the Secret and the reason.
 
 import { hostnameCovered, parseTlsSecret } from '../tls/certificate.ts';
-import { storeCertificate, type StoreCertificate } from '../tls/store.ts';
+import { storeCertificate, type SocketCertificates, type StoreCertificate } from '../tls/store.ts';
 import { parseIngress, tlsHostsOf } from './ingress.ts';
 import { compareAge, type KubeObject, type Problem } from './objects.ts';
 
@@ -16,6 +16,11 @@ export interface TlsTranslation {
   /** Secrets referenced but unusable: `ns/name` -> reason. */
   readonly invalidSecrets: ReadonlyMap<string, string>;
   readonly problems: Problem[];
+  /**
+   * With Gateway HTTPS or TLS listeners: how each TLS socket picks certificates (tls/store.ts
+   * SocketCertificates; `https` is --https-port). Absent: every socket by certificate names.
+   */
+  readonly sockets?: Record<string, SocketCertificates>;
 }
 
 /** The TLS Secrets of one snapshot, each parsed once, by `ns/name`. */

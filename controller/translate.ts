@@ -8,9 +8,9 @@ import { asArray, asRecord, asString, compareAge, type KubeObject, type Problem,
 import { ingressStatus, type StatusItem } from './status.ts';
 import { TableBuilder } from './table-builder.ts';
 import { TlsSecrets, translateTls, type TlsTranslation } from './tls.ts';
-import { storeCertificate } from '../tls/store.ts';
+import { storeCertificate, type SocketCertificates } from '../tls/store.ts';
 import type { ConditionClock } from './gateway/conditions.ts';
-import { DEFAULT_GATEWAY_CONTROLLER, mergeVirtualHosts, translateGatewayApi, type GatewayVirtualHost, type ListenerBindError } from './gateway/index.ts';
+import { DEFAULT_GATEWAY_CONTROLLER, mergeVirtualHosts, translateGatewayApi, type GatewayTranslation, type GatewayVirtualHost, type ListenerBindError } from './gateway/index.ts';
 
 export interface TranslateOptions {
   /** `--ingress-class`: the IngressClass whose Ingresses Portico serves. */
@@ -97,7 +97,34 @@ export function translate(snapshot: SourceSnapshot, options: TranslateOptions, s
   problems.push(...unservedGatewayKinds(objects));
   const shared = oldestClaimsPaths(builder.build(), gw.virtualHosts, objects);
   problems.push(...shared.problems);
-  return { ir: mergeVirtualHosts(shared.ir, shared.gateway, gw.listeners, gw.ownPortListeners), statuses, problems, tls: { ...tls, certificates } };
+  const sockets = tlsSockets(gw.tlsSockets, tls.certificates, ing.served.length > 0);
+  return { ir: mergeVirtualHosts(shared.ir, shared.gateway, gw.listeners, gw.ownPortListeners), statuses, problems, tls: { ...tls, certificates, ...(sockets !== undefined ? { sockets } : {}) } };
+}
+
+/**
+ * Certificate selection per TLS socket, once Gateway HTTPS or TLS listeners exist (without them
+ * every socket keeps choosing by certificate names, as Ingress TLS always has). On --https-port
+ * the Ingresses' certificates (and the default one) are chosen by their names beside the Gateway
+ * listeners: the more specific claim wins, the Ingress's on a tie (its certificates were listed
+ * first before listeners chose). Beside TLS Passthrough, a server name nothing on the socket
+ * claims is refused, not terminated, unless it is --https-port and some Ingress is served there
+ * (ingress-nginx terminates every name on 443, answering unknown hosts from its default server).
+ */
+function tlsSockets(gw: GatewayTranslation['tlsSockets'], ingressCertificates: readonly { id: string }[], servesIngress: boolean): Record<string, SocketCertificates> | undefined {
+  const keys = Object.keys(gw);
+  if (keys.length === 0) return undefined;
+  const sockets: Record<string, SocketCertificates> = {};
+  if (!keys.includes('https')) keys.push('https');
+  for (const key of keys.sort()) {
+    const s = gw[key] ?? { listeners: [], passthrough: false };
+    const main = key === 'https';
+    sockets[key] = {
+      ...(main ? { byName: ingressCertificates.map((c) => c.id) } : {}),
+      listeners: s.listeners,
+      ...(s.passthrough && !(main && servesIngress) ? { refuseUnclaimed: true } : {}),
+    };
+  }
+  return sockets;
 }
 
 /** The Gateway API kinds Portico reads; any other gateway.networking.k8s.io kind is reported. */

@@ -63,7 +63,10 @@ function handshakeReason(err: Error & { code?: string }): string {
 }
 
 export function createHttpsStack(o: HttpsStackOptions): HttpsStack {
-  const tlsServer = tls.createServer({ ...o.store.serverOptions(), handshakeTimeout: o.handshakeTimeoutMs });
+  const listener = o.listener ?? 'https';
+  // Certificates by this socket's listeners (CertificateStore.socket): `https` is --https-port.
+  const certificates = o.store.socket(listener);
+  const tlsServer = tls.createServer({ ...o.store.serverOptions(listener), handshakeTimeout: o.handshakeTimeoutMs });
   tlsServer.on('secureConnection', (socket: tls.TLSSocket) => {
     // ALPN picked the protocol: h2, or HTTP/1.1 (also for clients that offered no ALPN).
     (socket.alpnProtocol === 'h2' ? o.h2 : o.http1).emit('connection', socket);
@@ -88,14 +91,17 @@ export function createHttpsStack(o: HttpsStackOptions): HttpsStack {
     tlsServer.emit('connection', socket);
   };
 
-  const listener = o.listener ?? 'https';
-  /** A passthrough-only listener closes what it cannot pass through: it has nothing to terminate with. */
+  /**
+   * A passthrough-only listener closes what it cannot pass through: it has nothing to terminate
+   * with. So does a socket beside TLS Passthrough for a name nothing else on it claims (no HTTPS
+   * listener, no Ingress on --https-port: CertificateStore claims()), as TLSRouteHostnameIntersection expects.
+   */
   const refuse = (socket: net.Socket, serverName: string | undefined): void => {
     passthroughRejected.labels(listener, 'no-backend').inc();
     const now = Date.now();
     if (now - lastRefusalLog > 10_000) {
       lastRefusalLog = now;
-      o.log.warn({ listener, sni: serverName ?? '(none)' }, 'TLS passthrough connection refused: no TLSRoute on this listener routes its server name (logged at most every 10 s; portico_tls_passthrough_rejected_total counts them all)');
+      o.log.warn({ listener, sni: serverName ?? '(none)' }, 'TLS connection refused: no TLSRoute on this listener routes its server name and nothing here terminates it (logged at most every 10 s; portico_tls_passthrough_rejected_total counts them all)');
     }
     socket.destroy();
   };
@@ -106,7 +112,7 @@ export function createHttpsStack(o: HttpsStackOptions): HttpsStack {
     // Some hosts are passed through: read the ClientHello's SNI before deciding.
     void peekClientHello(socket, { timeoutMs: o.handshakeTimeoutMs }).then((hello) => {
       socket.on('error', () => undefined);
-      if (!hello.ok && hello.error === 'invalid-sni' && o.passthroughOnly === true) return refuse(socket, undefined);
+      if (!hello.ok && hello.error === 'invalid-sni' && (o.passthroughOnly === true || !certificates.claims(undefined))) return refuse(socket, undefined);
       if (!hello.ok && hello.error === 'invalid-sni') {
         // A well-formed ClientHello whose server_name is no host name (an IP address, as wrk
         // sends): it cannot be a passthrough host, so TLS is terminated here, as with no SNI.
@@ -136,7 +142,7 @@ export function createHttpsStack(o: HttpsStackOptions): HttpsStack {
           return;
         }
       }
-      if (route === undefined && o.passthroughOnly === true) return refuse(socket, hello.serverName);
+      if (route === undefined && (o.passthroughOnly === true || !certificates.claims(hello.serverName))) return refuse(socket, hello.serverName);
       socket.unshift(hello.buffered);
       if (route === undefined) {
         // No resume(): TLS reads the buffered ClientHello itself, then takes over the socket's

@@ -93,7 +93,7 @@ export class ListenerStack {
     } else {
       const stack = createHttpsStack({ store: deps.store, table, http1: fast ?? http1, h2, log, handshakeTimeoutMs: options.headersTimeoutMs, connectTimeoutMs: options.upstreamConnectTimeoutMs, realIp: deps.realIp, listener: spec.name, ...(spec.protocol === 'TLS' ? { passthroughOnly: true } : {}) });
       this.tlsServer = stack.tlsServer;
-      deps.store.applyTo(stack.tlsServer);
+      deps.store.applyTo(stack.tlsServer, spec.name);
       this.server = createTrafficListener({ name: spec.name, port: spec.port, host: spec.address, limits: options, log, accept: deps.accept(spec.name), serve: stack.serve, allowHalfOpen: true });
     }
     this.track();
@@ -113,7 +113,7 @@ export class ListenerStack {
   /** New certificates (and, when given, ticket keys) for an HTTPS listener. */
   applyTls(ticketKeys: TicketKeyState | undefined): void {
     if (this.tlsServer === undefined) return;
-    this.deps.store.applyTo(this.tlsServer);
+    this.deps.store.applyTo(this.tlsServer, this.spec.name);
     if (ticketKeys !== undefined) applyTicketKeys(this.tlsServer, ticketKeys);
   }
 

@@ -198,6 +198,7 @@ export async function runPrimary(options: ServeOptions, warnings: readonly strin
       certificates: [...t.tls.certificates.filter((c) => c.id !== defaultCertificate.id), defaultCertificate],
       defaultCertificateId: defaultCertificate.id,
       settings: { minVersion: options.tlsMinVersion, strictSni: options.strictSni, ...(options.tlsCiphers ? { ciphers: options.tlsCiphers } : {}) },
+      ...(t.tls.sockets !== undefined ? { sockets: t.tls.sockets } : {}),
     });
     problems = [...t.problems, ...built.problems.map((message): Problem => ({ severity: 'error', message }))];
     statuses = t.statuses;

@@ -64,9 +64,12 @@ const table = () => current;
  */
 function misdirected(sni: string, host: string): boolean {
   if (sni === host || isIP(sni) !== 0) return false;
-  const own = store.lookup(host);
+  // As --https-port picks certificates (by Ingress certificate names and Gateway listeners);
+  // Gateway listener sockets of their own are told apart by listener (table.misdirected).
+  const certificates = store.socket('https');
+  const own = certificates.lookup(host);
   if (own === undefined || own.match === 'default') return false;
-  return store.lookup(sni)?.id !== own.id;
+  return certificates.lookup(sni)?.id !== own.id;
 }
 
 const decision = { httpsPort: options.httpsPort, misdirected };

@@ -56,6 +56,7 @@ export function renderGolden(text: string, origin: string): string {
       certificates: t.tls.certificates.map(cert),
       ...(t.tls.defaultCertificate ? { defaultCertificate: cert(t.tls.defaultCertificate) } : {}),
       invalidSecrets: Object.fromEntries([...t.tls.invalidSecrets].sort(([a], [b]) => (a < b ? -1 : 1))),
+      ...(t.tls.sockets ? { sockets: t.tls.sockets } : {}),
     },
   };
   // JSON first: drops undefined fields so the YAML holds exactly what the IR carries.

@@ -269,3 +269,120 @@ describe('CertificateStore with a real tls.Server', () => {
     expect(await handshake(port, { servername: 'a.example.com', maxVersion: 'TLSv1.2' })).toMatchObject({ serial: serialOf(exact) });
   });
 });
+
+describe('per-socket selection: Gateway HTTPS listeners (QA-9)', () => {
+  let cnOnly: StoreCertificate;
+  let gwWild: StoreCertificate;
+  let gwA: StoreCertificate;
+  let gwB: StoreCertificate;
+  beforeAll(() => {
+    cnOnly = { ...make('ns/cnonly', []), names: ['cnonly.test'] };
+    gwWild = make('ns/gw-wild', ['*.wild.test']);
+    gwA = make('ns/gw-a', ['a.multi.test']);
+    gwB = make('ns/gw-b', ['b.multi.test']);
+  });
+  const socketSnap = (sockets: SnapshotInput['sockets'], settings: SnapshotInput['settings'] = {}): CertificateSnapshot =>
+    snap({ certificates: [exact, wild, cnOnly, gwWild, gwA, gwB, fallback, other], sockets, settings });
+
+  it('a listener without hostname serves its certificate for every name and for no SNI', () => {
+    const store = new CertificateStore(socketSnap({ own: { listeners: [{ hostname: '', certificates: ['ns/cnonly'] }] } }));
+    const s = store.socket('own');
+    for (const name of ['other.test', 'a.example.com', 'cnonly.test', undefined]) expect(s.lookup(name)).toEqual({ id: 'ns/cnonly', match: 'listener' });
+    // Sockets without an entry keep choosing by the certificates' names.
+    expect(store.socket('elsewhere').lookup('a.example.com')).toEqual({ id: 'ns/exact', match: 'exact' });
+    expect(store.lookup('nothing.test')).toEqual({ id: 'portico/fake', match: 'default' });
+  });
+
+  it('a wildcard listener matches any number of labels, the longest suffix and exact names first; others get the default', () => {
+    const store = new CertificateStore(socketSnap({
+      own: { listeners: [
+        { hostname: '*.wild.test', certificates: ['ns/gw-wild'] },
+        { hostname: '*.deep.wild.test', certificates: ['ns/cnonly'] },
+        { hostname: 'x.deep.wild.test', certificates: ['ns/gw-a'] },
+      ] },
+    }));
+    const s = store.socket('own');
+    expect(s.lookup('a.b.wild.test')).toEqual({ id: 'ns/gw-wild', match: 'listener' });
+    expect(s.lookup('A.WILD.TEST.')).toEqual({ id: 'ns/gw-wild', match: 'listener' });
+    expect(s.lookup('y.deep.wild.test')).toEqual({ id: 'ns/cnonly', match: 'listener' });
+    expect(s.lookup('x.deep.wild.test')).toEqual({ id: 'ns/gw-a', match: 'listener' });
+    expect(s.lookup('wild.test')).toEqual({ id: 'portico/fake', match: 'default' });
+    // No byName here: another socket's (an Ingress's) certificate is not served for its name.
+    expect(s.lookup('a.example.com')).toEqual({ id: 'portico/fake', match: 'default' });
+    expect(s.lookup(undefined)).toEqual({ id: 'portico/fake', match: 'default' });
+  });
+
+  it('of several certificateRefs, the one naming the SNI, else the first', () => {
+    const store = new CertificateStore(socketSnap({ own: { listeners: [{ hostname: '*.multi.test', certificates: ['ns/gw-a', 'ns/gw-b'] }] } }));
+    const s = store.socket('own');
+    expect(s.lookup('b.multi.test')?.id).toBe('ns/gw-b');
+    expect(s.lookup('a.multi.test')?.id).toBe('ns/gw-a');
+    expect(s.lookup('c.multi.test')?.id).toBe('ns/gw-a');
+  });
+
+  it('beside byName certificates (Ingress TLS): the more specific claim wins, byName on a tie', () => {
+    const store = new CertificateStore(socketSnap({
+      https: { byName: ['ns/exact', 'ns/wild', 'portico/fake'], listeners: [
+        { hostname: 'b.example.com', certificates: ['ns/cnonly'] },
+        { hostname: 'a.example.com', certificates: ['ns/gw-a'] },
+        { hostname: '*.example.com', certificates: ['ns/gw-wild'] },
+        { hostname: '', certificates: ['ns/gw-b'] },
+      ] },
+    }));
+    const s = store.socket('https');
+    expect(s.lookup('a.example.com')).toEqual({ id: 'ns/exact', match: 'exact' }); // exact tie: byName
+    expect(s.lookup('b.example.com')).toEqual({ id: 'ns/cnonly', match: 'listener' }); // listener exact > byName wildcard
+    expect(s.lookup('c.example.com')).toEqual({ id: 'ns/wild', match: 'wildcard' }); // wildcard tie: byName
+    expect(s.lookup('x.c.example.com')).toEqual({ id: 'ns/gw-wild', match: 'listener' }); // only the listener's wildcard spans two labels
+    expect(s.lookup('ingress.local')).toEqual({ id: 'portico/fake', match: 'exact' });
+    expect(s.lookup('other.test')).toEqual({ id: 'ns/gw-b', match: 'listener' });
+    expect(s.lookup(undefined)).toEqual({ id: 'ns/gw-b', match: 'listener' });
+  });
+
+  it('claims: with refuseUnclaimed, only names (or no SNI) a listener or byName claims are terminated', () => {
+    const store = new CertificateStore(socketSnap({
+      tls: { listeners: [{ hostname: '*.wild.test', certificates: ['ns/gw-wild'] }], refuseUnclaimed: true },
+      open: { listeners: [{ hostname: '*.wild.test', certificates: ['ns/gw-wild'] }] },
+      all: { listeners: [{ hostname: '', certificates: ['ns/cnonly'] }], refuseUnclaimed: true },
+    }));
+    expect(store.socket('tls').claims('a.wild.test')).toBe(true);
+    expect(store.socket('tls').claims('non.matching.com')).toBe(false);
+    expect(store.socket('tls').claims(undefined)).toBe(false);
+    expect(store.socket('open').claims('non.matching.com')).toBe(true);
+    expect(store.socket('all').claims(undefined)).toBe(true);
+  });
+
+  it('strict SNI: a listener-claimed name is served, an unclaimed one refused', () => {
+    const store = new CertificateStore(socketSnap({ own: { listeners: [{ hostname: '*.wild.test', certificates: ['ns/cnonly'] }] } }, { strictSni: true }));
+    expect(store.socket('own').lookup('a.wild.test')?.id).toBe('ns/cnonly');
+    expect(store.socket('own').lookup('other.test')).toBeUndefined();
+    expect(store.socket('own').lookup(undefined)).toBeUndefined();
+  });
+
+  it('the snapshot drops unknown certificate ids, with a problem', () => {
+    const { snapshot, problems } = buildCertificateSnapshot({ certificates: [exact], sockets: { own: { byName: ['nope'], listeners: [{ hostname: 'A.Test', certificates: ['ns/exact', 'gone'] }] } } });
+    expect(snapshot.sockets).toEqual({ own: { byName: [], listeners: [{ hostname: 'a.test', certificates: ['ns/exact'] }] } });
+    expect(problems).toEqual(['socket own: certificate nope is not in the store', 'socket own: certificate gone is not in the store']);
+  });
+
+  it('a real server on a socket: listener certificate by SNI, the catch-all listener for no SNI', async () => {
+    const store = new CertificateStore(socketSnap({ own: { listeners: [{ hostname: '*.wild.test', certificates: ['ns/gw-wild'] }, { hostname: '', certificates: ['ns/cnonly'] }] } }));
+    const server = tls.createServer(store.serverOptions('own'), (s) => s.destroy());
+    store.applyTo(server, 'own');
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const p = (server.address() as AddressInfo).port;
+    try {
+      expect(await handshake(p, { servername: 'a.b.wild.test' })).toMatchObject({ serial: serialOf(gwWild) });
+      expect(await handshake(p, { servername: 'other.test' })).toMatchObject({ serial: serialOf(cnOnly) });
+      expect(await handshake(p, {})).toMatchObject({ serial: serialOf(cnOnly) });
+      // A new snapshot without the catch-all: the no-SNI certificate follows (applyTo).
+      store.update(socketSnap({ own: { listeners: [{ hostname: '*.wild.test', certificates: ['ns/gw-wild'] }] } }));
+      expect(store.applyTo(server, 'own')).toBe(true);
+      expect(await handshake(p, {})).toMatchObject({ serial: serialOf(fallback) });
+      expect(await handshake(p, { servername: 'other.test' })).toMatchObject({ serial: serialOf(fallback) });
+    } finally {
+      server.close();
+    }
+  });
+});

@@ -40,6 +40,12 @@ export interface GatewayTranslation {
   readonly virtualHosts: GatewayVirtualHost[];
   /** Valid Secrets (`ns/name`) of programmed HTTPS listeners, oldest Gateway first. */
   readonly certificates: string[];
+  /**
+   * Per TLS socket (`https` for --https-port, else a ListenerIR key): its programmed HTTPS
+   * listeners' hostnames and certificates (the handshake's certificate is the SNI's listener's),
+   * and whether TLS Passthrough listeners share it.
+   */
+  readonly tlsSockets: Record<string, { listeners: { hostname: string; certificates: string[] }[]; passthrough: boolean }>;
   readonly statuses: StatusItem[];
   readonly problems: Problem[];
   /** Programmed HTTP/HTTPS listeners, for listener isolation (RoutingIR.gatewayListeners). */
@@ -179,6 +185,7 @@ export function translateGatewayApi(objects: readonly KubeObject[], options: Gat
   }
 
   const certificates: string[] = [];
+  const tlsSockets: GatewayTranslation['tlsSockets'] = {};
   const listenerRefs: ListenerRefIR[] = [];
   const ownPorts = new Map<string, { address: string; port: number; protocol: 'HTTP' | 'HTTPS' | 'TLS'; refs?: ListenerRefIR[] }>();
   for (const g of gateways) {
@@ -190,6 +197,14 @@ export function translateGatewayApi(objects: readonly KubeObject[], options: Gat
       conditions: stamper.stamp(`Gateway/${g.key}|listener ${l.name}`, gen, listenerConditions(l)),
     }));
     for (const l of g.listeners) if (l.programmed) for (const id of l.certificates) if (!certificates.includes(id)) certificates.push(id);
+    for (const l of g.listeners) {
+      if (!l.programmed || (l.protocol !== 'HTTPS' && l.protocol !== 'TLS')) continue;
+      const key = ownSocket(l) ?? 'https';
+      const entry = (tlsSockets[key] ??= { listeners: [], passthrough: false });
+      if (l.protocol === 'TLS') entry.passthrough = true;
+      // Gateways come oldest first and a hostname is one listener's per socket (else Conflicted): the first keeps it.
+      else if (l.certificates.length > 0 && !entry.listeners.some((x) => x.hostname === (l.hostname ?? ''))) entry.listeners.push({ hostname: l.hostname ?? '', certificates: [...l.certificates] });
+    }
     statuses.push({
       apiVersion: g.object.apiVersion,
       kind: 'Gateway',
@@ -233,7 +248,7 @@ export function translateGatewayApi(objects: readonly KubeObject[], options: Gat
     ...(l.refs !== undefined ? { gatewayListeners: l.refs.sort((a, b) => (a.hostname < b.hostname ? -1 : a.hostname > b.hostname ? 1 : 0)) } : {}),
     ...(socketPassthrough.get(key)?.length ? { passthrough: [...socketPassthrough.get(key)!].sort(byHostname) } : {}),
   }));
-  return { virtualHosts, certificates, statuses, problems, listeners: listenerRefs, ownPortListeners };
+  return { virtualHosts, certificates, tlsSockets, statuses, problems, listeners: listenerRefs, ownPortListeners };
 }
 
 /** Adds Gateway virtual hosts to the Ingress ones: same host and wildcard kind share one, Ingress routes first. */
