@@ -236,16 +236,16 @@ export interface IngressClassSelection {
   readonly problems: Problem[];
 }
 
-export function selectIngressClass(objects: readonly KubeObject[], className: string): IngressClassSelection {
+export function selectIngressClass(objects: readonly KubeObject[], className: string, controllerName = INGRESS_CONTROLLER_NAME): IngressClassSelection {
   const problems: Problem[] = [];
   const cls = objects.find((o) => o.kind === 'IngressClass' && o.metadata.name === className);
   if (!cls) {
-    problems.push({ severity: 'warning', kind: 'IngressClass', name: className, message: `IngressClass ${className} not found; only Ingresses with the legacy annotation ${LEGACY_CLASS_ANNOTATION}: ${className} are served until it exists with spec.controller ${INGRESS_CONTROLLER_NAME}` });
+    problems.push({ severity: 'warning', kind: 'IngressClass', name: className, message: `IngressClass ${className} not found; only Ingresses with the legacy annotation ${LEGACY_CLASS_ANNOTATION}: ${className} are served until it exists with spec.controller ${controllerName}` });
     return { className, classFound: false, classMissing: true, isDefault: false, problems };
   }
   const controller = asString(asRecord(cls.spec).controller);
-  if (controller !== INGRESS_CONTROLLER_NAME) {
-    problems.push({ severity: 'warning', kind: 'IngressClass', name: className, message: `IngressClass ${className} has spec.controller ${controller ?? '(none)'}, not ${INGRESS_CONTROLLER_NAME}; its Ingresses are not served` });
+  if (controller !== controllerName) {
+    problems.push({ severity: 'warning', kind: 'IngressClass', name: className, message: `IngressClass ${className} has spec.controller ${controller ?? '(none)'}, not ${controllerName}; its Ingresses are not served` });
     return { className, classFound: false, classMissing: false, isDefault: false, problems };
   }
   return { className, classFound: true, classMissing: false, isDefault: cls.metadata.annotations?.[DEFAULT_CLASS_ANNOTATION] === 'true', problems };

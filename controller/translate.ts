@@ -23,6 +23,8 @@ export interface TranslateOptions {
   readonly now?: Date;
   /** `--gateway-controller-name`: GatewayClasses with this spec.controllerName are Portico's. */
   readonly gatewayControllerName?: string;
+  /** `--ingress-controller-name`: the IngressClass spec.controller that is Portico's (default portico.dev/ingress-controller). */
+  readonly ingressControllerName?: string;
   /** The ports Portico serves HTTP and HTTPS on (--http-port, --https-port): Gateway listeners must use them. */
   readonly httpPort?: number;
   readonly httpsPort?: number;
@@ -65,7 +67,7 @@ export function translate(snapshot: SourceSnapshot, options: TranslateOptions, s
   const index = new BackendIndex(objects);
   const builder = new TableBuilder();
 
-  const classSel = selectIngressClass(objects, options.ingressClass);
+  const classSel = selectIngressClass(objects, options.ingressClass, options.ingressControllerName);
   const hasIngress = objects.some((o) => o.kind === 'Ingress');
   if (hasIngress) problems.push(...classSel.problems);
   const ingresses = snapshot.objects.filter((s) => isServedIngress(s.object, classSel));

@@ -23,6 +23,8 @@ export interface ServeOptions {
   readonly ingressClass: string;
   /** `--gateway-controller-name`: GatewayClasses whose spec.controllerName is this are Portico's. */
   readonly gatewayControllerName: string;
+  /** `--ingress-controller-name`: the IngressClass spec.controller Portico serves. */
+  readonly ingressControllerName: string;
   readonly logLevel: string;
   readonly publishStatusAddresses: readonly string[];
   /** Upstream response-header timeout, ms (504 when exceeded). */
@@ -99,6 +101,7 @@ export const SERVE_FLAGS: readonly FlagSpec[] = [
   { name: 'admin-allow-cidr', value: 'CIDRS', help: 'clients besides loopback that may read /status and /debug/* (comma-separated or repeated; default: loopback only)', list: true },
   { name: 'workers', value: 'CPUs', help: 'number of worker processes (default: the CPUs the container may use: its cgroup CPU limit rounded up, else the CPU count)' },
   { name: 'ingress-class', value: 'portico', help: 'IngressClass to serve' },
+  { name: 'ingress-controller-name', value: 'portico.dev/ingress-controller', help: 'IngressClass spec.controller Portico serves (k8s.io/ingress-nginx takes over an ingress-nginx class in place)' },
   { name: 'gateway-controller-name', value: 'portico.dev/gateway-controller', help: 'Gateway API controllerName whose GatewayClasses Portico serves' },
   { name: 'log-level', value: 'info', help: 'trace|debug|info|warn|error|fatal|silent (access logs are info)' },
   { name: 'publish-status-address', value: '', help: 'IPs/hostnames written to status (loadBalancer.ingress), comma-separated or repeated', list: true },
@@ -222,6 +225,9 @@ export function parseServeOptions(argvIn: readonly string[]): ServeOptions {
   const ingressClass = (values['ingress-class'] as string | undefined) ?? 'portico';
   if (!/^[a-z0-9]([-.a-z0-9]*[a-z0-9])?$/.test(ingressClass)) throw new UsageError(`--ingress-class: ${JSON.stringify(ingressClass)} is not a valid object name`);
   const gatewayControllerName = (values['gateway-controller-name'] as string | undefined) ?? 'portico.dev/gateway-controller';
+  const ingressControllerName = (values['ingress-controller-name'] as string | undefined) ?? 'portico.dev/ingress-controller';
+  // IngressClass.spec.controller: a domain-prefixed path, as the API server validates it.
+  if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/[A-Za-z0-9\/\-._~%!$&'()*+,;=:]+$/.test(ingressControllerName) || ingressControllerName.length > 250) throw new UsageError(`--ingress-controller-name: ${JSON.stringify(ingressControllerName)} is not a controller name (domain/path)`);
   // The GatewayClass controllerName pattern: a domain, '/', a path.
   if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/[A-Za-z0-9\/\-._~%!$&'()*+,;=:]+$/.test(gatewayControllerName) || gatewayControllerName.length > 253) throw new UsageError(`--gateway-controller-name: ${JSON.stringify(gatewayControllerName)} is not a controller name (domain/path)`);
   const adminAllow = parseCidrList((values['admin-allow-cidr'] as string | undefined) ?? '');
@@ -256,6 +262,7 @@ export function parseServeOptions(argvIn: readonly string[]): ServeOptions {
     workers: workersRaw,
     ingressClass,
     gatewayControllerName,
+    ingressControllerName,
     logLevel,
     publishStatusAddresses: ((values['publish-status-address'] as string | undefined) ?? '').split(',').map((a) => a.trim()).filter(Boolean),
     upstreamTimeoutMs: num(values, 'upstream-timeout', 60, 0.001, 86400) * 1000,

@@ -186,7 +186,7 @@ export async function runPrimary(options: ServeOptions, warnings: readonly strin
     let t;
     try {
       const publishAddresses = kube ? kube.addresses(snapshot) : options.publishStatusAddresses;
-      t = translate(snapshot, { ingressClass: options.ingressClass, publishAddresses, defaultCertificateSecret: options.defaultSslCertificate, gatewayControllerName: options.gatewayControllerName, httpPort: options.httpPort, httpsPort: options.httpsPort, bindAddress: options.bindAddress, localAddresses: localAddresses(), unavailableListeners: unavailableListeners(), sslRedirectDefault: options.sslRedirect }, state);
+      t = translate(snapshot, { ingressClass: options.ingressClass, publishAddresses, defaultCertificateSecret: options.defaultSslCertificate, gatewayControllerName: options.gatewayControllerName, ingressControllerName: options.ingressControllerName, httpPort: options.httpPort, httpsPort: options.httpsPort, bindAddress: options.bindAddress, localAddresses: localAddresses(), unavailableListeners: unavailableListeners(), sslRedirectDefault: options.sslRedirect }, state);
     } catch (err) {
       // A translator bug must not take down serving: keep the last table.
       translationsTotal.labels('error').inc();

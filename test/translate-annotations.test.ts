@@ -2,10 +2,11 @@
 // aliases), the ones it does not (reported, never silently ignored), and access restrictions it
 // cannot apply (the Ingress's routes deny every client: fail closed).
 import { describe, expect, it } from 'vitest';
-import { newTranslatorState } from '../controller/translate.ts';
+import { newTranslatorState, translate } from '../controller/translate.ts';
+import { compileTable } from '../router/compile.ts';
 import { reviewAnnotations } from '../controller/ingress.ts';
 import { allowlistDenial } from '../src/realip/allowlist.ts';
-import { CLASS, ingress, ready, rule, run, service, slice } from './translate-fixtures.ts';
+import { CLASS, ingress, ready, rule, run, service, slice, snapshot } from './translate-fixtures.ts';
 
 const base = [CLASS, service('a'), slice('a', [ready('10.9.0.1')])];
 const spec = { ingressClassName: 'portico', rules: [rule('x.com', [['/app', 'Prefix', 'a']])] };
@@ -120,5 +121,26 @@ describe('ssl-redirect across Ingresses', () => {
     expect(r.table.match('secure.test', '/other')?.ir.httpsRedirect).toBe(true);
     expect(r.table.match('secure.test', '/api')?.ir.httpsRedirect).toBe(true);
     expect(r.table.match('secure.test', '/open')?.ir.httpsRedirect).toBeUndefined();
+  });
+});
+
+describe('--ingress-controller-name: serving an existing class in place (an ingress-nginx migration)', () => {
+  const nginxClass = { apiVersion: 'networking.k8s.io/v1', kind: 'IngressClass', metadata: { name: 'nginx' }, spec: { controller: 'k8s.io/ingress-nginx' } };
+  const objects = [nginxClass, service('a'), slice('a', [ready('10.9.0.1')]), ingress('i', { ingressClassName: 'nginx', rules: [rule('x.com', [['/app', 'Prefix', 'a']])] })];
+  const translateWith = (ingressControllerName?: string) => {
+    const t = translate(snapshot(objects), { ingressClass: 'nginx', publishAddresses: ['192.0.2.10'], ...(ingressControllerName ? { ingressControllerName } : {}) }, newTranslatorState());
+    return { ...t, table: compileTable(t.ir, 1) };
+  };
+
+  it("a class whose spec.controller is not Portico's is not served, and says so", () => {
+    const r = translateWith();
+    expect(r.table.match('x.com', '/app')).toBeUndefined();
+    expect(r.problems.map((p) => p.message).join()).toMatch(/has spec.controller k8s.io\/ingress-nginx, not portico.dev\/ingress-controller/);
+  });
+
+  it('with the controller name set to it, the class and its Ingresses are served', () => {
+    const r = translateWith('k8s.io/ingress-nginx');
+    expect(r.table.match('x.com', '/app')).toBeDefined();
+    expect(r.problems.filter((p) => p.kind === 'IngressClass')).toEqual([]);
   });
 });
