@@ -71,11 +71,25 @@ describe('TLSRoute passthrough entries', () => {
     expect(warnings.some((m) => m.includes('TLS listener other (*.other.test)') && m.includes('Ingress default/legacy (app.other.test)'))).toBe(true);
   });
 
-  it('a TLS listener without a hostname cannot refuse by name: a warning says so', () => {
+  it('a TLS listener without a hostname alone on its socket: unrouted names are refused by the socket (no passthrough entry, no warning)', () => {
     const { sni, t } = run([...base([passthrough('any')]), tlsRoute('r', ['abc.example.com'], [to('a')])]);
     expect(sni('abc.example.com')).toBe('a');
     expect(sni('other.example.com')).toBe('terminated');
-    expect(t.problems.some((p) => p.message.startsWith('TLS listener any has no hostname'))).toBe(true);
+    // Nothing terminates on --https-port here: the worker refuses what no entry routes (QA-4).
+    expect(t.tls.sockets?.https).toEqual({ byName: [], listeners: [], refuseUnclaimed: true });
+    expect(t.problems.some((p) => p.message.startsWith('TLS listener any has no hostname'))).toBe(false);
+  });
+
+  it('a TLS listener without a hostname beside an HTTPS listener or an Ingress cannot refuse by name: a warning says so', () => {
+    const ingress: KubeObject = { apiVersion: 'networking.k8s.io/v1', kind: 'Ingress', metadata: { name: 'legacy', namespace: 'default' }, spec: { ingressClassName: 'portico', rules: [{ host: 'app.other.test', http: { paths: [{ path: '/', pathType: 'Prefix', backend: { service: { name: 'a', port: { number: 443 } } } }] } }] } };
+    for (const extra of [[{ name: 'https', port: 443, protocol: 'HTTPS', hostname: 'www.example.com', tls: { certificateRefs: [{ name: 'missing' }] } }], []]) {
+      const objects = [...base([passthrough('any'), ...extra]), tlsRoute('r', ['abc.example.com'], [to('a')]), ...(extra.length === 0 ? [ingress] : [])];
+      const { t } = run(objects);
+      expect(t.problems.some((p) => p.message.startsWith('TLS listener any has no hostname'))).toBe(true);
+    }
+    // With the Ingress served, --https-port terminates every name nothing passes through.
+    const ingressClass: KubeObject = { apiVersion: 'networking.k8s.io/v1', kind: 'IngressClass', metadata: { name: 'portico' }, spec: { controller: 'portico.dev/ingress-controller' } };
+    expect(run([...base([passthrough('any')]), ingressClass, ingress]).t.tls.sockets?.https.refuseUnclaimed).toBeUndefined();
   });
 });
 

@@ -161,13 +161,16 @@ function terminatedNames(gateways: readonly GatewayModel[], objects: readonly Ku
 export function refuseUnroutedNames(gateways: readonly GatewayModel[], objects: readonly KubeObject[], sink: PassthroughSink): Problem[] {
   const problems: Problem[] = [];
   const terminated = terminatedNames(gateways, objects);
+  // Beside no HTTPS listener and no Ingress, the socket refuses every name nothing routes by
+  // itself (CertificateStore claims()): a listener without hostname needs no warning there.
+  const terminatesOthers = objects.some((o) => o.kind === 'Ingress') || gateways.some((g) => g.listeners.some((l) => l.protocol === 'HTTPS' && l.accepted));
   for (const g of gateways) {
     for (const l of g.listeners) {
       if (l.protocol !== 'TLS' || !l.programmed) continue;
       const where = { kind: 'Gateway', namespace: g.object.metadata.namespace ?? 'default', name: g.object.metadata.name };
       const host = l.hostname;
       if (host === undefined) {
-        problems.push({ severity: 'warning', ...where, message: `TLS listener ${l.name} has no hostname: a connection whose SNI matches no TLSRoute is terminated by Portico instead of refused (passthrough refuses by hostname only); give the listener a hostname` });
+        if (terminatesOthers) problems.push({ severity: 'warning', ...where, message: `TLS listener ${l.name} has no hostname: a connection whose SNI matches no TLSRoute is terminated by Portico instead of refused (passthrough refuses by hostname only); give the listener a hostname` });
         continue;
       }
       const multi = host.startsWith('*.');
