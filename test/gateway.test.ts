@@ -459,3 +459,25 @@ describe('references with fields of the wrong type match nothing instead of wide
     expect(conditions('port')[0]).toBe('Accepted=False NoMatchingParent');
   });
 });
+
+describe('lastTransitionTime across a restart (a fresh translator state)', () => {
+  it("keeps the time the object's status already holds for a condition whose status is unchanged", () => {
+    const objects = [...base(), route('r', { rules: [rule('v1')] })];
+    const first = run(objects).t;
+    // The API server's copies now carry that status; a new process translates them at a later time.
+    const withStatus = objects.map((o) => {
+      const st = first.statuses.find((s) => s.kind === o.kind && s.metadata.name === o.metadata.name);
+      return st === undefined ? o : { ...o, status: st.status };
+    });
+    const later = { ...OPTIONS, now: new Date('2026-07-01T00:00:00Z') };
+    const second = run(withStatus, later).t;
+    const times = (t: typeof first) => JSON.stringify(t.statuses).match(/"lastTransitionTime":"[^"]+"/g)!;
+    expect(times(second).length).toBeGreaterThan(5);
+    expect(new Set(times(second))).toEqual(new Set(['"lastTransitionTime":"2026-06-01T00:00:00Z"']));
+    // A condition that flips gets the new time: the route loses its backend.
+    const flipped = run(withStatus.map((o) => (o.kind === 'HTTPRoute' ? { ...o, spec: { parentRefs: [{ name: 'gw' }], rules: [rule('missing')] } } : o)), later).t;
+    const rs = flipped.statuses.find((s) => s.kind === 'HTTPRoute')!.status as { parents: { conditions: { type: string; lastTransitionTime: string }[] }[] };
+    expect(rs.parents[0].conditions.find((c) => c.type === 'ResolvedRefs')!.lastTransitionTime).toBe('2026-07-01T00:00:00Z');
+    expect(rs.parents[0].conditions.find((c) => c.type === 'Accepted')!.lastTransitionTime).toBe('2026-06-01T00:00:00Z');
+  });
+});

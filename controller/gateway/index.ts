@@ -7,7 +7,7 @@ import type { BackendIndex } from '../backends.ts';
 import { compareAge, type KubeObject, type Problem } from '../objects.ts';
 import type { StatusItem } from '../status.ts';
 import type { TlsSecrets } from '../tls.ts';
-import { ConditionStamper, type ConditionClock } from './conditions.ts';
+import { ConditionStamper, observedConditions, type ConditionClock } from './conditions.ts';
 import { evaluateGateways, listenerConditions, ownClasses, ownSocketOf, SUPPORTED_FEATURES, type GatewayModel, type ListenerBindError, type ListenerModel } from './gateways.ts';
 import { KindClaims, serviceBeforeMethod } from './grpcroute.ts';
 import { translateHTTPRoute } from './httproute.ts';
@@ -60,7 +60,7 @@ export function translateGatewayApi(objects: readonly KubeObject[], options: Gat
   const problems: Problem[] = [];
   const classes = ownClasses(objects, options.controllerName);
   for (const c of classes) {
-    statuses.push({ apiVersion: c.object.apiVersion, kind: 'GatewayClass', metadata: { name: c.object.metadata.name, generation: c.object.metadata.generation }, status: { conditions: stamper.stamp(`GatewayClass/${c.object.metadata.name}`, c.object.metadata.generation, c.conditions), supportedFeatures: SUPPORTED_FEATURES.map((name) => ({ name })) } });
+    statuses.push({ apiVersion: c.object.apiVersion, kind: 'GatewayClass', metadata: { name: c.object.metadata.name, generation: c.object.metadata.generation }, status: { conditions: stamper.stamp(`GatewayClass/${c.object.metadata.name}`, c.object.metadata.generation, c.conditions, observedConditions(c.object)), supportedFeatures: SUPPORTED_FEATURES.map((name) => ({ name })) } });
   }
   const grants = new ReferenceGrants(objects);
   const gateways = evaluateGateways(objects, new Set(classes.filter((c) => c.accepted).map((c) => c.object.metadata.name)), {
@@ -113,7 +113,7 @@ export function translateGatewayApi(objects: readonly KubeObject[], options: Gat
         parents: result.parents.map((p) => ({
           parentRef: p.parentRef,
           controllerName: options.controllerName,
-          conditions: stamper.stamp(`${route.kind}/${ns}/${route.metadata.name}|${JSON.stringify(p.parentRef)}`, route.metadata.generation, p.conditions),
+          conditions: stamper.stamp(`${route.kind}/${ns}/${route.metadata.name}|${JSON.stringify(p.parentRef)}`, route.metadata.generation, p.conditions, observedParent(route, p.parentRef, options.controllerName)),
         })),
       },
     });
@@ -163,7 +163,7 @@ export function translateGatewayApi(objects: readonly KubeObject[], options: Gat
         parents: result.parents.map((p) => ({
           parentRef: p.parentRef,
           controllerName: options.controllerName,
-          conditions: stamper.stamp(`TLSRoute/${ns}/${route.metadata.name}|${JSON.stringify(p.parentRef)}`, route.metadata.generation, p.conditions),
+          conditions: stamper.stamp(`TLSRoute/${ns}/${route.metadata.name}|${JSON.stringify(p.parentRef)}`, route.metadata.generation, p.conditions, observedParent(route, p.parentRef, options.controllerName)),
         })),
       },
     });
@@ -194,7 +194,7 @@ export function translateGatewayApi(objects: readonly KubeObject[], options: Gat
       name: l.name,
       supportedKinds: l.supportedKinds,
       attachedRoutes: l.attachedRoutes,
-      conditions: stamper.stamp(`Gateway/${g.key}|listener ${l.name}`, gen, listenerConditions(l)),
+      conditions: stamper.stamp(`Gateway/${g.key}|listener ${l.name}`, gen, listenerConditions(l), observedConditions(g.object, (st) => (Array.isArray(st.listeners) ? st.listeners.find((x) => (x as { name?: unknown })?.name === l.name) : undefined))),
     }));
     for (const l of g.listeners) if (l.programmed) for (const id of l.certificates) if (!certificates.includes(id)) certificates.push(id);
     for (const l of g.listeners) {
@@ -209,7 +209,7 @@ export function translateGatewayApi(objects: readonly KubeObject[], options: Gat
       apiVersion: g.object.apiVersion,
       kind: 'Gateway',
       metadata: { namespace: g.object.metadata.namespace, name: g.object.metadata.name, generation: gen },
-      status: { addresses: g.addresses, conditions: stamper.stamp(`Gateway/${g.key}`, gen, g.gatewayConditions()), listeners },
+      status: { addresses: g.addresses, conditions: stamper.stamp(`Gateway/${g.key}`, gen, g.gatewayConditions(), observedConditions(g.object)), listeners },
     });
     for (const l of g.listeners) {
       if (!l.programmed || (l.protocol !== 'HTTP' && l.protocol !== 'HTTPS' && l.protocol !== 'TLS')) continue;
@@ -265,4 +265,15 @@ export function mergeVirtualHosts(ir: RoutingIR, extra: readonly GatewayVirtualH
   }
   out.sort((a, b) => (a.hostname < b.hostname ? -1 : a.hostname > b.hostname ? 1 : (a.multiLabelWildcard ? 1 : 0) - (b.multiLabelWildcard ? 1 : 0)));
   return { ...ir, virtualHosts: out };
+}
+
+/** The conditions a route's status holds for one of Portico's parents (as Portico wrote them). */
+function observedParent(route: KubeObject, parentRef: Record<string, unknown>, controllerName: string): unknown {
+  const ns = route.metadata.namespace ?? 'default';
+  const key = (r: Record<string, unknown>) => `${r.namespace ?? ns}/${r.name}/${r.sectionName ?? ''}/${r.port ?? ''}`;
+  const want = key(parentRef);
+  return observedConditions(route, (st) => (Array.isArray(st.parents) ? st.parents.find((p) => {
+    const e = p as { controllerName?: unknown; parentRef?: unknown };
+    return e !== null && typeof e === 'object' && e.controllerName === controllerName && e.parentRef !== null && typeof e.parentRef === 'object' && key(e.parentRef as Record<string, unknown>) === want;
+  }) : undefined));
 }
