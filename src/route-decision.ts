@@ -31,9 +31,10 @@ export interface DecisionContext {
   readonly httpsPort: number;
   /**
    * True when `host` has a certificate of its own other than the one the connection's SNI chose:
-   * 421 (RFC 9110 15.5.20). Called only for TLS connections with a server name.
+   * 421 (RFC 9110 15.5.20). Called only for TLS connections with a server name; `table` is the
+   * one the request is routed on (a Gateway listener socket's own, or the main one).
    */
-  readonly misdirected?: (serverName: string, host: string) => boolean;
+  readonly misdirected?: (serverName: string, host: string, table: RoutingTable) => boolean;
 }
 
 export interface ProxyDecision {
@@ -101,7 +102,7 @@ export function decideRoute(table: RoutingTable | undefined, req: RouteRequest, 
   // connection, which is all a 421 asks for, would be the same. Such clients (cloud load
   // balancers re-encrypting to Portico, probes by IP) are served by Host, as nginx does.
   const sni = req.serverName !== undefined && isIP(req.serverName) === 0 ? req.serverName : undefined;
-  if (sni !== undefined && host !== undefined && ctx.misdirected !== undefined && ctx.misdirected(sni, hostKey(host).name)) return MISDIRECTED;
+  if (sni !== undefined && host !== undefined && ctx.misdirected !== undefined && ctx.misdirected(sni, hostKey(host).name, table)) return MISDIRECTED;
   // Gateway HTTPS listeners: the SNI's listener must be the Host's (GatewayHTTPSListenerDetectMisdirectedRequests).
   if (table.misdirected(req.localPort, sni, host)) return MISDIRECTED;
   const route = table.match(host, req.target, req);

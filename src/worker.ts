@@ -56,16 +56,19 @@ function forwardingFor(req: DownstreamRequest): ForwardedValues {
 }
 
 const table = () => current;
+/** The tables the main listeners route on (a request may still hold the one before the current). */
+const mainTables = new WeakSet<RoutingTable>();
 /**
  * 421 Misdirected Request: an HTTPS request whose Host names a host with a certificate of its own,
  * other than the one this connection was set up for (its SNI). Hosts sharing the connection's
  * certificate may share the connection (HTTP/2 connection reuse). Called only for connections
  * with a server name (route-decision.ts: no SNI, or an IP as SNI, is served by Host).
  */
-function misdirected(sni: string, host: string): boolean {
-  if (sni === host || isIP(sni) !== 0) return false;
-  // As --https-port picks certificates (by Ingress certificate names and Gateway listeners);
-  // Gateway listener sockets of their own are told apart by listener (table.misdirected).
+function misdirected(sni: string, host: string, routedOn: RoutingTable): boolean {
+  // Sockets of their own have only Gateway listeners, told apart by listener (table.misdirected);
+  // their certificates are not --https-port's.
+  if (sni === host || isIP(sni) !== 0 || !mainTables.has(routedOn)) return false;
+  // As --https-port picks certificates (by Ingress certificate names and Gateway listeners).
   const certificates = store.socket('https');
   const own = certificates.lookup(host);
   if (own === undefined || own.match === 'default') return false;
@@ -228,6 +231,7 @@ async function onTable(msg: TableMessage): Promise<void> {
   for (const f of report.failed) log.error({ certificate: f.id, err: f.reason }, 'certificate rejected by TLS; its hosts get the default certificate');
   for (const stack of [...stacks, ...gatewayStacks.values()]) stack.applyTls(undefined);
   current = table;
+  mainTables.add(table);
   retainRouteSeries(msg.ir);
   tableSwaps.inc();
   tableVersion.set(table.version);

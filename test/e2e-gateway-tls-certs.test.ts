@@ -5,6 +5,7 @@
 // TLS Passthrough (QA-4), a name nothing on the socket serves is refused, not terminated.
 import { once } from 'node:events';
 import { X509Certificate } from 'node:crypto';
+import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -94,6 +95,19 @@ afterAll(async () => {
   await Promise.all(pods.map((p) => p.close()));
 });
 
+/** An HTTPS GET with this SNI and Host: the status. */
+function get(host: string, port: number, servername: string, hostHeader: string): Promise<number | string> {
+  return new Promise((resolve) => {
+    const req = https.request({ host, port, servername, path: '/', headers: { host: hostHeader }, rejectUnauthorized: false, agent: false, timeout: 5000 }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode ?? 0));
+    });
+    req.on('error', (e) => resolve(e.message));
+    req.on('timeout', () => req.destroy());
+    req.end();
+  });
+}
+
 describe('Gateway HTTPS listeners serve their own certificates (QA-9)', () => {
   it('a listener without hostname answers every SNI, and no SNI, with its certificate (CN-only)', async () => {
     for (const sni of ['other.test', 'cnonly.test', 'a.b.c.test', '']) expect((await hello(OWN_ADDRESS, portico.httpsPort, sni)).cert, sni || '(no SNI)').toBe(fingerprint(certs.cnonly));
@@ -123,6 +137,13 @@ describe('Gateway HTTPS listeners serve their own certificates (QA-9)', () => {
     expect((await hello('127.0.0.1', p, '')).cert).toBe('fake');
     // The other Gateways' certificates are theirs: not served here by the names they carry.
     expect((await hello('127.0.0.1', p, 'a.multi.test')).cert).toBe('fake');
+  });
+
+  it('421 for an Ingress host follows the socket: on --https-port over another certificate\'s connection, not on a socket of its own', async () => {
+    expect(await get('127.0.0.1', portico.httpsPort, 'ing.test', 'ing.test')).toBe(200);
+    expect(await get('127.0.0.1', portico.httpsPort, 'gw.shared.test', 'ing.test')).toBe(421);
+    // The catch-all listener's connection serves any Host its routes do; ing.test's certificate is --https-port's.
+    expect(await get(OWN_ADDRESS, portico.httpsPort, 'other.test', 'ing.test')).toBe(200);
   });
 });
 
