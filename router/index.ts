@@ -6,5 +6,6 @@ export { editHeaderList, editHeaderRecord, redirectLocation, rewriteTarget } fro
 export type { CompiledFilters, CompiledHeaderEdit, CompiledRedirect, CompiledRewrite, RedirectRequest } from './filters.ts';
 export { hostKey, normalizeHostname } from './host.ts';
 export { normalizePath, pathEnd } from './path.ts';
+export { queryParam } from './query.ts';
 export { changedEndpointSets, splitEndpoints, withEndpointSets } from './endpoints.ts';
 export type { EndpointSetIR, EndpointSetsIR } from './endpoints.ts';

@@ -7,7 +7,7 @@ import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import type { TLSSocket } from 'node:tls';
 import { Pool, type Dispatcher } from 'undici';
 import type { CompiledBackend, CompiledEndpoint, CompiledFilters, CompiledMirror, CompiledRoute, RoutingTable } from '../router/index.ts';
-import { pickOtherEndpoint } from '../router/index.ts';
+import { pickOtherEndpoint, queryParam } from '../router/index.ts';
 import { addCorsHeaders, applyRequestFilters, applyResponseFilters, corsResponseHeaders } from '../router/filters.ts';
 import { chooseMirrors, configureMirrors, openMirrors, teeBody } from './mirror.ts';
 import { SERVER_HEADER, downstreamHeaders, upstreamHeaders, type ForwardedValues } from './forwarding.ts';
@@ -479,8 +479,6 @@ export interface ProxyContext {
 // allocates nothing for it; set `req` before deciding and clear it after.
 export class NodeRouteRequest implements RouteRequest {
   req: DownstreamRequest | undefined;
-  private query: URLSearchParams | undefined;
-  private queryOf: DownstreamRequest | undefined;
 
   get method(): string {
     return this.req?.method ?? 'GET';
@@ -513,13 +511,8 @@ export class NodeRouteRequest implements RouteRequest {
   }
 
   queryParam(name: string): string | undefined {
-    if (this.queryOf !== this.req) {
-      const url = this.req?.url ?? '';
-      const q = url.indexOf('?');
-      this.query = new URLSearchParams(q === -1 ? '' : url.slice(q + 1));
-      this.queryOf = this.req;
-    }
-    return this.query?.get(name) ?? undefined;
+    // Read in place from the target: no URLSearchParams per request.
+    return queryParam(this.req?.url ?? '', name);
   }
 }
 

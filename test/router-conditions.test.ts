@@ -1,7 +1,7 @@
 // Terminal-node conditions: the one-pass regex matcher agrees with RegExp, conditions are tried
 // cheapest first, and the order never changes which route a request gets.
 import { describe, expect, it } from 'vitest';
-import { compileTable, type RequestAttributes, type RouteIR, type VirtualHostIR } from '../router/index.ts';
+import { compileTable, queryParam, type RequestAttributes, type RouteIR, type VirtualHostIR } from '../router/index.ts';
 import { compileSafeRegex, directMatcher, unsafeRegexReason } from '../router/regex.ts';
 import { prng } from './helpers/prng.ts';
 
@@ -149,6 +149,34 @@ describe('conditions at the terminal node', () => {
         (r.queryParams ?? []).every((q) => { const v = query[q.name]; return v !== undefined && (q.type === 'Exact' ? v === q.value : new RegExp(`^(?:${q.value})$`).test(v)); }));
       const got = t.match('h', '/', { method, header: (h) => headers[h], queryParam: (q) => query[q] });
       expect(got?.id, JSON.stringify({ method, headers, query })).toBe(want?.id);
+    }
+  });
+});
+
+describe('query parameters read in place', () => {
+  const reference = (target: string, name: string) => {
+    const q = target.indexOf('?');
+    return new URLSearchParams(q === -1 ? '' : target.slice(q + 1)).get(name) ?? undefined;
+  };
+
+  it('answer as URLSearchParams does', () => {
+    const cases: [string, string][] = [
+      ['/a?v=2&x=1', 'v'], ['/a?x=1', 'v'], ['/a', 'v'], ['/a?', 'v'], ['/a??v=2', 'v'], ['/a?v', 'v'], ['/a?v=&v=3', 'v'],
+      ['/a?%76=4', 'v'], ['/a?v=a+b%20c', 'v'], ['/a?a&&v=5=6', 'v'], ['/a?v=%zz', 'v'], ['/a?v=%C3%A9', 'v'], ['/a?v=%C3', 'v'],
+      ['/a?x=1#f&v=2', 'v'], ['/a?=1', ''], ['/a?a+b=1', 'a b'], ['/a?V=1', 'v'], ['/a?vv=1&v=2', 'v'],
+    ];
+    for (const [t, n] of cases) expect(queryParam(t, n), `${t} ${n}`).toBe(reference(t, n));
+  });
+
+  it('agree with URLSearchParams on random targets', () => {
+    const rand = prng(99);
+    const parts = ['v', 'x', 'v2', '=', '=', '&', '&', '?', '+', '%76', '%2B', '%26', '%3D', '%', '%zz', '%C3%A9', 'é', '#', '2', ''];
+    const names = ['v', 'x', 'v2', 'v 2', '', '&', '+', 'é'];
+    for (let n = 0; n < 5000; n++) {
+      let t = '/p?';
+      const len = Math.floor(rand() * 8);
+      for (let i = 0; i < len; i++) t += parts[Math.floor(rand() * parts.length)];
+      for (const name of names) if (queryParam(t, name) !== reference(t, name)) expect({ t, name, got: queryParam(t, name) }).toEqual({ t, name, got: reference(t, name) });
     }
   });
 });

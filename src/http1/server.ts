@@ -15,7 +15,7 @@ import pino from 'pino';
 import type net from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { CompiledBackend, CompiledEndpoint, CompiledFilters, CompiledRoute, RoutingTable } from '../../router/index.ts';
-import { pickOtherEndpoint } from '../../router/index.ts';
+import { pickOtherEndpoint, queryParam } from '../../router/index.ts';
 import { addCorsHeaders, applyRequestFilters, applyResponseFilters, corsResponseHeaders, type HeaderRecord } from '../../router/filters.ts';
 import { SERVER_HEADER, connectionTokens, isHopByHop, upstreamHeaders, type ForwardedValues } from '../forwarding.ts';
 import type { ConnectionSink, ListenerLimits } from '../listeners.ts';
@@ -89,8 +89,6 @@ class HeadView implements RouteRequest {
   rawHeaders: string[] = [];
   serverName: string | undefined;
   localPort: number | undefined;
-  private query: URLSearchParams | undefined;
-  private queryOf: RequestHead | undefined;
 
   get method(): string {
     return this.head?.method ?? 'GET';
@@ -109,21 +107,28 @@ class HeadView implements RouteRequest {
     let out: string | undefined;
     for (let i = 0; i < raw.length; i += 2) {
       const n = raw[i];
-      if (n.length !== name.length || n.toLowerCase() !== name) continue;
+      if (!sameLowerCase(n, name)) continue;
       out = out === undefined ? raw[i + 1] : `${out}, ${raw[i + 1]}`;
     }
     return out;
   }
 
   queryParam(name: string): string | undefined {
-    if (this.queryOf !== this.head) {
-      const t = this.head?.target ?? '';
-      const q = t.indexOf('?');
-      this.query = new URLSearchParams(q === -1 ? '' : t.slice(q + 1));
-      this.queryOf = this.head;
-    }
-    return this.query?.get(name) ?? undefined;
+    // Read in place from the target: no URLSearchParams per request.
+    return queryParam(this.head?.target ?? '', name);
   }
+}
+
+/** `n` lower-cased equals `lower`, without allocating a lower-cased copy (header names are ASCII). */
+function sameLowerCase(n: string, lower: string): boolean {
+  if (n.length !== lower.length) return false;
+  for (let i = 0; i < n.length; i++) {
+    let c = n.charCodeAt(i);
+    if (c >= 128) return n.toLowerCase() === lower;
+    if (c >= 65 && c <= 90) c += 32;
+    if (c !== lower.charCodeAt(i)) return false;
+  }
+  return true;
 }
 
 export class FastHttp1Server {
