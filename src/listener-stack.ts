@@ -89,21 +89,13 @@ export class ListenerStack {
     });
     if (spec.protocol === 'HTTP') {
       this.tlsServer = undefined;
-      this.server = createTrafficListener({ name: spec.name, port: spec.port, host: spec.address, limits: options, log, accept: deps.accept(spec.name), serve: plainHttpServe(fast ?? http1, h2, options.headersTimeoutMs) });
+      this.server = createTrafficListener({ name: spec.name, port: spec.port, host: spec.address, limits: options, log, accept: deps.accept(spec.name), serve: plainHttpServe(fast ?? http1, h2, options.headersTimeoutMs), sockets: this.sockets });
     } else {
       const stack = createHttpsStack({ store: deps.store, table, http1: fast ?? http1, h2, log, handshakeTimeoutMs: options.headersTimeoutMs, connectTimeoutMs: options.upstreamConnectTimeoutMs, realIp: deps.realIp, listener: spec.name, ...(spec.protocol === 'TLS' ? { passthroughOnly: true } : {}) });
       this.tlsServer = stack.tlsServer;
       deps.store.applyTo(stack.tlsServer, spec.name);
-      this.server = createTrafficListener({ name: spec.name, port: spec.port, host: spec.address, limits: options, log, accept: deps.accept(spec.name), serve: stack.serve, allowHalfOpen: true });
+      this.server = createTrafficListener({ name: spec.name, port: spec.port, host: spec.address, limits: options, log, accept: deps.accept(spec.name), serve: stack.serve, allowHalfOpen: true, sockets: this.sockets });
     }
-    this.track();
-  }
-
-  private track(): void {
-    this.server.on('connection', (socket: net.Socket) => {
-      this.sockets.add(socket);
-      socket.once('close', () => this.sockets.delete(socket));
-    });
   }
 
   listen(): Promise<ListenMode> {

@@ -11,7 +11,7 @@ import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import client from 'prom-client';
 import type { Logger } from './log.ts';
-import { openConnections } from './metrics.ts';
+import { openConnectionCounts } from './metrics.ts';
 import type { RequestHandler } from './proxy.ts';
 import { shouldUpgrade } from './upgrade.ts';
 import { SERVER_HEADER } from './forwarding.ts';
@@ -266,18 +266,34 @@ export interface TrafficListenerOptions {
   readonly allowHalfOpen?: boolean;
   /** Runs first on every accepted socket; calls `next` to continue, or closes the socket. */
   readonly accept?: (socket: net.Socket, next: (socket: net.Socket) => void) => void;
+  /** Where the listener keeps its open sockets (ListenerStack.destroyAll). */
+  readonly sockets?: Set<net.Socket>;
 }
+
+function noop(): void {}
 
 /** The front `net.Server` of a listener: connection limits, gauges, then `accept` and `serve`. */
 export function createTrafficListener(o: TrafficListenerOptions): net.Server {
-  const gauge = openConnections.labels(o.name);
+  let open = openConnectionCounts.get(o.name);
+  if (open === undefined) openConnectionCounts.set(o.name, (open = { n: 0 }));
+  const count = open;
+  const sockets = o.sockets;
+  // One close handler per listener, not a closure per connection ('close' fires once).
+  function onClose(this: net.Socket): void {
+    count.n--;
+    sockets?.delete(this);
+  }
+  const accept = o.accept;
+  const serve = o.serve;
   const server = net.createServer({ noDelay: true, pauseOnConnect: false, allowHalfOpen: o.allowHalfOpen === true }, (socket) => {
-    gauge.inc();
-    acceptedAt.set(socket, performance.now());
-    socket.once('close', () => gauge.dec());
-    socket.on('error', () => undefined);
-    if (o.accept) o.accept(socket, o.serve);
-    else o.serve(socket);
+    count.n++;
+    sockets?.add(socket);
+    socket.on('close', onClose);
+    socket.on('error', noop);
+    if (accept !== undefined) {
+      acceptedAt.set(socket, performance.now());
+      accept(socket, serve);
+    } else serve(socket);
   });
   server.maxConnections = o.limits.maxConnections;
   let lastDropLog = 0;

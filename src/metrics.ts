@@ -152,10 +152,19 @@ export const endpointUpdates = new client.Counter({
   help: 'Endpoint updates applied without a new routing table (EndpointSlice changes), summed over workers',
 });
 
+/**
+ * Open client connections by listener, counted in plain numbers (src/listeners.ts) and read at
+ * scrape: a labelled inc()/dec() hashes its labels on every connection.
+ */
+export const openConnectionCounts = new Map<string, { n: number }>();
+
 export const openConnections = new client.Gauge({
   name: 'portico_open_connections',
   help: 'Open client connections',
   labelNames: ['listener'] as const,
+  collect() {
+    for (const [listener, c] of openConnectionCounts) this.labels(listener).set(c.n);
+  },
 });
 
 /** Methods with a series of their own; any other is `other`. */
