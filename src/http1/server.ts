@@ -415,6 +415,21 @@ class Connection {
     this.lingerUntilClosed();
   }
 
+  /**
+   * The client asked to close (Connection: close, or HTTP/1.0) and its request was read whole:
+   * when nothing more came from it and the answer is with the kernel, close at once, as nginx
+   * does, instead of a half-close, an EOF read and a linger timer per connection. Otherwise (bytes
+   * after the request, unflushed output, TLS and its close_notify) as close().
+   */
+  private closeNow(): void {
+    const s = this.socket;
+    if ((this.buf !== undefined && this.buf.length > 0) || s.readableLength > 0 || s.writableLength > 0 || (s as TLSSocket).encrypted === true) return this.close();
+    this.ending = true;
+    this.buf = undefined;
+    this.clearDeadline();
+    this.destroy();
+  }
+
   /** A client that keeps its side open after ours ended is not waited for long. */
   private lingerUntilClosed(): void {
     this.linger = setTimeout(destroySocket, 2000, this.socket);
@@ -458,9 +473,10 @@ class Connection {
 
   /** The current exchange is complete: the next request may be read. */
   next(closeAfter: boolean): void {
+    const ex = this.ex;
     this.ex = undefined;
     if (this.closed) return;
-    if (closeAfter) return this.close();
+    if (closeAfter) return ex !== undefined && !ex.head.keepAlive && ex.reqBodyDone ? this.closeNow() : this.close();
     if (this.buf === undefined || this.buf.length === 0) {
       if (this.clientEnded) return this.close();
       this.setDeadline(Deadline.Idle, this.server.options.limits.keepAliveTimeoutMs);
