@@ -17,6 +17,7 @@ import { createH2cServer, createHttp1Server, createTrafficListener, listen, plai
 import type { Logger } from './log.ts';
 import type { ServeOptions } from './options.ts';
 import type { RealIpConfig } from './realip/client-ip.ts';
+import type { AcceptHook } from './realip/proxy-listener.ts';
 import { createRequestHandler, drain, type DownstreamRequest, type UpstreamPools } from './proxy.ts';
 import type { DecisionContext } from './route-decision.ts';
 import { createUpgradeHandler } from './upgrade.ts';
@@ -42,7 +43,7 @@ export interface StackDeps {
   readonly forwarding: (req: DownstreamRequest) => ForwardedValues;
   readonly realIp: RealIpConfig;
   /** PROXY protocol (or none) in front of the protocol servers. */
-  readonly accept: (listener: string) => (socket: net.Socket, next: (socket: net.Socket) => void) => void;
+  readonly accept: (listener: string) => AcceptHook;
   /** With --http1-engine fast: a fast-path server for a listener (one upstream pool for all). */
   readonly fast?: (table: () => RoutingTable | undefined, handOff: (socket: net.Socket) => void) => FastHttp1Server;
 }
@@ -89,7 +90,11 @@ export class ListenerStack {
     });
     if (spec.protocol === 'HTTP') {
       this.tlsServer = undefined;
-      this.server = createTrafficListener({ name: spec.name, port: spec.port, host: spec.address, limits: options, log, accept: deps.accept(spec.name), serve: plainHttpServe(fast ?? http1, h2, options.headersTimeoutMs), sockets: this.sockets });
+      const accept = deps.accept(spec.name);
+      // Without PROXY protocol the fast engine checks the first bytes for a PROXY header itself,
+      // so its connections skip the accept step (a read, a put-back and a timer per connection).
+      const firstBytes = fast !== undefined ? accept.unexpectedProxy : undefined;
+      this.server = createTrafficListener({ name: spec.name, port: spec.port, host: spec.address, limits: options, log, ...(firstBytes === undefined ? { accept } : {}), serve: plainHttpServe(fast ?? http1, h2, options.headersTimeoutMs, firstBytes), sockets: this.sockets });
     } else {
       const stack = createHttpsStack({ store: deps.store, table, http1: fast ?? http1, h2, log, handshakeTimeoutMs: options.headersTimeoutMs, connectTimeoutMs: options.upstreamConnectTimeoutMs, realIp: deps.realIp, listener: spec.name, ...(spec.protocol === 'TLS' ? { passthroughOnly: true } : {}) });
       this.tlsServer = stack.tlsServer;

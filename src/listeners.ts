@@ -13,6 +13,7 @@ import client from 'prom-client';
 import type { Logger } from './log.ts';
 import { openConnectionCounts } from './metrics.ts';
 import type { RequestHandler } from './proxy.ts';
+import type { FirstBytesCheck } from './realip/proxy-listener.ts';
 import { shouldUpgrade } from './upgrade.ts';
 import { SERVER_HEADER } from './forwarding.ts';
 
@@ -317,17 +318,21 @@ export interface ConnectionSink {
    * Serves a plain connection that may open with the HTTP/2 preface, handing it to `h2c` if so,
    * within `headersTimeoutMs` (the fast path tells from its first read, with no sniffing step).
    */
-  servePlain?(socket: net.Socket, h2c: ConnectionSink, headersTimeoutMs: number): void;
+  servePlain?(socket: net.Socket, h2c: ConnectionSink, headersTimeoutMs: number, firstBytes?: FirstBytesCheck): void;
 }
 
-/** Plain HTTP: HTTP/1.1, or h2c when the client opens with the HTTP/2 preface. */
-export function plainHttpServe(http1: ConnectionSink, h2c: http2.Http2Server, headersTimeoutMs: number): (socket: net.Socket) => void {
+/**
+ * Plain HTTP: HTTP/1.1, or h2c when the client opens with the HTTP/2 preface. `firstBytes`, for
+ * a sink with servePlain, is checked on the connection's first bytes (a PROXY header where none
+ * is expected) in place of an accept step.
+ */
+export function plainHttpServe(http1: ConnectionSink, h2c: http2.Http2Server, headersTimeoutMs: number, firstBytes?: FirstBytesCheck): (socket: net.Socket) => void {
   return (socket) => {
     // Time spent in the accept step (waiting for a possible PROXY header) counts against the
     // headers timeout; a floor leaves bytes already read the time to be seen.
     const since = acceptedAt.get(socket);
     const left = since === undefined ? headersTimeoutMs : Math.max(50, headersTimeoutMs - (performance.now() - since));
-    if (http1.servePlain !== undefined) return http1.servePlain(socket, h2c, left);
+    if (http1.servePlain !== undefined) return http1.servePlain(socket, h2c, left, firstBytes);
     void sniffH2Preface(socket, left).then((isH2) => {
       if (socket.destroyed) return;
       // Nothing (or too little to tell) within the headers timeout: that timeout is over, so

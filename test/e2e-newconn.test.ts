@@ -26,6 +26,25 @@ afterAll(async () => {
   await backend?.close();
 });
 
+/** Sends `parts` one write at a time, 100 ms apart, then reads until Portico closes. */
+function exchangeParts(parts: (string | Buffer)[]): Promise<{ text: string; closed: boolean }> {
+  return new Promise((resolve) => {
+    const s = net.connect({ port: portico.httpPort, host: '127.0.0.1' });
+    let text = '';
+    s.setEncoding('latin1');
+    s.on('data', (d: string) => (text += d));
+    s.on('error', () => undefined);
+    s.on('close', () => resolve({ text, closed: true }));
+    s.setTimeout(8000, () => s.destroy());
+    let i = 0;
+    const next = (): void => {
+      if (i < parts.length && !s.destroyed) s.write(parts[i++]);
+      if (i < parts.length) setTimeout(next, 100);
+    };
+    s.once('connect', next);
+  });
+}
+
 /**
  * Sends `data` on a client that never half-closes itself, and reads until Portico closes:
  * what arrived, whether Portico's FIN came (not a reset).
@@ -85,6 +104,20 @@ describe('fast engine: closing new connections', () => {
     expect(r.error).toBeUndefined();
     expect(r.fin).toBe(true);
     expect(r.text.endsWith('POST /e\n')).toBe(true);
+  });
+
+  it('a PROXY header on this listener (no PROXY protocol), also split across reads, is refused with 400 and counted; P... requests are served', async () => {
+    const before = (await portico.metric('portico_proxy_protocol_mismatch_total', { kind: 'unexpected_header' })) ?? 0;
+    const v1 = await exchangeParts(['PRO', 'XY TCP4 10.0.0.1 10.0.0.2 1234 80\r\n', get('/p1', 'Connection: close\r\n')]);
+    expect(v1.text).toMatch(/^HTTP\/1\.1 400 /);
+    expect(v1.text).toContain('unexpected PROXY protocol header');
+    const sig = Buffer.from([0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a, 0x21, 0x11, 0x00, 0x0c, 10, 0, 0, 1, 10, 0, 0, 2, 4, 210, 0, 80]);
+    const v2 = await exchangeParts([sig.subarray(0, 3), sig.subarray(3), get('/p2', 'Connection: close\r\n')]);
+    expect(v2.text).toMatch(/^HTTP\/1\.1 400 /);
+    await waitFor('mismatches counted', async () => (await portico.metric('portico_proxy_protocol_mismatch_total', { kind: 'unexpected_header' })) === before + 2);
+    const post = await exchangeParts(['P', 'OST /p3 HTTP/1.1\r\nHost: nc.test\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok']);
+    expect(post.text).toMatch(/^HTTP\/1\.1 200 /);
+    expect(post.text.endsWith('POST /p3\n')).toBe(true);
   });
 
   it('the open-connections gauge goes up for open connections and back to 0 once they close', async () => {

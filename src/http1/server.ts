@@ -24,7 +24,7 @@ import { observeRequest, observeUpstreamLatency, requestHeadBytes, upstreamError
 import { drain, proxyLogFields, type DownstreamRequest } from '../proxy.ts';
 import type { RealIpConfig } from '../realip/client-ip.ts';
 import { resolveRealIp } from '../realip/client-ip.ts';
-import { getProxyInfo } from '../realip/proxy-listener.ts';
+import { getProxyInfo, type FirstBytesCheck } from '../realip/proxy-listener.ts';
 import { pathProblem } from '../request-checks.ts';
 import { decideRoute, type DecisionContext, type RouteRequest } from '../route-decision.ts';
 import { BodyFramer } from './body.ts';
@@ -154,15 +154,15 @@ export class FastHttp1Server {
     return true;
   }
 
-  handle(socket: net.Socket, h2c?: ConnectionSink, headersTimeoutMs?: number): void {
-    const conn = new Connection(this, socket, h2c, headersTimeoutMs);
+  handle(socket: net.Socket, h2c?: ConnectionSink, headersTimeoutMs?: number, firstBytes?: FirstBytesCheck): void {
+    const conn = new Connection(this, socket, h2c, headersTimeoutMs, firstBytes);
     this.connections.add(conn);
     this.startSweeper();
   }
 
   /** A plain connection: HTTP/1.1 here, or, when it opens with the HTTP/2 preface, h2c's. */
-  servePlain(socket: net.Socket, h2c: ConnectionSink, headersTimeoutMs: number): void {
-    this.handle(socket, h2c, headersTimeoutMs);
+  servePlain(socket: net.Socket, h2c: ConnectionSink, headersTimeoutMs: number, firstBytes?: FirstBytesCheck): void {
+    this.handle(socket, h2c, headersTimeoutMs, firstBytes);
   }
 
   /**
@@ -221,13 +221,16 @@ class Connection {
   readPaused = false;
   /** Until the first bytes rule it out: where a connection opening with the HTTP/2 preface goes. */
   h2c: ConnectionSink | undefined;
+  /** Until the first bytes rule it out: a PROXY header where none is expected (src/realip/proxy-listener.ts). */
+  firstBytes: FirstBytesCheck | undefined;
   private pumping = false;
   private again = false;
 
-  constructor(server: FastHttp1Server, socket: net.Socket, h2c?: ConnectionSink, headersTimeoutMs = server.options.limits.headersTimeoutMs) {
+  constructor(server: FastHttp1Server, socket: net.Socket, h2c?: ConnectionSink, headersTimeoutMs = server.options.limits.headersTimeoutMs, firstBytes?: FirstBytesCheck) {
     this.server = server;
     this.socket = socket;
     this.h2c = h2c;
+    this.firstBytes = firstBytes;
     // The client may half-close after its last request; its answers still go out.
     socket.allowHalfOpen = true;
     this.setDeadline(Deadline.Headers, headersTimeoutMs);
@@ -339,6 +342,16 @@ class Connection {
       return;
     }
     const o = this.server.options;
+    if (this.firstBytes !== undefined) {
+      const seen = this.firstBytes(this.socket, buf);
+      if (seen === 'wait') {
+        if (this.clientEnded) return this.close();
+        return;
+      }
+      this.firstBytes = undefined;
+      // Answered and closed by the check: the socket is no longer this connection's.
+      if (seen === 'refused') return this.release();
+    }
     if (this.h2c !== undefined) {
       // 'P' starts PRI (the HTTP/2 preface) but also POST, PUT and PATCH: read on until it tells.
       const n = Math.min(buf.length, H2_PREFACE.length);
@@ -444,6 +457,19 @@ class Connection {
 
   closeIfIdle(): void {
     if (this.ex === undefined && (this.buf === undefined || this.buf.length === 0)) this.destroy();
+  }
+
+  /** Stops serving the socket: someone else has it now. */
+  private release(): void {
+    this.handedOff = true;
+    this.clearDeadline();
+    this.buf = undefined;
+    this.server.connections.delete(this);
+    const s = this.socket;
+    s.off('data', this.onData);
+    s.off('end', this.onEnd);
+    s.off('close', this.onClose);
+    s.off('drain', this.onDrain);
   }
 
   /** Gives the connection, with the bytes read and not yet served, to node:http (or h2c's server). */

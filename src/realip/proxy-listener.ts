@@ -35,7 +35,17 @@ export interface ProxyProtocolAcceptOptions {
   readonly logIntervalMs?: number;
 }
 
-export type AcceptHook = (socket: net.Socket, next: (socket: net.Socket) => void) => void;
+export type AcceptHook = ((socket: net.Socket, next: (socket: net.Socket) => void) => void) & {
+  /**
+   * With mode 'off' only: the hook's decision on a connection's first bytes, for a server that
+   * reads them itself (the fast HTTP/1.1 engine) and so needs no accept step: 'wait' (they may
+   * still become a PROXY signature), 'refused' (a PROXY header: answered 400, counted, logged,
+   * and the socket is this function's now), 'no'.
+   */
+  readonly unexpectedProxy?: FirstBytesCheck;
+};
+
+export type FirstBytesCheck = (socket: net.Socket, first: Buffer) => 'wait' | 'refused' | 'no';
 
 /** How long a connection has to send its PROXY header (the README's "5 seconds"). */
 export const PROXY_HEADER_TIMEOUT_MS = 5000;
@@ -226,7 +236,20 @@ export function createProxyProtocolAccept(o: ProxyProtocolAcceptOptions): Accept
     }
   };
 
-  return (socket, next) => {
+  const peerOf = (socket: net.Socket): string => {
+    const rawPeer = socket.remoteAddress ?? '';
+    return normalizeIp(rawPeer) ?? rawPeer;
+  };
+
+  const unexpectedProxy: FirstBytesCheck = (socket, first) => {
+    if (couldBecomeProxy(first)) return 'wait';
+    const kind = classifyConnectionStart(first);
+    if (kind !== 'proxy-v1' && kind !== 'proxy-v2') return 'no';
+    mismatch(socket, peerOf(socket), 'unexpected_header');
+    return 'refused';
+  };
+
+  const hook = (socket: net.Socket, next: (socket: net.Socket) => void): void => {
     const rawPeer = socket.remoteAddress ?? '';
     const peer = normalizeIp(rawPeer) ?? rawPeer;
     const peerMayProxy = trusted === undefined || trusted.contains(peer);
@@ -337,4 +360,5 @@ export function createProxyProtocolAccept(o: ProxyProtocolAcceptOptions): Accept
     socket.on('end', onEnd);
     socket.on('error', onError);
   };
+  return mode === 'off' ? Object.assign(hook, { unexpectedProxy }) : hook;
 }
