@@ -59,6 +59,7 @@ export class ListenerStack {
   private readonly sessions = new Set<Http2Session>();
   private closing = false;
   private readonly sockets = new Set<net.Socket>();
+  private readonly fast: FastHttp1Server | undefined;
 
   constructor(deps: StackDeps, spec: ListenerSpec) {
     this.deps = deps;
@@ -75,6 +76,7 @@ export class ListenerStack {
     this.disposers.push(() => http1.close(() => undefined), () => h2.close(() => undefined));
     // --http1-engine fast: HTTP/1.1 on raw sockets; upgrades (and what it does not serve) go to node:http.
     const fast = deps.fast?.(table, (s) => http1.emit('connection', s));
+    this.fast = fast;
     this.idleClosers.push(() => http1.closeIdleConnections());
     if (fast !== undefined) this.idleClosers.push(() => { for (const c of fast.connections) c.closeIfIdle(); });
     // HTTP/2 sessions get a GOAWAY (session.close()) when this listener drains: open streams
@@ -103,8 +105,11 @@ export class ListenerStack {
     }
   }
 
-  listen(): Promise<ListenMode> {
-    return listen(this.server, this.spec.port, this.spec.address);
+  async listen(): Promise<ListenMode> {
+    const mode = await listen(this.server, this.spec.port, this.spec.address);
+    const bound = this.server.address();
+    if (this.fast !== undefined && bound !== null && typeof bound === 'object') this.fast.localPort = bound.port;
+    return mode;
   }
 
   /** New certificates (and, when given, ticket keys) for an HTTPS listener. */

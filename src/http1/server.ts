@@ -140,6 +140,11 @@ export class FastHttp1Server {
   /** How long an idle connection is kept, told to clients as node:http tells them (RFC 9112 9.3). */
   readonly keepAliveLine: string;
   private sweeper: NodeJS.Timeout | undefined;
+  /**
+   * The port the listener in front is bound to (set by ListenerStack once bound): every
+   * connection's local port, known without a getsockname() per connection.
+   */
+  localPort: number | undefined;
 
   constructor(options: FastHttp1Options) {
     this.options = options;
@@ -646,7 +651,8 @@ class Exchange implements UpstreamWaiter, UpstreamUser {
       this.rawHeaders = rest;
     }
     const socket = conn.socket as net.Socket & { encrypted?: boolean };
-    const r = resolveRealIp(socket.remoteAddress, getProxyInfo(socket), socket.encrypted === true, socket.localPort ?? 0, this.rawHeaders, o.realIp);
+    const localPort = conn.server.localPort ?? socket.localPort;
+    const r = resolveRealIp(socket.remoteAddress, getProxyInfo(socket), socket.encrypted === true, localPort ?? 0, this.rawHeaders, o.realIp);
     this.fwd = r.host === '' ? { ...r, host: head.host ?? '' } : r;
     if (this.reqBody !== undefined) {
       const rt = o.limits.requestTimeoutMs;
@@ -679,7 +685,7 @@ class Exchange implements UpstreamWaiter, UpstreamUser {
     view.rawHeaders = this.rawHeaders;
     const tlsSocket = socket as TLSSocket;
     view.serverName = tlsSocket.encrypted === true && typeof tlsSocket.servername === 'string' && tlsSocket.servername !== '' ? tlsSocket.servername : undefined;
-    view.localPort = socket.localPort;
+    view.localPort = localPort;
     const d = decideRoute(o.table(), view, this.fwd, o.decision);
     view.head = undefined;
     view.rawHeaders = [];
