@@ -6,15 +6,6 @@
 // application/x-www-form-urlencoded parser of the WHATWG URL standard; pairs that need decoding
 // are rare and are decoded by that parser itself.
 
-/** Whether `s[start, end)` reads differently once decoded: '%', '+' or a UTF-16 surrogate. */
-function needsDecoding(s: string, start: number, end: number): boolean {
-  for (let i = start; i < end; i++) {
-    const c = s.charCodeAt(i);
-    if (c === 37 /* % */ || c === 43 /* + */ || (c >= 0xd800 && c <= 0xdfff)) return true;
-  }
-  return false;
-}
-
 function decoded(s: string, start: number, end: number): string {
   // The range holds no '&'; the parser splits a pair at its first '=', so `x=` keeps the rest whole.
   return new URLSearchParams(`x=${s.slice(start, end)}`).get('x') ?? '';
@@ -25,25 +16,37 @@ function decoded(s: string, start: number, end: number): string {
  * the target has no such parameter. Everything after the first '?' is the query.
  */
 export function queryParam(target: string, name: string): string | undefined {
-  const q = target.indexOf('?');
-  if (q === -1) return undefined;
-  let i = q + 1;
-  // As the URLSearchParams constructor, one more leading '?' is not part of the first name.
-  if (target.charCodeAt(i) === 63) i++;
+  let i = target.indexOf('?');
+  if (i === -1) return undefined;
+  i++;
   const len = target.length;
+  // As the URLSearchParams constructor, one more leading '?' is not part of the first name.
+  if (i < len && target.charCodeAt(i) === 63) i++;
   while (i < len) {
-    let amp = target.indexOf('&', i);
-    if (amp === -1) amp = len;
-    if (amp > i) {
-      let eq = target.indexOf('=', i);
-      if (eq === -1 || eq > amp) eq = amp;
-      const found = needsDecoding(target, i, eq) ? decoded(target, i, eq) === name : eq - i === name.length && target.startsWith(name, i);
-      if (found) {
-        const start = eq < amp ? eq + 1 : amp;
-        return needsDecoding(target, start, amp) ? decoded(target, start, amp) : target.slice(start, amp);
+    // One pair, [start, i): its first '=' and whether its name or value needs decoding ('%',
+    // '+', or a UTF-16 surrogate, which the parser's UTF-8 round trip may replace).
+    const start = i;
+    let eq = -1;
+    let keyCoded = false;
+    let valueCoded = false;
+    for (; i < len; i++) {
+      const c = target.charCodeAt(i);
+      if (c === 38 /* & */) break;
+      if (c === 61 /* = */ && eq === -1) eq = i;
+      else if (c === 37 /* % */ || c === 43 /* + */ || (c >= 0xd800 && c <= 0xdfff)) {
+        if (eq === -1) keyCoded = true;
+        else valueCoded = true;
       }
     }
-    i = amp + 1;
+    const keyEnd = eq === -1 ? i : eq;
+    if (keyEnd > start || eq !== -1) {
+      const found = keyCoded ? decoded(target, start, keyEnd) === name : keyEnd - start === name.length && target.startsWith(name, start);
+      if (found) {
+        if (eq === -1) return '';
+        return valueCoded ? decoded(target, eq + 1, i) : target.slice(eq + 1, i);
+      }
+    }
+    i++;
   }
   return undefined;
 }

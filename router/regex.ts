@@ -167,7 +167,7 @@ export function compileSafeRegex(pattern: string): SafeRegex {
   if (reason !== undefined) throw new RegexError(`regular expression ${JSON.stringify(pattern)} refused: ${reason}`);
   const body = pattern.replace(/^\^/, '').replace(/(?<!\\)\$$/, '');
   const direct = directMatcher(body);
-  if (direct !== undefined) return Object.freeze({ source: pattern, linear: false, direct: true, test: (value: string) => value.length <= MAX_INPUT && direct(value) });
+  if (direct !== undefined) return Object.freeze({ source: pattern, linear: false, direct: true, test: direct });
   const { re, linear } = linearRegExp(`^(?:${body})$`);
   return Object.freeze({ source: pattern, linear, direct: false, test: (value: string) => value.length <= MAX_INPUT && re.test(value) });
 }
@@ -352,7 +352,8 @@ function atom(set: CodeSet, min: number, max: number): Atom {
 
 /**
  * A one-pass matcher for an (unanchored-syntax, whole-value) pattern body of the accepted
- * subset, or undefined when the body is not a sequence this can match exactly.
+ * subset, or undefined when the body is not a sequence this can match exactly. Values longer
+ * than MAX_INPUT never match, as with compileSafeRegex's RegExp.
  */
 export function directMatcher(body: string): ((value: string) => boolean) | undefined {
   const atoms: Atom[] = [];
@@ -396,31 +397,65 @@ export function directMatcher(body: string): ((value: string) => boolean) | unde
       if (atoms[b].min > 0) break;
     }
   }
-  // Flat typed arrays: one 128-entry ASCII table per atom, bounds as small integers.
-  const n = atoms.length;
-  const ascii = new Uint8Array(n * 128);
-  const mins = new Int32Array(n);
-  const maxs = new Int32Array(n);
+  // The program: runs of single characters become one literal; each other atom keeps a 128-bit
+  // ASCII bitmap (four int32s) and its bounds. Small, so a cold lookup touches few cache lines.
+  const literals: string[] = [];
+  const bits: number[] = [];
+  const mins: number[] = [];
+  const maxs: number[] = [];
   const highs: CodeSet[] = [];
-  for (let a = 0; a < n; a++) {
-    ascii.set(atoms[a].ascii, a * 128);
-    mins[a] = atoms[a].min;
-    maxs[a] = Math.min(atoms[a].max, MAX_INPUT + 1);
-    highs.push(atoms[a].high);
+  let run = '';
+  const flush = (): void => {
+    if (run === '') return;
+    literals.push(run);
+    bits.push(0, 0, 0, 0);
+    mins.push(0);
+    maxs.push(0);
+    highs.push([]);
+    run = '';
+  };
+  for (const a of atoms) {
+    if (a.min === 1 && a.max === 1 && a.set.length === 1 && a.set[0][0] === a.set[0][1]) {
+      run += String.fromCharCode(a.set[0][0]);
+      continue;
+    }
+    flush();
+    literals.push('');
+    for (let w = 0; w < 4; w++) {
+      let word = 0;
+      for (let b = 0; b < 32; b++) if (a.ascii[w * 32 + b] === 1) word |= 1 << b;
+      bits.push(word);
+    }
+    mins.push(a.min);
+    maxs.push(Math.min(a.max, MAX_INPUT + 1));
+    highs.push(a.high);
   }
+  flush();
+  const n = literals.length;
+  const bitmap = Int32Array.from(bits);
+  const lo = Int32Array.from(mins);
+  const hi = Int32Array.from(maxs);
   return (value: string): boolean => {
-    let pos = 0;
     const len = value.length;
-    for (let a = 0; a < n; a++) {
-      const base = a * 128;
-      const stop = Math.min(len, pos + maxs[a]);
+    if (len > MAX_INPUT) return false;
+    let pos = 0;
+    for (let k = 0; k < n; k++) {
+      const lit = literals[k];
+      if (lit !== '') {
+        if (pos + lit.length > len) return false;
+        for (let j = 0; j < lit.length; j++) if (value.charCodeAt(pos + j) !== lit.charCodeAt(j)) return false;
+        pos += lit.length;
+        continue;
+      }
+      const base = k * 4;
+      const stop = Math.min(len, pos + hi[k]);
       const start = pos;
       while (pos < stop) {
         const c = value.charCodeAt(pos);
-        if (c < 128 ? ascii[base + c] === 0 : !inRanges(highs[a], c)) break;
+        if (c < 128 ? ((bitmap[base + (c >> 5)] >>> (c & 31)) & 1) === 0 : !inRanges(highs[k], c)) break;
         pos++;
       }
-      if (pos - start < mins[a]) return false;
+      if (pos - start < lo[k]) return false;
     }
     return pos === len;
   };
