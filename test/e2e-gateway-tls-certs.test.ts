@@ -6,15 +6,13 @@
 import { once } from 'node:events';
 import { X509Certificate } from 'node:crypto';
 import https from 'node:https';
-import type { AddressInfo } from 'node:net';
 import tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FAKE_CERTIFICATE_CN } from '../tls/selfsigned.ts';
-import { generateSelfSigned } from '../tls/selfsigned.ts';
 import { makeCert, tlsSecret, type TestCert } from './helpers/certs.ts';
 import { ingress, ingressClass } from './helpers/manifests.ts';
 import { freePort, startPortico, waitFor, type Portico } from './helpers/portico.ts';
-import { gateway, gatewayClass, httpRoute, namespace, serviceFor, startEchoPod, toYaml, type EchoPod, type Obj } from './gateway-helpers.ts';
+import { gateway, gatewayClass, httpRoute, namespace, serviceFor, startEchoPod, toYaml, type EchoPod, type Obj, startTlsEcho } from './gateway-helpers.ts';
 
 const OWN_ADDRESS = '127.0.0.7';
 let portico: Portico;
@@ -148,17 +146,7 @@ describe('Gateway HTTPS listeners serve their own certificates (QA-9)', () => {
 });
 
 /** A TLS echo backend: answers `name sni=<servername>` to any bytes. */
-async function tlsEcho(name: string): Promise<number> {
-  const cert = generateSelfSigned({ commonName: name, dnsNames: ['abc.example.com'] });
-  const server = tls.createServer({ cert: cert.certPem, key: cert.keyPem }, (s) => {
-    s.on('error', () => undefined);
-    s.on('data', () => s.end(`${name} sni=${(s as tls.TLSSocket & { servername?: string }).servername}`));
-  });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  servers.push(server);
-  return (server.address() as AddressInfo).port;
-}
+const tlsEcho = (name: string): Promise<number> => startTlsEcho(name, ['abc.example.com'], servers);
 
 describe('beside TLS Passthrough, names nothing on the socket serves are refused (QA-4)', () => {
   beforeAll(async () => {

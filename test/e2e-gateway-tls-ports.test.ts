@@ -9,10 +9,9 @@ import https from 'node:https';
 import net, { type AddressInfo } from 'node:net';
 import tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { generateSelfSigned } from '../tls/selfsigned.ts';
 import { freePort, startPortico, waitFor, type Portico } from './helpers/portico.ts';
 import { makeCert, sClient, tlsSecret, type TestCert } from './helpers/certs.ts';
-import { condition, gateway, gatewayClass, httpRoute, namespace, serviceFor, startEchoPod, statusOf, toYaml, type EchoPod, type Obj } from './gateway-helpers.ts';
+import { condition, gateway, gatewayClass, httpRoute, namespace, serviceFor, startEchoPod, statusOf, toYaml, type EchoPod, type Obj, startTlsEcho, tlsExchange } from './gateway-helpers.ts';
 
 let portico: Portico;
 const servers: tls.Server[] = [];
@@ -24,17 +23,7 @@ let pHttps: number;
 let pAddr: number;
 
 /** A TLS echo backend: answers `name sni=<servername>` to any bytes. */
-async function tlsEcho(name: string): Promise<number> {
-  const c = generateSelfSigned({ commonName: name, dnsNames: ['*.test', '*.mixed.test', '*.pass.test'] });
-  const server = tls.createServer({ cert: c.certPem, key: c.keyPem }, (s) => {
-    s.on('error', () => undefined);
-    s.on('data', () => s.end(`${name} sni=${(s as tls.TLSSocket & { servername?: string }).servername}`));
-  });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  servers.push(server);
-  return (server.address() as AddressInfo).port;
-}
+const tlsEcho = (name: string): Promise<number> => startTlsEcho(name, ['*.test', '*.mixed.test', '*.pass.test'], servers);
 
 const svc = (name: string, port: number): Obj[] => [
   { apiVersion: 'v1', kind: 'Service', metadata: { name, namespace: 'infra' }, spec: { ports: [{ name: 'tls', port: 443, targetPort: 8443 }] } },
@@ -45,19 +34,8 @@ const passthrough = (name: string, port: number, hostname?: string): Obj => ({ n
 
 /** Connects (SNI optional), sends a line, returns what came back, or `rejected` when the connection failed or closed empty. */
 function dial(port: number, servername: string | undefined, host = '127.0.0.1'): Promise<string> {
-  return new Promise((resolve) => {
-    const socket = tls.connect({ host, port, ...(servername !== undefined ? { servername } : {}), rejectUnauthorized: false });
-    let out = '';
-    const timer = setTimeout(() => socket.destroy(), 5000);
-    // A line an HTTP server answers at once (400), should Portico terminate it.
-    socket.on('secureConnect', () => socket.write('hello\r\n\r\n'));
-    socket.on('data', (d) => (out += d));
-    socket.on('error', () => undefined);
-    socket.on('close', () => {
-      clearTimeout(timer);
-      resolve(out === '' ? 'rejected' : out);
-    });
-  });
+  // A line an HTTP server answers at once (400), should Portico terminate it.
+  return tlsExchange({ host, port, ...(servername !== undefined ? { servername } : {}) });
 }
 
 /** An HTTPS request with SNI and Host `host`: `status ns/service` of the echo pod that answered. */
@@ -169,16 +147,7 @@ describe('a TLS Passthrough listener of its own behind a PROXY protocol load bal
     return new Promise((resolve) => {
       const raw = net.connect({ host: '127.0.0.1', port, localAddress }, () => {
         raw.write(`PROXY TCP4 ${source} 127.0.0.1 40000 ${port}\r\n`);
-        const socket = tls.connect({ socket: raw, servername, rejectUnauthorized: false });
-        let out = '';
-        const timer = setTimeout(() => socket.destroy(), 5000);
-        socket.on('secureConnect', () => socket.write('hello\r\n\r\n'));
-        socket.on('data', (d) => (out += d));
-        socket.on('error', () => undefined);
-        socket.on('close', () => {
-          clearTimeout(timer);
-          resolve(out === '' ? 'rejected' : out);
-        });
+        void tlsExchange({ socket: raw, servername }).then(resolve);
       });
       raw.on('error', () => resolve('rejected'));
     });

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateSelfSigned } from '../tls/selfsigned.ts';
 import { makeCert, tlsSecret } from './helpers/certs.ts';
 import { startPortico, waitFor, type Portico } from './helpers/portico.ts';
-import { condition, gateway, gatewayClass, httpRoute, namespace, referenceGrant, statusOf, toYaml, type Obj } from './gateway-helpers.ts';
+import { condition, gateway, gatewayClass, httpRoute, namespace, referenceGrant, statusOf, toYaml, type Obj, tlsExchange } from './gateway-helpers.ts';
 
 const GW = 'gateway.networking.k8s.io';
 let portico: Portico;
@@ -17,18 +17,7 @@ let backend: tls.Server;
 
 /** Connects with SNI and sends a line: what came back, or `rejected` when it closed with nothing. */
 function dial(servername: string): Promise<string> {
-  return new Promise((resolve) => {
-    const socket = tls.connect({ host: '127.0.0.1', port: portico.httpsPort, servername, rejectUnauthorized: false });
-    let out = '';
-    const timer = setTimeout(() => socket.destroy(), 5000);
-    socket.on('secureConnect', () => socket.write('hello'));
-    socket.on('data', (d) => (out += d));
-    socket.on('error', () => undefined);
-    socket.on('close', () => {
-      clearTimeout(timer);
-      resolve(out === '' ? 'rejected' : out);
-    });
-  });
+  return tlsExchange({ host: '127.0.0.1', port: portico.httpsPort, servername }, 'hello');
 }
 
 let seq = 0;

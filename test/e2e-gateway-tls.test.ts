@@ -1,16 +1,13 @@
 // TLSRoute on a TLS Passthrough listener through a real `portico serve`: TLS clients connect to
 // Portico's HTTPS port and talk, still encrypted, to TLS echo backends that report the SNI they
 // saw (so the test knows the bytes were not terminated by Portico).
-import { once } from 'node:events';
 import http2 from 'node:http2';
 import https from 'node:https';
-import type { AddressInfo } from 'node:net';
 import tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { generateSelfSigned } from '../tls/selfsigned.ts';
 import { startPortico, waitFor, type Portico } from './helpers/portico.ts';
 import { makeCert, sClient, tlsSecret, type TestCert } from './helpers/certs.ts';
-import { condition, gateway, gatewayClass, httpRoute, namespace, send, serviceFor, startEchoPod, statusOf, toYaml, type EchoPod, type Obj } from './gateway-helpers.ts';
+import { condition, gateway, gatewayClass, httpRoute, namespace, send, serviceFor, startEchoPod, statusOf, toYaml, type EchoPod, type Obj, startTlsEcho } from './gateway-helpers.ts';
 
 let portico: Portico;
 const servers: tls.Server[] = [];
@@ -18,17 +15,7 @@ const pods: EchoPod[] = [];
 let cert: TestCert;
 
 /** A TLS echo backend: answers `name sni=<servername>` to any bytes. */
-async function tlsEcho(name: string): Promise<number> {
-  const cert = generateSelfSigned({ commonName: name, dnsNames: ['abc.example.com', '*.example.com', '*.test'] });
-  const server = tls.createServer({ cert: cert.certPem, key: cert.keyPem }, (s) => {
-    s.on('error', () => undefined);
-    s.on('data', () => s.end(`${name} sni=${(s as tls.TLSSocket & { servername?: string }).servername}`));
-  });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  servers.push(server);
-  return (server.address() as AddressInfo).port;
-}
+const tlsEcho = (name: string): Promise<number> => startTlsEcho(name, ['abc.example.com', '*.example.com', '*.test'], servers);
 
 const svc = (name: string, port: number): Obj[] => [
   { apiVersion: 'v1', kind: 'Service', metadata: { name, namespace: 'infra' }, spec: { ports: [{ name: 'tls', port: 443, targetPort: 8443 }] } },

@@ -1,9 +1,12 @@
 // Helpers for the Gateway API scenario suites (test/e2e-gateway*.test.ts): echo backends that
 // answer JSON describing what they received, as the conformance suite's echo-basic does, and
 // builders for the Gateway API manifests the suites write into a manifest directory.
+import { once } from 'node:events';
 import http from 'node:http';
+import tls from 'node:tls';
 import type { AddressInfo } from 'node:net';
 import { stringify } from 'yaml';
+import { generateSelfSigned } from '../tls/selfsigned.ts';
 import { request, type Reply } from './helpers/http.ts';
 
 export interface Echoed {
@@ -168,3 +171,38 @@ export function statusOf(items: { kind: string; metadata: { namespace?: string; 
 }
 
 export const condition = (list: StatusCondition[] | undefined, type: string): StatusCondition | undefined => list?.find((c) => c.type === type);
+
+/**
+ * A TLS echo backend (the conformance suite's tcp-backend on 8443, in spirit): a certificate for
+ * `dnsNames`, and `name sni=<servername>` answered to any bytes. Pushed onto `servers` to close.
+ */
+export async function startTlsEcho(name: string, dnsNames: string[], servers: tls.Server[]): Promise<number> {
+  const cert = generateSelfSigned({ commonName: name, dnsNames });
+  const server = tls.createServer({ cert: cert.certPem, key: cert.keyPem }, (s) => {
+    s.on('error', () => undefined);
+    s.on('data', () => s.end(`${name} sni=${(s as tls.TLSSocket & { servername?: string }).servername}`));
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  servers.push(server);
+  return (server.address() as AddressInfo).port;
+}
+
+/**
+ * Opens a TLS connection, sends `line` once it is up, and resolves with what came back before the
+ * close, or `rejected` when nothing did (refused, reset, closed at the ClientHello). Bounded: 5 s.
+ */
+export function tlsExchange(options: tls.ConnectionOptions, line = 'hello\r\n\r\n'): Promise<string> {
+  return new Promise((resolve) => {
+    const socket = tls.connect({ rejectUnauthorized: false, ...options });
+    let out = '';
+    const timer = setTimeout(() => socket.destroy(), 5000);
+    socket.on('secureConnect', () => socket.write(line));
+    socket.on('data', (d) => (out += d));
+    socket.on('error', () => undefined);
+    socket.on('close', () => {
+      clearTimeout(timer);
+      resolve(out === '' ? 'rejected' : out);
+    });
+  });
+}
