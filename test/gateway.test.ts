@@ -481,3 +481,11 @@ describe('lastTransitionTime across a restart (a fresh translator state)', () =>
     expect(rs.parents[0].conditions.find((c) => c.type === 'Accepted')!.lastTransitionTime).toBe('2026-06-01T00:00:00Z');
   });
 });
+
+describe('attachedRoutes counts a route once per listener (QA-16)', () => {
+  it('two parentRefs of one route selecting the same listener count once', () => {
+    const { t } = run([...base([{ name: 'l3', port: 80, protocol: 'HTTP', hostname: '*.bar.com' }, { name: 'l4', port: 80, protocol: 'HTTP', hostname: '*.foo.com' }]), obj('HTTPRoute', 'twice', { parentRefs: [{ name: 'gw', sectionName: 'l3' }, { name: 'gw', port: 80 }], rules: [rule('v1')] })]);
+    const st = t.statuses.find((s) => s.kind === 'Gateway')!.status as { listeners: { name: string; attachedRoutes: number }[] };
+    expect(Object.fromEntries(st.listeners.map((l) => [l.name, l.attachedRoutes]))).toEqual({ l3: 1, l4: 1 });
+  });
+});

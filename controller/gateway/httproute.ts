@@ -292,6 +292,8 @@ export function translateHTTPRoute(route: KubeObject, gateways: ReadonlyMap<stri
   const parents: HTTPRouteResult['parents'] = [];
   const entries: RouteEntry[] = [];
   const seen = new Set<string>();
+  // A route counts once per listener in attachedRoutes, however many of its parentRefs select it.
+  const counted = new Set<ListenerModel>();
   for (const raw of asArray(spec.parentRefs)) {
     const ref = readParentRef(raw, ns, gateways);
     if (ref === undefined) continue;
@@ -346,7 +348,10 @@ export function translateHTTPRoute(route: KubeObject, gateways: ReadonlyMap<stri
       : cond('Accepted', true, 'Accepted', taken.length > 0 ? `not attached to ${taken.map((t) => t.message).join('; ')}` : '');
     parents.push({ parentRef, conditions: conditions(accepted) });
     for (const { listener, hosts } of kept) {
-      if (!fullyInvalid) listener.attachedRoutes++;
+      if (!fullyInvalid && !counted.has(listener)) {
+        counted.add(listener);
+        listener.attachedRoutes++;
+      }
       if (!listener.programmed) continue;
       for (const host of hosts) {
         for (const rule of rules) {

@@ -82,6 +82,8 @@ export function translateTLSRoute(route: KubeObject, gateways: ReadonlyMap<strin
   const { backends, resolved } = resolveBackends(route, index, grants, sink);
   const target = { backend: backends[0].backend, ...(backends.length > 1 ? { backends } : {}) };
   const parents: TLSRouteResult['parents'] = [];
+  // A route counts once per listener in attachedRoutes, however many of its parentRefs select it.
+  const counted = new Set<ListenerModel>();
   for (const raw of asArray(spec.parentRefs)) {
     const ref = readParentRef(raw, ns, gateways);
     if (ref === undefined) continue;
@@ -130,7 +132,11 @@ export function translateTLSRoute(route: KubeObject, gateways: ReadonlyMap<strin
       done(cond('Accepted', false, 'UnsupportedValue', skipped.join('; ')));
       continue;
     }
-    for (const { listener } of attached) listener.attachedRoutes++;
+    for (const { listener } of attached) {
+      if (counted.has(listener)) continue;
+      counted.add(listener);
+      listener.attachedRoutes++;
+    }
     done(cond('Accepted', true, 'Accepted', skipped.length > 0 ? `not served: ${skipped.join('; ')}` : ''));
   }
   return { parents };
