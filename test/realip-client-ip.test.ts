@@ -192,6 +192,15 @@ describe('forwarding values and dropped headers', () => {
     expect(p.clientIp).toBe('1.1.1.1');
   });
 
+  it('compute-full-forwarded-for from Forwarded: bare addresses in X-Forwarded-For, unknown for hidden nodes (QA-15)', () => {
+    const cfg = config({ trust: LB4, header: 'Forwarded', full: true, useForwarded: true });
+    const at = (v: string) => resolveRealIp('10.0.0.1', undefined, false, 80, raw(['Forwarded', v]), cfg).forwardedFor;
+    expect(at('for="[2001:db8::1]:4711", for=10.1.1.1')).toBe('2001:db8::1, 10.1.1.1, 10.0.0.1');
+    expect(at('for="203.0.113.5:8080"')).toBe('203.0.113.5, 10.0.0.1');
+    expect(at('for=_hidden, for=10.1.1.1')).toBe('unknown, 10.1.1.1, 10.0.0.1');
+    expect(at('for=unknown')).toBe('unknown, 10.0.0.1');
+  });
+
   it('PROXY: destination port becomes X-Forwarded-Port, SSL TLV gives https', () => {
     const r = resolveRealIp('10.0.0.1', proxyFrom('203.0.113.5', { destinationPort: 443, sslClient: true }), false, 8080, raw(['Host', 'a']), config());
     expect(r).toMatchObject({ clientIp: '203.0.113.5', port: '443', proto: 'https', peerIp: '203.0.113.5' });

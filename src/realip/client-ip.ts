@@ -252,7 +252,9 @@ export function resolveRealIp(
       client = walked.client;
       elementProto = walked.element?.proto;
       elementHost = walked.element?.host;
-      if (c.full) chain = elements.map((e) => (e.for === undefined ? 'unknown' : e.for)).join(', ');
+      // X-Forwarded-For carries bare addresses: a node's brackets and port are dropped, and an
+      // obfuscated or unknown node (RFC 7239 6.3, 6.2) is written `unknown`.
+      if (c.full) chain = elements.map((e) => (e.for === undefined ? undefined : normalizeNode(e.for)) ?? 'unknown').join(', ');
     } else {
       client = walkList(sources, c.trust, peer);
       if (c.full) chain = sources.map((s) => s.trim()).filter((s) => s !== '').join(', ');
