@@ -393,6 +393,7 @@ export async function listen(server: net.Server, port: number, host: string, pre
   if (mode === 'reuseport') {
     try {
       await listenOnce(server, { port, host, exclusive: true, reusePort: true, backlog: 4096 });
+      noDelayOnListeningSocket(server);
       return chose('reuseport', server);
     } catch (err) {
       if (!reusePortUnsupported(err as Error) || prefer === 'reuseport') throw err;
@@ -400,6 +401,23 @@ export async function listen(server: net.Server, port: number, host: string, pre
   }
   await listenOnce(server, { port, host, exclusive: false, backlog: 4096 });
   return chose('round-robin', server);
+}
+
+interface NoDelayServer {
+  /** node:net's per-connection TCP_NODELAY switch (the createServer option). */
+  noDelay?: boolean;
+  _handle?: { setNoDelay?: (on: boolean) => number } | null;
+}
+
+/**
+ * Linux gives accepted sockets the listening socket's TCP_NODELAY: set it once on a socket this
+ * worker bound itself, instead of a setsockopt() per accepted connection. Where that does not
+ * hold (other platforms, the round-robin fallback's shared handle) each connection keeps its own.
+ */
+function noDelayOnListeningSocket(server: net.Server): void {
+  const s = server as unknown as NoDelayServer;
+  if (process.platform !== 'linux' || s.noDelay !== true || typeof s._handle?.setNoDelay !== 'function') return;
+  if (s._handle.setNoDelay(true) === 0) s.noDelay = false;
 }
 
 /**
