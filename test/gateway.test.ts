@@ -294,22 +294,21 @@ describe('Gateway spec.addresses (GatewayStaticAddresses, GatewayOptionalAddress
   });
 });
 
-describe('Gateways sharing one socket (one bind address, or one published Service address)', () => {
+describe('Gateways claiming one socket (one bind address, or one published Service address)', () => {
   const gw = (name: string, created: string, listeners: unknown[]) => obj('Gateway', name, { gatewayClassName: 'portico', listeners }, { creationTimestamp: created });
   const objects = (): KubeObject[] => [
     obj('GatewayClass', 'portico', { controllerName: 'portico.dev/gateway-controller' }),
     gw('team-a', '2026-01-01T00:00:00Z', [{ name: 'http', port: 8080, protocol: 'HTTP', hostname: 'a.example.com' }]),
-    gw('team-b', '2026-01-02T00:00:00Z', [{ name: 'http', port: 8080, protocol: 'HTTP', hostname: 'b.example.com' }]),
-    // Indistinct from team-a's listener: the newer one conflicts, team-a keeps the hostname.
-    gw('late', '2026-01-03T00:00:00Z', [{ name: 'http', port: 8080, protocol: 'HTTP', hostname: 'a.example.com' }, { name: 'other', port: 8080, protocol: 'HTTP', hostname: 'c.example.com' }]),
-    // HTTPS cannot share a port whose older listeners are HTTP.
+    gw('team-b', '2026-01-02T00:00:00Z', [{ name: 'http', port: 8080, protocol: 'HTTP', hostname: 'b.example.com' }, { name: 'other', port: 8081, protocol: 'HTTP' }]),
     gw('tls', '2026-01-04T00:00:00Z', [{ name: 'https', port: 8080, protocol: 'HTTPS', hostname: 'd.example.com', tls: { certificateRefs: [{ name: 'none' }] } }]),
+    // Not accepted (parameters Portico does not take): it holds no port, so it blocks nobody.
+    obj('Gateway', 'rejected', { gatewayClassName: 'portico', infrastructure: { parametersRef: { group: 'x.io', kind: 'P', name: 'p' } }, listeners: [{ name: 'http', port: 8082, protocol: 'HTTP' }] }, { creationTimestamp: '2025-12-01T00:00:00Z' }),
+    gw('after-rejected', '2026-01-05T00:00:00Z', [{ name: 'http', port: 8082, protocol: 'HTTP' }]),
     ...svc('v1'),
     ...svc('v2'),
     ...svc('v3'),
     obj('HTTPRoute', 'a', { parentRefs: [{ name: 'team-a' }], rules: [rule('v1')] }),
     obj('HTTPRoute', 'b', { parentRefs: [{ name: 'team-b' }], rules: [rule('v2')] }),
-    obj('HTTPRoute', 'late', { parentRefs: [{ name: 'late' }], rules: [rule('v3')] }),
   ];
   const listener = (t: ReturnType<typeof run>['t'], gateway: string, name: string) => {
     const st = t.statuses.find((s) => s.kind === 'Gateway' && s.metadata.name === gateway)!.status as { listeners: { name: string; conditions: { type: string; status: string; reason: string }[] }[] };
@@ -317,23 +316,24 @@ describe('Gateways sharing one socket (one bind address, or one published Servic
     return (type: string) => `${c.find((x) => x.type === type)!.status} ${c.find((x) => x.type === type)!.reason}`;
   };
 
-  it('listeners with distinct hostnames on one port are all served, each with its own routes', () => {
+  it("the oldest Gateway keeps the socket; a younger one's listeners there are Conflicted, not merged (issue 11)", () => {
     const { t, table: all } = run(objects());
     const table = all.listener(':8080')!;
     expect(who(table, 'a.example.com', '/')).toBe('v1');
-    expect(who(table, 'b.example.com', '/')).toBe('v2');
-    expect(who(table, 'c.example.com', '/')).toBe('v3');
-    expect(listener(t, 'team-b', 'http')('Accepted')).toBe('True Accepted');
-    expect(listener(t, 'team-b', 'http')('Conflicted')).toBe('False NoConflicts');
-    expect(listener(t, 'late', 'other')('Programmed')).toBe('True Programmed');
+    expect(who(table, 'b.example.com', '/')).toBe('404');
+    expect(listener(t, 'team-a', 'http')('Conflicted')).toBe('False NoConflicts');
+    expect(listener(t, 'team-b', 'http')('Conflicted')).toBe('True HostnameConflict');
+    expect(listener(t, 'team-b', 'http')('Accepted')).toBe('False PortUnavailable');
+    expect(listener(t, 'tls', 'https')('Conflicted')).toBe('True ProtocolConflict');
+    // Its listener on a port of its own is served.
+    expect(listener(t, 'team-b', 'other')('Programmed')).toBe('True Programmed');
   });
 
-  it("a newer Gateway's listener indistinct from an older one's is Conflicted; the older keeps serving", () => {
+  it('a Gateway that is not accepted holds no port', () => {
     const { t } = run(objects());
-    expect(listener(t, 'late', 'http')('Conflicted')).toBe('True HostnameConflict');
-    expect(listener(t, 'late', 'http')('Accepted')).toBe('False PortUnavailable');
-    expect(listener(t, 'team-a', 'http')('Conflicted')).toBe('False NoConflicts');
-    expect(listener(t, 'tls', 'https')('Conflicted')).toBe('True ProtocolConflict');
+    expect(listener(t, 'rejected', 'http')('Programmed')).toBe('False Invalid');
+    expect(listener(t, 'after-rejected', 'http')('Programmed')).toBe('True Programmed');
+    expect(listener(t, 'after-rejected', 'http')('Conflicted')).toBe('False NoConflicts');
   });
 });
 

@@ -160,11 +160,8 @@ function ownAddressOf(spec: Record<string, unknown>, ctx: GatewayContext): strin
   return undefined;
 }
 
-/**
- * What the older Gateways hold on each socket (`address|port`): a protocol each, and per hostname
- * ('' for none) the Gateway that has it.
- */
-type PortOwners = Map<string, { protocols: Map<string, string>; hostnames: Map<string, string> }>;
+/** The Gateway that holds each socket (`address|port`), and the protocols its listeners serve there. */
+type PortOwners = Map<string, { key: string; protocols: Set<string> }>;
 
 function evaluateGateway(gw: KubeObject, ctx: GatewayContext, portOwner: PortOwners): GatewayModel {
   const ns = gw.metadata.namespace ?? 'default';
@@ -204,30 +201,25 @@ function evaluateGateway(gw: KubeObject, ctx: GatewayContext, portOwner: PortOwn
   for (const l of listeners) {
     if (l.conflict !== undefined && l.accept === undefined) l.accept = cond('Accepted', false, l.conflict.reason, l.conflict.message);
   }
-  // One address (manifest mode, or every Gateway published at one Service address): Gateways
-  // share a socket as one Gateway's listeners do, told apart by hostname. A listener an older
-  // Gateway's listener on the socket cannot be told from (same hostname, or a protocol that cannot
-  // share the port) is Conflicted; the older one keeps serving.
+  // One address (manifest mode, or every Gateway published at one Service address): a socket
+  // belongs to the oldest Gateway that uses it. Two Gateways are not merged silently (issue 11):
+  // a younger Gateway's listener there is Conflicted, and the older keeps serving.
   const claimedHere: ListenerModel[] = [];
   for (const l of listeners) {
     if (l.accept !== undefined || unusableAddress || rejected) continue;
     const owner = portOwner.get(socketKey(l.port));
-    const hostname = l.hostname ?? '';
-    const clash = owner === undefined ? undefined : [...owner.protocols].find(([p, k]) => k !== key && p !== l.protocol && !(isTlsProtocol(p) && isTlsProtocol(l.protocol)));
-    const sameName = owner?.hostnames.get(hostname);
-    if (clash !== undefined || (sameName !== undefined && sameName !== key)) {
-      const reason = clash !== undefined ? 'ProtocolConflict' : 'HostnameConflict';
-      const message = clash !== undefined ? `port ${l.port} is served as ${clash[0]} by the older Gateway ${clash[1]}` : `port ${l.port} with hostname ${hostname || '(none)'} is already served by the older Gateway ${sameName}`;
-      l.conflict = cond('Conflicted', true, reason, message);
+    if (owner !== undefined && owner.key !== key) {
+      const sameFamily = owner.protocols.has(l.protocol) || (isTlsProtocol(l.protocol) && [...owner.protocols].some(isTlsProtocol));
+      const message = `port ${l.port} is already served by the older Gateway ${owner.key}`;
+      l.conflict = cond('Conflicted', true, sameFamily ? 'HostnameConflict' : 'ProtocolConflict', message);
       l.accept = cond('Accepted', false, 'PortUnavailable', message);
       continue;
     }
     claimedHere.push(l);
   }
   for (const l of claimedHere) {
-    const entry = portOwner.get(socketKey(l.port)) ?? { protocols: new Map<string, string>(), hostnames: new Map<string, string>() };
-    if (!entry.protocols.has(l.protocol)) entry.protocols.set(l.protocol, key);
-    if (!entry.hostnames.has(l.hostname ?? '')) entry.hostnames.set(l.hostname ?? '', key);
+    const entry = portOwner.get(socketKey(l.port)) ?? { key, protocols: new Set<string>() };
+    entry.protocols.add(l.protocol);
     portOwner.set(socketKey(l.port), entry);
   }
   if (ownAddress !== undefined) for (const l of listeners) if (l.protocol === 'HTTP' || l.protocol === 'HTTPS' || l.protocol === 'TLS') l.address = ownAddress;
