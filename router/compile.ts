@@ -152,9 +152,9 @@ function compileValueMatch(m: ValueMatchIR, query: boolean): CompiledValueMatch 
   return Object.freeze({ query, name, exact: undefined, regex: safeRegex(m.value) });
 }
 
-// Cost rank of a condition: a string comparison, then a one-pass regex, then a RegExp (V8's
-// linear engine, in workers, interprets: ~0.4 us even for a short value).
-const cost = (m: CompiledValueMatch): number => (m.regex === undefined ? 0 : m.regex.direct ? 1 : 2);
+// Cost rank of a condition: a string comparison, then a one-pass or bounded regex (~20-25 ns),
+// then one on V8's linear engine (in workers; it interprets: ~0.4 us even for a short value).
+const cost = (m: CompiledValueMatch): number => (m.regex === undefined ? 0 : m.regex.direct || m.regex.bounded ? 1 : 2);
 
 /**
  * A route's header and query conditions, cheapest first. They are ANDed and reading a request

@@ -1,5 +1,6 @@
 // Terminal-node conditions: the one-pass regex matcher agrees with RegExp, conditions are tried
 // cheapest first, and the order never changes which route a request gets.
+import { setFlagsFromString } from 'node:v8';
 import { describe, expect, it } from 'vitest';
 import { compileTable, queryParam, type RequestAttributes, type RouteIR, type VirtualHostIR } from '../router/index.ts';
 import { compileSafeRegex, directMatcher, unsafeRegexReason } from '../router/regex.ts';
@@ -22,6 +23,20 @@ describe('direct (one-pass) regular expressions', () => {
       expect(directMatcher(p), p).toBeUndefined();
     }
     expect(compileSafeRegex('blue|green').direct).toBe(false);
+  });
+
+  it('a sequence with one overlapping repetition runs on the backtracking engine, bounded by length x pattern', () => {
+    setFlagsFromString('--enable-experimental-regexp-engine');
+    for (const p of ['[^/]+\\.json', '.*\\.png', '/api/.*/x', 'a*a']) {
+      const re = compileSafeRegex(p);
+      expect([p, re.direct, re.bounded, re.linear]).toEqual([p, false, true, false]);
+    }
+    const json = compileSafeRegex('[^/]+\\.json');
+    expect([json.test('a.b.json'), json.test('a/b.json'), json.test('.json'), json.test('x.jsonx')]).toEqual([true, false, false, false]);
+    expect(compileSafeRegex('.*x').test('a'.repeat(1024))).toBe(false);
+    // Two or more repetitions that overlap stay on the linear engine.
+    const cubic = compileSafeRegex('a*a*b');
+    expect([cubic.direct, cubic.bounded, cubic.linear]).toEqual([false, false, true]);
   });
 
   it('inputs over the bound never match, as with RegExp', () => {
