@@ -8,7 +8,7 @@ import { StatusWriter, released, releasedStatus } from '../controller/kube/statu
 import type { StatusItem } from '../controller/status.ts';
 import { startFakeApiServer, type FakeApiServer } from './fake-apiserver/index.ts';
 import { endpointSlice, service } from './helpers/manifests.ts';
-import { sleep, waitFor } from './helpers/portico.ts';
+import { freePort, sleep, waitFor } from './helpers/portico.ts';
 import { startKubePortico, type KubePortico } from './kube-launch.ts';
 
 const GW = 'gateway.networking.k8s.io/v1';
@@ -32,11 +32,12 @@ describe('releasing status Portico no longer owns', () => {
     api.create({ apiVersion: GW, kind: 'GatewayClass', metadata: { name: 'portico-b' }, spec: { controllerName: OURS } });
     api.create({ apiVersion: GW, kind: 'GatewayClass', metadata: { name: 'other' }, spec: { controllerName: THEIRS } });
     p = await startKubePortico(api.kubeconfigPath, ['--publish-status-address', '192.0.2.30'], { PORTICO_LEADER_TIMINGS: '1500,1000,200' });
-    const gateway = (name: string, cls: string) => ({ apiVersion: GW, kind: 'Gateway', metadata: { name, namespace: 'default' }, spec: { gatewayClassName: cls, listeners: [{ name: 'http', port: p.httpPort, hostname: `${name}.example`, protocol: 'HTTP' }] } });
-    api.create(gateway('web', 'portico'));
-    api.create(gateway('doomed', 'portico'));
-    api.create(gateway('switcher', 'portico'));
-    api.create(gateway('other-gw', 'other'));
+    // Each on a port of its own: two Gateways on one socket conflict (the younger is not accepted).
+    const gateway = (name: string, cls: string, port: number) => ({ apiVersion: GW, kind: 'Gateway', metadata: { name, namespace: 'default' }, spec: { gatewayClassName: cls, listeners: [{ name: 'http', port, hostname: `${name}.example`, protocol: 'HTTP' }] } });
+    api.create(gateway('web', 'portico', p.httpPort));
+    api.create(gateway('doomed', 'portico', await freePort()));
+    api.create(gateway('switcher', 'portico', await freePort()));
+    api.create(gateway('other-gw', 'other', p.httpPort));
     const route = (name: string, refs: string[], host: string) => api.create({ apiVersion: GW, kind: 'HTTPRoute', metadata: { name, namespace: 'default' }, spec: { parentRefs: refs.map((n) => ({ name: n })), hostnames: [host], rules: [{ backendRefs: [{ name: 'web', port: 80 }] }] } });
     const moving = route('moving', ['web', 'other-gw'], 'web.example');
     // The other controller's entry for its own Gateway, which Portico must keep.
