@@ -20,8 +20,34 @@ export const MAX_INPUT = 1024;
 
 export class RegexError extends Error {}
 
+/**
+ * RE2's `\x{HHHH}` (Envoy-based implementations and the Gateway API's examples use RE2) as the
+ * `\uHHHH` this subset reads; code points above U+FFFF stay as written and are refused.
+ */
+export function fromRe2(pattern: string): string {
+  if (!pattern.includes('\\x{')) return pattern;
+  let out = '';
+  for (let i = 0; i < pattern.length; i++) {
+    const c = pattern[i];
+    if (c !== '\\') {
+      out += c;
+      continue;
+    }
+    const m = /^x\{([0-9a-fA-F]{1,4})\}/.exec(pattern.slice(i + 1));
+    if (m !== null) {
+      out += `\\u${m[1].padStart(4, '0')}`;
+      i += m[0].length;
+    } else {
+      out += c + (pattern[i + 1] ?? '');
+      i++;
+    }
+  }
+  return out;
+}
+
 /** Checks a pattern against the subset above; returns why it is refused, or undefined. */
-export function unsafeRegexReason(pattern: string): string | undefined {
+export function unsafeRegexReason(rawPattern: string): string | undefined {
+  const pattern = fromRe2(rawPattern);
   if (pattern.length > MAX_PATTERN) return `longer than ${MAX_PATTERN} characters`;
   // Per open group: whether it holds a quantifier or an alternation.
   const groups: { complex: boolean }[] = [];
@@ -70,7 +96,7 @@ export function unsafeRegexReason(pattern: string): string | undefined {
     }
     if (c === '(') {
       if (pattern[i + 1] === '?') {
-        if (pattern[i + 2] !== ':') return 'lookaround and named groups are not supported';
+        if (pattern[i + 2] !== ':') return /^\(\?[a-zA-Z-]+[):]/.test(pattern.slice(i)) ? 'inline flags such as (?i) are not supported (match both cases with a class: [Aa])' : 'lookaround and named groups are not supported';
         i += 3;
       } else i += 1;
       groups.push({ complex: false });
@@ -167,9 +193,10 @@ function linearRegExp(source: string): { re: RegExp; linear: boolean } {
 }
 
 /** Compiles a pattern of the accepted subset; throws RegexError with the reason otherwise. */
-export function compileSafeRegex(pattern: string): SafeRegex {
-  const reason = unsafeRegexReason(pattern);
-  if (reason !== undefined) throw new RegexError(`regular expression ${JSON.stringify(pattern)} refused: ${reason}`);
+export function compileSafeRegex(rawPattern: string): SafeRegex {
+  const reason = unsafeRegexReason(rawPattern);
+  if (reason !== undefined) throw new RegexError(`regular expression ${JSON.stringify(rawPattern)} refused: ${reason}`);
+  const pattern = fromRe2(rawPattern);
   const body = pattern.replace(/^\^/, '').replace(/(?<!\\)\$$/, '');
   const atoms = sequenceAtoms(body);
   const direct = atoms === undefined ? undefined : directProgram(atoms);

@@ -242,3 +242,19 @@ describe('conditioned lookups', () => {
     expect(gcs).toBeLessThanOrEqual(1);
   });
 });
+
+describe('RE2 spellings route authors copy from Envoy-based implementations (QA-14)', () => {
+  it('\\x{HHHH} is read as the code unit it names; above U+FFFF it is refused', () => {
+    const re = compileSafeRegex('/caf\\x{e9}/\\x{41}+');
+    expect(re.test('/café/AA')).toBe(true);
+    expect(re.test('/cafe/AA')).toBe(false);
+    // An escaped backslash before x{..} is a literal backslash, not an escape.
+    expect(compileSafeRegex('a\\\\x\\{1\\}').test('a\\x{1}')).toBe(true);
+    expect(() => compileSafeRegex('\\x{1F600}')).toThrow(/bad \\x escape/);
+  });
+
+  it('an inline flag is refused with a reason that names it', () => {
+    expect(() => compileSafeRegex('/(?i)case')).toThrow(/inline flags such as \(\?i\) are not supported/);
+    expect(() => compileSafeRegex('/(?=x)')).toThrow(/lookaround/);
+  });
+});
