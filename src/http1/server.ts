@@ -464,11 +464,10 @@ class Connection {
     if (this.ex === undefined && (this.buf === undefined || this.buf.length === 0)) this.destroy();
   }
 
-  /** Stops serving the socket: someone else has it now. */
-  private release(): void {
+  /** Stops serving the socket: someone else has it now (the unread bytes in buf stay for them). */
+  private detach(): void {
     this.handedOff = true;
     this.clearDeadline();
-    this.buf = undefined;
     this.server.connections.delete(this);
     const s = this.socket;
     s.off('data', this.onData);
@@ -477,16 +476,16 @@ class Connection {
     s.off('drain', this.onDrain);
   }
 
+  /** Stops serving the socket and drops what was read: someone else has it now. */
+  private release(): void {
+    this.detach();
+    this.buf = undefined;
+  }
+
   /** Gives the connection, with the bytes read and not yet served, to node:http (or h2c's server). */
   handOff(to?: ConnectionSink): void {
-    this.handedOff = true;
-    this.clearDeadline();
-    this.server.connections.delete(this);
+    this.detach();
     const s = this.socket;
-    s.off('data', this.onData);
-    s.off('end', this.onEnd);
-    s.off('close', this.onClose);
-    s.off('drain', this.onDrain);
     s.pause();
     if (this.buf !== undefined && this.buf.length > 0) s.unshift(this.buf);
     this.buf = undefined;
