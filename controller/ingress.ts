@@ -91,6 +91,25 @@ export interface CanaryReading {
   readonly warnings: string[];
 }
 
+/**
+ * The settings `keys` under their portico.dev/ names or their nginx.ingress.kubernetes.io/
+ * aliases (migrations keep their manifests); the portico.dev/ one wins, a differing alias is
+ * reported.
+ */
+function readAliased(raw: Readonly<Record<string, string>>, keys: readonly string[]): { values: Record<string, string>; conflicts: string[] } {
+  const values: Record<string, string> = {};
+  const conflicts: string[] = [];
+  for (const key of keys) {
+    const own = raw[PORTICO_PREFIX + key];
+    const alias = raw[NGINX_PREFIX + key];
+    const v = own ?? alias;
+    if (v === undefined) continue;
+    values[key] = v;
+    if (own !== undefined && alias !== undefined && own !== alias) conflicts.push(`${PORTICO_PREFIX}${key} (${JSON.stringify(own)}) is used; ${NGINX_PREFIX}${key} (${JSON.stringify(alias)}) is not`);
+  }
+  return { values, conflicts };
+}
+
 const BOOL_TRUE = new Set(['true', 'True', 'TRUE', '1', 't', 'T']);
 const BOOL_FALSE = new Set(['false', 'False', 'FALSE', '0', 'f', 'F']);
 
@@ -102,17 +121,8 @@ const BOOL_FALSE = new Set(['false', 'False', 'FALSE', '0', 'f', 'F']);
  */
 export function readCanary(raw: Readonly<Record<string, string>>): CanaryReading {
   const errors: string[] = [];
-  const warnings: string[] = [];
   const others: string[] = [];
-  const value: Record<string, string> = {};
-  for (const key of CANARY_KEYS) {
-    const own = raw[PORTICO_PREFIX + key];
-    const alias = raw[NGINX_PREFIX + key];
-    const v = own ?? alias;
-    if (v === undefined) continue;
-    value[key] = v;
-    if (own !== undefined && alias !== undefined && own !== alias) warnings.push(`${PORTICO_PREFIX}${key} (${JSON.stringify(own)}) is used; ${NGINX_PREFIX}${key} (${JSON.stringify(alias)}) is not`);
-  }
+  const { values: value, conflicts: warnings } = readAliased(raw, CANARY_KEYS);
   const flag = value.canary;
   if (flag === undefined || BOOL_FALSE.has(flag)) {
     const inert = Object.keys(raw).filter((n) => [PORTICO_PREFIX, NGINX_PREFIX].some((p) => n.startsWith(p) && CANARY_KEYS.includes(n.slice(p.length)) && n.slice(p.length) !== 'canary'));
@@ -398,15 +408,9 @@ export function parseIngress(ing: KubeObject, defaults: IngressDefaults = { sslR
   const raw = ing.metadata.annotations ?? {};
   // ingress-nginx's names for the same settings are read too (migrations keep their manifests);
   // the portico.dev/ name wins when both are set.
-  const aliasConflicts: string[] = [];
+  const { values: read, conflicts: aliasConflicts } = readAliased(raw, SUPPORTED_ANNOTATIONS);
   const annotations: Record<string, string> = { ...raw };
-  for (const key of SUPPORTED_ANNOTATIONS) {
-    const own = raw[PORTICO_PREFIX + key];
-    const alias = raw[NGINX_PREFIX + key];
-    if (alias === undefined) continue;
-    if (own === undefined) annotations[PORTICO_PREFIX + key] = alias;
-    else if (own !== alias) aliasConflicts.push(`${PORTICO_PREFIX}${key} (${JSON.stringify(own)}) is used; ${NGINX_PREFIX}${key} (${JSON.stringify(alias)}) is not`);
-  }
+  for (const [key, v] of Object.entries(read)) annotations[PORTICO_PREFIX + key] = v;
   const review = reviewAnnotations(raw);
   const flag = (name: string, fallback: boolean): boolean => {
     const v = annotations[name];
