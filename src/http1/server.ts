@@ -808,7 +808,7 @@ class Exchange implements UpstreamWaiter, UpstreamUser {
       if (this.upstream !== undefined && !this.upstream.write(part)) {
         this.upstreamBlocked = true;
         // An upstream that stops reading the body (nginx's proxy_send_timeout).
-        if (this.timeoutMs > 0 && this.resHead === undefined) this.upstreamDeadline = performance.now() + this.timeoutMs;
+        if (this.resHead === undefined) this.armResponseTimeout();
       }
       this.mirrors?.write(part);
     }
@@ -1063,7 +1063,7 @@ class Exchange implements UpstreamWaiter, UpstreamUser {
     if (body.done) this.responseComplete();
     // Upstream body timeout: the time allowed between two reads, as undici's bodyTimeout (not
     // armed for a body that ended here, the usual case, to spare a clock reading).
-    else if (this.timeoutMs > 0 && this.upstream !== undefined) this.upstreamDeadline = performance.now() + this.timeoutMs;
+    else if (this.upstream !== undefined) this.armResponseTimeout();
   }
 
   private writeClient(part: Buffer): void {
@@ -1142,6 +1142,7 @@ class Exchange implements UpstreamWaiter, UpstreamUser {
     this.local(504, "gateway timeout: the route's request timeout ran out");
   }
 
+  /** The upstream's next move is due within the timeout (its answer, a body read, taking the body). */
   private armResponseTimeout(now = performance.now()): void {
     if (this.timeoutMs > 0) this.upstreamDeadline = now + this.timeoutMs;
   }
