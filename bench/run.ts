@@ -520,7 +520,9 @@ async function main(): Promise<number> {
     const pin = async (mode: PinMode, proxies: ManagedProcess[]): Promise<void> => {
       for (const p of proxies) await setAffinity(p.pid, mode === 'pinned' ? '0' : allCpus);
       await setAffinity(backend.pid, mode === 'pinned' ? '1' : allCpus);
-      await setAffinity(process.pid, mode === 'pinned' ? '1' : allCpus);
+      // This process alone: its children are the proxies (pinned above) and wrk, started later,
+      // which inherits CPU 1. Pinning its tree moved every proxy onto CPU 1 as well.
+      await setAffinity(process.pid, mode === 'pinned' ? '1' : allCpus, false);
     };
 
     for (const name of o.scenarios) {

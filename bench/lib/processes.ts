@@ -326,14 +326,15 @@ export function busyCoresBetween(a: SystemCpuSample, b: SystemCpuSample): number
 
 /**
  * Pins a process tree (every thread of every process) to `cpus` (taskset's list syntax, e.g.
- * "0" or "0-1"). Processes forked later inherit the affinity of their parent. Returns false when
- * taskset is missing or refuses.
+ * "0" or "0-1"), or with `tree: false` the process alone (its threads, not its children).
+ * Processes forked later inherit the affinity of their parent. Returns false when taskset is
+ * missing or refuses.
  */
-export async function setAffinity(rootPid: number, cpus: string): Promise<boolean> {
+export async function setAffinity(rootPid: number, cpus: string, tree = true): Promise<boolean> {
   const taskset = findExecutable('taskset');
   if (taskset === undefined) return false;
   let ok = true;
-  for (const pid of processTree(rootPid)) {
+  for (const pid of tree ? processTree(rootPid) : [rootPid]) {
     const r = await runCommand(taskset, ['-a', '-p', '-c', cpus, String(pid)], 5000);
     if (r.code !== 0) ok = false;
   }
