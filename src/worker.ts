@@ -16,6 +16,7 @@ import { endpointUpdates, retainRouteSeries, tableSwaps, tableVersion } from './
 import type { ServeOptions } from './options.ts';
 import { UpstreamPools, drain, requestHost, type DownstreamRequest } from './proxy.ts';
 import { createFastHttp1, type FastHttp1Server } from './http1/server.ts';
+import { rawIoUnavailable } from './http1/socket-io.ts';
 import { UpstreamSocketPool } from './http1/upstream-pool.ts';
 import { setEscapedSlashes } from './request-checks.ts';
 import { parseRealIpSettings } from './realip/config.ts';
@@ -146,7 +147,10 @@ async function startListeners(): Promise<void> {
   stacks.push(plain, secure);
   const listenMode = await plain.listen();
   await secure.listen();
-  log.info({ http: options.httpPort, https: options.httpsPort, address: options.bindAddress, http1Engine: options.http1Engine, listenMode }, 'listeners ready');
+  // The fast engine's socket I/O: on the libuv handle, or through Node's streams and why (socket-io.ts).
+  const socketIo = options.http1Engine !== 'fast' ? undefined : rawIoUnavailable === undefined ? 'handle' : 'stream';
+  log.info({ http: options.httpPort, https: options.httpsPort, address: options.bindAddress, http1Engine: options.http1Engine, listenMode, ...(socketIo === undefined ? {} : { socketIo }) }, 'listeners ready');
+  if (options.http1Engine === 'fast' && rawIoUnavailable !== undefined) log.warn({ reason: rawIoUnavailable }, 'fast engine: socket I/O through Node streams (slower than on the handle)');
 }
 
 const sameSocket = (a: ListenerStack['spec'], l: { protocol: string; address: string; port: number }): boolean => l.protocol === a.protocol && (l.address === '' ? options.bindAddress : l.address) === a.address && l.port === a.port;

@@ -133,7 +133,9 @@ afterAll(async () => {
 describe('HTTP/1.1 fast path', () => {
   it('is the engine serving plain HTTP/1.1 (said at start)', async () => {
     // Worker logs are buffered (flushed every 250 ms).
-    await waitFor('the listeners line', () => portico.logs.some((l) => l.includes('listeners ready') && l.includes('"http1Engine":"fast"')));
+    // On the sockets' handles, unless told to use Node's streams (e2e-fast-path-stream.test.ts).
+    const io = process.env.PORTICO_SOCKET_IO === 'stream' ? 'stream' : 'handle';
+    await waitFor('the listeners line', () => portico.logs.some((l) => l.includes('listeners ready') && l.includes('"http1Engine":"fast"') && l.includes(`"socketIo":"${io}"`)));
   });
 
   it('pipelined requests go upstream one at a time: the second only after the first response is complete', async () => {

@@ -63,14 +63,14 @@ class MirrorCopy implements UpstreamWaiter, UpstreamUser {
     }
     this.conn = conn;
     conn.user = this;
-    conn.socket.cork();
+    conn.io.cork();
     conn.write(this.head);
     this.head = '';
     for (const b of this.queued) conn.write(b);
-    conn.socket.uncork();
+    conn.io.uncork();
     this.queued = [];
     this.queuedBytes = 0;
-    this.account(conn.socket.writableLength);
+    this.account(conn.io.pendingBytes());
   }
 
   /** Sets this copy's held bytes; cuts it when the worker's copies hold too much. */
@@ -95,8 +95,9 @@ class MirrorCopy implements UpstreamWaiter, UpstreamUser {
       return this.account(this.queuedBytes);
     }
     this.conn.write(part);
-    if (this.conn.socket.writableLength > MIRROR_BUFFER) return this.cut();
-    this.account(this.conn.socket.writableLength);
+    const held = this.conn.io.pendingBytes();
+    if (held > MIRROR_BUFFER) return this.cut();
+    this.account(held);
   }
 
   endBody(): void {

@@ -31,6 +31,7 @@ import { BodyFramer } from './body.ts';
 import { Mirrors } from './mirror.ts';
 import { lowerName, parseRequestHead, type RequestHead } from './head-parser.ts';
 import { FIELD_STRIDE, parseResponseHead, responseFraming, type BodyFraming, type ResponseHead } from './response-head.ts';
+import { socketIo, type IoSink, type SocketIo } from './socket-io.ts';
 import { UpstreamSocketPool, isConnectError, type UpstreamConnection, type UpstreamTarget, type UpstreamUser, type UpstreamWaiter } from './upstream-pool.ts';
 
 export interface FastHttp1Options {
@@ -208,9 +209,11 @@ export class FastHttp1Server {
 const Deadline = { None: 0, Idle: 1, Headers: 2, Request: 3 } as const;
 type Deadline = (typeof Deadline)[keyof typeof Deadline];
 
-class Connection {
+class Connection implements IoSink {
   readonly server: FastHttp1Server;
   readonly socket: net.Socket;
+  /** Reads and writes (on the handle where possible: socket-io.ts). */
+  readonly io: SocketIo;
   buf: Buffer | undefined;
   ex: Exchange | undefined;
   /** The client deadline: idle (keep-alive), headers or request timeout. */
@@ -239,11 +242,10 @@ class Connection {
     // The client may half-close after its last request; its answers still go out.
     socket.allowHalfOpen = true;
     this.setDeadline(Deadline.Headers, headersTimeoutMs);
-    socket.on('data', this.onData);
     socket.on('end', this.onEnd);
     socket.on('close', this.onClose);
-    socket.on('drain', this.onDrain);
     socket.on('error', noop);
+    this.io = socketIo(socket, this);
   }
 
   setDeadline(kind: Deadline, ms: number): void {
@@ -273,8 +275,8 @@ class Connection {
     ex?.clientTimedOut();
   }
 
-  readonly onData = (chunk: Buffer): void => {
-    if (this.closed) return;
+  onIoData(chunk: Buffer): void {
+    if (this.closed || this.ending || this.handedOff) return;
     if (this.buf === undefined || this.buf.length === 0) {
       this.buf = chunk;
       // The first byte of a head starts its headers timeout (a kept-alive connection was idle).
@@ -283,7 +285,7 @@ class Connection {
       this.buf = Buffer.concat([this.buf, chunk]);
     }
     this.pump();
-  };
+  }
 
   readonly onEnd = (): void => {
     this.clientEnded = true;
@@ -298,9 +300,9 @@ class Connection {
     this.ex?.clientGone();
   };
 
-  readonly onDrain = (): void => {
+  onIoDrain(): void {
     this.ex?.clientDrained();
-  };
+  }
 
   /** Stops or restarts reading the client as buffered bytes and upstream backpressure demand. */
   updateReading(): void {
@@ -308,10 +310,10 @@ class Connection {
     const stop = (ex !== undefined && ex.upstreamBlocked) || (this.buf !== undefined && this.buf.length > this.server.readAhead);
     if (stop && !this.readPaused) {
       this.readPaused = true;
-      this.socket.pause();
+      this.io.pause();
     } else if (!stop && this.readPaused) {
       this.readPaused = false;
-      this.socket.resume();
+      this.io.resume();
     }
   }
 
@@ -416,9 +418,16 @@ class Connection {
     this.ending = true;
     this.buf = undefined;
     this.clearDeadline();
-    this.socket.off('data', this.onData);
+    this.stopReading();
     this.socket.end(data, 'latin1');
     this.lingerUntilClosed();
+  }
+
+  /** Nothing more is served: what the client still sends is read and dropped, up to its end. */
+  private stopReading(): void {
+    this.io.detach();
+    // On the handle nothing was flowing through the stream: let it flow (to no listener) now.
+    if (this.io.raw) this.socket.resume();
   }
 
   /** Ends the connection after what was written; nothing more is read. */
@@ -428,7 +437,7 @@ class Connection {
     this.ending = true;
     this.buf = undefined;
     this.clearDeadline();
-    this.socket.off('data', this.onData);
+    this.stopReading();
     this.socket.end();
     this.lingerUntilClosed();
   }
@@ -441,7 +450,7 @@ class Connection {
    */
   private closeNow(): void {
     const s = this.socket;
-    if ((this.buf !== undefined && this.buf.length > 0) || s.readableLength > 0 || s.writableLength > 0 || (s as TLSSocket).encrypted === true) return this.close();
+    if ((this.buf !== undefined && this.buf.length > 0) || s.readableLength > 0 || this.io.pendingBytes() > 0 || (s as TLSSocket).encrypted === true) return this.close();
     this.ending = true;
     this.buf = undefined;
     this.clearDeadline();
@@ -470,10 +479,9 @@ class Connection {
     this.clearDeadline();
     this.server.connections.delete(this);
     const s = this.socket;
-    s.off('data', this.onData);
+    this.io.detach();
     s.off('end', this.onEnd);
     s.off('close', this.onClose);
-    s.off('drain', this.onDrain);
   }
 
   /** Stops serving the socket and drops what was read: someone else has it now. */
@@ -710,7 +718,7 @@ class Exchange implements UpstreamWaiter, UpstreamUser {
     this.upstreamHead = this.buildUpstreamHead();
     // Gateway API RequestMirror: copies of the head and body go out beside the request.
     if (mirrors !== undefined) this.mirrors = Mirrors.start(mirrors, head.method, this.upstreamHead, this.reqBody !== undefined, this.timeoutMs);
-    if (head.expectContinue && this.reqBody !== undefined && head.versionMinor === 1) conn.socket.write(CONTINUE, 'latin1');
+    if (head.expectContinue && this.reqBody !== undefined && head.versionMinor === 1) conn.io.write(CONTINUE);
     this.acquire();
     return true;
   }
@@ -762,11 +770,11 @@ class Exchange implements UpstreamWaiter, UpstreamUser {
     // The head and the body bytes already read leave in one write; a request without them needs
     // no corking (which costs a buffered write and its replay on every request).
     const withBody = this.reqBody !== undefined && this.conn.buf !== undefined;
-    if (withBody) up.socket.cork();
+    if (withBody) up.io.cork();
     up.write(this.upstreamHead);
     if (withBody) {
       this.relayRequestBody();
-      up.socket.uncork();
+      up.io.uncork();
     }
     // The response timeout starts once the request is sent (nginx's proxy_read_timeout): an
     // upload slower than it is still in progress, bounded by the client's request timeout and,
@@ -857,7 +865,7 @@ class Exchange implements UpstreamWaiter, UpstreamUser {
   }
 
   clientDrained(): void {
-    if (this.upstream !== undefined && this.upstream.socket.isPaused()) this.upstream.socket.resume();
+    if (this.upstream !== undefined && this.upstream.io.isPaused()) this.upstream.io.resume();
   }
 
   onUpstreamData(chunk: Buffer): void {
@@ -909,7 +917,7 @@ class Exchange implements UpstreamWaiter, UpstreamUser {
   private writeEarlyHints(h: ResponseHead): void {
     let links = '';
     for (let i = 0; i < h.rawHeaders.length; i += 2) if (h.rawHeaders[i].toLowerCase() === 'link') links += `Link: ${h.rawHeaders[i + 1]}\r\n`;
-    if (links !== '') this.conn.socket.write(`HTTP/1.1 103 Early Hints\r\n${links}\r\n`, 'latin1');
+    if (links !== '') this.conn.io.write(`HTTP/1.1 103 Early Hints\r\n${links}\r\n`);
   }
 
   private startResponse(h: ResponseHead): void {
@@ -1038,16 +1046,16 @@ class Exchange implements UpstreamWaiter, UpstreamUser {
   /** The response head, if no body bytes took it along. */
   private flushHead(): void {
     if (this.pendingHead === undefined) return;
-    if (!this.conn.socket.write(this.takeHead(undefined)) && this.upstream !== undefined) this.upstream.socket.pause();
+    if (!this.conn.io.write(this.takeHead(undefined)) && this.upstream !== undefined) this.upstream.io.pause();
   }
 
   private relayResponseBody(chunk: Buffer): void {
     const body = this.resBody!;
     // Decoding chunks for an HTTP/1.0 client writes a piece per chunk: one write for them all.
-    const socket = this.conn.socket;
-    if (this.dechunk) socket.cork();
+    const io = this.conn.io;
+    if (this.dechunk) io.cork();
     const r = body.feed(chunk, 0);
-    if (this.dechunk) socket.uncork();
+    if (this.dechunk) io.uncork();
     if (r.error !== undefined) {
       this.flushHead();
       this.o.log.warn({ err: r.error, upstream: this.endpoint?.origin }, 'invalid upstream response body framing');
@@ -1073,9 +1081,9 @@ class Exchange implements UpstreamWaiter, UpstreamUser {
       // One buffer, one write: cheaper than a corked string and buffer (writev) for the small
       // bodies most responses start with; a large first part goes after the head.
       if (part.length <= COALESCE_MAX) out = this.takeHead(part);
-      else this.conn.socket.write(this.takeHead(undefined));
+      else this.conn.io.write(this.takeHead(undefined));
     }
-    if (!this.conn.socket.write(out) && this.upstream !== undefined) this.upstream.socket.pause();
+    if (!this.conn.io.write(out) && this.upstream !== undefined) this.upstream.io.pause();
   }
 
   private responseComplete(): void {
@@ -1088,7 +1096,7 @@ class Exchange implements UpstreamWaiter, UpstreamUser {
       // Both Content-Length and Transfer-Encoding: framed by the latter, but the connection is not
       // trusted with another request (RFC 9112 6.3 item 3).
       const reusable = h.keepAlive && this.resFraming !== 'close' && this.reqBodyDone && this.rbuf === undefined && !(h.chunked && h.contentLength >= 0);
-      if (up.socket.isPaused()) up.socket.resume();
+      if (up.io.isPaused()) up.io.resume();
       up.pool.release(up, reusable);
     }
     this.done = true;
@@ -1226,7 +1234,7 @@ class Exchange implements UpstreamWaiter, UpstreamUser {
     this.responseBytes = out.length;
     this.headSent = true;
     this.done = true;
-    this.conn.socket.write(out, 'latin1');
+    this.conn.io.write(out);
     this.log(false);
     if (this.closeAfter) {
       this.conn.buf = undefined;

@@ -6,6 +6,7 @@
 
 import net from 'node:net';
 import tls from 'node:tls';
+import { socketIo, type IoSink, type SocketIo } from './socket-io.ts';
 
 export interface UpstreamPoolOptions {
   /** Open connections (busy and idle) per endpoint; further requests wait for one. */
@@ -47,8 +48,10 @@ export function isConnectError(err: { code?: string } | undefined): boolean {
   return err !== undefined && err.code !== undefined && CONNECT_CODES.has(err.code);
 }
 
-export class UpstreamConnection {
+export class UpstreamConnection implements IoSink {
   readonly socket: net.Socket;
+  /** Reads and writes, set once connected (src/http1/socket-io.ts). */
+  io!: SocketIo;
   readonly key: string;
   readonly pool: UpstreamSocketPool;
   user: UpstreamUser | undefined;
@@ -66,7 +69,17 @@ export class UpstreamConnection {
 
   /** Strings are heads: latin1, byte for byte as they were parsed. */
   write(data: string | Buffer): boolean {
-    return typeof data === 'string' ? this.socket.write(data, 'latin1') : this.socket.write(data);
+    return this.io.write(data);
+  }
+
+  onIoData(chunk: Buffer): void {
+    if (this.user !== undefined) this.user.onUpstreamData(chunk);
+    // Bytes on an idle connection answer no request: the connection is out of step, drop it.
+    else this.pool.evict(this);
+  }
+
+  onIoDrain(): void {
+    this.user?.onUpstreamDrain();
   }
 }
 
@@ -76,15 +89,6 @@ interface Slot {
   readonly waiters: UpstreamWaiter[];
 }
 
-function onSocketData(this: net.Socket & { [kConn]?: UpstreamConnection }, chunk: Buffer): void {
-  const conn = this[kConn]!;
-  if (conn.user !== undefined) conn.user.onUpstreamData(chunk);
-  // Bytes on an idle connection answer no request: the connection is out of step, drop it.
-  else conn.pool.evict(conn);
-}
-function onSocketDrain(this: net.Socket & { [kConn]?: UpstreamConnection }): void {
-  this[kConn]!.user?.onUpstreamDrain();
-}
 function onSocketEnd(this: net.Socket & { [kConn]?: UpstreamConnection }): void {
   this[kConn]!.pool.lost(this[kConn]!, undefined);
 }
@@ -180,8 +184,7 @@ export class UpstreamSocketPool {
       socket.off('close', onEarlyClose);
       conn.connected = true;
       socket.setNoDelay(true);
-      socket.on('data', onSocketData);
-      socket.on('drain', onSocketDrain);
+      conn.io = socketIo(socket, conn);
       socket.on('end', onSocketEnd);
       socket.on('error', onSocketError);
       socket.on('close', onSocketClose);

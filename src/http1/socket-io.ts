@@ -1,0 +1,316 @@
+// How the fast path reads and writes a socket. On a plain TCP socket it works on the libuv handle
+// under Node's stream layer: a read is handed over as a Buffer view of what libuv read, without
+// Readable.push and a 'data' event; a write goes to the handle without a Writable and a WriteWrap
+// per call. That layer is most of what a Node proxy spends per request beyond the system calls
+// (bench/README.md). End of stream and read errors still go through Node's own handler, so 'end',
+// 'error' and 'close' are emitted as they always are. TLS sockets, sockets with bytes already
+// buffered in the stream, and platforms whose binding does not look as expected use the stream
+// (StreamIo), with the same interface.
+
+import type net from 'node:net';
+import { getSystemErrorName } from 'node:util';
+
+/** Whoever reads the socket. */
+export interface IoSink {
+  onIoData(chunk: Buffer): void;
+  /** Written bytes the socket held back (write() returned false) are all with the kernel now. */
+  onIoDrain(): void;
+}
+
+export interface SocketIo {
+  /** Handle-level (true) or through the socket's stream. */
+  readonly raw: boolean;
+  /** Strings are heads: latin1, byte for byte. False when the caller should wait for onIoDrain. */
+  write(data: string | Buffer): boolean;
+  /** Writes between cork() and uncork() leave in one write. */
+  cork(): void;
+  uncork(): void;
+  pause(): void;
+  resume(): void;
+  isPaused(): boolean;
+  /** Bytes written and not yet taken by the kernel. */
+  pendingBytes(): number;
+  /**
+   * Stops handing reads and drains to the sink: from here the socket is Node's stream again,
+   * with nothing buffered by this layer, read (and paused or not) as a stream.
+   */
+  detach(): void;
+}
+
+/** Above this many bytes waiting for the kernel, write() asks the caller to wait (net's default). */
+const HIGH_WATER_MARK = 16 * 1024;
+
+interface WriteReq {
+  oncomplete: (status: number) => void;
+  /** Keeps the written buffer alive until the kernel has it. */
+  buffer: unknown;
+}
+
+interface StreamWrapBinding {
+  readonly streamBaseState: Int32Array;
+  readonly kReadBytesOrError: number;
+  readonly kArrayBufferOffset: number;
+  readonly kLastWriteWasAsync: number;
+  readonly WriteWrap: new () => WriteReq;
+}
+
+interface StreamHandle {
+  onread: (arrayBuffer: ArrayBuffer) => unknown;
+  reading: boolean;
+  readonly writeQueueSize: number;
+  readStart(): number;
+  readStop(): number;
+  writeBuffer(req: WriteReq, data: Buffer): number;
+  writeLatin1String(req: WriteReq, data: string): number;
+}
+
+/** The stream binding node:net itself uses, or why it cannot be used. */
+function loadBinding(): StreamWrapBinding | string {
+  if (process.env.PORTICO_SOCKET_IO === 'stream') return 'PORTICO_SOCKET_IO=stream';
+  try {
+    const binding = (process as unknown as { binding(name: string): unknown }).binding('stream_wrap') as Partial<StreamWrapBinding>;
+    // The layout node:net relies on (lib/internal/stream_base_commons.js); anything else and the
+    // stream is used, never a guess.
+    if (!(binding.streamBaseState instanceof Int32Array)) return 'stream_wrap has no streamBaseState';
+    for (const k of ['kReadBytesOrError', 'kArrayBufferOffset', 'kLastWriteWasAsync'] as const) {
+      const v = binding[k];
+      if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v >= binding.streamBaseState.length) return `stream_wrap.${k} is not an index of streamBaseState`;
+    }
+    if (typeof binding.WriteWrap !== 'function') return 'stream_wrap has no WriteWrap';
+    return binding as StreamWrapBinding;
+  } catch (err) {
+    return `process.binding('stream_wrap'): ${(err as Error).message}`;
+  }
+}
+
+const binding = loadBinding();
+
+/** Why handle-level I/O is off (logged at start), or undefined when it is on. */
+export const rawIoUnavailable: string | undefined = typeof binding === 'string' ? binding : undefined;
+
+/** The socket's plain TCP handle when handle-level I/O can take it over now. */
+function tcpHandle(socket: net.Socket): StreamHandle | undefined {
+  if (typeof binding === 'string') return undefined;
+  const s = socket as net.Socket & { _handle?: (StreamHandle & { constructor: { name: string } }) | null; encrypted?: boolean };
+  const h = s._handle;
+  if (h === null || h === undefined || s.encrypted === true || h.constructor.name !== 'TCP') return undefined;
+  if (typeof h.onread !== 'function' || typeof h.writeBuffer !== 'function' || typeof h.writeLatin1String !== 'function' || typeof h.readStart !== 'function') return undefined;
+  // Bytes already in the stream (put back by whoever had the socket) or writes it still holds
+  // would be reordered against the handle's.
+  if (s.connecting || s.destroyed || s.readableLength > 0 || s.writableLength > 0 || s.writableCorked > 0) return undefined;
+  return h;
+}
+
+function writeError(socket: net.Socket, status: number): void {
+  let name: string;
+  try {
+    name = getSystemErrorName(status);
+  } catch {
+    name = `E${-status}`;
+  }
+  socket.destroy(Object.assign(new Error(`write ${name}`), { code: name, errno: status, syscall: 'write' }));
+}
+
+class RawIo implements SocketIo {
+  readonly raw = true;
+  private readonly socket: net.Socket;
+  private readonly handle: StreamHandle;
+  private readonly sink: IoSink;
+  private readonly state: Int32Array;
+  private readonly b: StreamWrapBinding;
+  private readonly nodeOnread: (arrayBuffer: ArrayBuffer) => unknown;
+  /** A request object for the next write: reused until a write goes asynchronous and keeps it. */
+  private req: WriteReq;
+  private corked: Array<string | Buffer> | undefined;
+  private paused = false;
+  private needDrain = false;
+  private attached = true;
+
+  constructor(socket: net.Socket, handle: StreamHandle, sink: IoSink, b: StreamWrapBinding) {
+    this.socket = socket;
+    this.handle = handle;
+    this.sink = sink;
+    this.b = b;
+    this.state = b.streamBaseState;
+    this.nodeOnread = handle.onread;
+    this.req = this.newReq();
+    handle.onread = this.onRead;
+    if (!handle.reading) {
+      handle.reading = true;
+      const err = handle.readStart();
+      if (err !== 0) writeError(socket, err);
+    }
+  }
+
+  private newReq(): WriteReq {
+    const req = new this.b.WriteWrap();
+    req.oncomplete = this.onWriteComplete;
+    req.buffer = null;
+    return req;
+  }
+
+  private readonly onRead = (arrayBuffer: ArrayBuffer): unknown => {
+    const n = this.state[this.b.kReadBytesOrError];
+    if (n > 0) {
+      if (!this.attached || this.socket.destroyed) return undefined;
+      this.sink.onIoData(Buffer.from(arrayBuffer, this.state[this.b.kArrayBufferOffset], n));
+      return undefined;
+    }
+    // End of stream or an error: Node's handler, which reads the same state, makes the events.
+    return this.nodeOnread.call(this.handle, arrayBuffer);
+  };
+
+  private readonly onWriteComplete = (status: number): void => {
+    if (this.socket.destroyed) return;
+    if (status < 0) return writeError(this.socket, status);
+    if (this.needDrain && this.handle.writeQueueSize === 0) {
+      this.needDrain = false;
+      if (this.attached) this.sink.onIoDrain();
+    }
+  };
+
+  write(data: string | Buffer): boolean {
+    if (this.corked !== undefined) {
+      this.corked.push(data);
+      return true;
+    }
+    const s = this.socket;
+    // A destroyed socket's handle is closed: the write is dropped, as the stream drops it.
+    if (s.destroyed) return false;
+    const req = this.req;
+    const err = typeof data === 'string' ? this.handle.writeLatin1String(req, data) : this.handle.writeBuffer(req, data);
+    if (err !== 0) {
+      writeError(s, err);
+      return false;
+    }
+    if (this.state[this.b.kLastWriteWasAsync] === 0) return true;
+    // The kernel took part of it: libuv holds the rest (in order) and the request until it is sent.
+    if (typeof data !== 'string') req.buffer = data;
+    this.req = this.newReq();
+    if (this.handle.writeQueueSize < HIGH_WATER_MARK) return true;
+    this.needDrain = true;
+    return false;
+  }
+
+  cork(): void {
+    this.corked ??= [];
+  }
+
+  uncork(): void {
+    const parts = this.corked;
+    this.corked = undefined;
+    if (parts === undefined || parts.length === 0) return;
+    if (parts.length === 1) {
+      this.write(parts[0]);
+      return;
+    }
+    this.write(Buffer.concat(parts.map((p) => (typeof p === 'string' ? Buffer.from(p, 'latin1') : p))));
+  }
+
+  pause(): void {
+    if (this.paused) return;
+    this.paused = true;
+    if (this.handle.reading && !this.socket.destroyed) {
+      this.handle.reading = false;
+      this.handle.readStop();
+    }
+  }
+
+  resume(): void {
+    if (!this.paused) return;
+    this.paused = false;
+    if (!this.handle.reading && !this.socket.destroyed) {
+      this.handle.reading = true;
+      const err = this.handle.readStart();
+      if (err !== 0) writeError(this.socket, err);
+    }
+  }
+
+  isPaused(): boolean {
+    return this.paused;
+  }
+
+  pendingBytes(): number {
+    return (this.socket.destroyed ? 0 : this.handle.writeQueueSize) + this.socket.writableLength;
+  }
+
+  detach(): void {
+    if (!this.attached) return;
+    this.uncork();
+    this.attached = false;
+    if (this.socket.destroyed) return;
+    this.handle.onread = this.nodeOnread;
+    // The stream believes a read it asked for is still under way (nothing was pushed since), so
+    // it would never start the handle again: restart it here; the stream's own flow control
+    // (push() returning false) stops it when its buffer is full.
+    if (!this.handle.reading) {
+      this.handle.reading = true;
+      const err = this.handle.readStart();
+      if (err !== 0) writeError(this.socket, err);
+    }
+  }
+}
+
+class StreamIo implements SocketIo {
+  readonly raw = false;
+  private readonly socket: net.Socket;
+  private readonly sink: IoSink;
+  private attached = true;
+
+  constructor(socket: net.Socket, sink: IoSink) {
+    this.socket = socket;
+    this.sink = sink;
+    socket.on('data', this.onData);
+    socket.on('drain', this.onDrain);
+  }
+
+  private readonly onData = (chunk: Buffer): void => {
+    this.sink.onIoData(chunk);
+  };
+
+  private readonly onDrain = (): void => {
+    this.sink.onIoDrain();
+  };
+
+  write(data: string | Buffer): boolean {
+    return typeof data === 'string' ? this.socket.write(data, 'latin1') : this.socket.write(data);
+  }
+
+  cork(): void {
+    this.socket.cork();
+  }
+
+  uncork(): void {
+    this.socket.uncork();
+  }
+
+  pause(): void {
+    this.socket.pause();
+  }
+
+  resume(): void {
+    this.socket.resume();
+  }
+
+  isPaused(): boolean {
+    return this.socket.isPaused();
+  }
+
+  pendingBytes(): number {
+    return this.socket.writableLength;
+  }
+
+  detach(): void {
+    if (!this.attached) return;
+    this.attached = false;
+    this.socket.off('data', this.onData);
+    this.socket.off('drain', this.onDrain);
+  }
+}
+
+/** Reads and writes `socket` for `sink`: on its handle when that is possible, else through its stream. */
+export function socketIo(socket: net.Socket, sink: IoSink): SocketIo {
+  const h = tcpHandle(socket);
+  if (h !== undefined && typeof binding !== 'string') return new RawIo(socket, h, sink, binding);
+  return new StreamIo(socket, sink);
+}
