@@ -93,6 +93,8 @@ function tcpHandle(socket: net.Socket): StreamHandle | undefined {
   if (typeof binding === 'string') return undefined;
   const s = socket as net.Socket & { _handle?: (StreamHandle & { constructor: { name: string } }) | null; encrypted?: boolean };
   const h = s._handle;
+  // Not a TLS socket's TLSWrap: it takes one write at a time (a second while one is under way
+  // aborts the process), which only its stream, writing for everyone, can guarantee.
   if (h === null || h === undefined || s.encrypted === true || h.constructor.name !== 'TCP') return undefined;
   if (typeof h.onread !== 'function' || typeof h.writeBuffer !== 'function' || typeof h.writeLatin1String !== 'function' || typeof h.readStart !== 'function') return undefined;
   // Bytes already in the stream (put back by whoever had the socket) or writes it still holds
