@@ -140,13 +140,13 @@ function lookup(tables: readonly (NameTable | undefined)[], buf: Buffer, start: 
   return undefined;
 }
 
-/** The field name in buf[start..end): a constant when it is a common one, else a new string. */
-export function fieldName(buf: Buffer, start: number, end: number): string {
-  return lookup(NAMES_BY_LENGTH, buf, start, end) ?? buf.toString('latin1', start, end);
+/** The common field name in buf[start..end), or undefined when it is not one of them. */
+export function commonName(buf: Buffer, start: number, end: number): string | undefined {
+  return lookup(NAMES_BY_LENGTH, buf, start, end);
 }
 
 /** Whether the tchar bytes buf[at..at+lower.length) spell `lower` (lower-case letters and `-`) in any case. */
-function isNamed(buf: Buffer, at: number, lower: Uint8Array): boolean {
+export function isNamed(buf: Buffer, at: number, lower: Uint8Array): boolean {
   // Names are tchar: the only tchars that give a lower-case letter with the 0x20 bit set are that
   // letter in either case, and `-` has it set already: an exact case-insensitive comparison.
   for (let i = 0; i < lower.length; i++) if ((buf[at + i] | 0x20) !== lower[i]) return false;

@@ -2,7 +2,7 @@
 // the header fields to pass on, and the framing of the body), strict enough that a backend cannot
 // make the client and Portico read different message boundaries (RFC 9112 6.3).
 
-import { FIELD, TCHAR, fieldName, lowerName, tokens } from './head-parser.ts';
+import { FIELD, TCHAR, commonName, digits, isNamed, tokens } from './head-parser.ts';
 
 export interface ResponseHead {
   readonly status: number;
@@ -96,6 +96,10 @@ function same(buf: Buffer, at: number, bytes: Buffer): boolean {
 // is what bounds memory: --max-header-size).
 const MAX_HEADERS = 2000;
 
+const L_CONTENT_LENGTH = Buffer.from('content-length');
+const L_TRANSFER_ENCODING = Buffer.from('transfer-encoding');
+const L_CONNECTION = Buffer.from('connection');
+
 function fail(reason: string): ResponseParse {
   return { kind: 'error', reason };
 }
@@ -126,6 +130,9 @@ export function parseResponseHead(buf: Buffer, start: number, maxSize: number): 
 
   const names: string[] = [];
   const fields: number[] = [];
+  // Names that are not common constants are cut from one decode of the head once it is complete
+  // (names[i] is '' until then): a buf.toString each is a native call.
+  let uncommon = 0;
   let contentLength = -1;
   let te: string | undefined;
   let connection = '';
@@ -142,8 +149,9 @@ export function parseResponseHead(buf: Buffer, start: number, maxSize: number): 
     while (p < end && TCHAR[buf[p]] === 1) p++;
     if (p === end) return end - start > maxSize ? fail('response head too large') : INCOMPLETE;
     if (buf[p] !== 58 || p === nameStart) return fail('malformed response header name');
-    const name = fieldName(buf, nameStart, p);
     const nameEnd = p;
+    const name = commonName(buf, nameStart, nameEnd);
+    if (name === undefined) uncommon++;
     p++;
     while (p < end && (buf[p] === 32 || buf[p] === 9)) p++;
     const valueStart = p;
@@ -155,22 +163,31 @@ export function parseResponseHead(buf: Buffer, start: number, maxSize: number): 
     p += 2;
     if (p - start > maxSize) return fail('response head too large');
     if (names.length >= MAX_HEADERS) return fail('too many response header fields');
-    names.push(name);
+    names.push(name ?? '');
     fields.push(nameStart, valueStart, valueEnd, p);
     // Only the framing fields' values are read here; the others are relayed as bytes.
     const n = nameEnd - nameStart;
-    if (n === 14 && lowerName(name) === 'content-length') {
+    if (n === 14 && isNamed(buf, nameStart, L_CONTENT_LENGTH)) {
       // A repeated identical value is tolerated (RFC 9110 8.6 allows folding it); differing ones are not.
       const len = digits(buf, valueStart, valueEnd);
       if (len < 0) return fail('malformed Content-Length in the response');
       if (contentLength !== -1 && contentLength !== len) return fail('conflicting Content-Length in the response');
       contentLength = len;
-    } else if (n === 17 && lowerName(name) === 'transfer-encoding') {
+    } else if (n === 17 && isNamed(buf, nameStart, L_TRANSFER_ENCODING)) {
       const value = buf.toString('latin1', valueStart, valueEnd);
       te = te === undefined ? value : `${te}, ${value}`;
-    } else if (n === 10 && lowerName(name) === 'connection') {
+    } else if (n === 10 && isNamed(buf, nameStart, L_CONNECTION)) {
       const value = valueString(buf, valueStart, valueEnd);
       connection = connection === '' ? value : `${connection},${value}`;
+    }
+  }
+  if (uncommon > 0) {
+    const text = buf.toString('latin1', start, p);
+    for (let i = 0; i < names.length; i++) {
+      if (names[i] !== '') continue;
+      // A name is tchar, which has no colon: it ends at the first one.
+      const from = fields[i * FIELD_STRIDE] - start;
+      names[i] = text.slice(from, text.indexOf(':', from));
     }
   }
   let chunked = false;
@@ -183,18 +200,6 @@ export function parseResponseHead(buf: Buffer, start: number, maxSize: number): 
   const connectionTokens = connection === '' ? [] : tokens(connection);
   const keepAlive = minor === 1 ? !connectionTokens.includes('close') : connectionTokens.includes('keep-alive');
   return { kind: 'ok', head: new ParsedResponseHead(status, reason, minor, buf, names, fields, contentLength, chunked, keepAlive, connectionTokens, p - start) };
-}
-
-/** 1 to 15 decimal digits as a number; -1 for anything else (as /^[0-9]{1,15}$/). */
-function digits(buf: Buffer, start: number, end: number): number {
-  if (end === start || end - start > 15) return -1;
-  let n = 0;
-  for (let i = start; i < end; i++) {
-    const c = buf[i];
-    if (c < 48 || c > 57) return -1;
-    n = n * 10 + (c - 48);
-  }
-  return n;
 }
 
 const PREFIX = Buffer.from('HTTP/1.');
