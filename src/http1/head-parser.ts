@@ -118,11 +118,26 @@ function nameTables(list: readonly string[]): (NameTable | undefined)[] {
 }
 const NAMES_BY_LENGTH = nameTables(COMMON_NAMES);
 
-const COMMON_LOWER = new Map(COMMON_NAMES.map((n) => [n, n.toLowerCase()]));
+// The common names' lower-case forms, per length. As property keys they are internalized strings
+// (as literals are), so comparing one with a literal ('date', 'content-length') is a pointer comparison.
+const internalized = (s: string): string => Object.keys({ [s]: 0 })[0];
+const LOWER_BY_LENGTH: ({ readonly names: readonly string[]; readonly lowers: readonly string[] } | undefined)[] = [];
+for (const n of COMMON_NAMES) {
+  const t = (LOWER_BY_LENGTH[n.length] ??= { names: [], lowers: [] }) as { names: string[]; lowers: string[] };
+  t.names.push(n);
+  t.lowers.push(internalized(n.toLowerCase()));
+}
 
 /** A field name in lower case (made once for the common names). */
 export function lowerName(name: string): string {
-  return COMMON_LOWER.get(name) ?? name.toLowerCase();
+  // The parsers give the common names as the constants above: found by identity, among the few of
+  // the same length (cheaper than hashing the name for a Map).
+  const t = name.length < LOWER_BY_LENGTH.length ? LOWER_BY_LENGTH[name.length] : undefined;
+  if (t !== undefined) {
+    const names = t.names;
+    for (let k = 0; k < names.length; k++) if (names[k] === name) return t.lowers[k];
+  }
+  return name.toLowerCase();
 }
 
 /** The constant for buf[start..end) in `tables`, or undefined when it is none of them. */
