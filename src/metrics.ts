@@ -174,6 +174,8 @@ const OTHER_METHOD = METHODS.length - 1;
 export const STATUS_CLASSES = ['1xx', '2xx', '3xx', '4xx', '5xx'] as const;
 
 export function methodIndex(method: string | undefined): number {
+  // Nearly every request is a GET: no Map lookup for it.
+  if (method === 'GET') return 0;
   return (method !== undefined ? METHOD_INDEX.get(method) : undefined) ?? OTHER_METHOD;
 }
 
@@ -266,8 +268,25 @@ function labelsOf(l: RouteLabels, service: string): Labels {
   return Object.freeze(out);
 }
 
+// The last route and backend asked for and their series: a request asks twice (upstream latency,
+// then the request), and consecutive requests mostly take the same route. What seriesFor finds
+// for a route and backend never changes (perBackend entries are only ever added), so this cannot
+// go stale.
+let lastRoute: CompiledRoute | undefined;
+let lastBackend: CompiledBackend | undefined;
+let lastSeries: Series = UNMATCHED;
+
 function seriesFor(route: CompiledRoute | undefined, backend: CompiledBackend | undefined): Series {
   if (route === undefined) return UNMATCHED;
+  if (route === lastRoute && backend === lastBackend) return lastSeries;
+  const series = findSeries(route, backend);
+  lastRoute = route;
+  lastBackend = backend;
+  lastSeries = series;
+  return series;
+}
+
+function findSeries(route: CompiledRoute, backend: CompiledBackend | undefined): Series {
   // A request answered before a backend was picked (redirect, allowlist) is the route's only
   // backend's, when it has one: the series exists anyway.
   const b = backend ?? (route.backends.length === 1 ? route.backends[0].backend : undefined);
