@@ -145,6 +145,19 @@ function compile(config: RealIpConfig): Compiled {
 }
 
 const NO_DROP: readonly string[] = Object.freeze([]);
+
+// The last socket address and its normal form: a keep-alive connection asks with the same string
+// on every request, and one client's connections with equal ones (parsing it is not free).
+let lastRaw = '';
+let lastPeer = '';
+
+function peerIp(raw: string): string {
+  if (raw !== lastRaw || lastPeer === '') {
+    lastPeer = normalizeIp(raw) ?? raw;
+    lastRaw = raw;
+  }
+  return lastPeer;
+}
 const PORT_STRINGS = new Map<number, string>();
 
 function portString(p: number): string {
@@ -175,8 +188,7 @@ export function resolveRealIp(
 ): RealIpResult {
   const c = compile(config);
   const proxySource = proxySourceAddress(proxy);
-  const raw = peerAddress ?? '';
-  const peer = proxySource ?? normalizeIp(raw) ?? raw;
+  const peer = proxySource ?? peerIp(peerAddress ?? '');
   let proto = tlsTerminated || proxy?.sslClient === true ? 'https' : 'http';
   // Behind a PROXY-speaking balancer, the port the client used is the balancer's.
   let port = portString(proxySource !== undefined && proxy?.destinationPort !== undefined ? proxy.destinationPort : listenerPort);
@@ -197,7 +209,7 @@ export function resolveRealIp(
     const len = name.length;
     const c0 = name.charCodeAt(0) | 0x20;
     if (!hostSeen) {
-      if (len === 4 && c0 === 104 /* h */ && name.toLowerCase() === 'host') {
+      if (len === 4 && c0 === 104 /* h */ && (name === 'Host' || name === 'host' || name.toLowerCase() === 'host')) {
         host = rawHeaders[i + 1];
         hostSeen = true;
         continue;
