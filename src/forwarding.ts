@@ -1,11 +1,29 @@
 // Request headers sent upstream: the client's, minus hop-by-hop headers (RFC 9110 7.6.1) and
 // minus forwarding headers Portico does not believe, plus Portico's own X-Forwarded-* set.
 
+import { lowerName } from './http1/head-parser.ts';
+
 
 /** Forwarding headers a client could forge; the proxy writes its own. */
 export function isForwardingHeader(lowerName: string): boolean {
   const n = lowerName.includes('_') ? lowerName.replaceAll('_', '-') : lowerName;
   return n === 'x-forwarded-for' || n === 'x-forwarded-proto' || n === 'x-forwarded-host' || n === 'x-forwarded-port' || n === 'x-real-ip' || n === 'forwarded';
+}
+
+/** isForwardingHeader for a name without `_`, ruled out by its length first. */
+function isForwardingName(n: string): boolean {
+  switch (n.length) {
+    case 9:
+      return n === 'x-real-ip' || n === 'forwarded';
+    case 15:
+      return n === 'x-forwarded-for';
+    case 16:
+      return n === 'x-forwarded-host' || n === 'x-forwarded-port';
+    case 17:
+      return n === 'x-forwarded-proto';
+    default:
+      return false;
+  }
 }
 
 /** Names listed in the Connection header are hop-by-hop too. */
@@ -92,7 +110,8 @@ export function upstreamHeaders(rawHeaders: readonly string[], connection: strin
     }
     // HTTP/2 pseudo-headers: :authority becomes Host below, the rest are in the request line.
     if (first === 0x3a /* : */) continue;
-    const lower = name.toLowerCase();
+    // The parsers' common names have lower-case constants: no new string for them.
+    const lower = lowerName(name);
     if (lower === 'host') hasHost = true;
     if (isHopByHop(lower, listed)) {
       // gRPC needs `TE: trailers` end to end; it is the one TE value that is not about this hop.
@@ -101,7 +120,8 @@ export function upstreamHeaders(rawHeaders: readonly string[], connection: strin
     }
     // Expect is answered here (Node sends the 100 Continue); the body is streamed on anyway.
     if (lower === 'expect') continue;
-    if (isForwardingHeader(lower) && !(fwd.keep !== undefined && fwd.keep.has(lower))) continue;
+    // Names with `_` were left out above, so the forwarding names are read as they are.
+    if (isForwardingName(lower) && !(fwd.keep !== undefined && fwd.keep.has(lower))) continue;
     if (drop !== undefined && drop.includes(lower)) continue;
     if (lower === 'cookie') {
       // HTTP/2 clients send each cookie as its own field; an HTTP/1.1 upstream wants one line
