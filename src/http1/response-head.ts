@@ -167,16 +167,17 @@ export function parseResponseHead(buf: Buffer, start: number, maxSize: number): 
     fields.push(nameStart, valueStart, valueEnd, p);
     // Only the framing fields' values are read here; the others are relayed as bytes.
     const n = nameEnd - nameStart;
-    if (n === 14 && isNamed(buf, nameStart, L_CONTENT_LENGTH)) {
+    // A common name is its constant (the exact spellings): compared by identity, not byte by byte.
+    if (n === 14 && (name !== undefined ? name === 'Content-Length' || name === 'content-length' : isNamed(buf, nameStart, L_CONTENT_LENGTH))) {
       // A repeated identical value is tolerated (RFC 9110 8.6 allows folding it); differing ones are not.
       const len = digits(buf, valueStart, valueEnd);
       if (len < 0) return fail('malformed Content-Length in the response');
       if (contentLength !== -1 && contentLength !== len) return fail('conflicting Content-Length in the response');
       contentLength = len;
-    } else if (n === 17 && isNamed(buf, nameStart, L_TRANSFER_ENCODING)) {
+    } else if (n === 17 && (name !== undefined ? name === 'Transfer-Encoding' || name === 'transfer-encoding' : isNamed(buf, nameStart, L_TRANSFER_ENCODING))) {
       const value = buf.toString('latin1', valueStart, valueEnd);
       te = te === undefined ? value : `${te}, ${value}`;
-    } else if (n === 10 && isNamed(buf, nameStart, L_CONNECTION)) {
+    } else if (n === 10 && (name !== undefined ? name === 'Connection' || name === 'connection' : isNamed(buf, nameStart, L_CONNECTION))) {
       const value = valueString(buf, valueStart, valueEnd);
       connection = connection === '' ? value : `${connection},${value}`;
     }
