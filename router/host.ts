@@ -35,10 +35,21 @@ export function normalizeHostname(raw: string): string {
   return host.toLowerCase();
 }
 
+// The last host asked for: requests in a row mostly name the same one, and comparing it costs
+// less than hashing it for the Map (the parser gives a new string per request).
+let lastRaw = '';
+let lastKey: HostKey = EMPTY;
+
 export function hostKey(raw: string | undefined): HostKey {
   if (raw === undefined || raw === '') return EMPTY;
-  const hit = cache.get(raw);
-  if (hit !== undefined) return hit;
+  if (raw === lastRaw) return lastKey;
+  const hit = cache.get(raw) ?? newKey(raw);
+  lastRaw = raw;
+  lastKey = hit;
+  return hit;
+}
+
+function newKey(raw: string): HostKey {
   const name = normalizeHostname(raw);
   const dot = name.indexOf('.');
   const key: HostKey = Object.freeze({ name, wildcardSuffix: dot <= 0 || name.charCodeAt(0) === 91 ? '' : name.slice(dot + 1), suffixes: suffixesOf(name) });
