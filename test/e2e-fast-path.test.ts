@@ -281,6 +281,28 @@ describe('HTTP/1.1 fast path', () => {
     expect(backend.seen.find((x) => x.path === '/tls')!.head.toLowerCase()).toContain('\r\nx-forwarded-proto: https');
   });
 
+  it('over TLS, an Upgrade pipelined behind a request goes to node:http after that answer is written, both in order', async () => {
+    // A TLS answer is still being written when the next request is read; node:http must only get
+    // the socket once it is written (TLS takes one write at a time).
+    const text = await new Promise<string>((resolve, reject) => {
+      const s = tls.connect({ port: portico.httpsPort, host: '127.0.0.1', servername: 'fast.test', rejectUnauthorized: false, ALPNProtocols: ['http/1.1'] }, () => {
+        // Then an upgrade node:http answers at once (no route has this path's host), and one it relays.
+        s.write(`GET /first HTTP/1.1\r\n${H}\r\nGET /ws HTTP/1.1\r\nHost: nowhere.test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n`);
+      });
+      let out = '';
+      s.on('data', (c) => (out += c.toString('latin1')));
+      s.on('close', () => resolve(out));
+      s.on('error', reject);
+      setTimeout(() => s.destroy(), 2000);
+    });
+    expect(statuses(text).length).toBeGreaterThanOrEqual(2);
+    expect(text.indexOf('/first')).toBeGreaterThan(0);
+    expect(text.indexOf('/first')).toBeLessThan(text.lastIndexOf('HTTP/1.1 '));
+    // The worker is still there.
+    const r = await rawExchange(portico.httpPort, `GET /after HTTP/1.1\r\n${H}Connection: close\r\n\r\n`);
+    expect(statuses(r.text)).toEqual([200]);
+  });
+
   it('an Upgrade request is handed to node:http with the bytes already read (and answered there)', async () => {
     const r = await rawExchange(portico.httpPort, `GET /ws HTTP/1.1\r\n${H}Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n`, { waitMs: 1500 });
     // The raw backend does not speak WebSocket: it answers 200, which node's upgrade handler relays.

@@ -110,6 +110,38 @@ describe('socket I/O on the handle', () => {
     expect(io.pendingBytes()).toBe(0);
   });
 
+  it('over TLS too: large writes to a peer that does not read wait for each other and drain, in order', async () => {
+    const { certPem: cert, keyPem: key } = generateSelfSigned({ dnsNames: ['io.test'] });
+    let accepted!: (s: tls.TLSSocket) => void;
+    const got = new Promise<tls.TLSSocket>((r) => (accepted = r));
+    const srv = tls.createServer({ cert, key }, (s) => accepted(s));
+    await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+    const c = tls.connect({ port: (srv.address() as net.AddressInfo).port, host: '127.0.0.1', rejectUnauthorized: false });
+    c.on('error', () => undefined);
+    cleanups.push(() => {
+      c.destroy();
+      srv.close();
+    });
+    const s = await got;
+    s.on('error', () => undefined);
+    const sink = new Recorder();
+    const io = socketIo(s, sink);
+    expect(io.raw).toBe(true);
+    const back = readAll(c);
+    c.pause();
+    const parts = [Buffer.alloc(3 * 1024 * 1024, 0x61), 'middle', Buffer.alloc(3 * 1024 * 1024, 0x62), 'last'];
+    const answers = parts.map((p) => io.write(p));
+    expect(answers.includes(false)).toBe(true);
+    expect(io.pendingBytes()).toBeGreaterThan(0);
+    c.resume();
+    const total = parts.reduce((n, p) => n + p.length, 0);
+    await until('the drain', () => sink.drains === 1, 20_000);
+    await until('every byte', () => back.bytes() === total, 20_000);
+    const text = back.text();
+    expect(text.indexOf('middle')).toBe(3 * 1024 * 1024);
+    expect(text.endsWith('blast')).toBe(true);
+  });
+
   it('cork() and uncork() send what was written between them in one piece, in order', async () => {
     const { server, client } = await pair();
     const io = socketIo(server, new Recorder());
@@ -180,7 +212,7 @@ describe('socket I/O on the handle', () => {
     expect(sink.text).toBe('mine;');
   });
 
-  it('a socket with bytes already buffered in its stream, or a TLS socket, is served through the stream', async () => {
+  it('a socket with bytes already buffered in its stream is served through the stream; a TLS socket after its handshake on its handle', async () => {
     const { server, client } = await pair();
     server.pause();
     server.unshift(Buffer.from('put back;'));
@@ -205,8 +237,20 @@ describe('socket I/O on the handle', () => {
     const s = await got;
     const tlsSink = new Recorder();
     const tio: SocketIo = socketIo(s, tlsSink);
-    expect(tio.raw).toBe(false);
+    expect(tio.raw).toBe(true);
+    const back = readAll(c);
     c.write('over tls');
     await until('tls bytes', () => tlsSink.text === 'over tls');
+    // Every TLS write is asynchronous (TLSWrap encrypts, then writes below), and TLSWrap takes one
+    // at a time: these wait for each other, in order; the end comes after the last.
+    for (let i = 0; i < 20; i++) tio.write(i % 2 === 0 ? `s${i};` : Buffer.from(`b${i};`));
+    let clientEnded = false;
+    c.on('end', () => (clientEnded = true));
+    tio.end('bye');
+    await until("the client's 'end'", () => clientEnded);
+    expect(back.text()).toBe(`${Array.from({ length: 20 }, (_, i) => `${i % 2 === 0 ? 's' : 'b'}${i};`).join('')}bye`);
+    let flushed = false;
+    tio.whenFlushed(() => (flushed = true));
+    expect(flushed).toBe(true);
   });
 });

@@ -419,7 +419,7 @@ class Connection implements IoSink {
     this.buf = undefined;
     this.clearDeadline();
     this.stopReading();
-    this.socket.end(data, 'latin1');
+    this.io.end(data);
     this.lingerUntilClosed();
   }
 
@@ -438,7 +438,7 @@ class Connection implements IoSink {
     this.buf = undefined;
     this.clearDeadline();
     this.stopReading();
-    this.socket.end();
+    this.io.end();
     this.lingerUntilClosed();
   }
 
@@ -500,12 +500,16 @@ class Connection implements IoSink {
     s.allowHalfOpen = false;
     // The bytes go back at once, the socket to its new server only after this read is over:
     // node:http2 takes the socket's handle, and misses bytes put back later or handed over from
-    // inside the 'data' event (node:http's own sniffing step does the same).
-    process.nextTick(() => {
-      if (s.destroyed) return;
-      if (to !== undefined) to.emit('connection', s);
-      else this.server.options.handOff(s);
-      s.resume();
+    // inside the 'data' event (node:http's own sniffing step does the same). And only once what
+    // was written here has gone down: its server writes through the stream, which knows nothing
+    // of a write still under way on the handle (socket-io.ts).
+    this.io.whenFlushed(() => {
+      process.nextTick(() => {
+        if (s.destroyed) return;
+        if (to !== undefined) to.emit('connection', s);
+        else this.server.options.handOff(s);
+        s.resume();
+      });
     });
   }
 

@@ -3,9 +3,13 @@
 // Readable.push and a 'data' event; a write goes to the handle without a Writable and a WriteWrap
 // per call. That layer is most of what a Node proxy spends per request beyond the system calls
 // (bench/README.md). End of stream and read errors still go through Node's own handler, so 'end',
-// 'error' and 'close' are emitted as they always are. TLS sockets, sockets with bytes already
-// buffered in the stream, and platforms whose binding does not look as expected use the stream
-// (StreamIo), with the same interface.
+// 'error' and 'close' are emitted as they always are. The same holds for a TLS socket's handle
+// (TLSWrap) after its handshake, cleartext in and out. A TLSWrap takes one write at a time (a
+// second while one is under way aborts the process), so writes here are one at a time on every
+// handle: the next waits, with any others, for the one under way; and whatever else writes to the
+// socket (its end, node:http after a hand-off) comes after the last of them (end, whenFlushed).
+// Sockets with bytes already buffered in the stream, and platforms whose binding does not look as
+// expected, use the stream (StreamIo), with the same interface.
 
 import type net from 'node:net';
 import { getSystemErrorName } from 'node:util';
@@ -30,6 +34,10 @@ export interface SocketIo {
   isPaused(): boolean;
   /** Bytes written and not yet taken by the kernel. */
   pendingBytes(): number;
+  /** Writes `data` (latin1) if given, then ends the socket's writable side once all is written. */
+  end(data?: string): void;
+  /** Calls `fn` once nothing written here is still on its way down (at once if nothing is). */
+  whenFlushed(fn: () => void): void;
   /**
    * Stops handing reads and drains to the sink: from here the socket is Node's stream again,
    * with nothing buffered by this layer, read (and paused or not) as a stream.
@@ -93,14 +101,21 @@ function tcpHandle(socket: net.Socket): StreamHandle | undefined {
   if (typeof binding === 'string') return undefined;
   const s = socket as net.Socket & { _handle?: (StreamHandle & { constructor: { name: string } }) | null; encrypted?: boolean };
   const h = s._handle;
-  // Not a TLS socket's TLSWrap: it takes one write at a time (a second while one is under way
-  // aborts the process), which only its stream, writing for everyone, can guarantee.
-  if (h === null || h === undefined || s.encrypted === true || h.constructor.name !== 'TCP') return undefined;
+  if (h === null || h === undefined) return undefined;
+  // A TLS socket once its handshake is done (what follows it, tickets and key updates, stays
+  // inside TLSWrap).
+  const kind = h.constructor.name;
+  if ((s as { encrypted?: boolean }).encrypted === true ? kind !== 'TLSWrap' || (s as { _secureEstablished?: boolean })._secureEstablished !== true : kind !== 'TCP') return undefined;
   if (typeof h.onread !== 'function' || typeof h.writeBuffer !== 'function' || typeof h.writeLatin1String !== 'function' || typeof h.readStart !== 'function') return undefined;
   // Bytes already in the stream (put back by whoever had the socket) or writes it still holds
   // would be reordered against the handle's.
   if (s.connecting || s.destroyed || s.readableLength > 0 || s.writableLength > 0 || s.writableCorked > 0) return undefined;
   return h;
+}
+
+/** Parts written together as one buffer (strings as latin1). */
+function joined(parts: ReadonlyArray<string | Buffer>): Buffer {
+  return Buffer.concat(parts.map((p) => (typeof p === 'string' ? Buffer.from(p, 'latin1') : p)));
 }
 
 function writeError(socket: net.Socket, status: number): void {
@@ -124,6 +139,11 @@ class RawIo implements SocketIo {
   /** A request object for the next write: reused until a write goes asynchronous and keeps it. */
   private req: WriteReq;
   private corked: Array<string | Buffer> | undefined;
+  /** A write is under way (asynchronous): the next ones wait here, in order. */
+  private inFlight = false;
+  private queued: Array<string | Buffer> | undefined;
+  private queuedBytes = 0;
+  private flushed: Array<() => void> | undefined;
   private paused = false;
   private needDrain = false;
   private attached = true;
@@ -163,9 +183,26 @@ class RawIo implements SocketIo {
   };
 
   private readonly onWriteComplete = (status: number): void => {
-    if (this.socket.destroyed) return;
+    this.inFlight = false;
+    if (this.socket.destroyed) {
+      this.queued = undefined;
+      this.queuedBytes = 0;
+      return;
+    }
     if (status < 0) return writeError(this.socket, status);
-    if (this.needDrain && this.handle.writeQueueSize === 0) {
+    const parts = this.queued;
+    if (parts !== undefined) {
+      this.queued = undefined;
+      this.queuedBytes = 0;
+      this.writeNow(parts.length === 1 ? parts[0] : joined(parts));
+      if (this.inFlight) return;
+    }
+    const fns = this.flushed;
+    if (fns !== undefined) {
+      this.flushed = undefined;
+      for (const fn of fns) fn();
+    }
+    if (this.needDrain && !this.inFlight && this.handle.writeQueueSize === 0) {
       this.needDrain = false;
       if (this.attached) this.sink.onIoDrain();
     }
@@ -176,22 +213,42 @@ class RawIo implements SocketIo {
       this.corked.push(data);
       return true;
     }
-    const s = this.socket;
     // A destroyed socket's handle is closed: the write is dropped, as the stream drops it.
-    if (s.destroyed) return false;
-    const req = this.req;
-    const err = typeof data === 'string' ? this.handle.writeLatin1String(req, data) : this.handle.writeBuffer(req, data);
-    if (err !== 0) {
-      writeError(s, err);
-      return false;
+    if (this.socket.destroyed) return false;
+    if (this.inFlight) {
+      (this.queued ??= []).push(data);
+      this.queuedBytes += data.length;
+    } else {
+      this.writeNow(data);
+      if (!this.inFlight) return !this.socket.destroyed;
     }
-    if (this.state[this.b.kLastWriteWasAsync] === 0) return true;
-    // The kernel took part of it: libuv holds the rest (in order) and the request until it is sent.
-    if (typeof data !== 'string') req.buffer = data;
-    this.req = this.newReq();
-    if (this.handle.writeQueueSize < HIGH_WATER_MARK) return true;
+    if (this.handle.writeQueueSize + this.queuedBytes < HIGH_WATER_MARK) return true;
     this.needDrain = true;
     return false;
+  }
+
+  private writeNow(data: string | Buffer): void {
+    const req = this.req;
+    const err = typeof data === 'string' ? this.handle.writeLatin1String(req, data) : this.handle.writeBuffer(req, data);
+    if (err !== 0) return writeError(this.socket, err);
+    if (this.state[this.b.kLastWriteWasAsync] === 0) return;
+    // Under way: the handle holds the request (and the bytes) until it is done.
+    this.inFlight = true;
+    if (typeof data !== 'string') req.buffer = data;
+    this.req = this.newReq();
+  }
+
+  end(data?: string): void {
+    this.uncork();
+    if (data !== undefined && data !== '') this.write(data);
+    this.whenFlushed(() => {
+      if (!this.socket.destroyed) this.socket.end();
+    });
+  }
+
+  whenFlushed(fn: () => void): void {
+    if (!this.inFlight || this.socket.destroyed) return fn();
+    (this.flushed ??= []).push(fn);
   }
 
   cork(): void {
@@ -202,11 +259,7 @@ class RawIo implements SocketIo {
     const parts = this.corked;
     this.corked = undefined;
     if (parts === undefined || parts.length === 0) return;
-    if (parts.length === 1) {
-      this.write(parts[0]);
-      return;
-    }
-    this.write(Buffer.concat(parts.map((p) => (typeof p === 'string' ? Buffer.from(p, 'latin1') : p))));
+    this.write(parts.length === 1 ? parts[0] : joined(parts));
   }
 
   pause(): void {
@@ -233,7 +286,7 @@ class RawIo implements SocketIo {
   }
 
   pendingBytes(): number {
-    return (this.socket.destroyed ? 0 : this.handle.writeQueueSize) + this.socket.writableLength;
+    return (this.socket.destroyed ? 0 : this.handle.writeQueueSize + this.queuedBytes) + this.socket.writableLength;
   }
 
   detach(): void {
@@ -300,6 +353,16 @@ class StreamIo implements SocketIo {
 
   pendingBytes(): number {
     return this.socket.writableLength;
+  }
+
+  end(data?: string): void {
+    if (data === undefined) this.socket.end();
+    else this.socket.end(data, 'latin1');
+  }
+
+  whenFlushed(fn: () => void): void {
+    // The stream orders whatever is written after this behind what it holds.
+    fn();
   }
 
   detach(): void {
