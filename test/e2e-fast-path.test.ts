@@ -303,6 +303,38 @@ describe('HTTP/1.1 fast path', () => {
     expect(statuses(r.text)).toEqual([200]);
   });
 
+  it('a client that ends its side in the middle of a request body gets 400 and a close at once, not a wait for the request timeout', async () => {
+    const halfClose = (data: string): Promise<{ text: string; ms: number }> =>
+      new Promise((resolve) => {
+        const started = Date.now();
+        const s = net.connect(portico.httpPort, '127.0.0.1', () => s.end(data));
+        let out = '';
+        const done = (): void => {
+          clearTimeout(timer);
+          s.destroy();
+          resolve({ text: out, ms: Date.now() - started });
+        };
+        const timer = setTimeout(done, 5000);
+        s.on('data', (c: Buffer) => (out += c.toString('latin1')));
+        s.on('close', done);
+        s.on('error', () => undefined);
+      });
+    for (const req of [
+      `POST /echo HTTP/1.1\r\n${H}Content-Length: 100\r\n\r\nfive!`,
+      `POST /echo HTTP/1.1\r\n${H}Transfer-Encoding: chunked\r\n\r\n5\r\nfive!\r\n`,
+      `POST /echo HTTP/1.1\r\n${H}Content-Length: 100\r\n\r\n`,
+    ]) {
+      const r = await halfClose(req);
+      expect(statuses(r.text)).toEqual([400]);
+      expect(r.text).toContain('the client closed its side before the body was complete');
+      expect(r.ms).toBeLessThan(4000);
+    }
+    // A body that is complete when the client ends its side is served as usual.
+    const ok = await halfClose(`POST /echo HTTP/1.1\r\n${H}Content-Length: 5\r\n\r\nfive!`);
+    expect(statuses(ok.text)).toEqual([200]);
+    expect(ok.text).toContain('got 5:five!');
+  });
+
   it('an Upgrade request is handed to node:http with the bytes already read (and answered there)', async () => {
     const r = await rawExchange(portico.httpPort, `GET /ws HTTP/1.1\r\n${H}Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n`, { waitMs: 1500 });
     // The raw backend does not speak WebSocket: it answers 200, which node's upgrade handler relays.

@@ -289,8 +289,9 @@ class Connection implements IoSink {
 
   readonly onEnd = (): void => {
     this.clientEnded = true;
-    if (this.ex === undefined) this.pump();
-    // else: the exchange finishes, then the connection closes (see next()).
+    // With an exchange under way: it finishes, then the connection closes (see next()), unless
+    // its request body can now never be complete (relayRequestBody).
+    this.pump();
   };
 
   readonly onClose = (): void => {
@@ -807,7 +808,11 @@ class Exchange implements UpstreamWaiter, UpstreamUser {
   relayRequestBody(): void {
     const body = this.reqBody;
     const conn = this.conn;
-    if (body === undefined || this.reqBodyDone || conn.buf === undefined) return;
+    if (body === undefined || this.reqBodyDone) return;
+    if (conn.buf === undefined) {
+      if (conn.clientEnded) this.clientBodyCut();
+      return;
+    }
     // Until the upstream is ready the body waits in the buffer (and, past READ_AHEAD, in the socket).
     if (this.upstream === undefined && !this.headSent) return;
     const buf = conn.buf;
@@ -830,7 +835,23 @@ class Exchange implements UpstreamWaiter, UpstreamUser {
       conn.clearDeadline();
       if (this.upstream !== undefined && this.resHead === undefined) this.armResponseTimeout();
       if (this.done) this.finish();
+    } else if (conn.clientEnded && conn.buf === undefined) {
+      this.clientBodyCut();
     }
+  }
+
+  /**
+   * The client ended its side before the request body was complete: it never will be. Answered
+   * 400 (as node:http answers it) and closed, the upstream request dropped; after a complete
+   * response (the rest of the body was being read and dropped), just closed.
+   */
+  private clientBodyCut(): void {
+    if (this.done) {
+      this.conn.buf = undefined;
+      this.conn.close();
+      return;
+    }
+    this.clientBodyError('the client closed its side before the body was complete');
   }
 
   private clientBodyError(reason: string): void {
