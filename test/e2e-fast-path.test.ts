@@ -96,6 +96,14 @@ function answer(s: net.Socket, path: string, body: string, done: () => void): vo
       return send('HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n');
     case '/both':
       return send('HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n');
+    case '/reason':
+      return send('HTTP/1.1 299 Fine By Me\r\nX-One: 1\r\nContent-Length: 2\r\n\r\nok');
+    case '/no-reason':
+      return send('HTTP/1.1 404 \r\nContent-Length: 2\r\n\r\nno');
+    case '/http10':
+      return send('HTTP/1.0 200 Okay Then\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\nok');
+    case '/no-fields':
+      return send('HTTP/1.1 204 Nothing Here\r\n\r\n');
     case '/conn-cl':
       return send('HTTP/1.1 200 OK\r\nConnection: Content-Length\r\nContent-Length: 4\r\n\r\nfour');
     case '/fields':
@@ -333,6 +341,16 @@ describe('HTTP/1.1 fast path', () => {
     const ok = await halfClose(`POST /echo HTTP/1.1\r\n${H}Content-Length: 5\r\n\r\nfive!`);
     expect(statuses(ok.text)).toEqual([200]);
     expect(ok.text).toContain('got 5:five!');
+  });
+
+  it('the status line: an HTTP/1.1 one with a reason as it came, else made as HTTP/1.1 with the standard reason', async () => {
+    const one = async (path: string): Promise<string> => (await rawExchange(portico.httpPort, `GET ${path} HTTP/1.1\r\n${H}Connection: close\r\n\r\n`)).text;
+    expect(await one('/reason')).toMatch(/^HTTP\/1\.1 299 Fine By Me\r\nX-One: 1\r\nContent-Length: 2\r\n/);
+    expect(await one('/no-reason')).toMatch(/^HTTP\/1\.1 404 Not Found\r\nContent-Length: 2\r\n/);
+    expect(await one('/http10')).toMatch(/^HTTP\/1\.1 200 Okay Then\r\nContent-Length: 2\r\n/);
+    const nf = await one('/no-fields');
+    expect(nf).toMatch(/^HTTP\/1\.1 204 Nothing Here\r\nDate: /);
+    expect(nf.endsWith('\r\n\r\n')).toBe(true);
   });
 
   it('an Upgrade request is handed to node:http with the bytes already read (and answered there)', async () => {

@@ -985,6 +985,12 @@ class Exchange implements UpstreamWaiter, UpstreamUser {
       runs = [];
       let from = -1;
       let to = -1;
+      // An HTTP/1.1 status line with a reason is copied as it came, with the fields after it.
+      if (h.versionMinor === 1 && h.reason !== '') {
+        s = '';
+        from = 0;
+        to = names.length > 0 ? f[0] : h.headLength - 2;
+      }
       for (let i = 0; i < names.length; i++) {
         const lower = lowerName(names[i]);
         if (lower === 'date') hasDate = true;
@@ -1055,7 +1061,8 @@ class Exchange implements UpstreamWaiter, UpstreamUser {
   /** The pending response head as bytes, followed by `part` if given. */
   private takeHead(part: Buffer | undefined): Buffer {
     const out = Buffer.allocUnsafe(this.pendingSize + (part === undefined ? 0 : part.length));
-    let at = out.write(this.pendingHead!, 0, 'latin1');
+    const first = this.pendingHead!;
+    let at = first.length === 0 ? 0 : out.write(first, 0, 'latin1');
     const runs = this.pendingRuns;
     if (runs !== undefined) {
       const src = this.resHead!.buf;
