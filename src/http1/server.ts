@@ -363,7 +363,8 @@ class Connection implements IoSink {
     if (this.h2c !== undefined) {
       // 'P' starts PRI (the HTTP/2 preface) but also POST, PUT and PATCH: read on until it tells.
       const n = Math.min(buf.length, H2_PREFACE.length);
-      if (buf.compare(H2_PREFACE, 0, n, 0, n) === 0) {
+      // Most requests rule it out on the first byte, without a comparison call.
+      if (buf[0] === 0x50 && buf.compare(H2_PREFACE, 0, n, 0, n) === 0) {
         if (n === H2_PREFACE.length) return this.handOff(this.h2c);
         if (this.clientEnded) return this.close();
         return;
