@@ -4,7 +4,7 @@
 
 import pino from 'pino';
 import { describe, expect, it } from 'vitest';
-import { accessWriter } from '../src/http1/server.ts';
+import { accessWriter, jsonString } from '../src/http1/server.ts';
 
 function capture(opts: pino.LoggerOptions): { log: pino.Logger; lines: string[] } {
   const lines: string[] = [];
@@ -36,5 +36,13 @@ describe('access log lines written directly', () => {
     expect(accessWriter(capture({ hooks: { streamWrite: (s) => s } }).log)).toBeUndefined();
     expect(accessWriter(capture({ serializers: { path: (p: string) => p } }).log)).toBeUndefined();
     expect(accessWriter(capture({}).log)).toBeDefined();
+  });
+});
+
+describe('jsonString', () => {
+  it('is JSON.stringify for every string, the plain ones without its call', () => {
+    const cases = ['', '/', '/a b?c=d&e', 'caf\xe9', 'snow \u2603', 'quote " and \\ backslash', 'tab\tnew\nline\r', '\u0000\u001f\u007f', 'pair \ud83d\ude00', 'lone \ud800 high', 'lone \udc00 low', '</script>'];
+    for (let c = 0; c < 0x10000; c += 97) cases.push(String.fromCharCode(c, c + 1, c + 2));
+    for (const s of cases) expect(jsonString(s)).toBe(JSON.stringify(s));
   });
 });

@@ -580,6 +580,18 @@ export function accessWriter(log: Logger): ((fields: string) => void) | undefine
   return w ?? undefined;
 }
 
+/**
+ * `s` as a JSON string: quoted as it is when nothing in it needs an escape (what JSON.stringify
+ * gives, for less), else JSON.stringify's answer.
+ */
+export function jsonString(s: string): string {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x20 || c === 0x22 || c === 0x5c || (c >= 0xd800 && c <= 0xdfff)) return JSON.stringify(s);
+  }
+  return `"${s}"`;
+}
+
 function destroySocket(s: net.Socket): void {
   s.destroy();
 }
@@ -1299,7 +1311,7 @@ class Exchange implements UpstreamWaiter, UpstreamUser {
       const upstream = this.endpoint?.origin;
       const ua = this.header('user-agent');
       const host = head.host;
-      write(`,"type":"access","client":${JSON.stringify(this.fwd.clientIp)},"method":${JSON.stringify(head.method)}${host === undefined ? '' : `,"host":${JSON.stringify(host)}`},"path":${JSON.stringify(head.target)},"proto":"HTTP/1.${head.versionMinor}","status":${this.status},"duration_ms":${Math.round(seconds * 1_000_000) / 1000},"route":${JSON.stringify(this.route?.id ?? '-')}${upstream === undefined ? '' : `,"upstream":${JSON.stringify(upstream)}`}${aborted ? ',"aborted":true' : ''}${this.error === undefined ? '' : `,"error":${JSON.stringify(this.error)}`}${ua === undefined ? '' : `,"user_agent":${JSON.stringify(ua)}`}`);
+      write(`,"type":"access","client":${jsonString(this.fwd.clientIp)},"method":${jsonString(head.method)}${host === undefined ? '' : `,"host":${jsonString(host)}`},"path":${jsonString(head.target)},"proto":"HTTP/1.${head.versionMinor}","status":${this.status},"duration_ms":${Math.round(seconds * 1_000_000) / 1000},"route":${jsonString(this.route?.id ?? '-')}${upstream === undefined ? '' : `,"upstream":${jsonString(upstream)}`}${aborted ? ',"aborted":true' : ''}${this.error === undefined ? '' : `,"error":${JSON.stringify(this.error)}`}${ua === undefined ? '' : `,"user_agent":${jsonString(ua)}`}`);
       return;
     }
     o.log.info({
@@ -1323,7 +1335,7 @@ class Exchange implements UpstreamWaiter, UpstreamUser {
 
   private header(name: string): string | undefined {
     const raw = this.head.rawHeaders;
-    for (let i = 0; i < raw.length; i += 2) if (raw[i].length === name.length && raw[i].toLowerCase() === name) return raw[i + 1];
+    for (let i = 0; i < raw.length; i += 2) if (sameLowerCase(raw[i], name)) return raw[i + 1];
     return undefined;
   }
 }
