@@ -32,6 +32,25 @@ async function pair(): Promise<{ server: net.Socket; client: net.Socket }> {
   return { server, client };
 }
 
+/** The same over TLS, once the server side's handshake is done. */
+async function tlsPair(): Promise<{ server: tls.TLSSocket; client: tls.TLSSocket }> {
+  const { certPem: cert, keyPem: key } = generateSelfSigned({ dnsNames: ['io.test'] });
+  let accepted!: (s: tls.TLSSocket) => void;
+  const got = new Promise<tls.TLSSocket>((r) => (accepted = r));
+  const srv = tls.createServer({ cert, key }, (s) => accepted(s));
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  const client = tls.connect({ port: (srv.address() as net.AddressInfo).port, host: '127.0.0.1', rejectUnauthorized: false });
+  client.on('error', () => undefined);
+  const server = await got;
+  server.on('error', () => undefined);
+  cleanups.push(() => {
+    client.destroy();
+    server.destroy();
+    srv.close();
+  });
+  return { server, client };
+}
+
 class Recorder implements IoSink {
   chunks: Buffer[] = [];
   drains = 0;
@@ -111,19 +130,7 @@ describe('socket I/O on the handle', () => {
   });
 
   it('over TLS too: large writes to a peer that does not read wait for each other and drain, in order', async () => {
-    const { certPem: cert, keyPem: key } = generateSelfSigned({ dnsNames: ['io.test'] });
-    let accepted!: (s: tls.TLSSocket) => void;
-    const got = new Promise<tls.TLSSocket>((r) => (accepted = r));
-    const srv = tls.createServer({ cert, key }, (s) => accepted(s));
-    await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-    const c = tls.connect({ port: (srv.address() as net.AddressInfo).port, host: '127.0.0.1', rejectUnauthorized: false });
-    c.on('error', () => undefined);
-    cleanups.push(() => {
-      c.destroy();
-      srv.close();
-    });
-    const s = await got;
-    s.on('error', () => undefined);
+    const { server: s, client: c } = await tlsPair();
     const sink = new Recorder();
     const io = socketIo(s, sink);
     expect(io.raw).toBe(true);
@@ -223,18 +230,7 @@ describe('socket I/O on the handle', () => {
     client.write('next;');
     await until('both', () => sink.text === 'put back;next;');
 
-    const { certPem: cert, keyPem: key } = generateSelfSigned({ dnsNames: ['io.test'] });
-    let accepted!: (s: tls.TLSSocket) => void;
-    const got = new Promise<tls.TLSSocket>((r) => (accepted = r));
-    const srv = tls.createServer({ cert, key }, (s) => accepted(s));
-    await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-    const c = tls.connect({ port: (srv.address() as net.AddressInfo).port, host: '127.0.0.1', rejectUnauthorized: false });
-    c.on('error', () => undefined);
-    cleanups.push(() => {
-      c.destroy();
-      srv.close();
-    });
-    const s = await got;
+    const { server: s, client: c } = await tlsPair();
     const tlsSink = new Recorder();
     const tio: SocketIo = socketIo(s, tlsSink);
     expect(tio.raw).toBe(true);
