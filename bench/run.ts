@@ -185,6 +185,8 @@ interface RunResult {
   /** CPU seconds of the proxy's process tree during the run. */
   readonly cpuSeconds: number;
   readonly cpuUsPerRequest: number;
+  /** The user-space part of cpuUsPerRequest (the rest is the kernel's, for the proxy). */
+  readonly userUsPerRequest: number;
   /** Average cores the proxy used: CPU seconds / wall seconds. */
   readonly cpuCores: number;
   readonly proxyProcesses: number;
@@ -202,6 +204,7 @@ interface ProxySummary {
   readonly latencyP50Ms: number;
   readonly latencyP99Ms: number;
   readonly cpuUsPerRequest: number;
+  readonly userUsPerRequest: number;
   readonly cpuCores: number;
   readonly backendCpuUsPerRequest: number;
   /** Cores the load generator used: near --threads means it, not the proxy, set the rate. */
@@ -237,6 +240,7 @@ function summarize(all: RunResult[]): ProxySummary {
     latencyP50Ms: median(runs.map((r) => r.latencyMs.p50)),
     latencyP99Ms: median(runs.map((r) => r.latencyMs.p99)),
     cpuUsPerRequest: median(runs.map((r) => r.cpuUsPerRequest)),
+    userUsPerRequest: median(runs.map((r) => r.userUsPerRequest)),
     cpuCores: median(runs.map((r) => r.cpuCores)),
     backendCpuUsPerRequest: median(runs.map((r) => r.backendCpuUsPerRequest)),
     loadGeneratorCores: median(runs.map((r) => r.loadGeneratorCores)),
@@ -304,6 +308,7 @@ async function measure(load: LoadGenerator, o: Options, target: LoadTarget, prox
     errors: r.errors,
     cpuSeconds: cpu.cpuSeconds,
     cpuUsPerRequest: r.requests > 0 ? (cpu.cpuSeconds * 1e6) / r.requests : NaN,
+    userUsPerRequest: r.requests > 0 ? (cpu.userSeconds * 1e6) / r.requests : NaN,
     cpuCores: cpu.cpuSeconds / wallSec,
     proxyProcesses: cpu.processes,
     backendCpuUsPerRequest: r.requests > 0 ? (backendCpu.cpuSeconds * 1e6) / r.requests : NaN,
@@ -386,18 +391,18 @@ const f2 = (n: number): string => (Number.isFinite(n) ? n.toFixed(2) : '-');
 
 function printScenario(name: string, unit: string, threads: number, workers: number, results: Partial<Record<ProxyName, ProxySummary>>): string[] {
   const notes: string[] = [];
-  const rows: string[][] = [['', `${unit}/s`, 'p50 ms', 'p99 ms', `CPU µs/${unit}`, 'CPU cores', 'backend µs/req', 'RSS MB', 'non-2xx', 'errors']];
+  const rows: string[][] = [['', `${unit}/s`, 'p50 ms', 'p99 ms', `CPU µs/${unit}`, 'of it user', 'CPU cores', 'backend µs/req', 'RSS MB', 'non-2xx', 'errors']];
   for (const p of PROXIES) {
     const s = results[p];
     if (s === undefined) continue;
-    rows.push([p, f0(s.requestsPerSec), f2(s.latencyP50Ms), f2(s.latencyP99Ms), f1(s.cpuUsPerRequest), f2(s.cpuCores), f1(s.backendCpuUsPerRequest), f0(s.rssMB), String(s.non2xx), String(s.errors)]);
+    rows.push([p, f0(s.requestsPerSec), f2(s.latencyP50Ms), f2(s.latencyP99Ms), f1(s.cpuUsPerRequest), f1(s.userUsPerRequest), f2(s.cpuCores), f1(s.backendCpuUsPerRequest), f0(s.rssMB), String(s.non2xx), String(s.errors)]);
   }
   for (const p of PORTICOS) {
     const portico = results[p];
     for (const other of ['nginx', 'node-baseline', 'node-relay'] as const) {
       const o = results[other];
       if (portico === undefined || o === undefined) continue;
-      rows.push([`${p}/${other}`, `${f2(portico.requestsPerSec / o.requestsPerSec)}x`, '', '', `${f2(portico.cpuUsPerRequest / o.cpuUsPerRequest)}x`, '', '', '', '', '']);
+      rows.push([`${p}/${other}`, `${f2(portico.requestsPerSec / o.requestsPerSec)}x`, '', '', `${f2(portico.cpuUsPerRequest / o.cpuUsPerRequest)}x`, '', '', '', '', '', '']);
     }
   }
   const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
@@ -425,8 +430,8 @@ function printScenario(name: string, unit: string, threads: number, workers: num
 function markdownTable(scenarios: Record<string, Record<string, unknown>>, commit: string | null, at: Date): string {
   const lines = [
     `<!-- written by npm run bench, ${at.toISOString()}, commit ${commit ?? '?'} -->`,
-    '| scenario | pinning | access log | proxy | req/s | p50 ms | p99 ms | CPU µs/req | CPU vs nginx | rounds |',
-    '|---|---|---|---|---:|---:|---:|---:|---:|---|',
+    '| scenario | pinning | access log | proxy | req/s | p50 ms | p99 ms | CPU µs/req | of it user | CPU vs nginx | rounds |',
+    '|---|---|---|---|---:|---:|---:|---:|---:|---:|---|',
   ];
   for (const [key, sc] of Object.entries(scenarios)) {
     const nginx = sc.nginx as ProxySummary | undefined;
@@ -435,7 +440,7 @@ function markdownTable(scenarios: Record<string, Record<string, unknown>>, commi
       if (s === undefined) continue;
       const vs = nginx !== undefined && p !== 'nginx' ? `${f2(s.cpuUsPerRequest / nginx.cpuUsPerRequest)}x` : '';
       const rounds = s.allRoundsNoisy ? 'all disturbed' : s.roundsSummarized.join(',');
-      lines.push(`| ${sc.scenario as string} | ${key.endsWith('@pinned') ? 'pinned' : 'unpinned'} | ${sc.accessLog === true ? 'on' : 'off'} | ${p} | ${f0(s.requestsPerSec)} | ${f2(s.latencyP50Ms)} | ${f2(s.latencyP99Ms)} | ${f1(s.cpuUsPerRequest)} | ${vs} | ${rounds} |`);
+      lines.push(`| ${sc.scenario as string} | ${key.endsWith('@pinned') ? 'pinned' : 'unpinned'} | ${sc.accessLog === true ? 'on' : 'off'} | ${p} | ${f0(s.requestsPerSec)} | ${f2(s.latencyP50Ms)} | ${f2(s.latencyP99Ms)} | ${f1(s.cpuUsPerRequest)} | ${f1(s.userUsPerRequest)} | ${vs} | ${rounds} |`);
     }
   }
   return `${lines.join('\n')}\n`;
@@ -591,7 +596,7 @@ async function main(): Promise<number> {
               for (const p of order) {
                 const r = await measure(load, o, targets[p]!, procs[p]!, backend, round + 1);
                 (runs[p] ??= []).push(r);
-                process.stdout.write(`  round ${round + 1} ${p.padEnd(13)} ${f0(r.requestsPerSec).padStart(8)} ${unit}/s  p50 ${f2(r.latencyMs.p50)} ms  p99 ${f2(r.latencyMs.p99)} ms  ${f1(r.cpuUsPerRequest)} CPU µs/${unit} (${f2(r.cpuCores)} cores, ${r.proxyProcesses} processes; ${load.name} ${f2(r.loadGeneratorCores)} cores)\n`);
+                process.stdout.write(`  round ${round + 1} ${p.padEnd(13)} ${f0(r.requestsPerSec).padStart(8)} ${unit}/s  p50 ${f2(r.latencyMs.p50)} ms  p99 ${f2(r.latencyMs.p99)} ms  ${f1(r.cpuUsPerRequest)} CPU µs/${unit} (${f1(r.userUsPerRequest)} user; ${f2(r.cpuCores)} cores, ${r.proxyProcesses} processes; ${load.name} ${f2(r.loadGeneratorCores)} cores)\n`);
                 const other = Math.max(r.otherBusyCores, r.otherBusyCoresDuring);
                 if (other > NOISY_CORES) {
                   const msg = `${key} round ${r.round} ${p}: other programs kept ${f2(other)} cores busy ${r.otherBusyCoresDuring > NOISY_CORES ? 'during' : 'just before'} the run; numbers are unreliable`;

@@ -207,6 +207,8 @@ interface ProcStat {
   readonly ppid: number;
   /** utime + stime of every thread of the process, in clock ticks. */
   readonly cpuTicks: number;
+  /** utime alone: the rest is the kernel's work for the process (system calls, its network stack). */
+  readonly userTicks: number;
 }
 
 function readStat(pid: number): ProcStat | undefined {
@@ -219,7 +221,7 @@ function readStat(pid: number): ProcStat | undefined {
   // The command name (field 2) is in parentheses and may contain spaces: fields resume after the last ')'.
   const rest = text.slice(text.lastIndexOf(')') + 2).split(' ');
   // rest[0] is field 3 (state); ppid is field 4, utime 14, stime 15.
-  return { ppid: Number(rest[1]), cpuTicks: Number(rest[11]) + Number(rest[12]) };
+  return { ppid: Number(rest[1]), cpuTicks: Number(rest[11]) + Number(rest[12]), userTicks: Number(rest[11]) };
 }
 
 /** utime + stime of one process (all its threads), in seconds; undefined once it is gone. */
@@ -258,31 +260,37 @@ export function processTree(rootPid: number): number[] {
 
 export interface CpuSample {
   readonly ticks: ReadonlyMap<number, number>;
+  readonly userTicks: ReadonlyMap<number, number>;
   readonly at: number;
 }
 
 /** CPU ticks of every process in the tree rooted at each pid. */
 export function sampleCpu(rootPids: readonly number[]): CpuSample {
   const ticks = new Map<number, number>();
+  const userTicks = new Map<number, number>();
   for (const root of rootPids) {
     for (const pid of processTree(root)) {
       const st = readStat(pid);
-      if (st !== undefined) ticks.set(pid, st.cpuTicks);
+      if (st === undefined) continue;
+      ticks.set(pid, st.cpuTicks);
+      userTicks.set(pid, st.userTicks);
     }
   }
-  return { ticks, at: performance.now() };
+  return { ticks, userTicks, at: performance.now() };
 }
 
 /**
  * CPU seconds the trees used between two samples. Processes that appeared in between count from
  * zero; processes that exited in between are lost (none should: the proxies are steady).
  */
-export function cpuSecondsBetween(before: CpuSample, after: CpuSample): { cpuSeconds: number; processes: number; vanished: number } {
+export function cpuSecondsBetween(before: CpuSample, after: CpuSample): { cpuSeconds: number; userSeconds: number; processes: number; vanished: number } {
   let ticks = 0;
+  let user = 0;
   for (const [pid, t] of after.ticks) ticks += t - (before.ticks.get(pid) ?? 0);
+  for (const [pid, t] of after.userTicks) user += t - (before.userTicks.get(pid) ?? 0);
   let vanished = 0;
   for (const pid of before.ticks.keys()) if (!after.ticks.has(pid)) vanished++;
-  return { cpuSeconds: ticks / clockTicks(), processes: after.ticks.size, vanished };
+  return { cpuSeconds: ticks / clockTicks(), userSeconds: user / clockTicks(), processes: after.ticks.size, vanished };
 }
 
 /** Resident memory of a process tree, in bytes (VmRSS of each process; shared pages count twice). */
